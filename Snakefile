@@ -1,0 +1,22 @@
+# vadusa: the experiment DAG. Rules live in workflow/rules/*.smk, one file per stage; each
+# calls the `vadusa` CLI and writes under results/<experiment>/.
+#
+#   snakemake --cores 2                                  # embedded default, default target
+#   snakemake --cores 2 --configfile config/tiny.yaml    # CI smoke run
+#   snakemake corpus --cores 2                           # just the corpus
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        default_targets(),

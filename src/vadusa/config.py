@@ -1,0 +1,297 @@
+"""Every default of the pipeline, in one place.
+
+A configuration is a tree of frozen dataclasses. YAML files in ``config/`` override the
+defaults written here; ``--set key.path=value`` overrides the files. Every file and every
+override is validated against one JSON schema (``schemas/config.schema.json``, also used by
+the Snakemake workflow) whose objects all set ``additionalProperties: false``, so a misspelt
+key fails loudly with the file and the key named, instead of silently falling back to a
+default.
+
+    cfg = load_config(["config/tiny.yaml"], overrides=["corpus.synthetic.hours=0.1"])
+    cfg.corpus.synthetic.hours  # 0.1
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.json"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message names the source and the key."""
+
+
+# --------------------------------------------------------------------------------------------
+# The configuration tree. Comments give the reason for a default where it is our choice.
+# --------------------------------------------------------------------------------------------
+
+#: Voices of the embedded synthetic corpus: eight distinct voices from three engines that all
+#: install offline (Debian flite/festival, PyPI piper). See ``vadusa.data.voices``.
+DEFAULT_VOICES = (
+    "flite_rms",
+    "flite_slt",
+    "flite_awb",
+    "flite_kal16",
+    "festival_kal",
+    "festival_ked",
+    "festival_slt_hts",
+    "piper_joe",
+)
+
+
+@dataclass(frozen=True)
+class SyntheticCorpusConfig:
+    """The embedded default corpus, synthesized offline."""
+
+    voices: tuple[str, ...] = DEFAULT_VOICES
+    hours: float = 3.0  # target amount of speech, estimated from word counts before synthesis
+    fortunes_dir: str = "/usr/share/games/fortunes"  # Debian fortunes + fortunes-min
+    min_words: int = 5
+    max_words: int = 20
+    dev_fraction: float = 0.05  # fraction of sentences (not speakers) held out for dev
+    test_fraction: float = 0.05
+    workers: int = 2  # parallel synthesis processes
+    chunk_size: int = 20  # sentences per job; festival starts once per chunk
+    trim_silence: bool = True  # engines pad differently; trim to a common 0.1 s margin
+
+
+@dataclass(frozen=True)
+class LibriTTSConfig:
+    """The real LibriTTS layout: ``<root>/<subset>/<speaker>/<chapter>/<id>.wav``."""
+
+    root: str = ""
+    # subset -> split. Our choice: the usual clean training subsets, dev-clean, test-clean.
+    subsets: dict[str, str] = field(
+        default_factory=lambda: {
+            "train-clean-100": "train",
+            "train-clean-360": "train",
+            "dev-clean": "dev",
+            "test-clean": "test",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class LibriheavyConfig:
+    """Libriheavy's lhotse cut manifests (jsonl.gz) and the LibriLight audio they point to."""
+
+    # split -> cuts manifest, e.g. {"train": ".../libriheavy_cuts_small.jsonl.gz"}
+    manifests: dict[str, str] = field(default_factory=dict)
+    audio_root: str = ""  # recordings' "source" paths are relative to this directory
+    text_field: str = "texts"  # texts[0]: cased text with punctuation (supervision custom)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    source: str = "synthetic"  # synthetic | libritts | libriheavy
+    sample_rate: int = 16000  # synthetic audio is written at this rate
+    min_duration: float = 0.5  # seconds; shorter utterances are skipped
+    max_duration: float = 20.0  # seconds; longer ones are skipped (attention cost)
+    strict: bool = False  # fail on corrupt audio instead of counting and skipping it
+    synthetic: SyntheticCorpusConfig = field(default_factory=SyntheticCorpusConfig)
+    libritts: LibriTTSConfig = field(default_factory=LibriTTSConfig)
+    libriheavy: LibriheavyConfig = field(default_factory=LibriheavyConfig)
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    # Our choice: characters. They need no G2P model, cover every corpus here, and the
+    # synthetic voices pronounce from the same spelling. See ``vadusa.data.text``.
+    frontend: str = "characters"
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The Whisper ASR that scores intelligibility (WER/CER)."""
+
+    model: str = "tiny.en"  # tiny.en | base
+    model_dir: str = ""  # a local CTranslate2 Whisper directory; overrides ``model``
+    compute_type: str = "int8"
+    beam_size: int = 1
+    threads: int = 2
+    qa_per_voice: int = 50  # utterances per voice scored by ``vadusa corpus-qa``
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    backend: str = "wandb"  # wandb | files | none
+    project: str = "vadusa"
+    entity: str = ""
+    mode: str = "offline"  # offline | online | disabled; WANDB_MODE in the environment wins
+
+
+@dataclass(frozen=True)
+class Config:
+    experiment: str = "default"  # results go to <results_dir>/<experiment>/
+    seed: int = 1234
+    results_dir: str = "results"
+    corpus: CorpusConfig = field(default_factory=CorpusConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    @property
+    def experiment_dir(self) -> Path:
+        return Path(self.results_dir) / self.experiment
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(self)
+
+    def section_hash(self, *keys: str) -> str:
+        """A short digest of some top-level sections: lets the workflow re-run a stage only
+        when the part of the configuration it reads has changed."""
+        plain = self.to_dict()
+        blob = json.dumps({k: plain[k] for k in keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Config:
+        validate(data, source)
+        return _build(cls, data)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, validating, overriding.
+# --------------------------------------------------------------------------------------------
+
+
+def load_schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def validate(data: Mapping[str, Any], source: str) -> None:
+    """Validate a (possibly partial) configuration; raise ConfigError naming source and key."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    raise ConfigError("\n".join(_describe(e, source) for e in errors))
+
+
+def _describe(error: jsonschema.ValidationError, source: str) -> str:
+    where = ".".join(str(p) for p in error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        lines = []
+        for key in unknown:
+            full = f"{where}.{key}" if where else key
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}"
+            lines.append(f"{source}: unknown config key '{full}' ({fix})")
+        return "\n".join(lines)
+    return f"{source}: config key '{where or '<top>'}': {error.message}"
+
+
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``; nested mappings merge, other values replace."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"a.b.c=value"`` -> ``{"a": {"b": {"c": value}}}``, the value parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. corpus.synthetic.hours=0.5")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from exc
+    for part in reversed(parts):
+        value = {part: value}
+    return value
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
+    return data
+
+
+def merge_sources(
+    files: Iterable[str | Path] = (), overrides: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Read, validate (each on its own, so errors name it) and merge files, then overrides."""
+    merged: dict[str, Any] = {}
+    for path in files:
+        data = read_yaml(path)
+        validate(data, str(path))
+        merged = deep_merge(merged, data)
+    for text in overrides:
+        data = parse_override(text)
+        validate(data, f"--set {text}")
+        merged = deep_merge(merged, data)
+    return merged
+
+
+def load_config(files: Iterable[str | Path] = (), overrides: Iterable[str] = ()) -> Config:
+    return Config.from_dict(merge_sources(files, overrides), source="merged config")
+
+
+def dump_config(cfg: Config, path: str | Path) -> None:
+    """Write the fully resolved configuration (defaults included) as YAML."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    if not Path(path).exists() or Path(path).read_text() != text:  # keep mtime when unchanged
+        Path(path).write_text(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Dataclass <-> plain data.
+# --------------------------------------------------------------------------------------------
+
+
+def _build(cls: type, data: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            value = _build(hint, value)
+        elif typing.get_origin(hint) is tuple:
+            value = tuple(value)
+        elif typing.get_origin(hint) is dict:
+            value = dict(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def _to_plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        return {f.name: _to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [_to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    return obj

@@ -1,0 +1,1 @@
+"""Corpora: sources -> validated, immutable manifest records (jsonl.gz) + the text front end."""

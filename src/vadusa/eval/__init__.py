@@ -1,0 +1,1 @@
+"""Evaluation: the Whisper judge, WER/CER, corpus quality checks."""

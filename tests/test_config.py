@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vadusa.config import (
+    Config,
+    ConfigError,
+    dump_config,
+    load_config,
+    load_schema,
+    parse_override,
+)
+
+CONFIG_FILES = ["config.yaml", "tiny.yaml", "libritts.yaml", "libriheavy.yaml"]
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_shipped_configs_load(repo: Path, name: str) -> None:
+    cfg = load_config([repo / "config" / name])
+    assert cfg.experiment == Path(name).stem if name != "config.yaml" else "default"
+
+
+def test_defaults_are_the_embedded_default(repo: Path) -> None:
+    cfg = load_config([repo / "config" / "config.yaml"])
+    assert cfg.corpus.source == "synthetic"
+    assert len(cfg.corpus.synthetic.voices) >= 8
+    assert cfg.corpus.synthetic.hours == pytest.approx(3.0)
+
+
+def test_typo_names_key_and_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("corpus:\n  synthetc:\n    hours: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config([bad])
+    message = str(err.value)
+    assert str(bad) in message
+    assert "corpus.synthetc" in message
+    assert "did you mean 'synthetic'" in message
+
+
+def test_wrong_type_names_key_and_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("corpus:\n  synthetic:\n    hours: lots\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: config key 'corpus.synthetic.hours'"):
+        load_config([bad])
+
+
+def test_bad_enum_value(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="corpus.source"):
+        load_config(overrides=["corpus.source=librispeech"])
+
+
+def test_override_parses_yaml_values() -> None:
+    assert parse_override("corpus.synthetic.hours=0.5") == {"corpus": {"synthetic": {"hours": 0.5}}}
+    assert parse_override("corpus.strict=true") == {"corpus": {"strict": True}}
+    cfg = load_config(overrides=["corpus.synthetic.voices=[flite_rms, flite_slt]", "seed=3"])
+    assert cfg.corpus.synthetic.voices == ("flite_rms", "flite_slt")
+    assert cfg.seed == 3
+
+
+def test_override_errors_name_the_override() -> None:
+    with pytest.raises(ConfigError, match=r"--set corpus.synthetic.hourz=1: unknown config key"):
+        load_config(overrides=["corpus.synthetic.hourz=1"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(overrides=["corpus.synthetic.hours"])
+
+
+def test_later_sources_win(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("seed: 1\ncorpus:\n  sample_rate: 22050\n")
+    b.write_text("seed: 2\n")
+    cfg = load_config([a, b], ["corpus.strict=true"])
+    assert (cfg.seed, cfg.corpus.sample_rate, cfg.corpus.strict) == (2, 22050, True)
+
+
+def test_config_is_frozen() -> None:
+    cfg = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.seed = 5  # type: ignore[misc]
+
+
+def test_resolved_config_round_trips(tmp_path: Path) -> None:
+    cfg = load_config(overrides=["corpus.synthetic.hours=0.2", "experiment=x"])
+    dump_config(cfg, tmp_path / "resolved.yaml")
+    again = load_config([tmp_path / "resolved.yaml"])
+    assert again == cfg
+    mtime = (tmp_path / "resolved.yaml").stat().st_mtime_ns
+    dump_config(cfg, tmp_path / "resolved.yaml")  # unchanged content: file left alone
+    assert (tmp_path / "resolved.yaml").stat().st_mtime_ns == mtime
+
+
+def test_section_hash_tracks_only_its_sections() -> None:
+    a = load_config()
+    b = load_config(overrides=["judge.beam_size=3"])
+    assert a.section_hash("corpus") == b.section_hash("corpus")
+    assert a.section_hash("judge") != b.section_hash("judge")
+
+
+def _schema_keys(schema: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for name, sub in schema.get("properties", {}).items():
+        keys.add(prefix + name)
+        if sub.get("type") == "object" and "properties" in sub:
+            keys |= _schema_keys(sub, prefix + name + ".")
+    return keys
+
+
+def _dataclass_keys(cls: type, prefix: str = "") -> set[str]:
+    keys = set()
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        keys.add(prefix + f.name)
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys |= _dataclass_keys(hints[f.name], prefix + f.name + ".")
+    return keys
+
+
+def test_schema_and_dataclasses_agree() -> None:
+    schema_keys = _schema_keys(load_schema())
+    # libriheavy.manifests is a mapping in Python and an object of splits in the schema
+    schema_keys -= {"corpus.libriheavy.manifests." + s for s in ("train", "dev", "test")}
+    assert schema_keys == _dataclass_keys(Config)
+
+
+def test_every_object_in_schema_forbids_extra_keys() -> None:
+    def walk(node: dict, where: str) -> None:
+        if node.get("type") == "object" and "properties" in node:
+            assert node.get("additionalProperties") is False, where
+            for name, sub in node["properties"].items():
+                walk(sub, f"{where}.{name}")
+
+    walk(load_schema(), "<root>")
+
+
+def test_workflow_schema_is_the_package_schema(repo: Path) -> None:
+    workflow_schema = repo / "workflow" / "schemas" / "config.schema.json"
+    assert yaml.safe_load(workflow_schema.read_text()) == load_schema()

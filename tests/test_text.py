@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vadusa.data.text import (
+    CHARACTERS,
+    SymbolTable,
+    TextError,
+    fortune_sentences,
+    is_clean_sentence,
+    normalize,
+    number_to_words,
+    ordinal_words,
+    split_sentences,
+    symbol_table,
+)
+
+
+@pytest.mark.parametrize(
+    ("n", "words"),
+    [(0, "zero"), (7, "seven"), (13, "thirteen"), (40, "forty"), (42, "forty two"),
+     (100, "one hundred"), (1905, "one thousand nine hundred five"),
+     (2_000_017, "two million seventeen")],
+)
+def test_number_to_words(n: int, words: str) -> None:
+    assert number_to_words(n) == words
+
+
+def test_ordinals() -> None:
+    assert [ordinal_words(n) for n in (1, 2, 3, 5, 12, 20, 21)] == [
+        "first", "second", "third", "fifth", "twelfth", "twentieth", "twenty first"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("Hello, World!", "hello, world!"),
+        ("It's 3 o'clock -- time to go.", "it's three o'clock, time to go."),
+        ("Caf\u00e9 \u201cnoir\u201d & cr\u00e8me?!", "cafe noir and creme?"),
+        ("He paid 1,000 dollars on the 21st.", "he paid one thousand dollars on the twenty first."),
+        ("  spaces   everywhere  ", "spaces everywhere"),
+        ("***", ""),
+    ],
+)
+def test_normalize(raw: str, clean: str) -> None:
+    assert normalize(raw) == clean
+
+
+def test_normalized_text_is_in_the_inventory() -> None:
+    table = symbol_table("characters")
+    text = normalize("Wait -- what's 42? Nothing: a $5 bill & a 2nd try!")
+    assert table.decode(table.encode(text)) == text
+
+
+def test_symbol_table_round_trip(tmp_path: Path) -> None:
+    table = SymbolTable()
+    table.save(tmp_path / "symbols.json")
+    assert SymbolTable.load(tmp_path / "symbols.json") == table
+    assert len(table) == len(CHARACTERS) == len(set(CHARACTERS))
+
+
+def test_unknown_symbols_and_frontends_are_errors() -> None:
+    with pytest.raises(TextError, match="not in the inventory"):
+        SymbolTable().encode("hello #1")
+    with pytest.raises(TextError, match="unknown text frontend"):
+        symbol_table("phonemes")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "ok"),
+    [
+        ("The quick brown fox jumps over the lazy dog.", True),
+        ("Don't panic, it's only a test!", True),
+        ("Is this the real life?", True),
+        ("Too short.", False),
+        ("The NASA budget was cut again this year.", False),  # acronym
+        ("Mr Smith went to the market today.", False),  # abbreviation
+        ("He bought 3 apples at the market today.", False),  # digits
+        ("She said \"hello\" to everyone in the room.", False),  # quotes
+        ("no capital letter at the start of this one.", False),
+        ("There is no final punctuation mark here", False),
+        ("Wait... what happened to all the others?", False),
+    ],
+)
+def test_clean_sentence_filter(sentence: str, ok: bool) -> None:
+    assert is_clean_sentence(sentence, min_words=5, max_words=20) is ok
+
+
+def test_split_sentences() -> None:
+    assert split_sentences("One two three. Four five?  Six!\nSeven") == [
+        "One two three.", "Four five?", "Six!", "Seven"]
+
+
+def test_fortune_sentences_from_files(tmp_path: Path) -> None:
+    (tmp_path / "wisdom").write_text(
+        "A penny saved is a penny earned. Do not count your chickens before they hatch.\n%\n"
+        "The early bird catches the worm, they say.\n\t\t-- Proverb\n%\n"
+        "\tRoses are red,\n\tviolets are blue,\n\tthis verse is indented and dropped.\n%\n"
+        "A penny saved is a penny earned.\n")
+    (tmp_path / "wisdom.dat").write_bytes(b"\x00\x01")  # index files are ignored
+    sentences = fortune_sentences(tmp_path, min_words=5, max_words=20)
+    assert sentences == sorted([
+        "A penny saved is a penny earned.",
+        "Do not count your chickens before they hatch.",
+        "The early bird catches the worm, they say.",
+    ])
+
+
+def test_missing_fortunes_dir_says_how_to_install(tmp_path: Path) -> None:
+    with pytest.raises(TextError, match="apt-get install fortunes"):
+        fortune_sentences(tmp_path / "nope", 5, 20)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from vadusa.config import load_config
+from vadusa.tracking import FileTracker, NullTracker, open_tracker
+
+
+def test_null_tracker(tmp_path: Path) -> None:
+    cfg = load_config(overrides=["tracking.backend=none", f"results_dir={tmp_path}"])
+    with open_tracker(cfg, stage="x", out_dir=tmp_path) as tracker:
+        assert isinstance(tracker, NullTracker)
+        tracker.log({"loss": 1.0}, step=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_file_tracker_writes_history_summary_tables(tmp_path: Path) -> None:
+    cfg = load_config(overrides=["tracking.backend=files", f"results_dir={tmp_path}"])
+    with open_tracker(cfg, stage="train", out_dir=tmp_path / "stage") as tracker:
+        assert isinstance(tracker, FileTracker)
+        tracker.log({"loss": 2.0}, step=1)
+        tracker.log({"loss": 1.5}, step=2)
+        tracker.log_summary({"final_loss": 1.5})
+        tracker.log_table("per_voice", ["voice", "wer"], [["a", 0.1], ["b", 0.2]])
+        tracker.log_artifact(tmp_path / "stage", "corpus", "dataset")
+    run = tmp_path / "stage" / "tracking" / "train"
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert history == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]
+    assert json.loads((run / "summary.json").read_text()) == {"final_loss": 1.5}
+    assert (run / "per_voice.csv").read_text().splitlines() == ["voice,wer", "a,0.1", "b,0.2"]
+    assert "tracking:" in (run / "config.yaml").read_text()
+    assert json.loads((run / "artifacts.json").read_text())[0]["type"] == "dataset"
+
+
+def test_wandb_disabled_writes_nothing(tmp_path: Path) -> None:
+    # conftest sets WANDB_MODE=disabled, which wins over tracking.mode
+    cfg = load_config(overrides=["tracking.backend=wandb", f"results_dir={tmp_path}"])
+    with open_tracker(cfg, stage="prepare", out_dir=tmp_path) as tracker:
+        tracker.log({"loss": 1.0}, step=0)
+        tracker.log_summary({"hours": 1.0})
+        tracker.log_table("t", ["a"], [[1]])
+    assert not list((tmp_path / "default" / "wandb").glob("*run-*"))

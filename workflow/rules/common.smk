@@ -1,0 +1,36 @@
+# Config validation, the resolved config file, paths and input functions shared by all rules.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+try:
+    from vadusa.config import Config, ConfigError, dump_config
+    from vadusa.data.manifest import SPLITS
+except ImportError as exc:
+    raise WorkflowError(
+        f"cannot import the vadusa package ({exc}); install it first: "
+        "`bash scripts/setup.sh` (or `pip install -e .`)"
+    )
+
+_sources = " + ".join(str(p) for p in workflow.configfiles) or "the workflow config"
+try:
+    CFG = Config.from_dict(config, source=_sources)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration:\n{exc}")
+# The same schema, the Snakemake way (it has no defaults: those live in vadusa.config).
+validate(config, schema="../schemas/config.schema.json")
+
+EXP = str(CFG.experiment_dir)  # results/<experiment>
+CORPUS = f"{EXP}/corpus"
+LOGS = f"{EXP}/logs"
+
+# Every job reads the fully resolved configuration (defaults included) from one file; it is
+# rewritten only when it changes. Jobs re-run when the config sections they read change,
+# through a digest of those sections in their params (Snakemake's params rerun trigger).
+RESOLVED = f"{EXP}/config.yaml"
+dump_config(CFG, RESOLVED)
+
+
+def default_targets():
+    return [f"{CORPUS}/stats.json", f"{CORPUS}/qa/metrics.json"]

@@ -1,0 +1,43 @@
+# Corpus stage: synthesize or screen the corpus, then measure the judge's WER on it.
+
+
+rule prepare_corpus:
+    output:
+        manifests=expand(f"{CORPUS}/manifests/{{split}}.jsonl.gz", split=SPLITS),
+        symbols=f"{CORPUS}/symbols.json",
+        stats=f"{CORPUS}/stats.json",
+    params:
+        config_digest=CFG.section_hash("corpus", "text", "seed"),
+    log:
+        f"{LOGS}/prepare_corpus.log",
+    threads: CFG.corpus.synthetic.workers
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "vadusa prepare --config {RESOLVED} --set corpus.synthetic.workers={threads} "
+        "--out {CORPUS} > {log} 2>&1"
+
+
+rule corpus_qa:
+    input:
+        rules.prepare_corpus.output.manifests,
+    output:
+        f"{CORPUS}/qa/metrics.json",
+    params:
+        config_digest=CFG.section_hash("judge", "seed"),
+    log:
+        f"{LOGS}/corpus_qa.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "vadusa corpus-qa --config {RESOLVED} --set judge.threads={threads} "
+        "--corpus {CORPUS} --out {output} > {log} 2>&1"
+
+
+rule corpus:
+    input:
+        rules.prepare_corpus.output.stats,
+        rules.corpus_qa.output,
