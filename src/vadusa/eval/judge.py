@@ -8,6 +8,7 @@ without conditioning on previous text, so each utterance is judged on its own.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -45,6 +46,7 @@ def judge_model_dir(cfg: JudgeConfig) -> Path:
 class WhisperJudge:
     def __init__(self, cfg: JudgeConfig) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per utterance
         from faster_whisper import WhisperModel  # noqa: PLC0415
 
         self.cfg = cfg
