@@ -55,7 +55,9 @@ def test_prepare_then_corpus_qa(tmp_path: Path, repo: Path, tiny_overrides: list
     assert (corpus / "manifests" / "test.jsonl.gz").is_file()
     assert json.loads((corpus / "tracking" / "prepare" / "summary.json").read_text())[
         "corpus/speakers"] == 4
+    assert (corpus / "hours_per_speaker.png").stat().st_size > 0
     assert main(["corpus-qa", *config, *sets, "--per-voice", "2"]) == 0
+    assert (corpus / "qa" / "wer_per_voice.png").stat().st_size > 0
     qa = json.loads((corpus / "qa" / "metrics.json").read_text())
     assert qa["overall"]["utterances"] == 8 and len(qa["voices"]) == 4
     assert 0.0 <= qa["overall"]["wer"] < 0.6

@@ -24,6 +24,8 @@ def test_file_tracker_writes_history_summary_tables(tmp_path: Path) -> None:
         tracker.log_summary({"final_loss": 1.5})
         tracker.log_table("per_voice", ["voice", "wer"], [["a", 0.1], ["b", 0.2]])
         tracker.log_artifact(tmp_path / "stage", "corpus", "dataset")
+        (tmp_path / "fig.png").write_bytes(b"png")
+        tracker.log_figure("corpus/hours", tmp_path / "fig.png")
     run = tmp_path / "stage" / "tracking" / "train"
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     assert history == [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}]
@@ -31,6 +33,7 @@ def test_file_tracker_writes_history_summary_tables(tmp_path: Path) -> None:
     assert (run / "per_voice.csv").read_text().splitlines() == ["voice,wer", "a,0.1", "b,0.2"]
     assert "tracking:" in (run / "config.yaml").read_text()
     assert json.loads((run / "artifacts.json").read_text())[0]["type"] == "dataset"
+    assert (run / "corpus" / "hours.png").read_bytes() == b"png"
 
 
 def test_wandb_disabled_writes_nothing(tmp_path: Path) -> None:

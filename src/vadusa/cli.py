@@ -108,6 +108,7 @@ def cmd_prepare(cfg: Config, args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else cfg.experiment_dir / "corpus"
     with open_tracker(cfg, stage="prepare", out_dir=out) as tracker:
         stats = prepare_corpus(cfg, out)
+        tracker.log_figure("corpus/hours_per_speaker", out / "hours_per_speaker.png")
         tracker.log_summary({"corpus/total_hours": stats["total_hours"],
                              "corpus/speakers": stats["speakers"],
                              **{f"corpus/{s}_hours": h for s, h in stats["hours"].items()}})
@@ -125,6 +126,7 @@ def cmd_corpus_qa(cfg: Config, args: argparse.Namespace) -> int:
     per_voice = args.per_voice or cfg.judge.qa_per_voice
     with open_tracker(cfg, stage="corpus-qa", out_dir=out.parent) as tracker:
         result = run_corpus_qa(cfg, corpus, out, per_voice)
+        tracker.log_figure("corpus_qa/wer_per_voice", out.parent / "wer_per_voice.png")
         tracker.log_summary({f"corpus_qa/wer/{v}": m["wer"] for v, m in result["voices"].items()}
                             | {"corpus_qa/wer": result["overall"]["wer"]})
         tracker.log_table("corpus_qa", ["voice", "utterances", "wer", "cer"],

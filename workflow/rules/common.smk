@@ -33,4 +33,4 @@ dump_config(CFG, RESOLVED)
 
 
 def default_targets():
-    return [f"{CORPUS}/stats.json", f"{CORPUS}/qa/metrics.json"]
+    return [rules.corpus.input]

@@ -6,6 +6,7 @@ rule prepare_corpus:
         manifests=expand(f"{CORPUS}/manifests/{{split}}.jsonl.gz", split=SPLITS),
         symbols=f"{CORPUS}/symbols.json",
         stats=f"{CORPUS}/stats.json",
+        figure=f"{CORPUS}/hours_per_speaker.png",
     params:
         config_digest=CFG.section_hash("corpus", "text", "seed"),
     log:
@@ -23,7 +24,8 @@ rule corpus_qa:
     input:
         rules.prepare_corpus.output.manifests,
     output:
-        f"{CORPUS}/qa/metrics.json",
+        metrics=f"{CORPUS}/qa/metrics.json",
+        figure=f"{CORPUS}/qa/wer_per_voice.png",
     params:
         config_digest=CFG.section_hash("judge", "seed"),
     log:
@@ -34,10 +36,10 @@ rule corpus_qa:
         runtime=60,
     shell:
         "vadusa corpus-qa --config {RESOLVED} --set judge.threads={threads} "
-        "--corpus {CORPUS} --out {output} > {log} 2>&1"
+        "--corpus {CORPUS} --out {output.metrics} > {log} 2>&1"
 
 
 rule corpus:
     input:
-        rules.prepare_corpus.output.stats,
+        rules.prepare_corpus.output,
         rules.corpus_qa.output,

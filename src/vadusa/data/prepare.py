@@ -3,6 +3,7 @@
     manifests/{train,dev,test}.jsonl.gz   one Utterance record per line
     symbols.json                          the text front end's input symbols
     stats.json                            hours per split and per speaker x split
+    hours_per_speaker.png                 the same as a bar chart
     skipped.tsv                           unusable source files and why (real corpora)
 """
 
@@ -19,6 +20,7 @@ from vadusa.config import Config
 from vadusa.data.candidates import Screening, to_records
 from vadusa.data.manifest import SPLITS, Utterance, manifest_path, write_manifest
 from vadusa.data.text import symbol_table
+from vadusa.eval.figures import grouped_bars
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ def prepare_corpus(cfg: Config, corpus_dir: str | Path) -> dict[str, Any]:
     write_text_atomic(corpus_dir / "skipped.tsv",
                       "".join(f"{path}\t{why}\n" for path, why in screening.skipped))
     write_text_atomic(corpus_dir / "stats.json", json.dumps(stats, indent=1) + "\n")
+    grouped_bars(stats["hours_per_speaker"], SPLITS, corpus_dir / "hours_per_speaker.png",
+                 f"{source} corpus: {stats['total_hours']:.2f} h", "hours")
     return stats
 
 

@@ -19,6 +19,7 @@ from vadusa.atomic import write_text_atomic
 from vadusa.config import Config
 from vadusa.data import audio
 from vadusa.data.manifest import SPLITS, manifest_path, read_manifest
+from vadusa.eval.figures import grouped_bars
 from vadusa.eval.judge import WhisperJudge
 from vadusa.eval.wer import error_rates
 
@@ -62,6 +63,10 @@ def run_corpus_qa(cfg: Config, corpus_dir: str | Path, out_path: str | Path,
         "per_utterance": results,
     }
     write_text_atomic(out_path, json.dumps(metrics, indent=1) + "\n")
+    grouped_bars({v: {"WER": 100 * m["wer"], "CER": 100 * m["cer"]}
+                  for v, m in {**metrics["voices"], "all": metrics["overall"]}.items()},
+                 ["WER", "CER"], Path(out_path).parent / "wer_per_voice.png",
+                 f"Whisper {metrics['judge']} on the corpus", "%")
     return metrics
 
 

@@ -33,13 +33,17 @@ class FileTracker(Tracker):
         write_text_atomic(self.run_dir / "summary.json", json.dumps(self._summary, indent=1))
 
     def log_table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        with open(self.run_dir / f"{name}.csv", "w", newline="") as f:
+        target = self.run_dir / f"{name}.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(columns)
             writer.writerows(rows)
 
     def log_figure(self, name: str, path: str | Path) -> None:
-        shutil.copyfile(path, self.run_dir / f"{name}{Path(path).suffix}")
+        target = self.run_dir / f"{name}{Path(path).suffix}"  # "a/b" names nest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
 
     def log_artifact(self, path: str | Path, name: str, kind: str) -> None:
         self._artifacts.append({"path": str(Path(path).resolve()), "name": name, "type": kind})
