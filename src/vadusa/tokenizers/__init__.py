@@ -1,0 +1,1 @@
+"""Speech tokens: feature extractors + quantizers behind one contract (see ``base``)."""
