@@ -1,0 +1,1 @@
+"""Training loops: self-supervised speech models, the unit vocoder (and later the AR model)."""
