@@ -37,3 +37,20 @@ def grouped_bars(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def sorted_bars(values: Sequence[float], path: str | Path, title: str, ylabel: str) -> Path:
+    """Values sorted from largest to smallest (a rank plot, e.g. cluster usage)."""
+    ordered = sorted(values, reverse=True)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar(range(len(ordered)), ordered, width=1.0)
+    ax.set_xlabel("rank")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -75,19 +75,22 @@ class Tokenizer:
     def pad_id(self) -> int:
         return self.vocab_size + 2
 
-    def features(self, wave: np.ndarray | torch.Tensor, sample_rate: int) -> torch.Tensor:
-        """Checked, resampled waveform -> (F, D) features."""
-        wave = np.asarray(wave, dtype=np.float32).reshape(-1)
-        if len(wave) < MIN_SECONDS * sample_rate:
-            raise TokenizerError(f"audio too short to tokenize: {len(wave) / sample_rate:.3f} s "
-                                 f"(at least {MIN_SECONDS} s)")
-        if float(np.sqrt(np.mean(wave**2))) < SILENCE_RMS:
-            raise TokenizerError("audio is silent (RMS below 1e-4): nothing to tokenize")
-        wave = resample(wave, sample_rate, self.sample_rate)
-        with torch.inference_mode():
-            return self.extractor.extract(torch.from_numpy(wave))
-
     def encode(self, wave: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
+        """(T,) at ``sample_rate`` -> (F,) int64 token ids."""
         with torch.inference_mode():
-            ids = self.quantizer.quantize(self.features(wave, sample_rate))
+            ids = self.quantizer.quantize(extract_features(self.extractor, wave, sample_rate))
         return ids.cpu().numpy().astype(np.int64)
+
+
+def extract_features(extractor: FeatureExtractor, wave: np.ndarray | torch.Tensor,
+                     sample_rate: int) -> torch.Tensor:
+    """Checked, resampled waveform -> (F, D) features."""
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    if len(wave) < MIN_SECONDS * sample_rate:
+        raise TokenizerError(f"audio too short to tokenize: {len(wave) / sample_rate:.3f} s "
+                             f"(at least {MIN_SECONDS} s)")
+    if float(np.sqrt(np.mean(wave**2))) < SILENCE_RMS:
+        raise TokenizerError("audio is silent (RMS below 1e-4): nothing to tokenize")
+    wave = resample(wave, sample_rate, extractor.sample_rate)
+    with torch.inference_mode():
+        return extractor.extract(torch.from_numpy(wave))

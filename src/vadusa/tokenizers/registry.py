@@ -1,0 +1,51 @@
+"""From a config name to a tokenizer: ``family`` -> feature extractor (+ k-means artifact).
+
+Artifacts of a family live in ``results/<experiment>/tokens/<family>/``:
+``ssl/model.pt`` (a from-scratch HuBERT/wav2vec2), ``kmeans.npz``, token files, ``stats.json``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from vadusa.config import Config
+from vadusa.tokenizers.base import FeatureExtractor, Tokenizer
+from vadusa.tokenizers.kmeans import KMeansQuantizer
+
+FAMILIES = ("whisper", "hubert", "wav2vec2")
+
+
+def family_dir(cfg: Config, family: str) -> Path:
+    return cfg.experiment_dir / "tokens" / family
+
+
+def build_extractor(cfg: Config, family: str, device: torch.device | None = None
+                    ) -> FeatureExtractor:
+    device = device or torch.device("cpu")
+    if family == "whisper":
+        from vadusa.eval.judge import judge_model_dir  # noqa: PLC0415
+        from vadusa.tokenizers.whisper import WhisperEncoderFeatures  # noqa: PLC0415
+
+        units = cfg.tokens.whisper
+        model_dir = units.model_dir or judge_model_dir(cfg.judge)
+        return WhisperEncoderFeatures(model_dir, pool=units.pool, threads=cfg.judge.threads,
+                                      device="cuda" if device.type == "cuda" else "cpu")
+    if family in ("hubert", "wav2vec2"):
+        from vadusa.tokenizers.ssl import build_ssl_extractor  # noqa: PLC0415
+
+        units = getattr(cfg.tokens, family)
+        scratch = family_dir(cfg, family) / "ssl" / "model.pt"
+        return build_ssl_extractor(family, units, scratch if units.weights == "scratch" else None,
+                                   device)
+    raise ValueError(f"unknown token family {family!r} (available: {', '.join(FAMILIES)})")
+
+
+def n_clusters(cfg: Config, family: str) -> int:
+    return getattr(cfg.tokens, family).n_clusters
+
+
+def load_tokenizer(cfg: Config, family: str, device: torch.device | None = None) -> Tokenizer:
+    quantizer = KMeansQuantizer.load(family_dir(cfg, family) / "kmeans.npz")
+    return Tokenizer(family, build_extractor(cfg, family, device), quantizer)

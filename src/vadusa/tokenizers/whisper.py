@@ -1,0 +1,60 @@
+"""Whisper encoder features: the pretrained speech encoder that ships offline.
+
+Shapes: T samples (16 kHz), M log-mel frames (100 Hz), F encoder frames (50 Hz / pool), D dims.
+
+The CTranslate2 model (through faster-whisper) encodes inputs shorter than Whisper's 30 s
+window directly, so each utterance is encoded at its own length (no padding to 30 s: 20x less
+work for 3 s utterances). Longer audio is encoded in 30 s windows and the frames concatenated.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+WINDOW_MEL_FRAMES = 3000  # Whisper's 30 s window at 100 mel frames per second
+
+
+class WhisperEncoderFeatures:
+    name = "whisper"
+    sample_rate = 16000
+
+    def __init__(self, model_dir: str | Path, pool: int = 1, threads: int = 2,
+                 device: str = "cpu") -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+        import ctranslate2  # noqa: PLC0415
+        from faster_whisper import WhisperModel  # noqa: PLC0415
+
+        self._storage = ctranslate2.StorageView
+        compute = "int8" if device == "cpu" else "float16"
+        self.model = WhisperModel(str(model_dir), device=device, compute_type=compute,
+                                  cpu_threads=threads, local_files_only=True)
+        self.pool = pool
+        self.hop_length = 320 * pool  # 160-sample mel hop, x2 by the encoder's strided conv
+        probe = self._encode_mel(np.zeros((80, 4), dtype=np.float32))
+        self.dim = int(probe.shape[-1])
+
+    def _encode_mel(self, mel: np.ndarray) -> np.ndarray:
+        """(80, M) with M even -> (M / 2, D)."""
+        batch = self._storage.from_array(np.ascontiguousarray(mel[None]))  # (1, 80, M)
+        return np.asarray(self.model.model.encode(batch, to_cpu=True))[0]
+
+    def extract(self, wave: torch.Tensor) -> torch.Tensor:
+        """(T,) -> (T // hop_length, D)."""
+        samples = wave.detach().cpu().numpy().astype(np.float32)
+        mel = self.model.feature_extractor(samples)  # (80, M'), M' = T // 160 + 1
+        frames = (len(samples) // 320) * 2  # even, so the encoder gives exactly T // 320
+        mel = mel[:, :frames]
+        outputs = [self._encode_mel(mel[:, s:s + WINDOW_MEL_FRAMES])
+                   for s in range(0, frames, WINDOW_MEL_FRAMES)]
+        feats = torch.from_numpy(np.concatenate(outputs))  # (T // 320, D)
+        if self.pool > 1:
+            usable = len(feats) // self.pool * self.pool
+            feats = feats[:usable].reshape(-1, self.pool, self.dim)  # (F, pool, D)
+            feats = feats.mean(1)  # (F, D)
+        return feats.float()
