@@ -8,6 +8,7 @@ Every subcommand takes ``--config FILE`` (repeatable, later files win) and ``--s
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -45,7 +46,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
     p.add_argument("--out", help="output JSON (default: <corpus>/qa/metrics.json)")
     p.add_argument("--per-voice", type=int, help="utterances per voice (judge.qa_per_voice)")
+
+    p = sub.add_parser("train-ssl", help="train a HuBERT or wav2vec2 model from scratch")
+    _common(p)
+    _family(p, choices=("hubert", "wav2vec2"))
+    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    p.add_argument("--out", help="output directory (default: tokens/<family>/ssl)")
+
+    p = sub.add_parser("fit-kmeans", help="fit the k-means quantizer of a token family")
+    _common(p)
+    _family(p)
+    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    p.add_argument("--out", help="k-means artifact (default: tokens/<family>/kmeans.npz)")
+
+    p = sub.add_parser("tokenize", help="turn every split of the corpus into token files")
+    _common(p)
+    _family(p)
+    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    p.add_argument("--out", help="token directory (default: tokens/<family>)")
+
+    p = sub.add_parser("train-vocoder", help="train the unit-to-mel network of a token family")
+    _common(p)
+    _family(p)
+    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
+    p.add_argument("--out", help="output directory (default: vocoder/<family>)")
+
+    p = sub.add_parser("resynthesize", help="audio -> tokens -> audio -> Whisper WER")
+    _common(p)
+    _family(p)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--split", choices=("train", "dev", "test"), help="a corpus split")
+    source.add_argument("--list", help="a file of `path<TAB>transcript` lines")
+    source.add_argument("--librivox", action="store_true",
+                        help="the LibriVox recordings of Debian's pocketsphinx-testdata")
+    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
+    p.add_argument("--speaker", help="vocoder voice for outside recordings (default: the first)")
+    p.add_argument("--limit", type=int, help="only the first N utterances of the split")
+    p.add_argument("--out", required=True, help="output directory (wavs/ and metrics.json)")
     return parser
+
+
+def _family(parser: argparse.ArgumentParser,
+            choices: tuple[str, ...] = ("whisper", "hubert", "wav2vec2")) -> None:
+    parser.add_argument("--family", required=True, choices=choices, help="token family")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +111,7 @@ class UserFacingError(RuntimeError):
 
 def _user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that mean "fix your input", reported without a traceback."""
+    from vadusa.checkpoint import CheckpointError  # noqa: PLC0415
     from vadusa.data.audio import AudioError  # noqa: PLC0415
     from vadusa.data.candidates import CorpusSourceError  # noqa: PLC0415
     from vadusa.data.manifest import ManifestError  # noqa: PLC0415
@@ -73,9 +119,25 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.data.text import TextError  # noqa: PLC0415
     from vadusa.data.voices import VoiceError  # noqa: PLC0415
     from vadusa.eval.judge import JudgeError  # noqa: PLC0415
+    from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
+    from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
+    from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
 
     return (AudioError, CorpusSourceError, ManifestError, CorpusError, TextError, VoiceError,
-            JudgeError)
+            JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
+            *_optional_errors())
+
+
+def _optional_errors() -> tuple[type[Exception], ...]:
+    """Errors of stages that may be absent from a partial install."""
+    found: list[type[Exception]] = []
+    for module, name in (("vadusa.tokenizers.ssl", "SSLCheckpointError"),
+                         ("vadusa.vocoder", "VocoderError")):
+        try:
+            found.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(found)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -136,7 +198,109 @@ def cmd_corpus_qa(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"config": cmd_config, "prepare": cmd_prepare, "corpus-qa": cmd_corpus_qa}
+def _corpus(cfg: Config, args: argparse.Namespace) -> Path:
+    return Path(args.corpus) if args.corpus else cfg.experiment_dir / "corpus"
+
+
+@_guard
+def cmd_train_ssl(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.training.ssl import train_ssl  # noqa: PLC0415
+
+    out = Path(args.out) if args.out else family_dir(cfg, args.family) / "ssl"
+    print(train_ssl(cfg, args.family, _corpus(cfg, args), out))
+    return 0
+
+
+@_guard
+def cmd_fit_kmeans(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.tokenizers.tokenize import fit_kmeans  # noqa: PLC0415
+
+    out = Path(args.out) if args.out else family_dir(cfg, args.family) / "kmeans.npz"
+    quantizer = fit_kmeans(cfg, args.family, _corpus(cfg, args), out, resolve_device(cfg.device))
+    print(f"{args.family}: {quantizer.n_clusters} clusters on {quantizer.settings['frames']} "
+          f"frames -> {out}")
+    return 0
+
+
+@_guard
+def cmd_tokenize(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.tokenizers.tokenize import tokenize_corpus  # noqa: PLC0415
+    from vadusa.tracking import open_tracker  # noqa: PLC0415
+
+    out = Path(args.out) if args.out else family_dir(cfg, args.family)
+    with open_tracker(cfg, stage="tokenize", out_dir=out, name=f"tokenize-{args.family}",
+                      tags=(args.family,)) as tracker:
+        stats = tokenize_corpus(cfg, args.family, _corpus(cfg, args), out,
+                                out / "kmeans.npz", resolve_device(cfg.device))
+        tracker.log_summary({f"tokens/{k}": stats[k] for k in (
+            "frames_per_second", "cluster_usage", "entropy_bits", "repeat_rate")})
+        tracker.log_figure("tokens/cluster_usage", out / "cluster_usage.png")
+    print(f"{args.family}: {stats['frames_per_second']:.2f} frames/s (declared "
+          f"{stats['declared_frame_rate']:.2f}), {stats['clusters_used']}/{stats['vocab_size']} "
+          f"clusters used, entropy {stats['entropy_bits']:.2f} bits, "
+          f"repeat rate {stats['repeat_rate']:.3f}")
+    return 0
+
+
+@_guard
+def cmd_train_vocoder(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.training.vocoder import train_vocoder  # noqa: PLC0415
+
+    tokens = Path(args.tokens) if args.tokens else family_dir(cfg, args.family)
+    out = Path(args.out) if args.out else cfg.experiment_dir / "vocoder" / args.family
+    print(train_vocoder(cfg, args.family, _corpus(cfg, args), tokens, out))
+    return 0
+
+
+@_guard
+def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.eval import resynthesize as rs  # noqa: PLC0415
+    from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
+    from vadusa.tokenizers.registry import load_tokenizer  # noqa: PLC0415
+    from vadusa.tracking import open_tracker  # noqa: PLC0415
+    from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
+
+    out = Path(args.out)
+    if args.split:
+        items = rs.items_from_split(_corpus(cfg, args), args.split, args.limit)
+    elif args.list:
+        items = rs.items_from_list(Path(args.list))[: args.limit]
+    else:
+        items = rs.items_from_list(rs.write_librivox_list(out / "librivox.tsv"))
+    device = resolve_device(cfg.device)
+    vocoder_path = (Path(args.vocoder) if args.vocoder
+                    else cfg.experiment_dir / "vocoder" / args.family / "unit2mel.pt")
+    vocoder = UnitVocoder.load(vocoder_path, device=device)
+    if vocoder.family != args.family:
+        raise UserFacingError(f"{vocoder_path} is a vocoder for {vocoder.family!r} tokens, "
+                              f"not {args.family!r}")
+    tokenizer = load_tokenizer(cfg, args.family, device)
+    with open_tracker(cfg, stage="resynthesize", out_dir=out, name=f"resynth-{args.family}",
+                      tags=(args.family,)) as tracker:
+        metrics = rs.resynthesize(items, tokenizer, vocoder, WhisperJudge(cfg.judge), out,
+                                  args.speaker)
+        tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "input_wer", "input_cer")})
+    print(rs.format_resynthesis(metrics))
+    return 0
+
+
+COMMANDS = {
+    "config": cmd_config,
+    "prepare": cmd_prepare,
+    "corpus-qa": cmd_corpus_qa,
+    "train-ssl": cmd_train_ssl,
+    "fit-kmeans": cmd_fit_kmeans,
+    "tokenize": cmd_tokenize,
+    "train-vocoder": cmd_train_vocoder,
+    "resynthesize": cmd_resynthesize,
+}
 
 
 if __name__ == "__main__":

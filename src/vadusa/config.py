@@ -229,10 +229,17 @@ class Config:
         return _to_plain(self)
 
     def section_hash(self, *keys: str) -> str:
-        """A short digest of some top-level sections: lets the workflow re-run a stage only
-        when the part of the configuration it reads has changed."""
+        """A short digest of some sections (dotted paths, e.g. ``tokens.hubert``): lets the
+        workflow re-run a stage only when the part of the configuration it reads changed."""
         plain = self.to_dict()
-        blob = json.dumps({k: plain[k] for k in keys}, sort_keys=True)
+
+        def pick(path: str) -> Any:
+            node = plain
+            for part in path.split("."):
+                node = node[part]
+            return node
+
+        blob = json.dumps({k: pick(k) for k in keys}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @classmethod

@@ -21,16 +21,23 @@ except ConfigError as exc:
 # The same schema, the Snakemake way (it has no defaults: those live in vadusa.config).
 validate(config, schema="../schemas/config.schema.json")
 
-EXP = str(CFG.experiment_dir)  # results/<experiment>
-CORPUS = f"{EXP}/corpus"
-LOGS = f"{EXP}/logs"
+RESULTS = str(CFG.experiment_dir)  # results/<experiment>
+CORPUS = f"{RESULTS}/corpus"
+TOKENS = f"{RESULTS}/tokens"
+LOGS = f"{RESULTS}/logs"
+FAMILIES = list(CFG.tokens.families)
+
+
+wildcard_constraints:
+    family="|".join(FAMILIES),
+
 
 # Every job reads the fully resolved configuration (defaults included) from one file; it is
 # rewritten only when it changes. Jobs re-run when the config sections they read change,
 # through a digest of those sections in their params (Snakemake's params rerun trigger).
-RESOLVED = f"{EXP}/config.yaml"
+RESOLVED = f"{RESULTS}/config.yaml"
 dump_config(CFG, RESOLVED)
 
 
 def default_targets():
-    return [rules.corpus.input]
+    return [rules.corpus.input, rules.tokens.input, rules.resynthesis.input]

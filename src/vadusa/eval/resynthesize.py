@@ -1,0 +1,139 @@
+"""``vadusa resynthesize``: audio -> tokens -> audio -> the Whisper judge.
+
+The resynthesis WER of a token family is the ceiling a TTS built on those tokens can reach:
+whatever the tokens (or the vocoder) lose, no AR model can bring back. Each run also judges the
+input audio itself, so the floor (the corpus or recording WER) sits next to it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vadusa.atomic import write_text_atomic
+from vadusa.data import audio
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.eval.judge import WhisperJudge
+from vadusa.eval.wer import error_rates
+
+LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+class ResynthesisError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    audio_path: str
+    text: str
+    speaker: str | None = None  # corpus speaker; None for outside recordings
+    offset: float = 0.0
+    num_samples: int | None = None
+
+
+def items_from_split(corpus_dir: Path, split: str, limit: int | None = None) -> list[Item]:
+    records = read_manifest(manifest_path(corpus_dir, split))[:limit]
+    return [Item(r.id, r.audio_path, r.text, r.speaker, r.offset, r.num_samples)
+            for r in records]
+
+
+def items_from_list(path: Path) -> list[Item]:
+    """``path<TAB>text`` per line; relative paths are relative to the list file."""
+    if not path.is_file():
+        raise ResynthesisError(f"audio list not found: {path}")
+    items = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" not in line:
+            raise ResynthesisError(f"{path}:{n}: expected `path<TAB>text`, got {line!r}")
+        audio_path, text = line.split("\t", 1)
+        full = Path(audio_path) if Path(audio_path).is_absolute() else path.parent / audio_path
+        if not text.strip():
+            raise ResynthesisError(f"{path}:{n}: empty transcript for {audio_path}")
+        items.append(Item(Path(audio_path).stem, str(full), text.strip()))
+    if not items:
+        raise ResynthesisError(f"{path}: no utterances")
+    return items
+
+
+def write_librivox_list(out: Path, source: Path = LIBRIVOX_DIR) -> Path:
+    """The five LibriVox recordings of Debian's pocketsphinx-testdata as a `path<TAB>text`
+    list (real human speech, for evaluation only)."""
+    transcription = source / "transcription"
+    if not transcription.is_file():
+        raise ResynthesisError(f"{transcription} not found "
+                               "(install it with `apt-get install pocketsphinx-testdata`)")
+    lines = []
+    for line in transcription.read_text().splitlines():
+        m = re.fullmatch(r"<s> (.*) </s> \((.*)\)", line.strip())
+        if m:
+            lines.append(f"{source / (m.group(2) + '.wav')}\t{m.group(1)}\n")
+    write_text_atomic(out, "".join(lines))
+    return out
+
+
+def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: WhisperJudge,
+                 out_dir: Path, speaker: str | None = None) -> dict[str, Any]:
+    """Round-trip every item through tokens and the vocoder; judge input and output."""
+    (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
+    rows, failures = [], []
+    timing = {"tokenize": 0.0, "vocode": 0.0, "judge": 0.0}
+    for item in tqdm(items, desc=f"resynthesize {tokenizer.family}", unit="utt"):
+        try:
+            wave, rate = audio.read(item.audio_path, item.offset, item.num_samples)
+            t0 = time.perf_counter()
+            tokens = tokenizer.encode(wave, rate)
+            t1 = time.perf_counter()
+            out_wave, out_rate = vocoder.decode(tokens, speaker or item.speaker
+                                                or vocoder.speakers[0])
+            t2 = time.perf_counter()
+            audio.write_wav(out_dir / "wavs" / f"{item.id}.wav", out_wave, out_rate)
+            hyp = judge.transcribe(out_wave, out_rate)
+            hyp_input = judge.transcribe(wave, rate)
+            t3 = time.perf_counter()
+        except (audio.AudioError, ValueError) as exc:
+            failures.append({"id": item.id, "error": str(exc)})
+            continue
+        timing["tokenize"] += t1 - t0
+        timing["vocode"] += t2 - t1
+        timing["judge"] += t3 - t2
+        rows.append({"id": item.id, "speaker": item.speaker, "reference": item.text,
+                     "hypothesis": hyp, "hypothesis_input": hyp_input,
+                     "wer": error_rates([item.text], [hyp]).wer,
+                     "wer_input": error_rates([item.text], [hyp_input]).wer,
+                     "tokens": len(tokens), "seconds": len(wave) / rate})
+    if not rows:
+        raise ResynthesisError(f"every utterance failed: {failures[:3]}")
+    refs = [r["reference"] for r in rows]
+    out_rates = error_rates(refs, [r["hypothesis"] for r in rows])
+    in_rates = error_rates(refs, [r["hypothesis_input"] for r in rows])
+    metrics = {
+        "family": tokenizer.family,
+        "utterances": len(rows),
+        "failures": failures,
+        "wer": out_rates.wer, "cer": out_rates.cer,
+        "input_wer": in_rates.wer, "input_cer": in_rates.cer,
+        "words": out_rates.words,
+        "tokens_per_second": float(np.sum([r["tokens"] for r in rows])
+                                   / np.sum([r["seconds"] for r in rows])),
+        "seconds": {k: round(v, 2) for k, v in timing.items()},
+        "per_utterance": rows,
+    }
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
+def format_resynthesis(metrics: dict[str, Any]) -> str:
+    return (f"{metrics['family']}: {metrics['utterances']} utterances, resynthesis WER "
+            f"{100 * metrics['wer']:.1f} % (CER {100 * metrics['cer']:.1f} %), input WER "
+            f"{100 * metrics['input_wer']:.1f} %, {len(metrics['failures'])} failed")

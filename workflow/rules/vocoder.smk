@@ -1,0 +1,56 @@
+# The unit vocoder per family (units -> mel network, then the pretrained HiFi-GAN) and the
+# resynthesis ceiling: audio -> tokens -> audio -> Whisper WER, on the test split and on real
+# human recordings (LibriVox clips of Debian's pocketsphinx-testdata).
+
+
+rule train_vocoder:
+    input:
+        tokens=rules.tokenize.output.tokens,
+        manifests=rules.prepare_corpus.output.manifests,
+    output:
+        f"{RESULTS}/vocoder/{{family}}/unit2mel.pt",
+    params:
+        config_digest=CFG.section_hash("vocoder", "seed"),
+    log:
+        f"{LOGS}/train_vocoder_{{family}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "vadusa train-vocoder --config {RESOLVED} --family {wildcards.family} "
+        "--corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
+        "--out {RESULTS}/vocoder/{wildcards.family} > {log} 2>&1"
+
+
+def resynthesis_source(wildcards):
+    return "--librivox" if wildcards.source == "librivox" else f"--split {wildcards.source}"
+
+
+rule resynthesize:
+    input:
+        vocoder=rules.train_vocoder.output,
+        kmeans=rules.fit_kmeans.output,
+        ssl=ssl_model,
+    output:
+        f"{RESULTS}/resynth/{{family}}/{{source}}/metrics.json",
+    wildcard_constraints:
+        source="test|dev|librivox",
+    params:
+        source=resynthesis_source,
+        config_digest=CFG.section_hash("judge"),
+    log:
+        f"{LOGS}/resynthesize_{{family}}_{{source}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "vadusa resynthesize --config {RESOLVED} --family {wildcards.family} {params.source} "
+        "--corpus {CORPUS} --vocoder {input.vocoder} "
+        "--out {RESULTS}/resynth/{wildcards.family}/{wildcards.source} > {log} 2>&1"
+
+
+rule resynthesis:
+    input:
+        expand(rules.resynthesize.output, family=FAMILIES, source=["test", "librivox"]),
