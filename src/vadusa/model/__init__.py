@@ -1,0 +1,1 @@
+"""Models: the AR transformer (and, with VADUSA, its draft heads)."""

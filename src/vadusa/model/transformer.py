@@ -1,0 +1,203 @@
+"""A decoder-only transformer with a static KV cache, written to be read.
+
+The caller owns positions and the attention mask: ``forward(tokens, input_pos, attn_mask)``.
+Causal decoding, batched prefill and tree verification (VADUSA) are then the same call with
+different masks; nothing here knows about trees.
+
+Shape legend:
+    B  batch                    T  new positions in this call
+    S  cache length (max_seq)   C  model width (dim)
+    H  attention heads          D  head width (C / H)
+    V  output vocabulary
+
+Positions are rotary (RoPE): a position enters attention only as a rotation of queries and
+keys, so a tree node at depth d simply gets position ``prefix + d``, whatever its slot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    vocab_size: int  # input ids (text symbols, speech tokens, specials, speakers)
+    output_size: int  # ids the head predicts (speech tokens + specials)
+    dim: int = 256
+    layers: int = 6
+    heads: int = 4
+    ffn_mult: int = 4
+    max_seq: int = 1024
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def rope_tables(head_dim: int, max_seq: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (max_seq, D/2) for rotary positions."""
+    inv_freq = 1.0 / base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.outer(torch.arange(max_seq, dtype=torch.float64), inv_freq)  # (S, D/2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs of channels of x (B, H, T, D) by the angles of each position (B, T, D/2)."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, H, T, D/2) each
+    cos, sin = cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)  # (B, 1, T, D/2)
+    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B,H,T,D/2,2)
+    return rotated.flatten(-2)  # (B, H, T, D)
+
+
+class KVCache(nn.Module):
+    """Static (B, H, S, D) key/value buffers written by index (gpt-fast style)."""
+
+    def __init__(self, batch: int, heads: int, max_seq: int, head_dim: int,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        super().__init__()
+        shape = (batch, heads, max_seq, head_dim)
+        self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+        self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
+
+    def update(self, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write k, v (B, H, T, D) at cache slots (T,); return the whole cache."""
+        self.k[:, :, slots] = k
+        self.v[:, :, slots] = v
+        return self.k, self.v
+
+    def compact(self, source: torch.Tensor, target: torch.Tensor) -> None:
+        """Copy entries at slots ``source`` (N,) to slots ``target`` (N,): after tree
+        verification, the accepted path moves into contiguous slots after the prefix."""
+        self.k[:, :, target] = self.k[:, :, source].clone()
+        self.v[:, :, target] = self.v[:, :, source].clone()
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.heads, self.head_dim = cfg.heads, cfg.dim // cfg.heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
+        self.proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.dropout = cfg.dropout
+        self.cache: KVCache | None = None
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=-1)  # 3 x (B, T, C)
+        q, k, v = (t.view(B, T, self.heads, self.head_dim).transpose(1, 2)
+                   for t in (q, k, v))  # (B, H, T, D)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if self.cache is not None and slots is not None:
+            k, v = self.cache.update(slots, k, v)  # (B, H, S, D): attend over the cache
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask[:, None], dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, C)
+        return self.proj(y)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.up = nn.Linear(cfg.dim, cfg.ffn_mult * cfg.dim, bias=False)
+        self.down = nn.Linear(cfg.ffn_mult * cfg.dim, cfg.dim, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.gelu(self.up(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.norm1, self.attn = RMSNorm(cfg.dim), Attention(cfg)
+        self.norm2, self.ffn = RMSNorm(cfg.dim), FeedForward(cfg)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                mask: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), cos, sin, mask, slots)
+        return x + self.ffn(self.norm2(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
+        self.norm = RMSNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, cfg.output_size, bias=False)
+        cos, sin = rope_tables(cfg.dim // cfg.heads, cfg.max_seq, cfg.rope_base)
+        self.register_buffer("rope_cos", cos.float(), persistent=False)
+        self.register_buffer("rope_sin", sin.float(), persistent=False)
+        self.apply(self._init)
+        for block in self.blocks:  # scaled init of residual projections (GPT-2)
+            for proj in (block.attn.proj, block.ffn.down):
+                nn.init.normal_(proj.weight, std=0.02 / math.sqrt(2 * cfg.layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=0.02)
+
+    # -- the KV cache ---------------------------------------------------------------------
+
+    def setup_cache(self, batch: int, max_seq: int | None = None) -> None:
+        max_seq = max_seq or self.cfg.max_seq
+        param = self.head.weight
+        for block in self.blocks:
+            block.attn.cache = KVCache(batch, self.cfg.heads, max_seq,
+                                       self.cfg.dim // self.cfg.heads, param.dtype, param.device)
+
+    def clear_cache(self) -> None:
+        for block in self.blocks:
+            block.attn.cache = None
+
+    def compact_cache(self, source: torch.Tensor, target: torch.Tensor) -> None:
+        for block in self.blocks:
+            assert block.attn.cache is not None
+            block.attn.cache.compact(source, target)
+
+    # -- forward --------------------------------------------------------------------------
+
+    def hidden(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
+               cache_slots: torch.Tensor | None = None) -> torch.Tensor:
+        """Last hidden states (B, T, C).
+
+        tokens (B, T) ids; input_pos (B, T) rotary positions; attn_mask (B, T, S) boolean,
+        True = may attend, over the cache slots when a cache is set up (S = cache length),
+        else over the T positions themselves (S = T); cache_slots (T,) where the new keys and
+        values are written (default: ``input_pos[0]``, i.e. slot = position)."""
+        if self.blocks[0].attn.cache is not None and cache_slots is None:
+            cache_slots = input_pos[0]
+        x = self.embed(tokens)  # (B, T, C)
+        cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]  # (B, T, D/2)
+        for block in self.blocks:
+            x = block(x, cos, sin, attn_mask, cache_slots)
+        return self.norm(x)
+
+    def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
+                cache_slots: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, V); arguments as in ``hidden``."""
+        return self.head(self.hidden(tokens, input_pos, attn_mask, cache_slots))
+
+
+def causal_mask(T: int, device: torch.device | None = None) -> torch.Tensor:
+    """(T, T) lower-triangular boolean mask."""
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
