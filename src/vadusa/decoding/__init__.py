@@ -1,0 +1,1 @@
+"""Decoding: keyed sampling, KV-cached AR decoding (and, with VADUSA, tree verification)."""
