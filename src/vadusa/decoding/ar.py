@@ -1,0 +1,106 @@
+"""KV-cached auto-regressive decoding: one prefill, then one token per forward pass.
+
+This is the baseline every speedup is measured against, so it is the best honest version of
+itself: static KV cache, no recomputation, batch size 1 or batched, the same keyed sampling
+as the speculative decoder (draw 0 at every position).
+
+Batched layout: row b's prefix (length L_b) sits in cache slots [0, L_b); generated tokens of
+every row go to the shared slots P, P+1, ... (P = the longest prefix), with row-wise rotary
+positions L_b, L_b + 1, ...; masks hide the padding slots. So rows never see each other's
+padding and each row decodes exactly as it would alone.
+
+Shapes: B batch, L prefix length, S cache slots, V output vocabulary.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from vadusa.decoding.sampling import (
+    SamplingConfig,
+    gumbel_noise,
+    keyed_samples,
+    processed_logprobs,
+)
+from vadusa.model.transformer import Transformer
+
+
+@dataclass
+class DecodeResult:
+    tokens: list[int]  # generated output ids, without eos
+    stopped: bool  # True if eos was sampled, False if the length limit hit first
+    forwards: int  # forward passes of the model (prefill included)
+    seconds: float  # wall time of decoding (prefill included)
+    accept_lengths: list[int] = field(default_factory=list)  # tokens per forward (AR: all 1)
+
+
+@torch.inference_mode()
+def ar_decode(model: Transformer, prefix: torch.Tensor, *, speech_offset: int, eos: int,
+              max_new: int, sampling: SamplingConfig, seed: int, utterance: int
+              ) -> DecodeResult:
+    """Decode one utterance: prefix (L,) input ids -> up to ``max_new`` output ids."""
+    return ar_decode_batch(model, [prefix], speech_offset=speech_offset, eos=eos,
+                           max_new=[max_new], sampling=sampling, seed=seed,
+                           utterances=[utterance])[0]
+
+
+@torch.inference_mode()
+def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_offset: int,
+                    eos: int, max_new: list[int], sampling: SamplingConfig, seed: int,
+                    utterances: list[int]) -> list[DecodeResult]:
+    device = model.head.weight.device
+    start = time.perf_counter()
+    B, lengths = len(prefixes), [len(p) for p in prefixes]
+    P, steps = max(lengths), max(max_new)
+    S = P + steps
+    model.setup_cache(batch=B, max_seq=S)
+    slots = torch.arange(S, device=device)
+
+    # prefill: rows right-padded to P; row b sees its own slots [0, L_b), causally
+    tokens = torch.zeros(B, P, dtype=torch.long, device=device)
+    for b, prefix in enumerate(prefixes):
+        tokens[b, :lengths[b]] = prefix
+    pos = torch.arange(P, device=device).expand(B, P)
+    length = torch.tensor(lengths, device=device)
+    mask = (slots[None, None, :] <= pos[:, :, None]) & (slots[None, None, :] < length[:, None,
+                                                                                          None])
+    logits = model(tokens, pos, mask)  # (B, P, V)
+    last = logits[torch.arange(B), length - 1]  # (B, V)
+    forwards = 1
+
+    out: list[list[int]] = [[] for _ in range(B)]
+    done = [False] * B
+    stopped = [False] * B
+    for t in range(steps):
+        step_tokens = torch.zeros(B, dtype=torch.long, device=device)
+        for b in range(B):
+            if done[b]:
+                continue
+            logprobs = processed_logprobs(last[b], sampling)
+            noise = gumbel_noise(seed, utterances[b], t, draws=1, size=logprobs.shape[-1])
+            token = int(keyed_samples(logprobs.cpu(), noise)[0])
+            if token == eos:
+                done[b] = stopped[b] = True
+                continue
+            out[b].append(token)
+            step_tokens[b] = token
+            if len(out[b]) >= max_new[b]:
+                done[b] = True
+        if all(done):
+            break
+        # one new token per row at the shared slot P + t, at row-wise position L_b + t
+        slot = P + t
+        pos = (length + t)[:, None]  # (B, 1)
+        mask = ((slots < length[:, None]) | ((slots >= P) & (slots <= slot)))[:, None]  # (B,1,S)
+        last = model(speech_offset + step_tokens[:, None], pos, mask,
+                     cache_slots=torch.tensor([slot], device=device))[:, 0]  # (B, V)
+        forwards += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    model.clear_cache()
+    return [DecodeResult(out[b], stopped[b], forwards, seconds, [1] * len(out[b]))
+            for b in range(B)]
