@@ -1,0 +1,372 @@
+"""Train the unit-to-mel network of the unit vocoder on one token family.
+
+    train tokens (TokenSplit) + their audio (manifest) -> target log-mels, once, in memory
+    -> random crops of <= max_seconds -> length-bucketed batches -> Unit2Mel -> L1 + L2
+
+Outputs in ``out_dir``: ``unit2mel.pt`` (weights + what ``UnitVocoder.load`` needs),
+``last.pt`` (the resumable training state, every ``checkpoint_every`` steps) and ``samples/``
+(dev utterances decoded from their true units, HiFi-GAN copy-synthesis of their true mels for
+reference, and a figure of predicted vs. true mels).
+
+A run that finds ``last.pt`` resumes from it and ends exactly where the uninterrupted run would:
+batches come from a per-epoch seed, crops from a per-step seed, and the torch RNG (dropout)
+is saved with the weights.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vadusa.checkpoint import load_checkpoint, save_checkpoint
+from vadusa.config import Config
+from vadusa.data.audio import read, write_wav
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.devices import resolve_device
+from vadusa.tokenizers.store import TokenSplit
+from vadusa.tracking import Tracker, open_tracker
+from vadusa.training.common import (
+    bucketed_batches,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    warmup_cosine,
+)
+from vadusa.vocoder import CHECKPOINT_KIND, UnitVocoder
+from vadusa.vocoder.hifigan import SAMPLE_RATE, mel_frames, mel_settings, mel_spectrogram
+from vadusa.vocoder.unit2mel import (
+    MEL_RATE,
+    Unit2Mel,
+    mel_frames_for_units,
+    mel_loss,
+    units_per_mel_frame,
+)
+
+TRAIN_STATE_KIND = "unit2mel-train"
+LOG_EVERY = 10  # steps between tracker points
+SAMPLE_UTTERANCES = 3  # dev utterances decoded into samples/
+MAX_MISMATCH_SECONDS = 1.0  # units and audio of one utterance must last about as long
+
+
+class VocoderTrainingError(ValueError):
+    pass
+
+
+@dataclass
+class Example:
+    """One utterance in memory: its units and the log-mels they should become."""
+
+    id: str
+    speaker: int  # index into the speaker table
+    units: np.ndarray  # (U,) int64
+    mel: torch.Tensor  # (M, N_MELS) float16 (half the memory; 0.01 steps on log-mels)
+
+
+@dataclass
+class Batch:
+    units: torch.Tensor  # (B, U) long, padded with pad_id
+    unit_lengths: torch.Tensor  # (B,)
+    speakers: torch.Tensor  # (B,)
+    mels: torch.Tensor  # (B, M, N_MELS), zero-padded
+    mel_lengths: torch.Tensor  # (B,)
+    mel_start: torch.Tensor  # (B,) first frame of each crop in its utterance
+
+    def to(self, device: torch.device) -> Batch:
+        return Batch(*(t.to(device) for t in (self.units, self.unit_lengths, self.speakers,
+                                              self.mels, self.mel_lengths, self.mel_start)))
+
+
+# --------------------------------------------------------------------------------------------
+# Data: tokens + audio -> examples; examples -> cropped, padded batches.
+# --------------------------------------------------------------------------------------------
+
+
+def load_examples(corpus_dir: Path, tokens: TokenSplit, split: str,
+                  speakers: list[str]) -> tuple[list[Example], int]:
+    """Examples of the token split whose speaker is in ``speakers``, and how many were left out
+    for an unknown speaker (LibriTTS dev/test speakers are not training speakers)."""
+    frame_rate = float(tokens.meta["frame_rate"])
+    records = {u.id: u for u in read_manifest(manifest_path(corpus_dir, split))}
+    speaker_index = {name: i for i, name in enumerate(speakers)}
+    examples, unknown = [], 0
+    for i, utt_id in enumerate(tqdm(tokens.ids, desc=f"vocoder targets ({split})", leave=False)):
+        if tokens.speakers[i] not in speaker_index:
+            unknown += 1
+            continue
+        if utt_id not in records:
+            raise VocoderTrainingError(f"tokens of {utt_id!r} have no audio in the {split} "
+                                       f"manifest of {corpus_dir}: tokens and corpus differ")
+        rec = records[utt_id]
+        units = tokens[i]
+        if len(units) == 0:
+            continue
+        unit_seconds = len(units) / frame_rate
+        if abs(unit_seconds - rec.duration) > MAX_MISMATCH_SECONDS:
+            raise VocoderTrainingError(
+                f"{utt_id}: {len(units)} units at {frame_rate} Hz last {unit_seconds:.2f} s but "
+                f"the audio lasts {rec.duration:.2f} s; tokens do not belong to this audio")
+        wave, _ = read(rec.audio_path, rec.offset, rec.num_samples, target_rate=SAMPLE_RATE)
+        if mel_frames(len(wave)) < 1:
+            continue
+        mel = mel_spectrogram(wave).T  # (N_MELS, M) -> (M, N_MELS)
+        frames = min(len(mel), mel_frames_for_units(len(units), frame_rate))
+        mel = mel[:frames].to(torch.float16)  # a compact copy, not a view of the whole
+        examples.append(Example(utt_id, speaker_index[tokens.speakers[i]], units, mel))
+    return examples, unknown
+
+
+def crop(example: Example, max_frames: int, frame_rate: float,
+         rng: np.random.Generator) -> tuple[np.ndarray, torch.Tensor, int]:
+    """A random window of at most ``max_frames`` mel frames and the units it reads:
+    -> (units (U',), mel (M', N_MELS), first mel frame)."""
+    total = len(example.mel)
+    start = int(rng.integers(0, total - max_frames + 1)) if total > max_frames else 0
+    stop = min(total, start + max_frames)
+    r = units_per_mel_frame(frame_rate)
+    # the units under the first and last frame centres, as Unit2Mel's lookup computes them
+    first = int(np.floor((start + 0.5) * r + 1e-9))
+    last = int(np.floor((stop - 0.5) * r + 1e-9))
+    first = min(first, len(example.units) - 1)
+    units = example.units[first:last + 1]
+    return units, example.mel[start:stop], start
+
+
+def collate(items: list[tuple[np.ndarray, torch.Tensor, int]], speakers: list[int],
+            pad_id: int) -> Batch:
+    B = len(items)
+    U = max(len(u) for u, _, _ in items)
+    M = max(len(m) for _, m, _ in items)
+    n_mels = items[0][1].shape[1]
+    units = torch.full((B, U), pad_id, dtype=torch.long)
+    mels = torch.zeros(B, M, n_mels)
+    for b, (u, m, _) in enumerate(items):
+        units[b, :len(u)] = torch.from_numpy(u)
+        mels[b, :len(m)] = m
+    return Batch(units=units,
+                 unit_lengths=torch.tensor([len(u) for u, _, _ in items]),
+                 speakers=torch.tensor(speakers),
+                 mels=mels,
+                 mel_lengths=torch.tensor([len(m) for _, m, _ in items]),
+                 mel_start=torch.tensor([s for _, _, s in items]))
+
+
+def epoch_batches(examples: list[Example], max_frames: int, budget_frames: float, seed: int,
+                  epoch: int) -> list[list[int]]:
+    """The batches of one epoch, a function of (seed, epoch) only, so a resume re-creates them."""
+    lengths = [min(len(e.mel), max_frames) for e in examples]
+    return bucketed_batches(lengths, budget_frames, random.Random(f"{seed}-vocoder-{epoch}"))
+
+
+def whole_batches(examples: list[Example], budget_frames: float) -> list[list[int]]:
+    """Uncropped examples in length order, for validation."""
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].mel))
+    batches: list[list[int]] = [[]]
+    for i in order:
+        if batches[-1] and len(examples[i].mel) * (len(batches[-1]) + 1) > budget_frames:
+            batches.append([])
+        batches[-1].append(i)
+    return [b for b in batches if b]
+
+
+# --------------------------------------------------------------------------------------------
+# Training.
+# --------------------------------------------------------------------------------------------
+
+
+def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
+                  out_dir: Path) -> Path:
+    """Train (or resume, or finish) the unit-to-mel network; returns ``out_dir/unit2mel.pt``."""
+    vc = cfg.vocoder
+    corpus_dir, tokens_dir, out_dir = Path(corpus_dir), Path(tokens_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    train_tokens = TokenSplit(tokens_dir, "train")
+    token_meta = train_tokens.meta
+    if token_meta.get("family", family) != family:
+        raise VocoderTrainingError(f"{tokens_dir} holds {token_meta['family']!r} tokens, "
+                                   f"not {family!r}")
+    frame_rate, vocab_size = float(token_meta["frame_rate"]), int(token_meta["vocab_size"])
+    speakers = sorted(set(train_tokens.speakers))
+    train, _ = load_examples(corpus_dir, train_tokens, "train", speakers)
+    dev, dev_unknown = load_examples(corpus_dir, TokenSplit(tokens_dir, "dev"), "dev", speakers)
+    if not train:
+        raise VocoderTrainingError(f"no training utterances in {tokens_dir}")
+
+    model = Unit2Mel(vocab_size, len(speakers), frame_rate, dim=vc.dim, layers=vc.layers,
+                     heads=vc.heads, conv_kernel=vc.conv_kernel, speaker_dim=vc.speaker_dim)
+    with torch.no_grad():  # start from the average spectrum, not from silence
+        total = sum(e.mel.float().sum(0) for e in train)  # (N_MELS,)
+        model.out.bias.copy_(total / sum(len(e.mel) for e in train))
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=vc.lr, betas=(0.9, 0.98),
+                                  weight_decay=0.01)
+    max_frames = max(1, int(vc.max_seconds * MEL_RATE))
+    budget_frames = vc.batch_seconds * MEL_RATE
+
+    # what the weights mean: a final checkpoint needs it to decode, a resume must match it
+    meta = {"family": family, "vocab_size": vocab_size, "frame_rate": frame_rate,
+            "speakers": speakers, "hifigan": vc.hifigan, "mel": mel_settings(),
+            "model": model.hparams}
+    step, epoch, position = 0, 0, 0
+    last_path = out_dir / "last.pt"
+    if last_path.is_file():
+        blob = load_checkpoint(last_path, kind=TRAIN_STATE_KIND, map_location=device)
+        if blob["meta"] != meta:
+            changed = sorted(k for k in meta if blob["meta"].get(k) != meta[k])
+            raise VocoderTrainingError(
+                f"{last_path} was trained with other {', '.join(changed)}; delete it to start "
+                f"over, or restore the tokens/config it was trained with")
+        state = blob["state"]
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch, position = state["step"], state["epoch"], state["position"]
+        set_rng_state(state["rng"])
+
+    def save_state() -> None:
+        save_checkpoint(last_path, kind=TRAIN_STATE_KIND, config=cfg.to_dict(), meta=meta,
+                        state={"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                               "step": step, "epoch": epoch, "position": position,
+                               "rng": rng_state()})
+
+    stage = f"train-vocoder-{family}"
+    with open_tracker(cfg, stage=stage, out_dir=out_dir, tags=(family,)) as tracker:
+        first_step, train_seconds = step, 0.0
+        bar = tqdm(total=vc.steps, initial=step, desc=f"vocoder ({family})", unit="step")
+        dev_loss = float("nan")
+        running: dict[str, float] = {}  # summed since the last tracker point
+        while step < vc.steps:
+            batches = epoch_batches(train, max_frames, budget_frames, cfg.seed, epoch)
+            while position < len(batches) and step < vc.steps:
+                started = time.perf_counter()
+                crops = np.random.default_rng([cfg.seed, step])
+                indices = batches[position]
+                batch = collate([crop(train[i], max_frames, frame_rate, crops) for i in indices],
+                                [train[i].speaker for i in indices], model.pad_id).to(device)
+                position += 1
+                lr = vc.lr * warmup_cosine(step, vc.warmup_steps, vc.steps)
+                parts = train_step(model, optimizer, batch, lr, device)
+                train_seconds += time.perf_counter() - started
+                step += 1
+                for name, value in parts.items():
+                    running[name] = running.get(name, 0.0) + value
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['loss']:.3f}")
+                if step % LOG_EVERY == 0 or step == vc.steps:  # means since the last point
+                    count = (step - 1) % LOG_EVERY + 1
+                    tracker.log({f"train/{k}": v / count for k, v in running.items()}
+                                | {"train/lr": lr}, step=step)
+                    running = {}
+                if step % vc.checkpoint_every == 0 or step == vc.steps:
+                    dev_loss = evaluate(model, dev, budget_frames, device)
+                    tracker.log({"dev/loss": dev_loss}, step=step)
+                    save_state()
+            if position >= len(batches):
+                epoch, position = epoch + 1, 0
+        bar.close()
+        if first_step == vc.steps:  # nothing left to train: a finished run, re-entered
+            dev_loss = evaluate(model, dev, budget_frames, device)
+
+        final = out_dir / "unit2mel.pt"
+        save_checkpoint(final, kind=CHECKPOINT_KIND, config=cfg.to_dict(),
+                        state={k: v.cpu() for k, v in model.state_dict().items()},
+                        meta=meta | {"steps": step, "dev_loss": dev_loss})
+        tracker.log_summary({"dev_loss": dev_loss, "steps": step, "train_utterances": len(train),
+                             "dev_utterances": len(dev), "dev_unknown_speaker": dev_unknown,
+                             "seconds_per_step": train_seconds / max(1, step - first_step)})
+        tracker.log_artifact(final, name=f"unit2mel-{family}", kind="model")
+        write_samples(final, dev, speakers, out_dir / "samples", tracker, device)
+    return final
+
+
+def train_step(model: Unit2Mel, optimizer: torch.optim.Optimizer, batch: Batch, lr: float,
+               device: torch.device) -> dict[str, float]:
+    model.train()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        predicted, mask = model(batch.units, batch.unit_lengths, batch.speakers,
+                                batch.mel_lengths, batch.mel_start)
+    loss, parts = mel_loss(predicted, batch.mels, mask)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    return {"loss": loss.item(), **parts, "grad_norm": grad_norm.item()}
+
+
+@torch.no_grad()
+def evaluate(model: Unit2Mel, examples: list[Example], budget_frames: float,
+             device: torch.device) -> float:
+    """Mean L1 + L2 per real mel frame over whole (uncropped) utterances; NaN without any."""
+    if not examples:
+        return float("nan")
+    model.eval()
+    total, frames = 0.0, 0
+    for indices in whole_batches(examples, budget_frames):
+        items = [(examples[i].units, examples[i].mel, 0) for i in indices]
+        batch = collate(items, [examples[i].speaker for i in indices], model.pad_id).to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            predicted, mask = model(batch.units, batch.unit_lengths, batch.speakers,
+                                    batch.mel_lengths, batch.mel_start)
+        loss, _ = mel_loss(predicted, batch.mels, mask)
+        n = int(mask.sum())
+        total, frames = total + float(loss) * n, frames + n
+    return total / frames
+
+
+def write_samples(checkpoint: Path, dev: list[Example], speakers: list[str], out_dir: Path,
+                  tracker: Tracker, device: torch.device) -> None:
+    """Decode a few dev utterances (of different speakers) through the finished vocoder,
+    write their HiFi-GAN copy-synthesis beside them (the best the vocoder could sound), and
+    plot predicted vs. true mels."""
+    if not dev:
+        return
+    vocoder = UnitVocoder.load(checkpoint, device)
+    first_of_speaker = {}
+    for example in dev:
+        first_of_speaker.setdefault(example.speaker, example)
+    chosen = list(first_of_speaker.values())[:SAMPLE_UTTERANCES]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, figure = [], None
+    for example in chosen:
+        speaker = speakers[example.speaker]
+        predicted = vocoder.mel(example.units, speaker).cpu()  # (N_MELS, M)
+        true = example.mel.T.float()  # (M, N_MELS) -> (N_MELS, M)
+        write_wav(out_dir / f"{example.id}.wav", vocoder.hifigan(predicted), vocoder.sample_rate)
+        write_wav(out_dir / f"{example.id}.copy.wav", vocoder.hifigan(true), vocoder.sample_rate)
+        frames = min(predicted.shape[1], true.shape[1])
+        rows.append([example.id, speaker,
+                     float((predicted[:, :frames] - true[:, :frames]).abs().mean())])
+        if figure is None:
+            figure = plot_mels(predicted, true, example.id, out_dir / "mels.png")
+    tracker.log_table("vocoder/samples", ["id", "speaker", "mel_l1"], rows)
+    tracker.log_figure("vocoder/mels", figure)
+
+
+def plot_mels(predicted: torch.Tensor, true: torch.Tensor, title: str, path: Path) -> Path:
+    """Two (N_MELS, M) log-mels, one above the other, on one colour scale."""
+    import matplotlib  # noqa: PLC0415  (only this stage draws)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    low, high = float(true.min()), float(true.max())
+    for ax, mel, name in zip(axes, (predicted, true), ("predicted from units", "true"),
+                             strict=True):
+        image = ax.imshow(mel.numpy(), origin="lower", aspect="auto", vmin=low, vmax=high)
+        ax.set_ylabel("mel band")
+        ax.set_title(f"{title}: {name}", fontsize=9)
+    axes[-1].set_xlabel(f"frame ({MEL_RATE:.2f} Hz)")
+    fig.colorbar(image, ax=axes, label="log magnitude")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

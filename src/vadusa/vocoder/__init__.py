@@ -1,0 +1,113 @@
+"""Vocoders: discrete speech units of one speaker -> waveform.
+
+Every vocoder keeps one contract, ``decode(tokens, speaker) -> (wave, sample_rate)``, with
+``tokens`` an int array of unit ids (no bos/eos/pad) and ``wave`` float32 in [-1, 1].
+
+``UnitVocoder`` is the one trained here: a ``Unit2Mel`` network predicts the log-mels of a
+pretrained HiFi-GAN, which makes the waveform (``vadusa.training.vocoder`` trains it).
+
+    vocoder = UnitVocoder.load("results/default/vocoder/whisper/unit2mel.pt")
+    wave, rate = vocoder.decode(tokens, speaker="flite_rms")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from vadusa.checkpoint import load_checkpoint
+from vadusa.devices import resolve_device
+from vadusa.vocoder.hifigan import HifiGan, mel_settings
+from vadusa.vocoder.unit2mel import Unit2Mel
+
+__all__ = ["Vocoder", "UnitVocoder", "VocoderError", "HifiGan", "Unit2Mel"]
+
+CHECKPOINT_KIND = "unit2mel"
+
+
+class VocoderError(ValueError):
+    pass
+
+
+class Vocoder(Protocol):
+    sample_rate: int
+
+    def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
+        """(U,) int unit ids -> ((T,) float32 waveform, sample rate)."""
+        ...
+
+
+class UnitVocoder:
+    """A trained ``Unit2Mel`` and the HiFi-GAN generator its checkpoint names."""
+
+    def __init__(self, model: Unit2Mel, meta: dict[str, Any],
+                 device: str | torch.device = "cpu") -> None:
+        if meta.get("mel") != mel_settings():
+            raise VocoderError(f"the unit-to-mel network predicts mels {meta.get('mel')}, but "
+                               f"this HiFi-GAN front end computes {mel_settings()}")
+        self.device = resolve_device(str(device))
+        self.model = model.to(self.device).eval()
+        self.meta = meta
+        self.speakers: list[str] = list(meta["speakers"])
+        self._speaker_index = {name: i for i, name in enumerate(self.speakers)}
+        self.hifigan = HifiGan(meta["hifigan"], self.device)
+        self.sample_rate = self.hifigan.sample_rate
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu",
+             family: str | None = None) -> UnitVocoder:
+        """Load a ``unit2mel.pt``; with ``family``, refuse one trained on other tokens."""
+        blob = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        meta = blob["meta"]
+        if family is not None and meta["family"] != family:
+            raise VocoderError(f"{path} decodes {meta['family']!r} units, not {family!r}")
+        model = Unit2Mel(**meta["model"])
+        model.load_state_dict(blob["state"])
+        return cls(model, meta, device)
+
+    @property
+    def family(self) -> str:
+        return str(self.meta["family"])
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.meta["vocab_size"])
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.meta["frame_rate"])
+
+    def mel(self, tokens: np.ndarray, speaker: str) -> torch.Tensor:
+        """(U,) unit ids -> (N_MELS, M) predicted log-mels, M frames lasting as long as U."""
+        units = self._check_tokens(tokens)
+        if speaker not in self._speaker_index:
+            raise VocoderError(f"unknown speaker {speaker!r}: this vocoder knows "
+                               f"{len(self.speakers)} speakers: {', '.join(self.speakers)}")
+        speaker_index = torch.tensor([self._speaker_index[speaker]], device=self.device)
+        units_t = torch.from_numpy(units).to(self.device)[None]  # (U,) -> (1, U)
+        lengths = torch.tensor([len(units)], device=self.device)
+        with torch.inference_mode():
+            mel, _ = self.model(units_t, lengths, speaker_index)  # (1, M, N_MELS)
+        return mel[0].T.float()  # (M, N_MELS) -> (N_MELS, M)
+
+    def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
+        """(U,) unit ids -> ((M * 256,) float32 waveform at 22.05 kHz, 22050)."""
+        return self.hifigan(self.mel(tokens, speaker)), self.sample_rate
+
+    def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
+        units = np.asarray(tokens)
+        if units.ndim != 1 or units.size == 0:
+            raise VocoderError(f"expected a non-empty 1-d array of unit ids, "
+                               f"got shape {units.shape}")
+        if not np.issubdtype(units.dtype, np.integer):
+            raise VocoderError(f"unit ids must be integers, got dtype {units.dtype}")
+        bad = units[(units < 0) | (units >= self.vocab_size)]
+        if bad.size:
+            raise VocoderError(
+                f"{bad.size} unit ids outside the vocabulary [0, {self.vocab_size}) of this "
+                f"{self.family!r} vocoder (e.g. {int(bad[0])}); strip bos/eos/pad "
+                f"({self.vocab_size}..{self.vocab_size + 2}) before decoding")
+        return units.astype(np.int64)
