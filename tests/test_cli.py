@@ -62,3 +62,20 @@ def test_prepare_then_corpus_qa(tmp_path: Path, repo: Path, tiny_overrides: list
     assert qa["overall"]["utterances"] == 8 and len(qa["voices"]) == 4
     assert 0.0 <= qa["overall"]["wer"] < 0.6
     assert {u["speaker"] for u in qa["per_utterance"]} == set(qa["voices"])
+
+
+def test_stages_without_their_inputs_say_what_to_run(tmp_path: Path) -> None:
+    base = ["--set", "tracking.backend=none", "--set", f"results_dir={tmp_path}"]
+    result = run_cli("tokenize", "--family", "whisper", *base)
+    assert result.returncode == 2 and "vadusa fit-kmeans" in result.stderr
+    result = run_cli("train-vocoder", "--family", "whisper", *base)
+    assert result.returncode == 2 and "vadusa tokenize" in result.stderr
+    result = run_cli("resynthesize", "--family", "whisper", "--split", "test", "--out",
+                     str(tmp_path / "r"), *base)
+    assert result.returncode == 2 and "vadusa prepare" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_family_is_refused() -> None:
+    result = run_cli("tokenize", "--family", "encodec")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

