@@ -140,3 +140,10 @@ def test_every_object_in_schema_forbids_extra_keys() -> None:
 def test_workflow_schema_is_the_package_schema(repo: Path) -> None:
     workflow_schema = repo / "workflow" / "schemas" / "config.schema.json"
     assert yaml.safe_load(workflow_schema.read_text()) == load_schema()
+
+
+def test_exponent_floats_without_a_dot(tmp_path: Path) -> None:
+    (tmp_path / "lr.yaml").write_text("train:\n  lr: 3e-4\n")
+    assert load_config([tmp_path / "lr.yaml"]).train.lr == pytest.approx(3e-4)
+    assert load_config(overrides=["train.lr=2E-3", "seed=5"]).train.lr == pytest.approx(2e-3)
+    assert load_config(overrides=["seed=5"]).seed == 5  # integers stay integers

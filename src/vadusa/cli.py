@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
     p.add_argument("--out", help="output directory (default: vocoder/<family>)")
 
+    p = sub.add_parser("train-base", help="train the AR TTS model on a token family")
+    _common(p)
+    _family(p)
+    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
+    p.add_argument("--out", help="output directory (default: models/<family>/base)")
+
     p = sub.add_parser("resynthesize", help="audio -> tokens -> audio -> Whisper WER")
     _common(p)
     _family(p)
@@ -134,7 +141,8 @@ def _optional_errors() -> tuple[type[Exception], ...]:
     for module, name in (("vadusa.tokenizers.ssl", "SSLError"),
                          ("vadusa.training.ssl", "SSLTrainError"),
                          ("vadusa.vocoder", "VocoderError"),
-                         ("vadusa.training.vocoder", "VocoderTrainingError")):
+                         ("vadusa.training.vocoder", "VocoderTrainingError"),
+                         ("vadusa.training.tts", "TTSTrainError")):
         try:
             found.append(getattr(importlib.import_module(module), name))
         except (ImportError, AttributeError):
@@ -261,6 +269,17 @@ def cmd_train_vocoder(cfg: Config, args: argparse.Namespace) -> int:
 
 
 @_guard
+def cmd_train_base(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.training.tts import train_base  # noqa: PLC0415
+
+    tokens = Path(args.tokens) if args.tokens else family_dir(cfg, args.family)
+    out = Path(args.out) if args.out else cfg.experiment_dir / "models" / args.family / "base"
+    print(train_base(cfg, args.family, _corpus(cfg, args), tokens, out))
+    return 0
+
+
+@_guard
 def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.eval import resynthesize as rs  # noqa: PLC0415
@@ -301,6 +320,7 @@ COMMANDS = {
     "fit-kmeans": cmd_fit_kmeans,
     "tokenize": cmd_tokenize,
     "train-vocoder": cmd_train_vocoder,
+    "train-base": cmd_train_base,
     "resynthesize": cmd_resynthesize,
 }
 

@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,22 @@ import jsonschema
 import yaml
 
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.json"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``3e-3`` as a string; researchers write learning rates that way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$|^[-+]?\.(?:inf|Inf|INF)$"
+               r"|^\.(?:nan|NaN|NAN)$"),
+    list("-+0123456789."),
+)
+
+
+def _yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
 
 
 class ConfigError(ValueError):
@@ -191,6 +208,36 @@ class VocoderConfig:
 
 
 @dataclass(frozen=True)
+class ModelConfig:
+    """The AR TTS transformer (``vadusa.model``). Sizes are our choice for 2 CPU cores."""
+
+    dim: int = 256
+    layers: int = 6
+    heads: int = 4
+    ffn_mult: int = 4
+    dropout: float = 0.1
+    max_seq: int = 1024  # text + prompt + speech tokens
+    speaker_embedding: bool = True  # a learned speaker token in front of the text
+    prompt: bool = True  # condition on another utterance of the speaker (text + tokens)
+    prompt_max_seconds: float = 3.0  # only utterances this short serve as prompts
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of the AR model (``vadusa train-base``)."""
+
+    steps: int = 3000
+    batch_tokens: int = 8000  # padded sequence positions per batch
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    eval_every: int = 500
+    eval_utterances: int = 200  # dev utterances for validation loss and accuracy
+
+
+@dataclass(frozen=True)
 class JudgeConfig:
     """The Whisper ASR that scores intelligibility (WER/CER)."""
 
@@ -219,6 +266,8 @@ class Config:
     text: TextConfig = field(default_factory=TextConfig)
     tokens: TokensConfig = field(default_factory=TokensConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -303,7 +352,7 @@ def parse_override(text: str) -> dict[str, Any]:
     if not parts:
         raise ConfigError(f"--set {text!r}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = _yaml_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from exc
     for part in reversed(parts):
@@ -316,7 +365,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = _yaml_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):

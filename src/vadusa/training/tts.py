@@ -1,0 +1,279 @@
+"""Train the AR TTS model (``vadusa train-base``), resumably and exactly.
+
+    corpus manifests (normalized text) + token files + symbols.json
+    -> sequences ``[spk] prompt-text text [bos] prompt-speech speech [eos]`` (model/tts.py)
+    -> length-bucketed batches by a budget of padded positions -> Transformer -> CE
+
+The prompt of an utterance is another, short (``model.prompt_max_seconds``) utterance of the
+same speaker, drawn per step from a generator seeded by (seed, step, utterance), so a resumed
+run sees exactly the batches and prompts of an uninterrupted one; batches come from a
+per-epoch seed, and the torch RNG (dropout) is saved in ``last.pt`` with the weights,
+optimizer and data position.
+
+Outputs in ``out_dir``: ``base.pt`` (kind "tts": weights + everything needed to rebuild and
+check the model: config, token family, vocabulary sizes, speakers, symbols, frame rate, code
+version) and ``last.pt`` (kind "tts-train").
+
+Shapes: B batch, L padded sequence length, V output vocabulary.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vadusa.checkpoint import load_checkpoint, save_checkpoint
+from vadusa.config import Config
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.data.text import SymbolTable
+from vadusa.devices import resolve_device
+from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
+from vadusa.model.tts import Example, TTSVocab, build_sequence
+from vadusa.tokenizers.store import TokenSplit, read_meta
+from vadusa.tracking import open_tracker
+from vadusa.training.common import (
+    bucketed_batches,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    warmup_cosine,
+)
+
+MODEL_KIND = "tts"
+TRAIN_KIND = "tts-train"
+LOG_EVERY = 10
+
+
+class TTSTrainError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    speaker: int  # index into the speaker table
+    text: list[int]  # symbol ids of the normalized text
+    tokens: np.ndarray  # (Q,) speech token ids
+    seconds: float
+
+
+class TTSData:
+    """One split as training sequences: text ids, speech tokens, speakers, prompt choices."""
+
+    def __init__(self, corpus_dir: Path, tokens_dir: Path, split: str, symbols: SymbolTable,
+                 speakers: list[str], prompt_max_seconds: float) -> None:
+        store = TokenSplit(tokens_dir, split)
+        records = {r.id: r for r in read_manifest(manifest_path(corpus_dir, split))}
+        index = {name: i for i, name in enumerate(speakers)}
+        self.items: list[Utterance] = []
+        for utt_id, tokens in store:
+            rec = records.get(utt_id)
+            if rec is None or rec.speaker not in index or len(tokens) == 0:
+                continue  # tokens of another corpus version, or a speaker unseen in training
+            self.items.append(Utterance(utt_id, index[rec.speaker],
+                                        symbols.encode(rec.normalized_text), tokens,
+                                        rec.duration))
+        if not self.items:
+            raise TTSTrainError(f"no usable {split} utterances in {tokens_dir} for the "
+                                f"speakers of the training split")
+        self.prompts: dict[int, list[int]] = {}
+        for i, utt in enumerate(self.items):
+            if utt.seconds <= prompt_max_seconds:
+                self.prompts.setdefault(utt.speaker, []).append(i)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def example(self, i: int, vocab: TTSVocab, rng: random.Random, use_prompt: bool,
+                use_speaker: bool) -> Example:
+        utt = self.items[i]
+        prompt_text: list[int] = []
+        prompt_speech: list[int] = []
+        candidates = [j for j in self.prompts.get(utt.speaker, []) if j != i]
+        if use_prompt and candidates:
+            prompt = self.items[rng.choice(candidates)]
+            prompt_text, prompt_speech = prompt.text + [0], prompt.tokens.tolist()  # 0 = space
+        return build_sequence(vocab, utt.speaker if use_speaker else None, prompt_text,
+                              utt.text, prompt_speech, utt.tokens.tolist())
+
+    def lengths(self, prompt_allowance: int) -> list[int]:
+        """Sequence lengths for bucketing (the prompt's length is not known in advance)."""
+        return [len(u.text) + len(u.tokens) + 3 + prompt_allowance for u in self.items]
+
+
+def collate(examples: list[Example], pad_input: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad to (B, L) inputs and (B, L) targets (-100 = no loss)."""
+    L = max(len(e.input_ids) for e in examples)
+    inputs = torch.full((len(examples), L), pad_input, dtype=torch.long)
+    targets = torch.full((len(examples), L), -100, dtype=torch.long)
+    for b, e in enumerate(examples):
+        inputs[b, :len(e.input_ids)] = e.input_ids
+        targets[b, :len(e.targets)] = e.targets
+    return inputs, targets
+
+
+def sequence_loss(model: Transformer, inputs: torch.Tensor, targets: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean CE over target positions and the count of correct top-1 predictions.
+
+    Right padding needs no key mask: under the causal mask a real position never sees a pad
+    that comes after it, and pad positions carry no loss."""
+    B, L = inputs.shape
+    pos = torch.arange(L, device=inputs.device).expand(B, L)
+    logits = model(inputs, pos, causal_mask(L, inputs.device).expand(B, L, L))  # (B, L, V)
+    valid = targets != -100
+    loss = F.cross_entropy(logits[valid].float(), targets[valid])
+    correct = (logits[valid].argmax(-1) == targets[valid]).sum()
+    return loss, correct
+
+
+def build_model(cfg: Config, vocab: TTSVocab) -> Transformer:
+    m = cfg.model
+    return Transformer(TransformerConfig(
+        vocab_size=vocab.input_size, output_size=vocab.output_size, dim=m.dim,
+        layers=m.layers, heads=m.heads, ffn_mult=m.ffn_mult, max_seq=m.max_seq,
+        dropout=m.dropout))
+
+
+def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
+               out_dir: Path) -> Path:
+    """Train the AR model on ``family`` tokens; resume from ``out_dir/last.pt`` if present."""
+    corpus_dir, tokens_dir, out_dir = Path(corpus_dir), Path(tokens_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = read_meta(tokens_dir)
+    if meta["family"] != family:
+        raise TTSTrainError(f"{tokens_dir} holds {meta['family']!r} tokens, not {family!r}")
+    symbols = SymbolTable.load(corpus_dir / "symbols.json")
+    train_records = read_manifest(manifest_path(corpus_dir, "train"))
+    speakers = sorted({r.speaker for r in train_records})
+    vocab = TTSVocab(n_symbols=len(symbols), n_units=int(meta["vocab_size"]),
+                     n_speakers=len(speakers))
+    m, t = cfg.model, cfg.train
+    train = TTSData(corpus_dir, tokens_dir, "train", symbols, speakers, m.prompt_max_seconds)
+    dev = TTSData(corpus_dir, tokens_dir, "dev", symbols, speakers, m.prompt_max_seconds)
+    allowance = int(m.prompt_max_seconds * float(meta["frame_rate"]) + 40) if m.prompt else 0
+    too_long = [u.id for u, n in zip(train.items, train.lengths(allowance), strict=True)
+                if n > m.max_seq]
+    if too_long:
+        raise TTSTrainError(f"{len(too_long)} train sequences exceed model.max_seq={m.max_seq} "
+                            f"(e.g. {too_long[0]}); raise it or lower corpus.max_duration")
+
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    model = build_model(cfg, vocab).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(0.9, 0.95),
+                                  weight_decay=t.weight_decay)
+    model_meta = {"family": family, "vocab": dict(vars(vocab)), "speakers": speakers,
+                  "symbols": list(symbols.symbols), "frame_rate": float(meta["frame_rate"]),
+                  "transformer": dict(vars(model.cfg)), "prompt": m.prompt,
+                  "speaker_embedding": m.speaker_embedding}
+    pos = _resume(out_dir / "last.pt", model, optimizer, model_meta, cfg.seed)
+    lengths = train.lengths(allowance)
+    batches = bucketed_batches(lengths, t.batch_tokens, random.Random(pos["batch_seed"]))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    with open_tracker(cfg, stage="train-base", out_dir=out_dir, name=f"train-base-{family}",
+                      tags=(family,)) as tracker:
+        progress = tqdm(total=t.steps, initial=pos["step"], desc=f"train base ({family})",
+                        unit="step")
+        window: list[tuple[float, float]] = []
+        started = time.perf_counter()
+        while pos["step"] < t.steps:
+            if pos["batch_index"] >= len(batches):
+                pos["epoch"] += 1
+                pos["batch_index"] = 0
+                pos["batch_seed"] = cfg.seed * 1000 + pos["epoch"]
+                batches = bucketed_batches(lengths, t.batch_tokens,
+                                           random.Random(pos["batch_seed"]))
+            rng = random.Random(f"{cfg.seed}-{pos['step']}")
+            examples = [train.example(i, vocab, rng, m.prompt, m.speaker_embedding)
+                        for i in batches[pos["batch_index"]]]
+            inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
+            pos["batch_index"] += 1
+            lr = t.lr * warmup_cosine(pos["step"], t.warmup_steps, t.steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            with autocast:
+                loss, correct = sequence_loss(model, inputs.to(device), targets.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            optimizer.step()
+            pos["step"] += 1
+            n = int((targets != -100).sum())
+            pos["losses"].append(float(loss.detach()))
+            window.append((float(loss.detach()), float(correct) / n))
+            progress.update(1)
+            progress.set_postfix(loss=f"{pos['losses'][-1]:.3f}")
+            if pos["step"] % LOG_EVERY == 0:
+                tracker.log({"train/loss": float(np.mean([w[0] for w in window])),
+                             "train/acc": float(np.mean([w[1] for w in window])), "train/lr": lr},
+                            step=pos["step"])
+                window.clear()
+            if pos["step"] % t.eval_every == 0 or pos["step"] == t.steps:
+                tracker.log(evaluate(model, dev, vocab, cfg, device), step=pos["step"])
+            if pos["step"] % t.checkpoint_every == 0 or pos["step"] == t.steps:
+                _save_state(out_dir / "last.pt", cfg, model, optimizer, pos, model_meta)
+        progress.close()
+        final = evaluate(model, dev, vocab, cfg, device)
+        model_meta["dev"] = final
+        model_meta["seconds_per_step"] = (time.perf_counter() - started) / max(1, len(
+            pos["losses"]))
+        save_checkpoint(out_dir / "base.pt", kind=MODEL_KIND, config=cfg.to_dict(),
+                        state=model.state_dict(), meta=model_meta)
+        tracker.log_summary(final)
+        tracker.log_artifact(out_dir / "base.pt", f"base-{family}", "model")
+    return out_dir / "base.pt"
+
+
+@torch.no_grad()
+def evaluate(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Config,
+             device: torch.device) -> dict[str, float]:
+    """Validation loss and top-1 accuracy on the first ``train.eval_utterances`` of a split,
+    with fixed prompts (seeded by the configuration's seed)."""
+    model.eval()
+    rng = random.Random(cfg.seed)
+    total_loss = total_correct = total = 0.0
+    indices = list(range(min(len(data), cfg.train.eval_utterances)))
+    for start in range(0, len(indices), 8):
+        examples = [data.example(i, vocab, rng, cfg.model.prompt, cfg.model.speaker_embedding)
+                    for i in indices[start:start + 8]]
+        inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
+        loss, correct = sequence_loss(model, inputs.to(device), targets.to(device))
+        n = int((targets != -100).sum())
+        total_loss += float(loss) * n
+        total_correct += float(correct)
+        total += n
+    return {"dev/loss": total_loss / total, "dev/acc": total_correct / total}
+
+
+def _save_state(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.Optimizer,
+                pos: dict[str, Any], meta: dict[str, Any]) -> None:
+    save_checkpoint(path, kind=TRAIN_KIND, config=cfg.to_dict(), meta=meta,
+                    state={"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                           "position": pos, "rng": rng_state()})
+
+
+def _resume(path: Path, model: Transformer, optimizer: torch.optim.Optimizer,
+            meta: dict[str, Any], seed: int) -> dict[str, Any]:
+    if not path.is_file():
+        return {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": seed * 1000,
+                "losses": []}
+    blob = load_checkpoint(path, kind=TRAIN_KIND)
+    for key in ("family", "vocab", "speakers", "transformer"):
+        if blob["meta"][key] != meta[key]:
+            raise TTSTrainError(f"{path} was trained with another {key} ({blob['meta'][key]} "
+                                f"!= {meta[key]}); delete it to start over")
+    model.load_state_dict(blob["state"]["model"])
+    optimizer.load_state_dict(blob["state"]["optimizer"])
+    set_rng_state(blob["state"]["rng"])
+    return dict(blob["state"]["position"])
