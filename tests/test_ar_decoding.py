@@ -11,10 +11,11 @@ from vadusa.decoding.sampling import (
     gumbel_noise,
     keyed_samples,
     processed_logprobs,
+    speech_only,
 )
 from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
 
-OFFSET, V = 20, 13  # input ids [0, 20) text, [20, 33) speech; output ids [0, 13)
+OFFSET, V = 20, 13  # input ids [0, 20) text, [20, 33) speech; output ids: 10 units, bos, eos, pad
 EOS = 11
 
 
@@ -36,7 +37,8 @@ def reference_decode(model: Transformer, prefix: torch.Tensor, max_new: int,
         x = torch.tensor(ids)[None]
         logits = model(x, torch.arange(len(ids))[None], causal_mask(len(ids))[None])[0, -1]
         noise = gumbel_noise(seed, utterance, t, draws=1, size=V)
-        token = int(keyed_samples(processed_logprobs(logits, sampling), noise)[0])
+        token = int(keyed_samples(processed_logprobs(speech_only(logits, EOS), sampling),
+                                  noise)[0])
         if token == EOS:
             break
         out.append(token)
@@ -52,6 +54,7 @@ def test_cached_equals_recompute_for_several_samplings() -> None:
         got = ar_decode(model, prefix, speech_offset=OFFSET, eos=EOS, max_new=25,
                         sampling=sampling, seed=3, utterance=4)
         assert got.tokens == reference_decode(model, prefix, 25, sampling, 3, 4)
+        assert all(0 <= t < EOS - 1 for t in got.tokens)  # never bos or pad
         # prefill + one forward per fed-back token (the last token is not fed back at the limit)
         assert got.forwards == len(got.tokens) + (1 if got.stopped else 0)
 

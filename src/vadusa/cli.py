@@ -79,6 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
     p.add_argument("--out", help="output directory (default: models/<family>/base)")
 
+    p = sub.add_parser("decode", help="decode a list of texts to speech tokens (jsonl)")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="a trained model (base.pt)")
+    p.add_argument("--texts", required=True, help="one `text` or `speaker<TAB>text` per line")
+    p.add_argument("--out", required=True, help="output jsonl: tokens, timing, forwards")
+    p.add_argument("--method", choices=("ar",), default="ar")
+    p.add_argument("--batch-size", type=int, help="utterances per batch (decoding.batch_size)")
+
+    p = sub.add_parser("synthesize", help="text -> speech tokens -> waveform")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="a trained model (base.pt)")
+    p.add_argument("--text", required=True)
+    p.add_argument("--speaker", help="a training speaker (see the error for the list)")
+    p.add_argument("--prompt-wav", help="a recording of a new voice (needs --prompt-text)")
+    p.add_argument("--prompt-text", help="the transcript of --prompt-wav")
+    p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
+    p.add_argument("--method", choices=("ar",), default="ar")
+    p.add_argument("--out", required=True, help="output WAV file")
+
     p = sub.add_parser("resynthesize", help="audio -> tokens -> audio -> Whisper WER")
     _common(p)
     _family(p)
@@ -127,11 +146,13 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.data.voices import VoiceError  # noqa: PLC0415
     from vadusa.eval.judge import JudgeError  # noqa: PLC0415
     from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
+    from vadusa.model.loading import SynthesisInputError  # noqa: PLC0415
     from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
 
     return (AudioError, CorpusSourceError, ManifestError, CorpusError, TextError, VoiceError,
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
+            SynthesisInputError,
             *_optional_errors())
 
 
@@ -280,6 +301,67 @@ def cmd_train_base(cfg: Config, args: argparse.Namespace) -> int:
 
 
 @_guard
+def cmd_decode(cfg: Config, args: argparse.Namespace) -> int:
+    import dataclasses  # noqa: PLC0415
+
+    from vadusa.decoding.run import decode_requests, read_texts, write_jsonl  # noqa: PLC0415
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.model.loading import load_tts  # noqa: PLC0415
+
+    bundle = load_tts(args.checkpoint, resolve_device(cfg.device))
+    decoding = cfg.decoding
+    if args.batch_size:
+        decoding = dataclasses.replace(decoding, batch_size=args.batch_size)
+    records = list(decode_requests(bundle, read_texts(Path(args.texts)), decoding))
+    write_jsonl(Path(args.out), records)
+    tokens = sum(len(r["tokens"]) for r in records)
+    seconds = sum(r["seconds"] for r in records) / decoding.batch_size
+    print(f"{len(records)} utterances, {tokens} tokens, {tokens / seconds:.1f} tokens/s "
+          f"(batch {decoding.batch_size}) -> {args.out}")
+    return 0
+
+
+@_guard
+def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
+    import numpy as np  # noqa: PLC0415
+
+    from vadusa.data import audio  # noqa: PLC0415
+    from vadusa.decoding.ar import ar_decode  # noqa: PLC0415
+    from vadusa.decoding.run import sampling_of  # noqa: PLC0415
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.model.loading import load_tts, synthesis_prefix  # noqa: PLC0415
+    from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
+
+    device = resolve_device(cfg.device)
+    bundle = load_tts(args.checkpoint, device)
+    prompt = None
+    if args.prompt_wav or args.prompt_text:
+        if not (args.prompt_wav and args.prompt_text):
+            raise UserFacingError("--prompt-wav and --prompt-text go together")
+        from vadusa.tokenizers.registry import load_tokenizer  # noqa: PLC0415
+
+        wave, rate = audio.read(args.prompt_wav)
+        prompt = (args.prompt_text, load_tokenizer(cfg, bundle.family, device)
+                  .encode(wave, rate).tolist())
+    prefix, budget = synthesis_prefix(bundle, args.text, args.speaker, prompt,
+                                      cfg.decoding.max_tokens_per_symbol)
+    result = ar_decode(bundle.model, prefix.to(device), speech_offset=bundle.vocab.speech_offset,
+                       eos=bundle.vocab.eos, max_new=budget, sampling=sampling_of(cfg.decoding),
+                       seed=cfg.decoding.seed, utterance=0)
+    if not result.tokens:
+        raise UserFacingError("the model produced no speech tokens for this text")
+    vocoder_path = (Path(args.vocoder) if args.vocoder
+                    else cfg.experiment_dir / "vocoder" / bundle.family / "unit2mel.pt")
+    vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
+    voice = args.speaker if args.speaker in vocoder.speakers else vocoder.speakers[0]
+    wave, rate = vocoder.decode(np.asarray(result.tokens), voice)
+    audio.write_wav(args.out, wave, rate)
+    print(f"{len(result.tokens)} tokens in {result.seconds:.2f} s "
+          f"({len(result.tokens) / result.seconds:.1f} tokens/s) -> {args.out}")
+    return 0
+
+
+@_guard
 def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.eval import resynthesize as rs  # noqa: PLC0415
@@ -321,6 +403,8 @@ COMMANDS = {
     "tokenize": cmd_tokenize,
     "train-vocoder": cmd_train_vocoder,
     "train-base": cmd_train_base,
+    "decode": cmd_decode,
+    "synthesize": cmd_synthesize,
     "resynthesize": cmd_resynthesize,
 }
 

@@ -238,6 +238,18 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class DecodingConfig:
+    """Sampling of the AR model (shared by AR and speculative decoding)."""
+
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1 = off
+    seed: int = 0  # with (utterance, position, draw) it keys every random draw
+    max_tokens_per_symbol: float = 6.0  # length limit relative to the text (50 Hz units)
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
 class JudgeConfig:
     """The Whisper ASR that scores intelligibility (WER/CER)."""
 
@@ -268,6 +280,7 @@ class Config:
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -24,6 +24,7 @@ from vadusa.decoding.sampling import (
     gumbel_noise,
     keyed_samples,
     processed_logprobs,
+    speech_only,
 )
 from vadusa.model.transformer import Transformer
 
@@ -79,7 +80,7 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
         for b in range(B):
             if done[b]:
                 continue
-            logprobs = processed_logprobs(last[b], sampling)
+            logprobs = processed_logprobs(speech_only(last[b], eos), sampling)
             noise = gumbel_noise(seed, utterances[b], t, draws=1, size=logprobs.shape[-1])
             token = int(keyed_samples(logprobs.cpu(), noise)[0])
             if token == eos:

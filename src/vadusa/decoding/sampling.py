@@ -69,6 +69,15 @@ def processed_logprobs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.
     return logits.log_softmax(-1)
 
 
+def speech_only(logits: torch.Tensor, eos: int) -> torch.Tensor:
+    """Mask every output id past the speech tokens except ``eos`` (bos and pad are inputs
+    only): (..., V) -> (..., V). Speech tokens are the ids below ``eos - 1`` (= bos)."""
+    masked = logits.clone()
+    masked[..., eos - 1] = -torch.inf  # bos
+    masked[..., eos + 1:] = -torch.inf  # pad
+    return masked
+
+
 def keyed_samples(logprobs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """Gumbel-max: (V,) log-probabilities and (N, V) noise -> (N,) sampled ids."""
     return (logprobs[None].to(noise.dtype) + noise).argmax(-1)
