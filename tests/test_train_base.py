@@ -112,3 +112,32 @@ def test_wrong_family_and_too_long(tmp_path: Path) -> None:
 def test_splits_are_complete(tmp_path: Path) -> None:
     corpus, _ = tiny_data(tmp_path)
     assert all(manifest_path(corpus, s).is_file() for s in SPLITS)
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_train(tmp_path: Path) -> None:
+    """torchrun + DDP with the gloo backend: 2 processes train one model together."""
+    import os
+    import subprocess
+    import sys
+
+    corpus, tokens = tiny_data(tmp_path)
+    write_meta(tokens, {"family": "whisper", "vocab_size": 16, "frame_rate": 10.0})  # CLI name
+    sets = [f"results_dir={tmp_path}", "tracking.backend=files", "model.dim=32",
+            "model.layers=2", "model.heads=2", "model.max_seq=256",
+            "model.prompt_max_seconds=5.0", "train.steps=12", "train.batch_tokens=600",
+            "train.warmup_steps=2", "train.checkpoint_every=6", "train.eval_every=6",
+            "train.lr=3e-3", "device=cpu"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29517", "-m", "vadusa.cli", "train-base", "--family", "whisper",
+           "--corpus", str(corpus), "--tokens", str(tokens), "--out", str(tmp_path / "ddp"),
+           *[a for s in sets for a in ("--set", s)]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    blob = load_checkpoint(tmp_path / "ddp" / "base.pt", kind="tts")
+    losses = load_checkpoint(tmp_path / "ddp" / "last.pt")["state"]["position"]["losses"]
+    assert len(losses) == 12 and all(np.isfinite(losses))
+    assert np.isfinite(blob["meta"]["dev"]["dev/loss"])
+    history = (tmp_path / "ddp" / "tracking" / "train-base" / "history.jsonl").read_text()
+    assert history.count("train/loss") == 1  # only rank 0 logs (one point per 10 steps)

@@ -19,6 +19,8 @@ Shapes: B batch, L padded sequence length, V output vocabulary.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -38,7 +40,7 @@ from vadusa.devices import resolve_device
 from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
 from vadusa.model.tts import Example, TTSVocab, build_sequence
 from vadusa.tokenizers.store import TokenSplit, read_meta
-from vadusa.tracking import open_tracker
+from vadusa.tracking import NullTracker, open_tracker
 from vadusa.training.common import (
     bucketed_batches,
     rng_state,
@@ -120,7 +122,7 @@ def collate(examples: list[Example], pad_input: int) -> tuple[torch.Tensor, torc
     return inputs, targets
 
 
-def sequence_loss(model: Transformer, inputs: torch.Tensor, targets: torch.Tensor
+def sequence_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean CE over target positions and the count of correct top-1 predictions.
 
@@ -166,9 +168,12 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         raise TTSTrainError(f"{len(too_long)} train sequences exceed model.max_seq={m.max_seq} "
                             f"(e.g. {too_long[0]}); raise it or lower corpus.max_duration")
 
-    device = resolve_device(cfg.device)
+    dist = Distributed.from_env(resolve_device(cfg.device))
+    device = dist.device
     seed_everything(cfg.seed)
-    model = build_model(cfg, vocab).to(device)
+    model = build_model(cfg, vocab).to(device)  # same initial weights on every rank
+    seed_everything(cfg.seed + dist.rank)  # then each rank its own dropout noise
+    net = dist.wrap(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(0.9, 0.95),
                                   weight_decay=t.weight_decay)
     model_meta = {"family": family, "vocab": dict(vars(vocab)), "speakers": speakers,
@@ -180,14 +185,16 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     batches = bucketed_batches(lengths, t.batch_tokens, random.Random(pos["batch_seed"]))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    with open_tracker(cfg, stage="train-base", out_dir=out_dir, name=f"train-base-{family}",
-                      tags=(family,)) as tracker:
+    tracking = open_tracker(cfg, stage="train-base", out_dir=out_dir,
+                            name=f"train-base-{family}", tags=(family,)) if dist.is_main \
+        else contextlib.nullcontext(NullTracker())
+    with tracking as tracker:
         progress = tqdm(total=t.steps, initial=pos["step"], desc=f"train base ({family})",
-                        unit="step")
+                        unit="step", disable=not dist.is_main)
         window: list[tuple[float, float]] = []
         started = time.perf_counter()
         while pos["step"] < t.steps:
-            if pos["batch_index"] >= len(batches):
+            if pos["batch_index"] + dist.world > len(batches):  # each rank takes one batch
                 pos["epoch"] += 1
                 pos["batch_index"] = 0
                 pos["batch_seed"] = cfg.seed * 1000 + pos["epoch"]
@@ -195,15 +202,15 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                            random.Random(pos["batch_seed"]))
             rng = random.Random(f"{cfg.seed}-{pos['step']}")
             examples = [train.example(i, vocab, rng, m.prompt, m.speaker_embedding)
-                        for i in batches[pos["batch_index"]]]
+                        for i in batches[pos["batch_index"] + dist.rank]]
             inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
-            pos["batch_index"] += 1
+            pos["batch_index"] += dist.world
             lr = t.lr * warmup_cosine(pos["step"], t.warmup_steps, t.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
             with autocast:
-                loss, correct = sequence_loss(model, inputs.to(device), targets.to(device))
+                loss, correct = sequence_loss(net, inputs.to(device), targets.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
@@ -219,11 +226,15 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                              "train/acc": float(np.mean([w[1] for w in window])), "train/lr": lr},
                             step=pos["step"])
                 window.clear()
-            if pos["step"] % t.eval_every == 0 or pos["step"] == t.steps:
+            if dist.is_main and (pos["step"] % t.eval_every == 0 or pos["step"] == t.steps):
                 tracker.log(evaluate(model, dev, vocab, cfg, device), step=pos["step"])
-            if pos["step"] % t.checkpoint_every == 0 or pos["step"] == t.steps:
+            if dist.is_main and (pos["step"] % t.checkpoint_every == 0
+                                 or pos["step"] == t.steps):
                 _save_state(out_dir / "last.pt", cfg, model, optimizer, pos, model_meta)
         progress.close()
+        if not dist.is_main:
+            dist.close()
+            return out_dir / "base.pt"
         final = evaluate(model, dev, vocab, cfg, device)
         model_meta["dev"] = final
         model_meta["seconds_per_step"] = (time.perf_counter() - started) / max(1, len(
@@ -232,6 +243,7 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                         state=model.state_dict(), meta=model_meta)
         tracker.log_summary(final)
         tracker.log_artifact(out_dir / "base.pt", f"base-{family}", "model")
+    dist.close()
     return out_dir / "base.pt"
 
 
@@ -254,6 +266,46 @@ def evaluate(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Config,
         total_correct += float(correct)
         total += n
     return {"dev/loss": total_loss / total, "dev/acc": total_correct / total}
+
+
+@dataclass
+class Distributed:
+    """torchrun's environment: one process per device, gradients averaged by DDP (gloo on
+    CPUs, nccl on GPUs). Every rank builds the same batch list; at each step rank r takes the
+    r-th of the next ``world`` batches. Rank 0 evaluates, logs and writes checkpoints; an
+    exact resume is guaranteed for single-process runs."""
+
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls(0, 1, device)
+        rank = int(os.environ["RANK"])
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(rank, world, device)
+
+    def wrap(self, model: Transformer) -> torch.nn.Module:
+        if self.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415
+
+        return DistributedDataParallel(model, device_ids=[self.device.index]
+                                       if self.device.type == "cuda" else None)
+
+    def close(self) -> None:
+        if self.world > 1:
+            torch.distributed.destroy_process_group()
 
 
 def _save_state(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.Optimizer,
