@@ -150,8 +150,8 @@ def _load_generator(name: str, device: str) -> torch.nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch's weight_norm deprecation notice
         generator = _models_module().Generator(hparams)
-        blob = torch.load(data / f"generator_{name}.pth.tar", map_location="cpu",
-                          weights_only=True)
+        weights = data / f"generator_{name}.pth.tar"
+        blob = torch.load(weights, map_location="cpu", weights_only=True)
         generator.load_state_dict(blob["generator"])
         with contextlib.redirect_stdout(io.StringIO()):  # it prints "Removing weight norm..."
             generator.remove_weight_norm()
