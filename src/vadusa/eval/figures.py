@@ -31,12 +31,7 @@ def grouped_bars(
     if len(groups) > 1:
         ax.legend()
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def sorted_bars(values: Sequence[float], path: str | Path, title: str, ylabel: str) -> Path:
@@ -48,6 +43,10 @@ def sorted_bars(values: Sequence[float], path: str | Path, title: str, ylabel: s
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
