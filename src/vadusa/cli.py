@@ -8,7 +8,6 @@ Every subcommand takes ``--config FILE`` (repeatable, later files win) and ``--s
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -148,27 +147,17 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
     from vadusa.model.loading import SynthesisInputError  # noqa: PLC0415
     from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
+    from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
+    from vadusa.training.ssl import SSLTrainError  # noqa: PLC0415
+    from vadusa.training.tts import TTSTrainError  # noqa: PLC0415
+    from vadusa.training.vocoder import VocoderTrainingError  # noqa: PLC0415
+    from vadusa.vocoder import VocoderError  # noqa: PLC0415
 
     return (AudioError, CorpusSourceError, ManifestError, CorpusError, TextError, VoiceError,
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
-            SynthesisInputError,
-            *_optional_errors())
-
-
-def _optional_errors() -> tuple[type[Exception], ...]:
-    """Errors of stages that may be absent from a partial install."""
-    found: list[type[Exception]] = []
-    for module, name in (("vadusa.tokenizers.ssl", "SSLError"),
-                         ("vadusa.training.ssl", "SSLTrainError"),
-                         ("vadusa.vocoder", "VocoderError"),
-                         ("vadusa.training.vocoder", "VocoderTrainingError"),
-                         ("vadusa.training.tts", "TTSTrainError")):
-        try:
-            found.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(found)
+            SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
+            TTSTrainError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
