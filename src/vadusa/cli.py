@@ -42,39 +42,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("corpus-qa", help="WER of the Whisper judge on the corpus, per voice")
     _common(p)
-    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    _corpus_option(p)
     p.add_argument("--out", help="output JSON (default: <corpus>/qa/metrics.json)")
     p.add_argument("--per-voice", type=int, help="utterances per voice (judge.qa_per_voice)")
 
     p = sub.add_parser("train-ssl", help="train a HuBERT or wav2vec2 model from scratch")
     _common(p)
     _family(p, choices=("hubert", "wav2vec2"))
-    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    _corpus_option(p)
     p.add_argument("--out", help="output directory (default: tokens/<family>/ssl)")
 
     p = sub.add_parser("fit-kmeans", help="fit the k-means quantizer of a token family")
     _common(p)
     _family(p)
-    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    _corpus_option(p)
     p.add_argument("--out", help="k-means artifact (default: tokens/<family>/kmeans.npz)")
 
     p = sub.add_parser("tokenize", help="turn every split of the corpus into token files")
     _common(p)
     _family(p)
-    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    _corpus_option(p)
     p.add_argument("--out", help="token directory (default: tokens/<family>)")
 
     p = sub.add_parser("train-vocoder", help="train the unit-to-mel network of a token family")
     _common(p)
     _family(p)
-    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    _corpus_option(p)
     p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
     p.add_argument("--out", help="output directory (default: vocoder/<family>)")
 
     p = sub.add_parser("train-base", help="train the AR TTS model on a token family")
     _common(p)
     _family(p)
-    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    _corpus_option(p)
     p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
     p.add_argument("--out", help="output directory (default: models/<family>/base)")
 
@@ -105,12 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--list", help="a file of `path<TAB>transcript` lines")
     source.add_argument("--librivox", action="store_true",
                         help="the LibriVox recordings of Debian's pocketsphinx-testdata")
-    p.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+    _corpus_option(p)
     p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
     p.add_argument("--speaker", help="vocoder voice for outside recordings (default: the first)")
     p.add_argument("--limit", type=int, help="only the first N utterances of the split")
     p.add_argument("--out", required=True, help="output directory (wavs/ and metrics.json)")
     return parser
+
+
+def _corpus_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
 
 
 def _family(parser: argparse.ArgumentParser,
