@@ -132,3 +132,16 @@ def test_whisper_pooling_halves_the_rate(tmp_path: Path) -> None:
     assert extractor.sample_rate / extractor.hop_length == 25.0
     feats = extractor.extract(torch.randn(16000 * 2) * 0.1)
     assert feats.shape == (50, extractor.dim)
+
+
+@pytest.mark.slow
+def test_whisper_silence_subtraction_removes_the_position_only_part() -> None:
+    """Raw encoder frames of a constant input still differ frame to frame (the position
+    embedding); with ``subtract_silence`` what depends on position alone is gone."""
+    quiet = torch.zeros(16000 * 2)  # extract() directly: the tokenizer refuses silence
+    raw = build_extractor(load_config(overrides=["tokens.whisper.subtract_silence=false"]),
+                          "whisper").extract(quiet)
+    assert float(raw.std(0).mean()) > 0.05  # frames of identical input differ by position
+    cleaned = build_extractor(load_config(), "whisper").extract(quiet)
+    assert cleaned.shape == raw.shape
+    assert float(cleaned.abs().max()) == 0.0

@@ -31,6 +31,7 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
         units = cfg.tokens.whisper
         model_dir = units.model_dir or judge_model_dir(cfg.judge)
         return WhisperEncoderFeatures(model_dir, pool=units.pool, threads=cfg.judge.threads,
+                                      subtract_silence=units.subtract_silence,
                                       device="cuda" if device.type == "cuda" else "cpu")
     if family in ("hubert", "wav2vec2"):
         from vadusa.tokenizers.ssl import build_ssl_extractor  # noqa: PLC0415

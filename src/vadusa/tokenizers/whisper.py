@@ -5,6 +5,11 @@ Shapes: T samples (16 kHz), M log-mel frames (100 Hz), F encoder frames (50 Hz /
 The CTranslate2 model (through faster-whisper) encodes inputs shorter than Whisper's 30 s
 window directly, so each utterance is encoded at its own length (no padding to 30 s: 20x less
 work for 3 s utterances). Longer audio is encoded in 30 s windows and the frames concatenated.
+
+The encoder's output is dominated by its absolute position embedding: k-means on raw frames
+finds clusters of *time in the utterance* more than of sounds. With ``subtract_silence`` each
+window's encoding of silence (same length) is subtracted, which removes what depends on
+position alone; the clusters of the difference track the sounds (see ``WhisperUnitsConfig``).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ class WhisperEncoderFeatures:
     sample_rate = 16000
 
     def __init__(self, model_dir: str | Path, pool: int = 1, threads: int = 2,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", subtract_silence: bool = True) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         import ctranslate2  # noqa: PLC0415
@@ -35,6 +40,7 @@ class WhisperEncoderFeatures:
         self.model = WhisperModel(str(model_dir), device=device, compute_type=compute,
                                   cpu_threads=threads, local_files_only=True)
         self.pool = pool
+        self.subtract_silence = subtract_silence
         self.hop_length = 320 * pool  # 160-sample mel hop, x2 by the encoder's strided conv
         probe = self._encode_mel(np.zeros((80, 4), dtype=np.float32))
         self.dim = int(probe.shape[-1])
@@ -50,8 +56,14 @@ class WhisperEncoderFeatures:
         mel = self.model.feature_extractor(samples)  # (80, M'), M' = T // 160 + 1
         frames = (len(samples) // 320) * 2  # even, so the encoder gives exactly T // 320
         mel = mel[:, :frames]
-        outputs = [self._encode_mel(mel[:, s:s + WINDOW_MEL_FRAMES])
-                   for s in range(0, frames, WINDOW_MEL_FRAMES)]
+        if self.subtract_silence:
+            silence = self.model.feature_extractor(np.zeros_like(samples))[:, :frames]
+        outputs = []
+        for s in range(0, frames, WINDOW_MEL_FRAMES):
+            window = self._encode_mel(mel[:, s:s + WINDOW_MEL_FRAMES])  # (W / 2, D)
+            if self.subtract_silence:  # what depends on position alone
+                window = window - self._encode_mel(silence[:, s:s + WINDOW_MEL_FRAMES])
+            outputs.append(window)
         feats = torch.from_numpy(np.concatenate(outputs))  # (T // 320, D)
         if self.pool > 1:
             usable = len(feats) // self.pool * self.pool
