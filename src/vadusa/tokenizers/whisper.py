@@ -9,7 +9,8 @@ work for 3 s utterances). Longer audio is encoded in 30 s windows and the frames
 The encoder's output is dominated by its absolute position embedding: k-means on raw frames
 finds clusters of *time in the utterance* more than of sounds. With ``subtract_silence`` each
 window's encoding of silence (same length) is subtracted, which removes what depends on
-position alone; the clusters of the difference track the sounds (see ``WhisperUnitsConfig``).
+position alone, so the clusters of the difference follow the sounds more (see
+``WhisperUnitsConfig`` for the measurement).
 """
 
 from __future__ import annotations
