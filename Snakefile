@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/vocoder.smk"
+include: "workflow/rules/model.smk"
 
 
 rule all:

@@ -61,3 +61,73 @@ def test_decode_cli_reports_unknown_speaker(checkpoint: Path, tmp_path: Path,
     assert main(["decode", "--checkpoint", str(checkpoint), "--texts", str(texts),
                  "--out", str(tmp_path / "x.jsonl")]) == 2
     assert "known speakers" in capsys.readouterr().err
+
+
+def test_known_speaker_decodes_with_the_stored_prompt(checkpoint: Path) -> None:
+    bundle = load_tts(checkpoint)
+    prompts = bundle.meta["prompts"]
+    assert set(prompts) <= set(bundle.speakers) and prompts  # training conditions on prompts
+    speaker, stored = next(iter(prompts.items()))
+    with_prompt, _ = synthesis_prefix(bundle, "one two.", speaker, None, 3.0)
+    no_speaker, _ = synthesis_prefix(bundle, "one two.", None, None, 3.0)
+    # the prefix ends with bos + the prompt's speech tokens
+    tail = with_prompt[-len(stored["tokens"]):].tolist()
+    assert tail == [bundle.vocab.speech_offset + t for t in stored["tokens"]]
+    assert len(with_prompt) == len(no_speaker) + len(stored["text"]) + 1 + len(stored["tokens"])
+
+
+def test_bench_runs_the_baseline_and_batched_ar_in_one_process(
+        checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one two three.\ns1\tfour five six.\nsix one.\ns0\ttwo two.\n")
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--checkpoint", str(checkpoint), "--texts", str(texts),
+                 "--batch-sizes", "2", "4", "--out", str(out),
+                 "--set", "decoding.max_tokens_per_symbol=3"]) == 0
+    printed = capsys.readouterr().out
+    assert "ar-b1" in printed and "ar-b4" in printed and "speedup" in printed
+    results = json.loads(out.read_text())
+    assert [r["setting"] for r in results] == ["ar-b1", "ar-b2", "ar-b4"]
+    assert results[0]["speedup"] == 1.0
+    # batching changes the speed, never the tokens (the randomness is keyed per utterance)
+    assert len({r["tokens"] for r in results}) == 1
+    for r in results:
+        assert r["utterances"] == 4 and r["mean_accepted"] == 1.0
+        assert r["real_time_factor"] > 0 and sum(r["accept_length_histogram"].values()) \
+            == r["tokens"]
+
+
+class _EchoJudge:
+    """Transcribes every clip as the same words: the WER bookkeeping is then known."""
+
+    def transcribe(self, wave, rate) -> str:  # noqa: ANN001
+        return "one two"
+
+
+class _ToneVocoder:
+    speakers = ["s0", "s1"]
+
+    def decode(self, tokens, speaker):  # noqa: ANN001, ANN201
+        import numpy as np  # noqa: PLC0415
+
+        return np.sin(np.arange(len(tokens) * 320) / 10.0).astype("float32"), 16000
+
+
+def test_evaluate_records_failures_and_scores_the_rest(checkpoint: Path, tmp_path: Path) -> None:
+    from vadusa.config import DecodingConfig  # noqa: PLC0415
+    from vadusa.decoding.run import Request  # noqa: PLC0415
+    from vadusa.eval.evaluate import evaluate_tts  # noqa: PLC0415
+
+    requests = [Request(0, "one two.", "s0"), Request(1, "#$%", "s1"),
+                Request(2, "one two three four.", "s1")]
+    metrics = evaluate_tts(load_tts(checkpoint), requests, ["a", "b", "c"],
+                           DecodingConfig(max_tokens_per_symbol=3.0), _ToneVocoder(),
+                           _EchoJudge(), tmp_path / "eval")
+    failed = {f["id"]: f["stage"] for f in metrics["failures"]}
+    assert failed.get("b") == "text"  # no speakable symbols: recorded, not dropped
+    scored = {r["id"]: r["wer"] for r in metrics["per_utterance"]}
+    assert set(scored) | set(failed) == {"a", "b", "c"}
+    assert scored == {"a": 0.0, "c": 0.5}  # 0 and 2 of 4 words wrong
+    assert metrics["wer"] == pytest.approx(2 / 6) and metrics["utterances"] == 2
+    assert (tmp_path / "eval" / "metrics.json").is_file()
+    assert len(list((tmp_path / "eval" / "wavs").glob("*.wav"))) == len(scored)

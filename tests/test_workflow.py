@@ -65,6 +65,14 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
             assert metrics["utterances"] == count and not metrics["failures"]
             assert 0.0 <= metrics["input_wer"] <= 0.5  # the inputs are intelligible
             assert len(list((resynth / "wavs").glob("*.wav"))) == count
+    # the base model's stage: AR evaluation on the test split and the AR benchmark
+    evaluation = json.loads((tmp_path / "results/tiny/eval/whisper/ar/test/metrics.json")
+                            .read_text())
+    assert evaluation["utterances"] + len(evaluation["failures"]) == stats["utterances"]["test"]
+    assert evaluation["tokens_per_second"] > 0 and 0.0 <= evaluation["cer"]
+    bench = json.loads((tmp_path / "results/tiny/bench/whisper/ar.json").read_text())
+    assert [b["setting"] for b in bench] == ["ar-b1", "ar-b8"]
+    assert bench[0]["speedup"] == 1.0 and bench[0]["tokens"] == bench[1]["tokens"] > 0
     again = snakemake(repo, tmp_path, "--configfile", tiny, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     # a judge setting changes: only corpus_qa re-runs

@@ -110,6 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker", help="vocoder voice for outside recordings (default: the first)")
     p.add_argument("--limit", type=int, help="only the first N utterances of the split")
     p.add_argument("--out", required=True, help="output directory (wavs/ and metrics.json)")
+
+    p = sub.add_parser("evaluate", help="a trained model on a corpus split -> audio -> WER")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="a trained model (base.pt)")
+    p.add_argument("--split", choices=("train", "dev", "test"), default="test")
+    _corpus_option(p)
+    p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
+    p.add_argument("--method", choices=("ar",), default="ar")
+    p.add_argument("--batch-size", type=int, help="utterances per batch (decoding.batch_size)")
+    p.add_argument("--limit", type=int, help="only the first N utterances of the split")
+    p.add_argument("--out", required=True, help="output directory (wavs/, tokens.jsonl, "
+                   "metrics.json)")
+
+    p = sub.add_parser("bench", help="decoding speed of several settings, side by side")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="a trained model (base.pt)")
+    texts = p.add_mutually_exclusive_group(required=True)
+    texts.add_argument("--texts", help="one `text` or `speaker<TAB>text` per line")
+    texts.add_argument("--split", choices=("train", "dev", "test"),
+                       help="the texts and speakers of a corpus split")
+    _corpus_option(p)
+    p.add_argument("--batch-sizes", type=int, nargs="*", default=[8],
+                   help="batched AR settings besides the batch-1 baseline (default: 8)")
+    p.add_argument("--limit", type=int, help="only the first N texts")
+    p.add_argument("--out", help="write the results as JSON (one record per setting)")
     return parser
 
 
@@ -147,6 +172,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.data.synthetic import CorpusError  # noqa: PLC0415
     from vadusa.data.text import TextError  # noqa: PLC0415
     from vadusa.data.voices import VoiceError  # noqa: PLC0415
+    from vadusa.eval.evaluate import EvaluationError  # noqa: PLC0415
     from vadusa.eval.judge import JudgeError  # noqa: PLC0415
     from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
     from vadusa.model.loading import SynthesisInputError  # noqa: PLC0415
@@ -161,7 +187,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (AudioError, CorpusSourceError, ManifestError, CorpusError, TextError, VoiceError,
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
-            TTSTrainError)
+            TTSTrainError, EvaluationError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -387,6 +413,69 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+@_guard
+def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
+    import dataclasses  # noqa: PLC0415
+
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.eval.evaluate import evaluate_tts, format_evaluation, split_requests  # noqa: PLC0415
+    from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
+    from vadusa.model.loading import load_tts  # noqa: PLC0415
+    from vadusa.tracking import open_tracker  # noqa: PLC0415
+    from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
+
+    device = resolve_device(cfg.device)
+    bundle = load_tts(args.checkpoint, device)
+    vocoder_path = (Path(args.vocoder) if args.vocoder
+                    else cfg.experiment_dir / "vocoder" / bundle.family / "unit2mel.pt")
+    vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
+    if vocoder.vocab_size != bundle.vocab.n_units:
+        raise UserFacingError(f"{vocoder_path} decodes {vocoder.vocab_size} "
+                              f"units, the model {args.checkpoint} emits "
+                              f"{bundle.vocab.n_units}: retrain one of them on the same tokens")
+    decoding = cfg.decoding
+    if args.batch_size:
+        decoding = dataclasses.replace(decoding, batch_size=args.batch_size)
+    requests, ids, _ = split_requests(_corpus(cfg, args), args.split, args.limit)
+    out = Path(args.out)
+    with open_tracker(cfg, stage="evaluate", out_dir=out,
+                      name=f"evaluate-{bundle.family}-{args.method}",
+                      tags=(bundle.family, args.method)) as tracker:
+        metrics = evaluate_tts(bundle, requests, ids, decoding, vocoder,
+                               WhisperJudge(cfg.judge), out)
+        tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "tokens_per_second",
+                                                     "real_time_factor")})
+    print(format_evaluation(metrics))
+    return 0
+
+
+@_guard
+def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.decoding.bench import ar_settings, bench, format_bench, write_bench  # noqa: PLC0415
+    from vadusa.decoding.run import read_texts  # noqa: PLC0415
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
+    from vadusa.model.loading import load_tts  # noqa: PLC0415
+
+    bundle = load_tts(args.checkpoint, resolve_device(cfg.device))
+    if args.texts:
+        requests = read_texts(Path(args.texts))[: args.limit]
+    else:
+        requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
+    results = bench(bundle, requests, cfg.decoding, ar_settings(args.batch_sizes))
+    print(f"{bundle.family}, {len(requests)} utterances, {torch_threads()} threads")
+    print(format_bench(results))
+    if args.out:
+        write_bench(Path(args.out), results)
+    return 0
+
+
+def torch_threads() -> int:
+    import torch  # noqa: PLC0415
+
+    return torch.get_num_threads()
+
+
 COMMANDS = {
     "config": cmd_config,
     "prepare": cmd_prepare,
@@ -399,6 +488,8 @@ COMMANDS = {
     "decode": cmd_decode,
     "synthesize": cmd_synthesize,
     "resynthesize": cmd_resynthesize,
+    "evaluate": cmd_evaluate,
+    "bench": cmd_bench,
 }
 
 

@@ -40,4 +40,4 @@ dump_config(CFG, RESOLVED)
 
 
 def default_targets():
-    return [rules.corpus.input, rules.tokens.input, rules.resynthesis.input]
+    return [rules.corpus.input, rules.tokens.input, rules.resynthesis.input, rules.models.input]

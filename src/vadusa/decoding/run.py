@@ -57,7 +57,7 @@ def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingCon
             yield {"index": request.index, "text": request.text, "speaker": request.speaker,
                    "method": "ar", "tokens": result.tokens, "stopped_at_eos": result.stopped,
                    "seconds": result.seconds, "forwards": result.forwards,
-                   "batch_size": len(chunk),
+                   "batch_size": len(chunk), "accept_lengths": result.accept_lengths,
                    "tokens_per_second": len(result.tokens) / result.seconds,
                    "audio_seconds": len(result.tokens) / bundle.frame_rate}
 

@@ -87,8 +87,14 @@ def synthesis_prefix(bundle: TTSBundle, text: str, speaker: str | None,
                      ) -> tuple[torch.Tensor, int]:
     """(L,) input ids ending in ``bos`` + prompt speech, and the token budget to decode."""
     ids = text_ids(bundle, text)
-    prompt_text, prompt_speech = ([], []) if prompt is None else (
-        text_ids(bundle, prompt[0]) + [0], list(prompt[1]))
+    if prompt is not None:
+        prompt_text, prompt_speech = text_ids(bundle, prompt[0]) + [0], list(prompt[1])
+    elif speaker is not None and speaker in bundle.meta.get("prompts", {}):
+        # the speaker's fixed prompt from training (training always conditions on one)
+        stored = bundle.meta["prompts"][speaker]
+        prompt_text, prompt_speech = list(stored["text"]) + [0], list(stored["tokens"])
+    else:
+        prompt_text, prompt_speech = [], []
     prefix = build_sequence(bundle.vocab, speaker_index(bundle, speaker), prompt_text, ids,
                             prompt_speech, None).input_ids
     budget = max_new_tokens(bundle, len(ids), per_symbol)

@@ -106,6 +106,18 @@ class TTSData:
         return build_sequence(vocab, utt.speaker if use_speaker else None, prompt_text,
                               utt.text, prompt_speech, utt.tokens.tolist())
 
+    def default_prompts(self, speakers: list[str]) -> dict[str, dict[str, Any]]:
+        """One fixed prompt per speaker, stored in ``base.pt`` so that decoding a text for a
+        known speaker is conditioned the way training was: the speaker's shortest prompt-length
+        utterance (ties broken by id, so the choice is reproducible)."""
+        prompts = {}
+        for speaker, indices in self.prompts.items():
+            best = min(indices, key=lambda i: (self.items[i].seconds, self.items[i].id))
+            utt = self.items[best]
+            prompts[speakers[speaker]] = {"id": utt.id, "text": list(utt.text),
+                                          "tokens": utt.tokens.tolist()}
+        return prompts
+
     def lengths(self, prompt_allowance: int) -> list[int]:
         """Sequence lengths for bucketing (the prompt's length is not known in advance)."""
         return [len(u.text) + len(u.tokens) + 3 + prompt_allowance for u in self.items]
@@ -179,7 +191,8 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     model_meta = {"family": family, "vocab": dict(vars(vocab)), "speakers": speakers,
                   "symbols": list(symbols.symbols), "frame_rate": float(meta["frame_rate"]),
                   "transformer": dict(vars(model.cfg)), "prompt": m.prompt,
-                  "speaker_embedding": m.speaker_embedding}
+                  "speaker_embedding": m.speaker_embedding,
+                  "prompts": train.default_prompts(speakers) if m.prompt else {}}
     pos = _resume(out_dir / "last.pt", model, optimizer, model_meta, cfg.seed)
     lengths = train.lengths(allowance)
     batches = bucketed_batches(lengths, t.batch_tokens, random.Random(pos["batch_seed"]))

@@ -1,0 +1,87 @@
+"""``vadusa bench``: decode the same utterances with several decoding settings in one process
+and print their speed side by side.
+
+The first setting is the baseline (KV-cached AR decoding at batch size 1); every other setting's
+``speedup`` is the baseline's wall time over its own, on the same utterances, model, machine
+and sampling. One warm-up utterance runs before anything is timed (first-call allocations and
+kernel selection are not decoding speed).
+
+Per setting: wall time, tokens/s (all rows together), real-time factor (decoding seconds per
+second of audio), forwards per utterance (a batch's forwards count once for the batch), and
+the tokens each forward adds to a sequence: their mean and histogram (AR: always 1).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from vadusa.atomic import write_text_atomic
+from vadusa.config import DecodingConfig
+from vadusa.decoding.run import Request, decode_requests
+from vadusa.model.loading import TTSBundle
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    method: str = "ar"
+    batch_size: int = 1
+
+
+def ar_settings(batch_sizes: list[int]) -> list[Setting]:
+    """AR at batch 1 (the baseline) and at each larger batch size given."""
+    sizes = [1] + sorted({b for b in batch_sizes if b > 1})
+    return [Setting(f"ar-b{b}", "ar", b) for b in sizes]
+
+
+def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
+                setting: Setting) -> dict[str, Any]:
+    if setting.method != "ar":
+        raise ValueError(f"unknown decoding method {setting.method!r}")
+    cfg = replace(decoding, batch_size=setting.batch_size)
+    start = time.perf_counter()
+    records = list(decode_requests(bundle, requests, cfg))
+    wall = time.perf_counter() - start
+    tokens = sum(len(r["tokens"]) for r in records)
+    forwards = sum(r["forwards"] / r["batch_size"] for r in records)  # shared by a batch
+    audio_seconds = sum(r["audio_seconds"] for r in records)
+    accepted = [n for r in records for n in r["accept_lengths"]]  # tokens per forward, per row
+    histogram = Counter(accepted)
+    return {"setting": setting.name, "method": setting.method, "batch_size": setting.batch_size,
+            "utterances": len(records), "tokens": tokens, "wall_seconds": wall,
+            "tokens_per_second": tokens / wall, "real_time_factor": wall / audio_seconds,
+            "forwards_per_utterance": forwards / len(records),
+            "mean_accepted": sum(accepted) / max(1, len(accepted)),
+            "accept_length_histogram": {str(k): v for k, v in sorted(histogram.items())},
+            "audio_seconds": audio_seconds}
+
+
+def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
+          settings: list[Setting]) -> list[dict[str, Any]]:
+    list(decode_requests(bundle, requests[:1], replace(decoding, batch_size=1)))  # warm-up
+    results = [run_setting(bundle, requests, decoding, s) for s in settings]
+    base = results[0]["wall_seconds"]
+    for r in results:
+        r["speedup"] = base / r["wall_seconds"]
+    return results
+
+
+def format_bench(results: list[dict[str, Any]]) -> str:
+    head = (f"{'setting':<12} {'utts':>5} {'tokens':>7} {'wall s':>8} {'tokens/s':>9} "
+            f"{'RTF':>7} {'fwd/utt':>8} {'accepted':>8} {'speedup':>8}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(f"{r['setting']:<12} {r['utterances']:>5} {r['tokens']:>7} "
+                     f"{r['wall_seconds']:>8.2f} {r['tokens_per_second']:>9.1f} "
+                     f"{r['real_time_factor']:>7.3f} {r['forwards_per_utterance']:>8.1f} "
+                     f"{r['mean_accepted']:>8.2f} {r['speedup']:>7.2f}x")
+    return "\n".join(lines)
+
+
+def write_bench(path: Path, results: list[dict[str, Any]]) -> None:
+    write_text_atomic(Path(path), json.dumps(results, indent=1) + "\n")

@@ -1,0 +1,127 @@
+"""``vadusa evaluate``: a trained TTS model on a split -> speech tokens -> audio -> the judge.
+
+For every utterance of the split, the model reads its text, for its speaker (with the
+speaker's stored prompt, as in training), and decodes speech tokens; the family's unit vocoder
+turns them into audio and the Whisper judge transcribes it. ``metrics.json`` holds the WER and
+CER against the split's transcripts, the decoding speed, and one row per utterance. A failure
+of one utterance (a text the model cannot take, an empty output) is recorded, not dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vadusa.atomic import write_text_atomic
+from vadusa.config import DecodingConfig
+from vadusa.data import audio
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.decoding.run import Request, decode_requests, write_jsonl
+from vadusa.eval.judge import WhisperJudge
+from vadusa.eval.wer import error_rates
+from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
+
+
+class EvaluationError(ValueError):
+    pass
+
+
+def split_requests(corpus_dir: Path, split: str, limit: int | None = None
+                   ) -> tuple[list[Request], list[str], list[str]]:
+    """The split's utterances as decoding requests, their ids and their transcripts."""
+    path = manifest_path(corpus_dir, split)
+    if not path.is_file():
+        raise EvaluationError(f"no manifest for split {split!r} at {path}; "
+                              "run `vadusa prepare` first")
+    records = read_manifest(path)[:limit]
+    if not records:
+        raise EvaluationError(f"{path} holds no utterances")
+    requests = [Request(i, r.text, r.speaker) for i, r in enumerate(records)]
+    return requests, [r.id for r in records], [r.text for r in records]
+
+
+def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
+                 decoding: DecodingConfig, vocoder: Any, judge: WhisperJudge,
+                 out_dir: Path) -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
+    failures: list[dict[str, Any]] = []
+    usable = []
+    for request, utt_id in zip(requests, ids, strict=True):
+        try:  # texts the model cannot take fail here, one by one, before decoding
+            synthesis_prefix(bundle, request.text, request.speaker, None,
+                             decoding.max_tokens_per_symbol)
+            usable.append((request, utt_id))
+        except SynthesisInputError as exc:
+            failures.append({"id": utt_id, "stage": "text", "error": str(exc)})
+    if not usable:
+        raise EvaluationError(f"every utterance failed: {failures[:3]}")
+
+    records = []
+    progress = tqdm(total=len(usable), desc=f"decode ({bundle.family}, ar)", unit="utt")
+    for record in decode_requests(bundle, [r for r, _ in usable], decoding):
+        records.append(record)
+        progress.update(1)
+    progress.close()
+    by_index = {r.index: utt_id for r, utt_id in usable}
+    for record in records:
+        record["id"] = by_index[record["index"]]
+    write_jsonl(out_dir / "tokens.jsonl", records)
+
+    rows = []
+    vocode_seconds = judge_seconds = 0.0
+    for record in tqdm(records, desc="vocode + judge", unit="utt"):
+        if not record["tokens"]:
+            failures.append({"id": record["id"], "stage": "decode",
+                             "error": "no speech tokens before eos"})
+            continue
+        voice = record["speaker"] if record["speaker"] in vocoder.speakers \
+            else vocoder.speakers[0]
+        t0 = time.perf_counter()
+        wave, rate = vocoder.decode(np.asarray(record["tokens"]), voice)
+        t1 = time.perf_counter()
+        audio.write_wav(out_dir / "wavs" / f"{record['id']}.wav", wave, rate)
+        hyp = judge.transcribe(wave, rate)
+        judge_seconds += time.perf_counter() - t1
+        vocode_seconds += t1 - t0
+        rows.append({"id": record["id"], "speaker": record["speaker"],
+                     "reference": record["text"], "hypothesis": hyp,
+                     "wer": error_rates([record["text"]], [hyp]).wer,
+                     "tokens": len(record["tokens"]), "stopped_at_eos": record["stopped_at_eos"],
+                     "decode_seconds": record["seconds"], "forwards": record["forwards"],
+                     "batch_size": record["batch_size"],
+                     "audio_seconds": record["audio_seconds"]})
+    if not rows:
+        raise EvaluationError(f"every utterance failed: {failures[:3]}")
+    rates = error_rates([r["reference"] for r in rows], [r["hypothesis"] for r in rows])
+    tokens = sum(r["tokens"] for r in rows)
+    decode_seconds = sum(r["decode_seconds"] / r["batch_size"] for r in rows)  # batch wall
+    audio_seconds = sum(r["audio_seconds"] for r in rows)
+    metrics = {
+        "family": bundle.family, "method": "ar", "utterances": len(rows),
+        "failures": failures,
+        "wer": rates.wer, "cer": rates.cer, "words": rates.words,
+        "stopped_at_eos": float(np.mean([r["stopped_at_eos"] for r in rows])),
+        "batch_size": decoding.batch_size,
+        "tokens_per_second": tokens / decode_seconds,
+        "real_time_factor": decode_seconds / audio_seconds,
+        "forwards_per_token": sum(r["forwards"] / r["batch_size"] for r in rows) / tokens,
+        "seconds": {"decode": round(decode_seconds, 2), "vocode": round(vocode_seconds, 2),
+                    "judge": round(judge_seconds, 2)},
+        "decoding": dict(vars(decoding)),
+        "per_utterance": rows,
+    }
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    return metrics
+
+
+def format_evaluation(metrics: dict[str, Any]) -> str:
+    return (f"{metrics['family']} {metrics['method']}: {metrics['utterances']} utterances, "
+            f"WER {100 * metrics['wer']:.1f} % (CER {100 * metrics['cer']:.1f} %), "
+            f"{metrics['tokens_per_second']:.1f} tokens/s, RTF {metrics['real_time_factor']:.3f}"
+            f", {len(metrics['failures'])} failed")
