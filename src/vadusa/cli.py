@@ -142,6 +142,12 @@ def _corpus_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
 
 
+def _vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
+    """``--vocoder``, or the family's vocoder of this experiment."""
+    return (Path(args.vocoder) if args.vocoder
+            else cfg.experiment_dir / "vocoder" / family / "unit2mel.pt")
+
+
 def _family(parser: argparse.ArgumentParser,
             choices: tuple[str, ...] = ("whisper", "hubert", "wav2vec2")) -> None:
     parser.add_argument("--family", required=True, choices=choices, help="token family")
@@ -369,8 +375,7 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
                        seed=cfg.decoding.seed, utterance=0)
     if not result.tokens:
         raise UserFacingError("the model produced no speech tokens for this text")
-    vocoder_path = (Path(args.vocoder) if args.vocoder
-                    else cfg.experiment_dir / "vocoder" / bundle.family / "unit2mel.pt")
+    vocoder_path = _vocoder_path(cfg, args, bundle.family)
     vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
     voice = args.speaker if args.speaker in vocoder.speakers else vocoder.speakers[0]
     wave, rate = vocoder.decode(np.asarray(result.tokens), voice)
@@ -397,8 +402,7 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     else:
         items = rs.items_from_list(rs.write_librivox_list(out / "librivox.tsv"))
     device = resolve_device(cfg.device)
-    vocoder_path = (Path(args.vocoder) if args.vocoder
-                    else cfg.experiment_dir / "vocoder" / args.family / "unit2mel.pt")
+    vocoder_path = _vocoder_path(cfg, args, args.family)
     vocoder = UnitVocoder.load(vocoder_path, device=device)
     if vocoder.family != args.family:
         raise UserFacingError(f"{vocoder_path} is a vocoder for {vocoder.family!r} tokens, "
@@ -426,8 +430,7 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
 
     device = resolve_device(cfg.device)
     bundle = load_tts(args.checkpoint, device)
-    vocoder_path = (Path(args.vocoder) if args.vocoder
-                    else cfg.experiment_dir / "vocoder" / bundle.family / "unit2mel.pt")
+    vocoder_path = _vocoder_path(cfg, args, bundle.family)
     vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
     if vocoder.vocab_size != bundle.vocab.n_units:
         raise UserFacingError(f"{vocoder_path} decodes {vocoder.vocab_size} "
@@ -436,7 +439,7 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
     decoding = cfg.decoding
     if args.batch_size:
         decoding = dataclasses.replace(decoding, batch_size=args.batch_size)
-    requests, ids, _ = split_requests(_corpus(cfg, args), args.split, args.limit)
+    requests, ids = split_requests(_corpus(cfg, args), args.split, args.limit)
     out = Path(args.out)
     with open_tracker(cfg, stage="evaluate", out_dir=out,
                       name=f"evaluate-{bundle.family}-{args.method}",
@@ -451,6 +454,8 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
+    import torch  # noqa: PLC0415
+
     from vadusa.decoding.bench import ar_settings, bench, format_bench, write_bench  # noqa: PLC0415
     from vadusa.decoding.run import read_texts  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
@@ -463,17 +468,11 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     else:
         requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
     results = bench(bundle, requests, cfg.decoding, ar_settings(args.batch_sizes))
-    print(f"{bundle.family}, {len(requests)} utterances, {torch_threads()} threads")
+    print(f"{bundle.family}, {len(requests)} utterances, {torch.get_num_threads()} threads")
     print(format_bench(results))
     if args.out:
         write_bench(Path(args.out), results)
     return 0
-
-
-def torch_threads() -> int:
-    import torch  # noqa: PLC0415
-
-    return torch.get_num_threads()
 
 
 COMMANDS = {

@@ -32,8 +32,8 @@ class EvaluationError(ValueError):
 
 
 def split_requests(corpus_dir: Path, split: str, limit: int | None = None
-                   ) -> tuple[list[Request], list[str], list[str]]:
-    """The split's utterances as decoding requests, their ids and their transcripts."""
+                   ) -> tuple[list[Request], list[str]]:
+    """The split's utterances as decoding requests, and their ids."""
     path = manifest_path(corpus_dir, split)
     if not path.is_file():
         raise EvaluationError(f"no manifest for split {split!r} at {path}; "
@@ -42,7 +42,7 @@ def split_requests(corpus_dir: Path, split: str, limit: int | None = None
     if not records:
         raise EvaluationError(f"{path} holds no utterances")
     requests = [Request(i, r.text, r.speaker) for i, r in enumerate(records)]
-    return requests, [r.id for r in records], [r.text for r in records]
+    return requests, [r.id for r in records]
 
 
 def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
