@@ -29,6 +29,61 @@ def test_sequence_layout_and_targets() -> None:
     # position of the last prompt token predicts the first target token; eos is predicted
     assert ex.targets.tolist() == [-100] * 6 + [2, 3, vocab.eos, -100]
     assert vocab.input_size == 10 + 8 + 3 and vocab.output_size == 8
+    # prompt text [1, 2) is said by the queries predicting prompt speech (bos and the first
+    # prompt token); target text [2, 4) by those predicting the target tokens and eos
+    assert ex.segments == ((1, 2, 4, 6), (2, 4, 6, 9))
+
+
+def test_prompt_loss_makes_the_prompt_tokens_targets() -> None:
+    vocab = TTSVocab(n_symbols=10, n_units=5, n_speakers=2)
+    ex = build_sequence(vocab, 1, prompt_text=[3], text=[4, 5], prompt_speech=[0, 1],
+                        speech=[2, 3], prompt_loss=True)
+    # bos predicts the first prompt token, that one the second, then the target as before
+    assert ex.targets.tolist() == [-100] * 4 + [0, 1, 2, 3, vocab.eos, -100]
+
+
+def test_guide_penalty_is_low_on_the_diagonal_and_one_elsewhere() -> None:
+    vocab = TTSVocab(n_symbols=10, n_units=5, n_speakers=2)
+    ex = build_sequence(vocab, 1, prompt_text=[3, 0], text=[4, 5, 6, 7],
+                        prompt_speech=[0, 1, 2, 3], speech=list(range(5)) * 2)
+    L = len(ex.input_ids)
+    W, rows = tts_training.guide_penalty([ex], L, sigma=0.2)
+    (p0, p1, pq0, pq1), (t0, t1, q0, q1) = ex.segments
+    assert rows[0].tolist() == [pq0 <= i < q1 for i in range(L)]
+    # a query attends freely only to its own segment's text, most cheaply along the diagonal
+    for q in range(q0, q1):
+        own = W[0, q, t0:t1]
+        place = (q - q0 + 0.5) / (q1 - q0) * (t1 - t0)  # where on the text this query is
+        assert own[min(t1 - t0 - 1, int(place))] == own.min() < 0.5
+        assert torch.all(W[0, q, :t0] == 1) and torch.all(W[0, q, t1:] == 1)
+    assert torch.all(W[0, pq0, p0:p1] < 1) and torch.all(W[0, pq0, t0:t1] == 1)
+
+
+def test_probed_attention_weights_are_the_ones_the_model_uses() -> None:
+    from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
+
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=20, output_size=8, dim=16, layers=2,
+                                          heads=2, max_seq=32)).eval()
+    tokens = torch.randint(0, 20, (2, 7))
+    pos = torch.arange(7).expand(2, 7)
+    mask = causal_mask(7, tokens.device).expand(2, 7, 7)
+    probes: dict = {1: None}
+    with torch.no_grad():
+        plain = model(tokens, pos, mask)
+        probed = model(tokens, pos, mask, probes=probes)
+    assert torch.equal(plain, probed)
+    probs = probes[1]
+    assert probs.shape == (2, 7, 7)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 7))
+    assert torch.all(probs.triu(1) == 0)  # causal
+    # a head whose keys are zeroed attends uniformly: the weights respond to the model's own
+    attn = model.blocks[1].attn
+    with torch.no_grad():
+        attn.qkv.weight[16:16 + 8] = 0  # head 0's key rows
+        model(tokens, pos, mask, probes=probes)
+    uniform = torch.tril(torch.ones(7, 7)) / torch.arange(1, 8)[:, None]
+    torch.testing.assert_close(probes[1][0], uniform)
 
 
 def tiny_data(root: Path) -> tuple[Path, Path]:
@@ -91,13 +146,34 @@ def test_train_resume_equals_uninterrupted(tmp_path: Path,
     assert meta["vocab"]["n_units"] == 16 and "dev/loss" in meta["dev"]
 
 
+def test_a_changed_training_setting_starts_over(tmp_path: Path) -> None:
+    corpus, tokens = tiny_data(tmp_path)
+    train_base(tiny_cfg(tmp_path), "toy", corpus, tokens, tmp_path / "m")
+    first = load_checkpoint(tmp_path / "m" / "last.pt")["state"]["position"]["losses"]
+    # a finished run with other settings must not pass for this one
+    train_base(tiny_cfg(tmp_path, "train.guide_weight=0.5", "train.eval_every=2"), "toy",
+               corpus, tokens, tmp_path / "m")
+    stale = load_checkpoint(tmp_path / "m" / "last.stale.pt")["state"]["position"]["losses"]
+    again = load_checkpoint(tmp_path / "m" / "last.pt")["state"]["position"]["losses"]
+    assert stale == first and len(again) == 8 and again != first
+    # only evaluation/checkpoint cadence changed: the finished run is reused as it is
+    train_base(tiny_cfg(tmp_path, "train.guide_weight=0.5", "train.eval_every=4"), "toy",
+               corpus, tokens, tmp_path / "m")
+    assert load_checkpoint(tmp_path / "m" / "last.pt")["state"]["position"]["losses"] == again
+
+
 def test_loss_falls(tmp_path: Path) -> None:
     corpus, tokens = tiny_data(tmp_path)
-    cfg = tiny_cfg(tmp_path, "train.steps=60", "train.checkpoint_every=60",
-                   "train.eval_every=60", "model.dropout=0.0")
-    train_base(cfg, "toy", corpus, tokens, tmp_path / "m")
+    cfg = tiny_cfg(tmp_path, "train.steps=200", "train.checkpoint_every=200",
+                   "train.eval_every=200", "model.dropout=0.0")
+    base = train_base(cfg, "toy", corpus, tokens, tmp_path / "m")
     losses = load_checkpoint(tmp_path / "m" / "last.pt")["state"]["position"]["losses"]
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:5])
+    # the toy speech spells its text: a model that has learned anything reads the text, so
+    # another utterance's text makes its speech less likely
+    dev = load_checkpoint(base)["meta"]["dev"]
+    assert dev["dev/text_gain"] > 0.1, dev
+    assert (tmp_path / "m" / "alignment.png").stat().st_size > 1000
 
 
 def test_wrong_family_and_too_long(tmp_path: Path) -> None:

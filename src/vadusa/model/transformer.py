@@ -12,6 +12,9 @@ Shape legend:
 
 Positions are rotary (RoPE): a position enters attention only as a rotation of queries and
 keys, so a tree node at depth d simply gets position ``prefix + d``, whatever its slot.
+
+Training may ask for the attention weights of the first head of some layers (``probe_layers``)
+to put a loss on them (guided attention, ``training/tts.py``); decoding never does.
 """
 
 from __future__ import annotations
@@ -96,7 +99,9 @@ class Attention(nn.Module):
         self.cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                mask: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
+                mask: torch.Tensor, slots: torch.Tensor | None, probe: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> output (B, T, C), and with ``probe`` head 0's attention weights (B, T, S)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=-1)  # 3 x (B, T, C)
         q, k, v = (t.view(B, T, self.heads, self.head_dim).transpose(1, 2)
@@ -107,7 +112,11 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask[:, None], dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, C)
-        return self.proj(y)
+        probs = None
+        if probe:  # the same weights SDPA used for head 0, spelled out so a loss can reach them
+            scores = q[:, 0] @ k[:, 0].transpose(1, 2) / math.sqrt(self.head_dim)  # (B, T, S)
+            probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+        return self.proj(y), probs
 
 
 class FeedForward(nn.Module):
@@ -130,9 +139,11 @@ class Block(nn.Module):
         self.norm2, self.ffn = RMSNorm(cfg.dim), FeedForward(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                mask: torch.Tensor, slots: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), cos, sin, mask, slots)
-        return x + self.ffn(self.norm2(x))
+                mask: torch.Tensor, slots: torch.Tensor | None, probe: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        h, probs = self.attn(self.norm1(x), cos, sin, mask, slots, probe)
+        x = x + h
+        return x + self.ffn(self.norm2(x)), probs
 
 
 class Transformer(nn.Module):
@@ -177,25 +188,32 @@ class Transformer(nn.Module):
     # -- forward --------------------------------------------------------------------------
 
     def hidden(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
-               cache_slots: torch.Tensor | None = None) -> torch.Tensor:
+               cache_slots: torch.Tensor | None = None,
+               probes: dict[int, torch.Tensor | None] | None = None) -> torch.Tensor:
         """Last hidden states (B, T, C).
 
         tokens (B, T) ids; input_pos (B, T) rotary positions; attn_mask (B, T, S) boolean,
         True = may attend, over the cache slots when a cache is set up (S = cache length),
         else over the T positions themselves (S = T); cache_slots (T,) where the new keys and
-        values are written (default: ``input_pos[0]``, i.e. slot = position)."""
+        values are written (default: ``input_pos[0]``, i.e. slot = position); ``probes``, a
+        dict keyed by layer index, receives head 0's attention weights (B, T, S) of those
+        layers."""
         if self.blocks[0].attn.cache is not None and cache_slots is None:
             cache_slots = input_pos[0]
         x = self.embed(tokens)  # (B, T, C)
         cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]  # (B, T, D/2)
-        for block in self.blocks:
-            x = block(x, cos, sin, attn_mask, cache_slots)
+        for i, block in enumerate(self.blocks):
+            probe = probes is not None and i in probes
+            x, probs = block(x, cos, sin, attn_mask, cache_slots, probe)
+            if probe:
+                probes[i] = probs
         return self.norm(x)
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
-                cache_slots: torch.Tensor | None = None) -> torch.Tensor:
+                cache_slots: torch.Tensor | None = None,
+                probes: dict[int, torch.Tensor | None] | None = None) -> torch.Tensor:
         """Logits (B, T, V); arguments as in ``hidden``."""
-        return self.head(self.hidden(tokens, input_pos, attn_mask, cache_slots))
+        return self.head(self.hidden(tokens, input_pos, attn_mask, cache_slots, probes))
 
 
 def causal_mask(T: int, device: torch.device | None = None) -> torch.Tensor:

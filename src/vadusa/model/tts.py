@@ -75,21 +75,33 @@ class Example:
     input_ids: torch.Tensor  # (L,) input ids
     targets: torch.Tensor  # (L,) output id to predict at each position, -100 = no loss
     speech_start: int  # index of the first speech position (after bos)
+    # which text each stretch of speech says: (text start, text end, first query, last query
+    # + 1), the queries being the positions that predict that stretch's tokens; the prompt's
+    # segment (if any) comes first. Training uses them for guided attention.
+    segments: tuple[tuple[int, int, int, int], ...] = ()
 
 
 def build_sequence(vocab: TTSVocab, speaker_index: int | None, prompt_text: list[int],
-                   text: list[int], prompt_speech: list[int], speech: list[int] | None
-                   ) -> Example:
+                   text: list[int], prompt_speech: list[int], speech: list[int] | None,
+                   prompt_loss: bool = False) -> Example:
     """Assemble ``[spk] text [bos] speech`` (see module docstring). ``speech=None`` builds a
-    synthesis prefix that ends with the prompt's speech tokens."""
+    synthesis prefix that ends with the prompt's speech tokens. ``prompt_loss`` makes the
+    prompt's speech tokens targets too (the prompt is a real utterance of its text)."""
     head = [] if speaker_index is None else [vocab.speaker_input(speaker_index)]
     text_ids = head + list(prompt_text) + list(text)  # (P,)
     speech_out = [vocab.bos] + list(prompt_speech) + (
         [] if speech is None else list(speech) + [vocab.eos])
     input_ids = torch.tensor(text_ids + [vocab.speech_offset + t for t in speech_out])
     targets = torch.full((len(input_ids),), -100)
+    bos_at = len(text_ids)
+    first = bos_at + len(prompt_speech)  # position of the last prompt token or bos
+    segments = []
+    if prompt_speech:
+        segments.append((len(head), len(head) + len(prompt_text), bos_at, first))
     if speech is not None:
         # position i predicts token i + 1; train on the target speech tokens and eos
-        first = len(text_ids) + len(prompt_speech)  # position of the last prompt token or bos
         targets[first:len(input_ids) - 1] = torch.tensor(list(speech) + [vocab.eos])
-    return Example(input_ids, targets, len(text_ids) + 1)
+        if prompt_loss and prompt_speech:
+            targets[bos_at:first] = torch.tensor(list(prompt_speech))
+        segments.append((len(head) + len(prompt_text), bos_at, first, len(input_ids) - 1))
+    return Example(input_ids, targets, bos_at + 1, tuple(segments))

@@ -4,6 +4,18 @@
     -> sequences ``[spk] prompt-text text [bos] prompt-speech speech [eos]`` (model/tts.py)
     -> length-bucketed batches by a budget of padded positions -> Transformer -> CE
 
+The prompt's speech tokens are targets too (``train.prompt_loss``): the prompt is a real
+utterance of its own text, so its tokens teach the same mapping at no extra compute.
+
+Guided attention (``train.guide_weight``): a small model on a few hours of speech learns *what*
+speech sounds like long before it learns *which text* it is saying; left alone it babbles
+plausible speech of the right length. DC-TTS's remedy is a penalty on attention weights far
+from the diagonal of the text/speech alignment, ``W = 1 - exp(-(t/P - q/Q)^2 / (2 sigma^2))``
+for text position t of P and speech position q of Q. Here it is put on head 0 of every layer
+but the first, separately for the prompt (prompt speech -> prompt text) and the target (target
+speech -> target text); attending to anything but that text costs 1. The other heads are free.
+At inference nothing changes: the guided heads have learned to find their place by content.
+
 The prompt of an utterance is another, short (``model.prompt_max_seconds``) utterance of the
 same speaker, drawn per step from a generator seeded by (seed, step, utterance), so a resumed
 run sees exactly the batches and prompts of an uninterrupted one; batches come from a
@@ -95,8 +107,12 @@ class TTSData:
         return len(self.items)
 
     def example(self, i: int, vocab: TTSVocab, rng: random.Random, use_prompt: bool,
-                use_speaker: bool) -> Example:
+                use_speaker: bool, prompt_loss: bool = False,
+                text_of: int | None = None) -> Example:
+        """Utterance i as a sequence; ``text_of`` puts another utterance's text in front of
+        its speech (a probe of how much the model reads the text)."""
         utt = self.items[i]
+        text = utt.text if text_of is None else self.items[text_of].text
         prompt_text: list[int] = []
         prompt_speech: list[int] = []
         candidates = [j for j in self.prompts.get(utt.speaker, []) if j != i]
@@ -104,7 +120,7 @@ class TTSData:
             prompt = self.items[rng.choice(candidates)]
             prompt_text, prompt_speech = prompt.text + [0], prompt.tokens.tolist()  # 0 = space
         return build_sequence(vocab, utt.speaker if use_speaker else None, prompt_text,
-                              utt.text, prompt_speech, utt.tokens.tolist())
+                              text, prompt_speech, utt.tokens.tolist(), prompt_loss)
 
     def default_prompts(self, speakers: list[str]) -> dict[str, dict[str, Any]]:
         """One fixed prompt per speaker, stored in ``base.pt`` so that decoding a text for a
@@ -134,19 +150,47 @@ def collate(examples: list[Example], pad_input: int) -> tuple[torch.Tensor, torc
     return inputs, targets
 
 
-def sequence_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor
+def guide_penalty(examples: list[Example], L: int, sigma: float
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean CE over target positions and the count of correct top-1 predictions.
+    """The guided-attention penalty of each query over each key, (B, L, L), and the queries it
+    applies to, (B, L) (see the module docstring)."""
+    W = torch.ones(len(examples), L, L)
+    rows = torch.zeros(len(examples), L, dtype=torch.bool)
+    for b, e in enumerate(examples):
+        for t0, t1, q0, q1 in e.segments:
+            if t1 <= t0 or q1 <= q0:
+                continue
+            text = (torch.arange(t1 - t0) + 0.5) / (t1 - t0)  # (P,) place in the text
+            query = (torch.arange(q1 - q0) + 0.5) / (q1 - q0)  # (Q,) place in the speech
+            distance = query[:, None] - text[None, :]  # (Q, P)
+            W[b, q0:q1, t0:t1] = 1 - torch.exp(-distance.square() / (2 * sigma ** 2))
+            rows[b, q0:q1] = True
+    return W, rows
+
+
+def sequence_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                  guide: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  guide_layers: tuple[int, ...] = ()
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean CE over target positions, the count of correct top-1 predictions, and the mean
+    guided-attention penalty of ``guide_layers`` (0 without ``guide``).
 
     Right padding needs no key mask: under the causal mask a real position never sees a pad
     that comes after it, and pad positions carry no loss."""
     B, L = inputs.shape
     pos = torch.arange(L, device=inputs.device).expand(B, L)
-    logits = model(inputs, pos, causal_mask(L, inputs.device).expand(B, L, L))  # (B, L, V)
+    probes = {i: None for i in guide_layers} if guide is not None else None
+    logits = model(inputs, pos, causal_mask(L, inputs.device).expand(B, L, L),
+                   probes=probes)  # (B, L, V)
     valid = targets != -100
     loss = F.cross_entropy(logits[valid].float(), targets[valid])
     correct = (logits[valid].argmax(-1) == targets[valid]).sum()
-    return loss, correct
+    guide_loss = torch.zeros((), device=inputs.device)
+    if guide is not None and probes:
+        W, rows = guide
+        for probs in probes.values():  # (B, L, L) each
+            guide_loss = guide_loss + (probs.float() * W).sum(-1)[rows].mean() / len(probes)
+    return loss, correct, guide_loss
 
 
 def build_model(cfg: Config, vocab: TTSVocab) -> Transformer:
@@ -193,10 +237,11 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                   "transformer": dict(vars(model.cfg)), "prompt": m.prompt,
                   "speaker_embedding": m.speaker_embedding,
                   "prompts": train.default_prompts(speakers) if m.prompt else {}}
-    pos = _resume(out_dir / "last.pt", model, optimizer, model_meta, cfg.seed)
+    pos = _resume(out_dir / "last.pt", cfg, model, optimizer, model_meta)
     lengths = train.lengths(allowance)
     batches = bucketed_batches(lengths, t.batch_tokens, random.Random(pos["batch_seed"]))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    guide_layers = tuple(range(1, m.layers))  # head 0 of every layer but the first
 
     tracking = open_tracker(cfg, stage="train-base", out_dir=out_dir,
                             name=f"train-base-{family}", tags=(family,)) if dist.is_main \
@@ -204,7 +249,7 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     with tracking as tracker:
         progress = tqdm(total=t.steps, initial=pos["step"], desc=f"train base ({family})",
                         unit="step", disable=not dist.is_main)
-        window: list[tuple[float, float]] = []
+        window: list[tuple[float, float, float]] = []
         started = time.perf_counter()
         while pos["step"] < t.steps:
             if pos["batch_index"] + dist.world > len(batches):  # each rank takes one batch
@@ -214,29 +259,37 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                 batches = bucketed_batches(lengths, t.batch_tokens,
                                            random.Random(pos["batch_seed"]))
             rng = random.Random(f"{cfg.seed}-{pos['step']}")
-            examples = [train.example(i, vocab, rng, m.prompt, m.speaker_embedding)
+            examples = [train.example(i, vocab, rng, m.prompt, m.speaker_embedding,
+                                      t.prompt_loss)
                         for i in batches[pos["batch_index"] + dist.rank]]
             inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
+            guide = None
+            if t.guide_weight > 0:
+                W, rows = guide_penalty(examples, inputs.shape[1], t.guide_sigma)
+                guide = (W.to(device), rows.to(device))
             pos["batch_index"] += dist.world
             lr = t.lr * warmup_cosine(pos["step"], t.warmup_steps, t.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             model.train()
             with autocast:
-                loss, correct = sequence_loss(net, inputs.to(device), targets.to(device))
+                loss, correct, guide_loss = sequence_loss(
+                    net, inputs.to(device), targets.to(device), guide, guide_layers)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss + t.guide_weight * guide_loss).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
             optimizer.step()
             pos["step"] += 1
             n = int((targets != -100).sum())
             pos["losses"].append(float(loss.detach()))
-            window.append((float(loss.detach()), float(correct) / n))
+            window.append((float(loss.detach()), float(correct) / n, float(guide_loss.detach())))
             progress.update(1)
             progress.set_postfix(loss=f"{pos['losses'][-1]:.3f}")
             if pos["step"] % LOG_EVERY == 0:
                 tracker.log({"train/loss": float(np.mean([w[0] for w in window])),
-                             "train/acc": float(np.mean([w[1] for w in window])), "train/lr": lr},
+                             "train/acc": float(np.mean([w[1] for w in window])),
+                             "train/guide": float(np.mean([w[2] for w in window])),
+                             "train/lr": lr},
                             step=pos["step"])
                 window.clear()
             if dist.is_main and (pos["step"] % t.eval_every == 0 or pos["step"] == t.steps):
@@ -249,6 +302,10 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             dist.close()
             return out_dir / "base.pt"
         final = evaluate(model, dev, vocab, cfg, device)
+        if guide_layers:
+            figure = plot_alignment(model, dev, vocab, cfg, device, guide_layers,
+                                    out_dir / "alignment.png")
+            tracker.log_figure("train-base/alignment", figure)
         model_meta["dev"] = final
         model_meta["seconds_per_step"] = (time.perf_counter() - started) / max(1, len(
             pos["losses"]))
@@ -264,21 +321,64 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
 def evaluate(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Config,
              device: torch.device) -> dict[str, float]:
     """Validation loss and top-1 accuracy on the first ``train.eval_utterances`` of a split,
-    with fixed prompts (seeded by the configuration's seed)."""
+    with fixed prompts (seeded by the configuration's seed); and ``dev/text_gain``, how much
+    the loss rises when each utterance's speech follows the next utterance's text: near 0, the
+    model ignores the text (it babbles); it grows as the model learns to read."""
     model.eval()
-    rng = random.Random(cfg.seed)
-    total_loss = total_correct = total = 0.0
-    indices = list(range(min(len(data), cfg.train.eval_utterances)))
-    for start in range(0, len(indices), 8):
-        examples = [data.example(i, vocab, rng, cfg.model.prompt, cfg.model.speaker_embedding)
-                    for i in indices[start:start + 8]]
-        inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
-        loss, correct = sequence_loss(model, inputs.to(device), targets.to(device))
-        n = int((targets != -100).sum())
-        total_loss += float(loss) * n
-        total_correct += float(correct)
-        total += n
-    return {"dev/loss": total_loss / total, "dev/acc": total_correct / total}
+    n_eval = min(len(data), cfg.train.eval_utterances)
+    result: dict[str, float] = {}
+    for text_of in (None, lambda i: (i + 1) % n_eval):
+        rng = random.Random(cfg.seed)
+        total_loss = total_correct = total = 0.0
+        for start in range(0, n_eval, 8):
+            examples = [data.example(i, vocab, rng, cfg.model.prompt, cfg.model.speaker_embedding,
+                                     text_of=None if text_of is None else text_of(i))
+                        for i in range(start, min(n_eval, start + 8))]
+            inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
+            loss, correct, _ = sequence_loss(model, inputs.to(device), targets.to(device))
+            n = int((targets != -100).sum())
+            total_loss += float(loss) * n
+            total_correct += float(correct)
+            total += n
+        if text_of is None:
+            result = {"dev/loss": total_loss / total, "dev/acc": total_correct / total}
+        else:
+            result["dev/text_gain"] = total_loss / total - result["dev/loss"]
+    return result
+
+
+@torch.no_grad()
+def plot_alignment(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Config,
+                   device: torch.device, layers: tuple[int, ...], path: Path) -> Path:
+    """Head 0's attention from the first dev utterance's speech to its text, one panel per
+    layer in ``layers``: a diagonal means the model reads the text as it speaks."""
+    import matplotlib  # noqa: PLC0415  (only this stage draws)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    model.eval()
+    example = data.example(0, vocab, random.Random(cfg.seed), cfg.model.prompt,
+                           cfg.model.speaker_embedding)
+    inputs = example.input_ids[None].to(device)  # (1, L)
+    probes: dict[int, torch.Tensor | None] = {i: None for i in layers}
+    L = inputs.shape[1]
+    model(inputs, torch.arange(L, device=device)[None], causal_mask(L, device)[None],
+          probes=probes)
+    t0, t1, q0, q1 = example.segments[-1]
+    fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.5), squeeze=False)
+    for ax, layer in zip(axes[0], layers, strict=True):
+        weights = probes[layer][0, q0:q1, t0:t1].float().cpu().numpy()  # (Q, P)
+        ax.imshow(weights.T, origin="lower", aspect="auto", interpolation="nearest")
+        ax.set_title(f"layer {layer}, head 0")
+        ax.set_xlabel("speech token")
+        ax.set_ylabel("text symbol")
+    fig.suptitle(f"attention to the text: {data.items[0].id}")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 @dataclass
@@ -328,16 +428,36 @@ def _save_state(path: Path, cfg: Config, model: Transformer, optimizer: torch.op
                            "position": pos, "rng": rng_state()})
 
 
-def _resume(path: Path, model: Transformer, optimizer: torch.optim.Optimizer,
-            meta: dict[str, Any], seed: int) -> dict[str, Any]:
+# Settings that may change between a run and its resume without changing the result.
+RESUMABLE_CHANGES = {"checkpoint_every", "eval_every", "eval_utterances"}
+
+
+def _resume(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.Optimizer,
+            meta: dict[str, Any]) -> dict[str, Any]:
+    """The saved training position, weights, optimizer and RNG of ``path`` if it belongs to
+    this run. A ``last.pt`` of another run (other tokens, model or training settings) would
+    silently continue the wrong run; it is moved aside to ``last.stale.pt`` (nothing is lost)
+    and training starts over."""
+    fresh = {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": cfg.seed * 1000,
+             "losses": []}
     if not path.is_file():
-        return {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": seed * 1000,
-                "losses": []}
+        return fresh
     blob = load_checkpoint(path, kind=TRAIN_KIND)
-    for key in ("family", "vocab", "speakers", "transformer"):
-        if blob["meta"][key] != meta[key]:
-            raise TTSTrainError(f"{path} was trained with another {key} ({blob['meta'][key]} "
-                                f"!= {meta[key]}); delete it to start over")
+    differences = [key for key in ("family", "vocab", "speakers", "transformer")
+                   if blob["meta"].get(key) != meta[key]]
+    saved, now = blob.get("config") or {}, cfg.to_dict()
+    if saved.get("seed") != now["seed"]:
+        differences.append("seed")
+    for section in ("model", "train"):
+        for key, value in now[section].items():
+            if key not in RESUMABLE_CHANGES and saved.get(section, {}).get(key) != value:
+                differences.append(f"{section}.{key}")
+    if differences:
+        stale = path.with_name("last.stale.pt")
+        path.replace(stale)
+        print(f"[train-base] {path} belongs to another run ({', '.join(differences)} "
+              f"differ): moved it to {stale}, starting over", flush=True)
+        return fresh
     model.load_state_dict(blob["state"]["model"])
     optimizer.load_state_dict(blob["state"]["optimizer"])
     set_rng_state(blob["state"]["rng"])

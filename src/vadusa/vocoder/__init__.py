@@ -64,8 +64,13 @@ class UnitVocoder:
         meta = blob["meta"]
         if family is not None and meta["family"] != family:
             raise VocoderError(f"{path} decodes {meta['family']!r} units, not {family!r}")
-        model = Unit2Mel(**meta["model"])
-        model.load_state_dict(blob["state"])
+        try:
+            model = Unit2Mel(**meta["model"])
+            model.load_state_dict(blob["state"])
+        except (TypeError, RuntimeError) as err:
+            raise VocoderError(f"{path} was written by another version of the unit-to-mel "
+                               f"network ({err}); retrain it with `vadusa train-vocoder`, or "
+                               f"delete it and rerun the workflow") from err
         return cls(model, meta, device)
 
     @property
