@@ -13,7 +13,7 @@ Shape legend:
 Positions are rotary (RoPE): a position enters attention only as a rotation of queries and
 keys, so a tree node at depth d simply gets position ``prefix + d``, whatever its slot.
 
-Training may ask for the attention weights of the first head of some layers (``probe_layers``)
+Training may ask for the attention weights of the first head of some layers (``probes``)
 to put a loss on them (guided attention, ``training/tts.py``); decoding never does.
 """
 
