@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/vocoder.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/vadusa.smk"
 
 
 rule all:

@@ -89,6 +89,23 @@ def test_build_resample_resume(tmp_path: Path) -> None:
     assert victim.is_file() and kept.stat().st_mtime_ns == before  # only the lost one redone
     assert read_manifest(manifest_path(corpus, "train")) == records["train"]
 
+    # Another plan gives ids new sentences: those files are made again, never reused.
+    replanned = load_config(overrides=[
+        "corpus.synthetic.voices=[flite_rms, flite_slt, festival_kal]",
+        "corpus.synthetic.hours=0.02", "corpus.synthetic.dev_fraction=0.3",
+        "corpus.synthetic.test_fraction=0.1", "corpus.sample_rate=22050",
+        "corpus.synthetic.chunk_size=4"])
+    prepare_corpus(replanned, corpus)
+    new = {r.id: r for s in SPLITS for r in read_manifest(manifest_path(corpus, s))}
+    old = {r.id: r for recs in records.values() for r in recs}
+    moved = [i for i in new if i in old and new[i].text != old[i].text]
+    same = [i for i in new if i in old and new[i].text == old[i].text]
+    assert moved and same
+    for i in moved:  # a new file: the text changed, so its length did (a reused file's not)
+        assert new[i].num_samples != old[i].num_samples
+    for i in same:
+        assert new[i].num_samples == old[i].num_samples
+
 
 @requires_voices
 def test_voices_are_available_here() -> None:

@@ -59,6 +59,25 @@ def test_guide_penalty_is_low_on_the_diagonal_and_one_elsewhere() -> None:
     assert torch.all(W[0, pq0, p0:p1] < 1) and torch.all(W[0, pq0, t0:t1] == 1)
 
 
+def test_token_noise_corrupts_only_speech_inputs_at_the_rate_asked() -> None:
+    vocab = TTSVocab(n_symbols=10, n_units=50, n_speakers=2)
+    ex = build_sequence(vocab, 1, prompt_text=[3], text=[4, 5, 6], prompt_speech=[7] * 100,
+                        speech=[9] * 2000)
+    inputs = ex.input_ids[None]  # (1, L)
+    noisy = tts_training.corrupt_speech(inputs, vocab, 0.2, torch.Generator().manual_seed(0))
+    again = tts_training.corrupt_speech(inputs, vocab, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(noisy, again)  # keyed by the generator: a resumed run sees the same
+    speech = (inputs >= vocab.speech_offset) & (inputs < vocab.speech_offset + vocab.n_units)
+    changed = noisy != inputs
+    assert not changed[~speech].any()  # speaker, text, bos and eos are never touched
+    assert noisy[speech].min() >= vocab.speech_offset
+    assert noisy[speech].max() < vocab.speech_offset + vocab.n_units
+    # a replaced token equals the old one with probability 1/50: 0.2 * 49/50 of them change
+    assert abs(changed[speech].float().mean().item() - 0.2 * 49 / 50) < 0.03
+    assert torch.equal(tts_training.corrupt_speech(inputs, vocab, 0.0, torch.Generator()),
+                       inputs)
+
+
 def test_probed_attention_weights_are_the_ones_the_model_uses() -> None:
     from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 import vadusa.training.vocoder as vocoder_training
+from vadusa.checkpoint import load_checkpoint
 from vadusa.config import load_config
 from vadusa.data.audio import read, write_wav
 from vadusa.data.manifest import Utterance, manifest_path, write_manifest
@@ -296,11 +297,14 @@ def test_resume_equals_uninterrupted(trained: dict[str, Path], tmp_path: Path,
 
 
 
-def test_resume_refuses_another_model(trained: dict[str, Path], tmp_path: Path) -> None:
+def test_another_models_state_is_moved_aside_not_resumed(trained: dict[str, Path],
+                                                         tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     shutil.copy(trained["final"].parent / "last.pt", out / "last.pt")
     cfg = load_config(overrides=[*TINY, "vocoder.dim=16", f"results_dir={tmp_path}",
                                  "tracking.backend=none"])
-    with pytest.raises(vocoder_training.VocoderTrainingError, match="other model; delete it"):
-        vocoder_training.train_vocoder(cfg, "toy", trained["corpus"], trained["tokens"], out)
+    vocoder_training.train_vocoder(cfg, "toy", trained["corpus"], trained["tokens"], out)
+    stale = load_checkpoint(out / "last.stale.pt")
+    assert stale["meta"]["model"]["dim"] != 16  # the other run's state, kept
+    assert load_checkpoint(out / "unit2mel.pt")["meta"]["model"]["dim"] == 16  # trained anew

@@ -73,6 +73,19 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     bench = json.loads((tmp_path / "results/tiny/bench/whisper/ar.json").read_text())
     assert [b["setting"] for b in bench] == ["ar-b1", "ar-b8"]
     assert bench[0]["speedup"] == 1.0 and bench[0]["tokens"] == bench[1]["tokens"] > 0
+    # VADUSA: heads (frozen and joint), calibration, bench against AR, evaluation
+    for mode in ("frozen", "joint"):
+        bench = json.loads((tmp_path / f"results/tiny/bench/whisper/vadusa-{mode}.json")
+                           .read_text())
+        assert [b["setting"] for b in bench] == ["ar-b1", "vadusa-h2-n16-t1", "vadusa-h2-n16-t3",
+                                                 "typical-h2-n16"]
+        assert bench[1]["tokens"] == bench[0]["tokens"]  # tau = 1 is lossless
+        evaluation = json.loads((tmp_path / f"results/tiny/eval/whisper/vadusa-{mode}-tau3/test/"
+                                 "metrics.json").read_text())
+        assert evaluation["method"] == "vadusa" and evaluation["decoding"]["tau"] == 3
+    tree = json.loads((tmp_path / "results/tiny/trees/whisper/frozen/tau3/tree-4.json")
+                      .read_text())
+    assert tree["nodes"] == 4 and tree["tau"] == 3
     again = snakemake(repo, tmp_path, "--configfile", tiny, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     # a judge setting changes: only corpus_qa re-runs

@@ -9,6 +9,7 @@ tensors, numbers, strings, lists, tuples and dicts go in.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ from vadusa.atomic import atomic_path
 
 class CheckpointError(ValueError):
     pass
+
+
+def file_digest(path: str | Path) -> str:
+    """The first 16 hex digits of a file's SHA-256: which artifact a later one was made from."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def save_checkpoint(path: str | Path, *, kind: str, config: dict[str, Any],

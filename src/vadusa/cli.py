@@ -8,13 +8,14 @@ Every subcommand takes ``--config FILE`` (repeatable, later files win) and ``--s
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from vadusa import __version__
-from vadusa.config import Config, ConfigError, load_config
+from vadusa.config import Config, ConfigError, DecodingConfig, load_config
 
 log = logging.getLogger("vadusa")
 
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a trained model (base.pt)")
     p.add_argument("--texts", required=True, help="one `text` or `speaker<TAB>text` per line")
     p.add_argument("--out", required=True, help="output jsonl: tokens, timing, forwards")
-    p.add_argument("--method", choices=("ar",), default="ar")
+    _decoding_options(p)
     p.add_argument("--batch-size", type=int, help="utterances per batch (decoding.batch_size)")
 
     p = sub.add_parser("synthesize", help="text -> speech tokens -> waveform")
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-wav", help="a recording of a new voice (needs --prompt-text)")
     p.add_argument("--prompt-text", help="the transcript of --prompt-wav")
     p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
-    p.add_argument("--method", choices=("ar",), default="ar")
+    _decoding_options(p)
     p.add_argument("--out", required=True, help="output WAV file")
 
     p = sub.add_parser("resynthesize", help="audio -> tokens -> audio -> Whisper WER")
@@ -117,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=("train", "dev", "test"), default="test")
     _corpus_option(p)
     p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
-    p.add_argument("--method", choices=("ar",), default="ar")
+    _decoding_options(p)
     p.add_argument("--batch-size", type=int, help="utterances per batch (decoding.batch_size)")
     p.add_argument("--limit", type=int, help="only the first N utterances of the split")
     p.add_argument("--out", required=True, help="output directory (wavs/, tokens.jsonl, "
@@ -132,10 +133,66 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the texts and speakers of a corpus split")
     _corpus_option(p)
     p.add_argument("--batch-sizes", type=int, nargs="*", default=[8],
-                   help="batched AR settings besides the batch-1 baseline (default: 8)")
+                   help="batched AR settings besides the batch-1 baseline (default: 8; give "
+                   "none to skip them)")
+    p.add_argument("--tau", type=int, nargs="+", help="VADUSA settings: tolerances "
+                   "(default: decoding.tau); needs a checkpoint with draft heads")
+    p.add_argument("--heads", type=int, nargs="+", help="VADUSA settings: draft heads used "
+                   "(default: decoding.heads)")
+    p.add_argument("--tree", nargs="+", help="VADUSA settings: node counts or tree files "
+                   "(default: decoding.tree)")
+    p.add_argument("--typical", action="store_true",
+                   help="also MEDUSA-2's typical acceptance, per heads and tree")
     p.add_argument("--limit", type=int, help="only the first N texts")
     p.add_argument("--out", help="write the results as JSON (one record per setting)")
+
+    p = sub.add_parser("train-heads", help="train draft heads on a frozen base model (VADUSA)")
+    _heads_options(p)
+    p = sub.add_parser("train-joint",
+                       help="train base and draft heads together (VADUSA-wt)")
+    _heads_options(p)
+
+    p = sub.add_parser("calibrate", help="measure draft acceptance on a split and build trees")
+    _common(p)
+    p.add_argument("--checkpoint", required=True, help="a model with draft heads (heads.pt)")
+    p.add_argument("--split", choices=("train", "dev", "test"), default="dev")
+    _corpus_option(p)
+    p.add_argument("--limit", type=int, default=40, help="utterances decoded (default: 40)")
+    p.add_argument("--nodes", type=int, nargs="+", default=[16],
+                   help="tree sizes to build (default: 16); one file per size")
+    p.add_argument("--tau", type=int, help="tolerance the table is measured under "
+                   "(decoding.tau)")
+    p.add_argument("--out", required=True,
+                   help="output directory: acceptance.json and tree-<nodes>.json")
     return parser
+
+
+def _decoding_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", choices=("ar", "vadusa"),
+                        help="ar (KV-cached baseline) or vadusa (decoding.method; default ar)")
+    parser.add_argument("--tau", type=int, help="VADUSA tolerance: samples of the base head a "
+                        "draft token may match (decoding.tau)")
+    parser.add_argument("--heads", type=int, help="draft heads used (decoding.heads; 0 = all)")
+    parser.add_argument("--tree", help="a node count or a tree file from `vadusa calibrate` "
+                        "(decoding.tree)")
+    parser.add_argument("--acceptance", choices=("tolerance", "typical"),
+                        help="acceptance rule (decoding.acceptance)")
+
+
+def _decoding(cfg: Config, args: argparse.Namespace) -> DecodingConfig:
+    """The decoding config with the command line's choices applied."""
+    changes = {key: getattr(args, key) for key in ("method", "tau", "heads", "tree",
+                                                   "acceptance", "batch_size")
+               if getattr(args, key, None) is not None}
+    return dataclasses.replace(cfg.decoding, **changes)
+
+
+def _heads_options(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument("--checkpoint", required=True, help="the base model (base.pt)")
+    _corpus_option(parser)
+    parser.add_argument("--tokens", help="token directory (default: tokens/<family>)")
+    parser.add_argument("--out", required=True, help="output directory (heads.pt, last.pt)")
 
 
 def _corpus_option(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +235,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.data.synthetic import CorpusError  # noqa: PLC0415
     from vadusa.data.text import TextError  # noqa: PLC0415
     from vadusa.data.voices import VoiceError  # noqa: PLC0415
+    from vadusa.decoding.tree import TreeError  # noqa: PLC0415
     from vadusa.eval.evaluate import EvaluationError  # noqa: PLC0415
     from vadusa.eval.judge import JudgeError  # noqa: PLC0415
     from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
@@ -185,6 +243,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
     from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
+    from vadusa.training.heads import HeadsTrainError  # noqa: PLC0415
     from vadusa.training.ssl import SSLTrainError  # noqa: PLC0415
     from vadusa.training.tts import TTSTrainError  # noqa: PLC0415
     from vadusa.training.vocoder import VocoderTrainingError  # noqa: PLC0415
@@ -193,7 +252,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (AudioError, CorpusSourceError, ManifestError, CorpusError, TextError, VoiceError,
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
-            TTSTrainError, EvaluationError)
+            TTSTrainError, EvaluationError, HeadsTrainError, TreeError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -327,16 +386,12 @@ def cmd_train_base(cfg: Config, args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_decode(cfg: Config, args: argparse.Namespace) -> int:
-    import dataclasses  # noqa: PLC0415
-
     from vadusa.decoding.run import decode_requests, read_texts, write_jsonl  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.model.loading import load_tts  # noqa: PLC0415
 
     bundle = load_tts(args.checkpoint, resolve_device(cfg.device))
-    decoding = cfg.decoding
-    if args.batch_size:
-        decoding = dataclasses.replace(decoding, batch_size=args.batch_size)
+    decoding = _decoding(cfg, args)
     records = list(decode_requests(bundle, read_texts(Path(args.texts)), decoding))
     write_jsonl(Path(args.out), records)
     tokens = sum(len(r["tokens"]) for r in records)
@@ -351,8 +406,7 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     import numpy as np  # noqa: PLC0415
 
     from vadusa.data import audio  # noqa: PLC0415
-    from vadusa.decoding.ar import ar_decode  # noqa: PLC0415
-    from vadusa.decoding.run import sampling_of  # noqa: PLC0415
+    from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.model.loading import load_tts, synthesis_prefix  # noqa: PLC0415
     from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
@@ -370,9 +424,7 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
                   .encode(wave, rate).tolist())
     prefix, budget = synthesis_prefix(bundle, args.text, args.speaker, prompt,
                                       cfg.decoding.max_tokens_per_symbol)
-    result = ar_decode(bundle.model, prefix.to(device), speech_offset=bundle.vocab.speech_offset,
-                       eos=bundle.vocab.eos, max_new=budget, sampling=sampling_of(cfg.decoding),
-                       seed=cfg.decoding.seed, utterance=0)
+    result = decode_prefix(bundle, prefix, budget, _decoding(cfg, args))
     if not result.tokens:
         raise UserFacingError("the model produced no speech tokens for this text")
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
@@ -419,8 +471,6 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
-    import dataclasses  # noqa: PLC0415
-
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.eval.evaluate import evaluate_tts, format_evaluation, split_requests  # noqa: PLC0415
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
@@ -436,14 +486,12 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
         raise UserFacingError(f"{vocoder_path} decodes {vocoder.vocab_size} "
                               f"units, the model {args.checkpoint} emits "
                               f"{bundle.vocab.n_units}: retrain one of them on the same tokens")
-    decoding = cfg.decoding
-    if args.batch_size:
-        decoding = dataclasses.replace(decoding, batch_size=args.batch_size)
+    decoding = _decoding(cfg, args)
     requests, ids = split_requests(_corpus(cfg, args), args.split, args.limit)
     out = Path(args.out)
     with open_tracker(cfg, stage="evaluate", out_dir=out,
-                      name=f"evaluate-{bundle.family}-{args.method}",
-                      tags=(bundle.family, args.method)) as tracker:
+                      name=f"evaluate-{bundle.family}-{decoding.method}",
+                      tags=(bundle.family, decoding.method)) as tracker:
         metrics = evaluate_tts(bundle, requests, ids, decoding, vocoder,
                                WhisperJudge(cfg.judge), out)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "tokens_per_second",
@@ -456,7 +504,13 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415
 
-    from vadusa.decoding.bench import ar_settings, bench, format_bench, write_bench  # noqa: PLC0415
+    from vadusa.decoding.bench import (  # noqa: PLC0415
+        ar_settings,
+        bench,
+        format_bench,
+        vadusa_settings,
+        write_bench,
+    )
     from vadusa.decoding.run import read_texts  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
@@ -467,11 +521,58 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         requests = read_texts(Path(args.texts))[: args.limit]
     else:
         requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
-    results = bench(bundle, requests, cfg.decoding, ar_settings(args.batch_sizes))
+    settings = ar_settings(args.batch_sizes)
+    if bundle.heads is not None:
+        d = cfg.decoding
+        settings += vadusa_settings(args.tau or [d.tau], args.heads or [d.heads],
+                                    args.tree or [str(d.tree)], args.typical)
+    elif args.tau or args.heads or args.tree or args.typical:
+        raise UserFacingError(f"{args.checkpoint} has no draft heads: VADUSA settings need a "
+                              "heads.pt from `vadusa train-heads` or `vadusa train-joint`")
+    results = bench(bundle, requests, cfg.decoding, settings)
     print(f"{bundle.family}, {len(requests)} utterances, {torch.get_num_threads()} threads")
     print(format_bench(results))
     if args.out:
         write_bench(Path(args.out), results)
+    return 0
+
+
+def _train_heads(cfg: Config, args: argparse.Namespace, joint: bool) -> int:
+    from vadusa.model.loading import load_tts  # noqa: PLC0415
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.training.heads import train_heads  # noqa: PLC0415
+
+    family = load_tts(args.checkpoint).family
+    tokens = Path(args.tokens) if args.tokens else family_dir(cfg, family)
+    print(train_heads(cfg, Path(args.checkpoint), _corpus(cfg, args), tokens, Path(args.out),
+                      joint=joint))
+    return 0
+
+
+@_guard
+def cmd_train_heads(cfg: Config, args: argparse.Namespace) -> int:
+    return _train_heads(cfg, args, joint=False)
+
+
+@_guard
+def cmd_train_joint(cfg: Config, args: argparse.Namespace) -> int:
+    return _train_heads(cfg, args, joint=True)
+
+
+@_guard
+def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.decoding.calibrate import calibrate, format_table  # noqa: PLC0415
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
+    from vadusa.model.loading import load_tts  # noqa: PLC0415
+
+    bundle = load_tts(args.checkpoint, resolve_device(cfg.device))
+    requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
+    decoding = _decoding(cfg, args)
+    table, trees = calibrate(bundle, requests, decoding, args.nodes, Path(args.out))
+    print(format_table(table))
+    for path, expected in trees:
+        print(f"{path}: expected {expected:.2f} tokens per step")
     return 0
 
 
@@ -489,6 +590,9 @@ COMMANDS = {
     "resynthesize": cmd_resynthesize,
     "evaluate": cmd_evaluate,
     "bench": cmd_bench,
+    "train-heads": cmd_train_heads,
+    "train-joint": cmd_train_joint,
+    "calibrate": cmd_calibrate,
 }
 
 

@@ -253,6 +253,9 @@ class TrainConfig:
     # training/tts.py): weight 0 turns it off
     guide_weight: float = 1.0
     guide_sigma: float = 0.2  # width of the diagonal, as a fraction of the text length
+    # fraction of speech-token inputs replaced by random tokens (targets stay clean), so the
+    # model learns to read rather than to continue its own history (training/tts.py)
+    token_noise: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -265,6 +268,49 @@ class DecodingConfig:
     seed: int = 0  # with (utterance, position, draw) it keys every random draw
     max_tokens_per_symbol: float = 6.0  # length limit relative to the text (50 Hz units)
     batch_size: int = 1
+    # speculative decoding (``--method vadusa``; decoding/vadusa.py)
+    method: str = "ar"  # ar | vadusa
+    acceptance: str = "tolerance"  # tolerance (the paper's tau rule) | typical (MEDUSA-2)
+    tau: int = 1  # tolerance: samples of the base head a draft token may match
+    heads: int = 0  # draft heads used, 0 = all the checkpoint has
+    # a node count (a greedy tree from the checkpoint's dev acceptance table) or a tree file
+    # from ``vadusa calibrate``; our choice for 2 CPU cores, where a wider pass costs more
+    tree: str = "16"
+    typical_epsilon: float = 0.09  # typical acceptance: hard threshold
+    typical_delta: float = 0.3  # typical acceptance: entropy-scaled threshold
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Draft heads (``vadusa train-heads``, frozen base) and VADUSA-wt (``vadusa train-joint``,
+    base and heads together). Values are our choice for 2 CPU cores; the joint weights follow
+    MEDUSA-2 (head weight 0.2, decay 0.8, heads' learning rate x4)."""
+
+    count: int = 4  # K: head k predicts the token k + 1 positions ahead
+    steps: int = 400
+    batch_tokens: int = 4000
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    checkpoint_every: int = 200
+    eval_every: int = 200
+    eval_utterances: int = 100
+    top_ranks: int = 10  # ranks per head in the dev acceptance table (tree construction)
+    joint_steps: int = 400
+    joint_lr: float = 3e-4  # the base model's learning rate in joint training
+    head_lr_mult: float = 4.0  # heads learn this much faster than the base
+    head_weight: float = 0.2  # lambda: weight of the heads' losses against the base's
+    head_decay: float = 0.8  # head k's loss weighs lambda * decay^k
+    head_weight_warmup: int = 100  # lambda ramps up linearly over these steps
+    # what the workflow measures with the trained heads (workflow/rules/vadusa.smk)
+    calibration_utterances: int = 40  # dev utterances decoded by ``vadusa calibrate``
+    tree_sizes: tuple[int, ...] = (8, 16, 32)  # trees built from each calibration
+    bench_taus: tuple[int, ...] = (1, 2, 3, 4)
+    bench_heads: tuple[int, ...] = (2, 4)
+    bench_utterances: int = 40  # test utterances per bench setting
+    # VADUSA settings evaluated for WER (tau = 1 emits the AR tokens: its WER is the AR one)
+    eval_taus: tuple[int, ...] = (3,)
 
 
 @dataclass(frozen=True)
@@ -299,6 +345,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

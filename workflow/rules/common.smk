@@ -40,4 +40,5 @@ dump_config(CFG, RESOLVED)
 
 
 def default_targets():
-    return [rules.corpus.input, rules.tokens.input, rules.resynthesis.input, rules.models.input]
+    return [rules.corpus.input, rules.tokens.input, rules.resynthesis.input, rules.models.input,
+            rules.vadusa.input]

@@ -12,6 +12,7 @@ skipping the files that exist.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import tempfile
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from vadusa.atomic import write_text_atomic
 from vadusa.config import CorpusConfig
 from vadusa.data import audio
 from vadusa.data.manifest import Utterance
@@ -98,6 +100,7 @@ def build_synthetic(cfg: CorpusConfig, seed: int, corpus_dir: Path) -> list[Utte
     sentences = fortune_sentences(syn.fortunes_dir, syn.min_words, syn.max_words)
     plan = plan_corpus(sentences, syn.voices, syn.hours, syn.dev_fraction, syn.test_fraction,
                        seed)
+    _forget_replanned(corpus_dir, plan)
     todo = [u for u in plan if not wav_path(corpus_dir, u).is_file()]
     log.info("synthetic corpus: %d utterances planned, %d to synthesize (%d already done)",
              len(plan), len(todo), len(plan) - len(todo))
@@ -115,6 +118,27 @@ def build_synthetic(cfg: CorpusConfig, seed: int, corpus_dir: Path) -> list[Utte
             for future in as_completed(futures):
                 bar.update(future.result())
     return [_record(corpus_dir, u) for u in plan]
+
+
+def _forget_replanned(corpus_dir: Path, plan: list[PlannedUtterance]) -> None:
+    """Resuming by file existence is only safe if an id still means the same sentence and
+    voice. Another plan (other hours, fractions, seed or sentences) can give an existing id a
+    new text: such files are deleted and synthesized again. ``plan.json`` records the plan
+    that the files on disk follow."""
+    record = corpus_dir / "plan.json"
+    before: dict[str, list[str]] = {}
+    if record.is_file():
+        before = json.loads(record.read_text())
+    stale = 0
+    for u in plan:
+        path = wav_path(corpus_dir, u)
+        if path.is_file() and before.get(u.id) != [u.speaker, u.text]:
+            path.unlink()
+            stale += 1
+    if stale:
+        log.info("synthetic corpus: %d files were made for another plan; redoing them", stale)
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(record, json.dumps({u.id: [u.speaker, u.text] for u in plan}))
 
 
 def _synthesize_chunk(chunk: list[PlannedUtterance], corpus_dir: str, sample_rate: int,

@@ -31,6 +31,10 @@ class Setting:
     name: str
     method: str = "ar"
     batch_size: int = 1
+    tau: int = 1  # VADUSA settings only, from here on
+    heads: int = 0
+    tree: str = "16"
+    acceptance: str = "tolerance"
 
 
 def ar_settings(batch_sizes: list[int]) -> list[Setting]:
@@ -39,11 +43,30 @@ def ar_settings(batch_sizes: list[int]) -> list[Setting]:
     return [Setting(f"ar-b{b}", "ar", b) for b in sizes]
 
 
+def vadusa_settings(taus: list[int], heads: list[int], trees: list[str],
+                    typical: bool = False) -> list[Setting]:
+    """One VADUSA setting per (heads, tree, tau), plus typical acceptance per (heads, tree)."""
+    settings = []
+    for k in heads:
+        for tree in trees:
+            label = (f"n{tree}" if str(tree).isdigit() else str(tree).replace(":", "")
+                     if str(tree).startswith(("chain:", "full:")) else Path(str(tree)).stem)
+            head_label = f"h{k}" if k else "hall"
+            for tau in taus:
+                settings.append(Setting(f"vadusa-{head_label}-{label}-t{tau}", "vadusa", 1,
+                                        tau, k, str(tree)))
+            if typical:
+                settings.append(Setting(f"typical-{head_label}-{label}", "vadusa", 1, 1, k,
+                                        str(tree), "typical"))
+    return settings
+
+
 def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
                 setting: Setting) -> dict[str, Any]:
-    if setting.method != "ar":
-        raise ValueError(f"unknown decoding method {setting.method!r}")
-    cfg = replace(decoding, batch_size=setting.batch_size)
+    cfg = replace(decoding, batch_size=setting.batch_size, method=setting.method)
+    if setting.method == "vadusa":
+        cfg = replace(cfg, tau=setting.tau, heads=setting.heads, tree=setting.tree,
+                      acceptance=setting.acceptance)
     start = time.perf_counter()
     records = list(decode_requests(bundle, requests, cfg))
     wall = time.perf_counter() - start
@@ -53,6 +76,8 @@ def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingCo
     accepted = [n for r in records for n in r["accept_lengths"]]  # tokens per forward, per row
     histogram = Counter(accepted)
     return {"setting": setting.name, "method": setting.method, "batch_size": setting.batch_size,
+            "tau": cfg.tau, "heads": cfg.heads, "tree": str(cfg.tree),
+            "acceptance": cfg.acceptance,
             "utterances": len(records), "tokens": tokens, "wall_seconds": wall,
             "tokens_per_second": tokens / wall, "real_time_factor": wall / audio_seconds,
             "forwards_per_utterance": forwards / len(records),
@@ -63,7 +88,9 @@ def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingCo
 
 def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
           settings: list[Setting]) -> list[dict[str, Any]]:
-    list(decode_requests(bundle, requests[:1], replace(decoding, batch_size=1)))  # warm-up
+    warm = [settings[0]] + [s for s in settings if s.method != "ar"][:1]
+    for setting in warm:  # warm-up: one utterance per method, untimed
+        run_setting(bundle, requests[:1], decoding, setting)
     results = [run_setting(bundle, requests, decoding, s) for s in settings]
     base = results[0]["wall_seconds"]
     for r in results:
@@ -72,14 +99,22 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
 
 
 def format_bench(results: list[dict[str, Any]]) -> str:
-    head = (f"{'setting':<12} {'utts':>5} {'tokens':>7} {'wall s':>8} {'tokens/s':>9} "
+    width = max(12, *(len(r["setting"]) for r in results))
+    head = (f"{'setting':<{width}} {'utts':>5} {'tokens':>7} {'wall s':>8} {'tokens/s':>9} "
             f"{'RTF':>7} {'fwd/utt':>8} {'accepted':>8} {'speedup':>8}")
     lines = [head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r['setting']:<12} {r['utterances']:>5} {r['tokens']:>7} "
+        lines.append(f"{r['setting']:<{width}} {r['utterances']:>5} {r['tokens']:>7} "
                      f"{r['wall_seconds']:>8.2f} {r['tokens_per_second']:>9.1f} "
                      f"{r['real_time_factor']:>7.3f} {r['forwards_per_utterance']:>8.1f} "
                      f"{r['mean_accepted']:>8.2f} {r['speedup']:>7.2f}x")
+    lines.append("")
+    lines.append("tokens per forward (accept-length histogram, share of forwards):")
+    for r in results:
+        total = sum(r["accept_length_histogram"].values()) or 1
+        shares = " ".join(f"{k}:{100 * v / total:.0f}%"
+                          for k, v in r["accept_length_histogram"].items())
+        lines.append(f"  {r['setting']:<{width}} {shares}")
     return "\n".join(lines)
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
-from vadusa.decoding.ar import ar_decode_batch
+from vadusa.decoding.acceptance import AcceptRule
+from vadusa.decoding.ar import DecodeResult, ar_decode, ar_decode_batch
 from vadusa.decoding.sampling import SamplingConfig
+from vadusa.decoding.tree import chain_tree, full_tree, greedy_tree, load_tree, tree_buffers
+from vadusa.decoding.vadusa import VadusaDecoder
 from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
 
 
@@ -41,11 +47,75 @@ def sampling_of(cfg: DecodingConfig) -> SamplingConfig:
     return SamplingConfig(temperature=cfg.temperature, top_k=cfg.top_k, top_p=cfg.top_p)
 
 
+def resolve_tree(bundle: TTSBundle, spec: str | int, n_heads: int) -> list[tuple[int, ...]]:
+    """``decoding.tree``: a node count (a greedy tree from the checkpoint's dev acceptance
+    table), ``chain:D`` (top-1 of heads 1..D), ``full:WxD`` (every rank below W to depth D),
+    or a tree file written by ``vadusa calibrate``."""
+    text = str(spec).strip()
+    if text.isdigit():
+        table = bundle.meta["heads"]["rank_acc"][:n_heads]
+        return greedy_tree(table, int(text))
+    if text.startswith("chain:") and text[6:].isdigit():
+        paths = chain_tree(int(text[6:]))
+    elif text.startswith("full:") and re.fullmatch(r"\d+x\d+", text[5:]):
+        width, depth = (int(x) for x in text[5:].split("x"))
+        paths = full_tree(width, depth)
+    else:
+        paths, _ = load_tree(Path(text))
+    depth = max(len(p) for p in paths)
+    if depth > n_heads:
+        raise SynthesisInputError(f"tree {text} is {depth} deep, but {n_heads} draft heads "
+                                  f"are in use (decoding.heads); use more heads or a "
+                                  f"shallower tree")
+    return paths
+
+
+def vadusa_decoder(bundle: TTSBundle, cfg: DecodingConfig) -> VadusaDecoder:
+    """The speculative decoder a decoding config asks for (heads, tree, acceptance rule)."""
+    if bundle.heads is None:
+        raise SynthesisInputError(
+            "--method vadusa needs draft heads: pass a heads.pt from `vadusa train-heads` or "
+            "`vadusa train-joint`, not a base.pt")
+    n_heads = cfg.heads or len(bundle.heads)
+    if n_heads > len(bundle.heads):
+        raise SynthesisInputError(f"decoding.heads={n_heads}, but the checkpoint has "
+                                  f"{len(bundle.heads)} draft heads")
+    rule = AcceptRule(cfg.acceptance, cfg.tau, cfg.typical_epsilon, cfg.typical_delta)
+    tree = tree_buffers(resolve_tree(bundle, cfg.tree, n_heads))
+    return VadusaDecoder(bundle.model, bundle.heads, tree, rule, sampling_of(cfg),
+                         speech_offset=bundle.vocab.speech_offset, eos=bundle.vocab.eos,
+                         n_heads=n_heads)
+
+
+def decode_prefix(bundle: TTSBundle, prefix: torch.Tensor, budget: int, cfg: DecodingConfig,
+                  utterance: int = 0) -> DecodeResult:
+    """One utterance with the method of ``cfg`` (what ``vadusa synthesize`` runs)."""
+    device = bundle.model.head.weight.device
+    if cfg.method == "vadusa":
+        return vadusa_decoder(bundle, cfg).decode(prefix.to(device), max_new=budget,
+                                                  seed=cfg.seed, utterance=utterance)
+    return ar_decode(bundle.model, prefix.to(device), speech_offset=bundle.vocab.speech_offset,
+                     eos=bundle.vocab.eos, max_new=budget, sampling=sampling_of(cfg),
+                     seed=cfg.seed, utterance=utterance)
+
+
 def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingConfig
                     ) -> Iterator[dict[str, Any]]:
-    """AR-decode requests in batches of ``cfg.batch_size``; one record per request."""
+    """Decode requests (AR in batches of ``cfg.batch_size``; VADUSA one at a time); one record
+    per request."""
     prepared = [(r, *synthesis_prefix(bundle, r.text, r.speaker, None,
                                       cfg.max_tokens_per_symbol)) for r in requests]
+    if cfg.method == "vadusa":
+        if cfg.batch_size != 1:
+            raise SynthesisInputError("VADUSA decodes one utterance at a time: use "
+                                      "decoding.batch_size=1 (--batch-size 1)")
+        decoder = vadusa_decoder(bundle, cfg)
+        device = bundle.model.head.weight.device
+        for request, prefix, budget in prepared:
+            result = decoder.decode(prefix.to(device), max_new=budget, seed=cfg.seed,
+                                    utterance=request.index)
+            yield _record(bundle, request, result, "vadusa", 1)
+        return
     for start in range(0, len(prepared), cfg.batch_size):
         chunk = prepared[start:start + cfg.batch_size]
         results = ar_decode_batch(
@@ -54,12 +124,17 @@ def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingCon
             max_new=[budget for _, _, budget in chunk], sampling=sampling_of(cfg),
             seed=cfg.seed, utterances=[r.index for r, _, _ in chunk])
         for (request, _, _), result in zip(chunk, results, strict=True):
-            yield {"index": request.index, "text": request.text, "speaker": request.speaker,
-                   "method": "ar", "tokens": result.tokens, "stopped_at_eos": result.stopped,
-                   "seconds": result.seconds, "forwards": result.forwards,
-                   "batch_size": len(chunk), "accept_lengths": result.accept_lengths,
-                   "tokens_per_second": len(result.tokens) / result.seconds,
-                   "audio_seconds": len(result.tokens) / bundle.frame_rate}
+            yield _record(bundle, request, result, "ar", len(chunk))
+
+
+def _record(bundle: TTSBundle, request: Request, result: DecodeResult, method: str,
+            batch_size: int) -> dict[str, Any]:
+    return {"index": request.index, "text": request.text, "speaker": request.speaker,
+            "method": method, "tokens": result.tokens, "stopped_at_eos": result.stopped,
+            "seconds": result.seconds, "forwards": result.forwards,
+            "batch_size": batch_size, "accept_lengths": result.accept_lengths,
+            "tokens_per_second": len(result.tokens) / result.seconds,
+            "audio_seconds": len(result.tokens) / bundle.frame_rate}
 
 
 def write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:

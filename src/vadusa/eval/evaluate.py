@@ -63,7 +63,8 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         raise EvaluationError(f"every utterance failed: {failures[:3]}")
 
     records = []
-    progress = tqdm(total=len(usable), desc=f"decode ({bundle.family}, ar)", unit="utt")
+    progress = tqdm(total=len(usable), desc=f"decode ({bundle.family}, {decoding.method})",
+                    unit="utt")
     for record in decode_requests(bundle, [r for r, _ in usable], decoding):
         records.append(record)
         progress.update(1)
@@ -103,7 +104,7 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
     decode_seconds = sum(r["decode_seconds"] / r["batch_size"] for r in rows)  # batch wall
     audio_seconds = sum(r["audio_seconds"] for r in rows)
     metrics = {
-        "family": bundle.family, "method": "ar", "utterances": len(rows),
+        "family": bundle.family, "method": decoding.method, "utterances": len(rows),
         "failures": failures,
         "wer": rates.wer, "cer": rates.cer, "words": rates.words,
         "stopped_at_eos": float(np.mean([r["stopped_at_eos"] for r in rows])),
@@ -111,6 +112,7 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         "tokens_per_second": tokens / decode_seconds,
         "real_time_factor": decode_seconds / audio_seconds,
         "forwards_per_token": sum(r["forwards"] / r["batch_size"] for r in rows) / tokens,
+        "mean_accepted": tokens / sum(r["forwards"] / r["batch_size"] for r in rows),
         "seconds": {"decode": round(decode_seconds, 2), "vocode": round(vocode_seconds, 2),
                     "judge": round(judge_seconds, 2)},
         "decoding": dict(vars(decoding)),

@@ -2,6 +2,8 @@
 
 ``base.pt`` holds the weights and everything needed to use them (see training/tts.py): the
 transformer's shape, the vocabularies, the speakers, the text symbols and the token family.
+``heads.pt`` (training/heads.py) holds the same plus the draft heads (``meta["heads"]``); it
+loads into the same bundle with ``heads`` set.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any
 
 import torch
 
-from vadusa.checkpoint import load_checkpoint
+from vadusa.checkpoint import CheckpointError, load_checkpoint
 from vadusa.data.text import SymbolTable, normalize
+from vadusa.model.draft_heads import DraftHeads
 from vadusa.model.transformer import Transformer, TransformerConfig
 from vadusa.model.tts import TTSVocab, build_sequence
 
@@ -32,6 +35,7 @@ class TTSBundle:
     family: str
     frame_rate: float
     meta: dict[str, Any]
+    heads: DraftHeads | None = None  # draft heads, when loaded from a heads.pt
 
     @property
     def max_seq(self) -> int:
@@ -40,8 +44,13 @@ class TTSBundle:
 
 def load_tts(path: str | Path, device: str | torch.device = "cpu",
              family: str | None = None, vocab_size: int | None = None) -> TTSBundle:
-    """Load ``base.pt``; with ``family``/``vocab_size``, refuse a model of other tokens."""
-    blob = load_checkpoint(path, kind="tts")
+    """Load ``base.pt`` or ``heads.pt``; with ``family``/``vocab_size``, refuse a model of
+    other tokens."""
+    blob = load_checkpoint(path)
+    if blob["kind"] not in ("tts", "vadusa"):
+        raise CheckpointError(f"{path} is a {blob['kind']!r} checkpoint, not a TTS model "
+                              f"(base.pt from `vadusa train-base` or heads.pt from "
+                              f"`vadusa train-heads`/`train-joint`)")
     meta = blob["meta"]
     if family is not None and meta["family"] != family:
         raise SynthesisInputError(f"{path} was trained on {meta['family']!r} tokens, "
@@ -51,10 +60,19 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu",
         raise SynthesisInputError(f"{path} has a vocabulary of {vocab.n_units} units, the "
                                   f"tokens given have {vocab_size}")
     model = Transformer(TransformerConfig(**meta["transformer"]))
-    model.load_state_dict(blob["state"])
+    heads = None
+    if blob["kind"] == "vadusa":
+        model.load_state_dict(blob["state"]["model"])
+        heads = DraftHeads(int(meta["heads"]["count"]), model.cfg.dim, model.cfg.output_size,
+                           model.head)
+        heads.load_state_dict(blob["state"]["heads"])
+        heads.to(device).eval()
+    else:
+        model.load_state_dict(blob["state"])
     model.to(device).eval()
     return TTSBundle(model, vocab, SymbolTable(symbols=tuple(meta["symbols"])),
-                     list(meta["speakers"]), meta["family"], float(meta["frame_rate"]), meta)
+                     list(meta["speakers"]), meta["family"], float(meta["frame_rate"]), meta,
+                     heads)
 
 
 def text_ids(bundle: TTSBundle, text: str) -> list[int]:

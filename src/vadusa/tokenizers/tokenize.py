@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from vadusa.atomic import write_text_atomic
+from vadusa.checkpoint import file_digest
 from vadusa.config import Config
 from vadusa.data import audio
 from vadusa.data.manifest import SPLITS, Utterance, manifest_path, read_manifest
@@ -58,7 +59,10 @@ def tokenize_corpus(cfg: Config, family: str, corpus_dir: Path, out_dir: Path,
                          "frame_rate": tokenizer.frame_rate,
                          "sample_rate": tokenizer.sample_rate,
                          "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id,
-                         "pad_id": tokenizer.pad_id})
+                         "pad_id": tokenizer.pad_id,
+                         # which k-means made these ids: models trained on other ids must not
+                         # resume on these (training/tts.py, training/vocoder.py)
+                         "quantizer_sha256": file_digest(kmeans_path)})
     seconds = {}
     for split in SPLITS:
         records = read_manifest(manifest_path(corpus_dir, split))

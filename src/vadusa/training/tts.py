@@ -150,6 +150,20 @@ def collate(examples: list[Example], pad_input: int) -> tuple[torch.Tensor, torc
     return inputs, targets
 
 
+def corrupt_speech(inputs: torch.Tensor, vocab: TTSVocab, rate: float,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Replace a fraction ``rate`` of the speech-token inputs (B, L) by random speech tokens;
+    targets stay clean. The model can then trust its own history only so far and must read
+    the text to know what comes next (Tacotron's always-on pre-net dropout, for tokens): this
+    is what keeps a small model on the text when it runs on its own imperfect samples."""
+    if rate <= 0:
+        return inputs
+    speech = (inputs >= vocab.speech_offset) & (inputs < vocab.speech_offset + vocab.n_units)
+    hit = speech & (torch.rand(inputs.shape, generator=generator) < rate)
+    noise = vocab.speech_offset + torch.randint(vocab.n_units, inputs.shape, generator=generator)
+    return torch.where(hit, noise, inputs)
+
+
 def guide_penalty(examples: list[Example], L: int, sigma: float
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """The guided-attention penalty of each query over each key, (B, L, L), and the queries it
@@ -232,7 +246,8 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     net = dist.wrap(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=t.lr, betas=(0.9, 0.95),
                                   weight_decay=t.weight_decay)
-    model_meta = {"family": family, "vocab": dict(vars(vocab)), "speakers": speakers,
+    model_meta = {"family": family, "vocab": dict(vars(vocab)),
+                  "quantizer": meta.get("quantizer_sha256"), "speakers": speakers,
                   "symbols": list(symbols.symbols), "frame_rate": float(meta["frame_rate"]),
                   "transformer": dict(vars(model.cfg)), "prompt": m.prompt,
                   "speaker_embedding": m.speaker_embedding,
@@ -263,6 +278,8 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                       t.prompt_loss)
                         for i in batches[pos["batch_index"] + dist.rank]]
             inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
+            inputs = corrupt_speech(inputs, vocab, t.token_noise,
+                                    torch.Generator().manual_seed(cfg.seed * 100003 + pos["step"]))
             guide = None
             if t.guide_weight > 0:
                 W, rows = guide_penalty(examples, inputs.shape[1], t.guide_sigma)
@@ -443,7 +460,7 @@ def _resume(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.
     if not path.is_file():
         return fresh
     blob = load_checkpoint(path, kind=TRAIN_KIND)
-    differences = [key for key in ("family", "vocab", "speakers", "transformer")
+    differences = [key for key in ("family", "vocab", "quantizer", "speakers", "transformer")
                    if blob["meta"].get(key) != meta[key]]
     saved, now = blob.get("config") or {}, cfg.to_dict()
     if saved.get("seed") != now["seed"]:

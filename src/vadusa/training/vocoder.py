@@ -213,17 +213,20 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
 
     # what the weights mean: a final checkpoint needs it to decode, a resume must match it
     meta = {"family": family, "vocab_size": vocab_size, "frame_rate": frame_rate,
-            "speakers": speakers, "hifigan": vc.hifigan, "mel": mel_settings(),
+            "quantizer": token_meta.get("quantizer_sha256"), "speakers": speakers,
+            "hifigan": vc.hifigan, "mel": mel_settings(),
             "model": model.hparams}
     step, epoch, position = 0, 0, 0
     last_path = out_dir / "last.pt"
     if last_path.is_file():
         blob = load_checkpoint(last_path, kind=TRAIN_STATE_KIND, map_location=device)
-        if blob["meta"] != meta:
-            changed = sorted(k for k in meta if blob["meta"].get(k) != meta[k])
-            raise VocoderTrainingError(
-                f"{last_path} was trained with other {', '.join(changed)}; delete it to start "
-                f"over, or restore the tokens/config it was trained with")
+        changed = sorted(k for k in meta if blob["meta"].get(k) != meta[k])
+        if changed:  # another run's state: keep it aside (nothing is lost) and start over
+            stale = last_path.with_name("last.stale.pt")
+            last_path.replace(stale)
+            print(f"[train-vocoder] {last_path} was trained with other {', '.join(changed)}: "
+                  f"moved it to {stale}, starting over", flush=True)
+    if last_path.is_file():
         state = blob["state"]
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])

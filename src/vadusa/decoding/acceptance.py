@@ -1,0 +1,63 @@
+"""Acceptance rules: does the base model accept a draft token at one position?
+
+Every rule sees the base model's processed log-probabilities at the draft's position
+(temperature, top-k, top-p applied; ``sampling.processed_logprobs``) and the keyed Gumbel noise
+of that position, so all of them are pure functions of (model, seed, utterance, position).
+
+- ``tolerance`` (the paper's): the base head samples tau times (draws 0..tau-1 of the
+  position's key); the draft token is accepted iff it is among the samples, so
+  P(accept c) = 1 - (1 - p(c))^tau. tau = 1 is lossless and, with the same keys, emits exactly
+  the tokens AR decoding emits. Greedy decoding is tau = 1 at temperature 0.
+- ``typical`` (MEDUSA-2's typical acceptance, a comparison point): accept c iff
+  p(c) > min(epsilon, delta * exp(-H(p))), H the entropy of p. Lossy; no samples needed.
+
+Shapes: N nodes verified at once, V output vocabulary, T draws (tau).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from vadusa.decoding.sampling import keyed_samples
+
+RULES = ("tolerance", "typical")
+
+
+@dataclass(frozen=True)
+class AcceptRule:
+    name: str = "tolerance"
+    tau: int = 1  # tolerance: samples of the base head
+    epsilon: float = 0.09  # typical: hard threshold (MEDUSA's default posterior_threshold)
+    delta: float = 0.3  # typical: entropy-scaled threshold (MEDUSA's posterior_alpha)
+
+    def __post_init__(self) -> None:
+        if self.name not in RULES:
+            raise ValueError(f"unknown acceptance rule {self.name!r} (choose from {RULES})")
+        if self.tau < 1:
+            raise ValueError(f"tau must be at least 1, got {self.tau}")
+
+    @property
+    def draws(self) -> int:
+        """Keyed draws per position the rule consumes (draw 0 is also the bonus sample)."""
+        return self.tau if self.name == "tolerance" else 1
+
+
+def accepted(rule: AcceptRule, tokens: torch.Tensor, logprobs: torch.Tensor,
+             noise: torch.Tensor) -> torch.Tensor:
+    """tokens (N,) drafts; logprobs (N, V) of the base at each draft's position; noise (N, T, V)
+    the position's keyed draws -> (N,) bool, accepted or not."""
+    if rule.name == "tolerance":
+        samples = (logprobs[:, None].to(noise.dtype) + noise[:, :rule.tau]).argmax(-1)  # (N,T)
+        return (samples == tokens[:, None]).any(-1)
+    probs = logprobs.exp()
+    entropy = -(probs * logprobs.clamp_min(-1e4)).sum(-1)  # (N,)
+    threshold = torch.minimum(torch.full_like(entropy, rule.epsilon),
+                              rule.delta * torch.exp(-entropy))
+    return probs.gather(-1, tokens[:, None])[:, 0] > threshold
+
+
+def sample(logprobs: torch.Tensor, noise: torch.Tensor) -> int:
+    """The base model's own token at one position: draw 0 of its key (as AR decoding)."""
+    return int(keyed_samples(logprobs, noise[:1])[0])

@@ -1,0 +1,166 @@
+"""VADUSA decoding: draft heads propose, a sparse tree is verified in one forward pass.
+
+One step, with the last emitted token as the tree's root (already the base model's own
+sample) and the draft heads' logits from the hidden state that produced it:
+
+1. ``candidates``: node i at depth d takes the rank-r_i token of head d (speech tokens and
+   eos only).
+2. ``verify``: one forward pass over the root and every node, each node at position
+   ``prefix + depth`` and attending to the committed prefix (through the KV cache), the root,
+   its ancestors and itself (``TreeBuffers.mask``). The base head at a node's parent gives the
+   distribution at the node's position; the acceptance rule (``decoding/acceptance.py``) says
+   yes or no per node; the longest root-to-leaf run of yeses wins (ties: the earlier path).
+3. ``commit``: the accepted nodes' keys and values move to contiguous cache slots after the
+   root; the base samples one bonus token at the last accepted node (draw 0 of that position,
+   as AR decoding would), which becomes the next root; the draft heads read the same node's
+   hidden state for the next candidates.
+
+Every draw is keyed by (seed, utterance, position, draw), so with tau = 1 each emitted token
+is exactly the token AR decoding samples at that position: same output, fewer forwards.
+
+Shapes: L prefix length, N tree nodes (root included), S cache slots, C width, K heads,
+V output vocabulary, T draws per position.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from vadusa.decoding.acceptance import AcceptRule, accepted, sample
+from vadusa.decoding.ar import DecodeResult
+from vadusa.decoding.sampling import SamplingConfig, gumbel_noise, processed_logprobs, speech_only
+from vadusa.decoding.tree import TreeBuffers
+from vadusa.model.draft_heads import DraftHeads
+from vadusa.model.transformer import Transformer
+
+
+def candidates(head_logits: torch.Tensor, tree: TreeBuffers, eos: int) -> torch.Tensor:
+    """head_logits (K, V) at the root -> (N - 1,) draft tokens of the non-root nodes."""
+    allowed = speech_only(head_logits, eos)  # (K, V): no bos or pad
+    top = allowed.topk(tree.max_rank, dim=-1).indices  # (K, R)
+    return top[tree.head[1:], tree.rank[1:]]  # (N - 1,)
+
+
+def longest_accepted(ok: torch.Tensor, tree: TreeBuffers) -> list[int]:
+    """ok (N,) per-node acceptance (root True) -> node indices of the longest accepted
+    root-to-leaf run, root first."""
+    best: list[int] = [0]
+    for path in tree.retrieve.tolist():
+        run = [0]
+        for node in path[1:]:
+            if node < 0 or not ok[node]:
+                break
+            run.append(node)
+        if len(run) > len(best):
+            best = run
+    return best
+
+
+class VadusaDecoder:
+    """Speculative decoding of one utterance at a time with a fixed tree and rule."""
+
+    def __init__(self, model: Transformer, heads: DraftHeads, tree: TreeBuffers,
+                 rule: AcceptRule, sampling: SamplingConfig, *, speech_offset: int,
+                 eos: int, n_heads: int | None = None) -> None:
+        self.n_heads = n_heads or len(heads)
+        if tree.max_depth > self.n_heads:
+            raise ValueError(f"the tree is {tree.max_depth} deep but only {self.n_heads} "
+                             f"draft heads are in use; use a tree of depth <= {self.n_heads}")
+        self.model, self.heads, self.tree, self.rule = model, heads, tree, rule
+        self.sampling, self.speech_offset, self.eos = sampling, speech_offset, eos
+        device = model.head.weight.device
+        self.tree_mask = tree.mask.to(device)
+        self.depth = tree.depth.to(device)
+        self.parent = tree.parent.to(device)
+
+    def _noise(self, seed: int, utterance: int, first: int, cache: dict[int, torch.Tensor]
+               ) -> torch.Tensor:
+        """(D + 2, T, V) keyed draws at the positions first, first + 1, ...: nodes of one depth
+        share a position and so share their draws. ``first`` is the root's output index;
+        ``cache`` keeps draws already made for this utterance (positions overlap between
+        steps), dropping those behind the root."""
+        V = self.model.cfg.output_size
+        for position in [p for p in cache if p < first]:
+            del cache[position]
+        rows = []
+        for position in range(first, first + self.tree.max_depth + 2):
+            if position not in cache:
+                cache[position] = gumbel_noise(seed, utterance, position, self.rule.draws, V)
+            rows.append(cache[position])
+        return torch.stack(rows)
+
+    @torch.inference_mode()
+    def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int
+               ) -> DecodeResult:
+        model, tree = self.model, self.tree
+        device = model.head.weight.device
+        start = time.perf_counter()
+        L, N = len(prefix), tree.size
+        S = L + max_new + N + 1
+        model.setup_cache(batch=1, max_seq=S)
+        slots = torch.arange(S, device=device)
+        drawn: dict[int, torch.Tensor] = {}  # keyed draws by output position
+
+        # prefill: the base's logits and the heads' logits at the prefix's last position
+        pos = torch.arange(L, device=device)[None]  # (1, L)
+        hidden = model.hidden(prefix[None].to(device), pos,
+                              (slots[None, :] <= pos[0, :, None])[None])  # (1, L, C)
+        last = hidden[:, -1:]  # (1, 1, C)
+        base_logprobs = processed_logprobs(speech_only(model.head(last)[0, 0], self.eos),
+                                           self.sampling).cpu()  # (V,)
+        root = sample(base_logprobs, gumbel_noise(seed, utterance, 0, 1, base_logprobs.shape[-1]))
+        stopped = root == self.eos
+        forwards, out, accept_lengths = 1, [], [0 if stopped else 1]  # tokens per forward
+        if not stopped:
+            out.append(root)
+        while not stopped and len(out) < max_new:
+            head_logits = self.heads(last, self.n_heads)[:, 0, 0]  # (K, V)
+            drafts = candidates(head_logits, tree, self.eos)  # (N - 1,)
+            tokens = torch.cat([torch.tensor([out[-1]], device=device), drafts])  # (N,)
+
+            # verify: the root (the last emitted token) sits at slot and position c, the tree
+            # in slots [c, c + N)
+            c = L + len(out) - 1
+            mask = torch.zeros(1, N, S, dtype=torch.bool, device=device)
+            mask[0, :, :c] = True
+            mask[0, :, c:c + N] = self.tree_mask
+            hidden = model.hidden(self.speech_offset + tokens[None], (c + self.depth)[None],
+                                  mask, cache_slots=slots[c:c + N])  # (1, N, C)
+            forwards += 1
+            logprobs = processed_logprobs(speech_only(model.head(hidden[0]), self.eos),
+                                          self.sampling).cpu()  # (N, V) for each node's next
+            noise = self._noise(seed, utterance, len(out) - 1, drawn)  # (D + 2, T, V)
+            ok = torch.ones(N, dtype=torch.bool)
+            ok[1:] = accepted(self.rule, drafts.cpu(), logprobs[tree.parent[1:]],
+                              noise[tree.depth[1:]])  # a node's own position's draws
+            run = longest_accepted(ok, tree)  # root first
+
+            # commit: accepted drafts (up to eos) move to the slots right after the root
+            emitted = [int(tokens[i]) for i in run[1:]]
+            if self.eos in emitted:
+                emitted = emitted[:emitted.index(self.eos)]
+                stopped = True
+            emitted = emitted[:max_new - len(out)]
+            kept = run[:1 + len(emitted)]
+            if len(kept) > 1:
+                model.compact_cache(torch.tensor(kept[1:], device=device) + c,
+                                    torch.arange(1, len(kept), device=device) + c)
+            out += emitted
+            produced = len(emitted)
+            if not stopped and len(out) < max_new:
+                # the bonus token: the base's own sample after the last kept node (draw 0)
+                end = kept[-1]
+                bonus = sample(logprobs[end], noise[int(tree.depth[end]) + 1])
+                stopped = bonus == self.eos
+                if not stopped:
+                    out.append(bonus)
+                    produced += 1
+                last = hidden[:, end:end + 1]  # (1, 1, C): the heads' next input
+            accept_lengths.append(produced)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        model.clear_cache()
+        return DecodeResult(out, bool(stopped), forwards, seconds, accept_lengths)

@@ -1,0 +1,206 @@
+"""Draft heads: training (frozen and joint), resume, calibration, and VADUSA through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from test_train_base import tiny_cfg, tiny_data
+from vadusa.checkpoint import load_checkpoint
+from vadusa.cli import main
+from vadusa.decoding.tree import load_tree
+from vadusa.model.draft_heads import DraftHeads
+from vadusa.model.loading import load_tts
+from vadusa.training import heads as heads_training
+from vadusa.training.heads import evaluate_heads, head_losses, train_heads
+from vadusa.training.tts import TTSData, train_base
+
+HEADS = ("heads.count=3", "heads.steps=100", "heads.joint_steps=12", "heads.batch_tokens=600",
+         "heads.warmup_steps=2", "heads.checkpoint_every=6", "heads.eval_every=50",
+         "heads.lr=1e-2", "heads.top_ranks=4", "heads.head_weight_warmup=4")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("heads")
+    corpus, tokens = tiny_data(tmp)
+    cfg = tiny_cfg(tmp, "train.steps=200", "model.dropout=0.0", *HEADS)
+    base = train_base(cfg, "toy", corpus, tokens, tmp / "base")
+    frozen = train_heads(cfg, base, corpus, tokens, tmp / "frozen")
+    joint = train_heads(cfg, base, corpus, tokens, tmp / "joint", joint=True)
+    return {"tmp": tmp, "corpus": corpus, "tokens": tokens, "base": base, "frozen": frozen,
+            "joint": joint}
+
+
+def test_heads_start_as_the_base_head_and_are_independent() -> None:
+    head = torch.nn.Linear(8, 5, bias=False)
+    heads = DraftHeads(3, 8, 5, head)
+    x = torch.randn(2, 4, 8)
+    out = heads(x)  # (K, B, T, V)
+    assert out.shape == (3, 2, 4, 5)
+    for k in range(3):  # zero-initialised residual: every head starts as the base head
+        torch.testing.assert_close(out[k], head(x))
+    assert heads.heads[0].proj.weight.data_ptr() != heads.heads[1].proj.weight.data_ptr()
+    assert heads(x, 2).shape[0] == 2
+
+
+def test_head_k_is_scored_against_the_target_k_steps_later() -> None:
+    targets = torch.tensor([[-100, 3, 4, 5, 6, -100]])  # (B, L)
+    logits = torch.full((2, 1, 6, 8), -10.0)
+    # head 1 at position i must predict targets[i + 1]; head 2 targets[i + 2]
+    for i in range(6):
+        if i + 1 < 6 and targets[0, i + 1] >= 0:
+            logits[0, 0, i, targets[0, i + 1]] = 10
+        if i + 2 < 6 and targets[0, i + 2] >= 0:
+            logits[1, 0, i, (targets[0, i + 2] + 1) % 8] = 10  # head 2: always rank 1 right
+            logits[1, 0, i, targets[0, i + 2]] = 5
+    losses, hits, counts = head_losses(logits, targets, 3)
+    assert counts.tolist() == [4, 3]  # targets 1..4 seen from 1 and 2 positions back
+    assert hits[0].tolist() == [4, 0, 0] and hits[1].tolist() == [0, 3, 0]
+    assert losses[0] < 1e-3 < losses[1]
+
+
+def test_frozen_heads_learn_and_leave_the_base_alone(trained: dict[str, Path]) -> None:
+    base = load_checkpoint(trained["base"])
+    blob = load_checkpoint(trained["frozen"], kind="vadusa")
+    for name, value in base["state"].items():
+        assert torch.equal(value, blob["state"]["model"][name]), name
+    meta = blob["meta"]["heads"]
+    assert meta["count"] == 3 and meta["mode"] == "frozen"
+    assert len(meta["rank_acc"]) == 3 and len(meta["rank_acc"][0]) == 4
+    losses = load_checkpoint(trained["frozen"].parent / "last.pt")["state"]["position"]["losses"]
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
+    # better than where they started (each head a copy of the base head) on the dev split
+    cfg = tiny_cfg(trained["tmp"], "train.steps=200", "model.dropout=0.0", *HEADS)
+    bundle = load_tts(trained["base"])
+    dev = TTSData(trained["corpus"], trained["tokens"], "dev", bundle.symbols, bundle.speakers,
+                  cfg.model.prompt_max_seconds)
+    fresh = DraftHeads(3, 32, bundle.vocab.output_size, bundle.model.head)
+    before, _ = evaluate_heads(bundle.model, fresh, dev, bundle.vocab, cfg,
+                               torch.device("cpu"), cfg.model.prompt, True)
+    for k in (1, 2, 3):
+        assert meta["dev"][f"dev/head{k}_loss"] < 0.9 * before[f"dev/head{k}_loss"], k
+    assert all(meta["dev"][f"dev/head{k}_top5"] >= meta["dev"][f"dev/head{k}_top1"]
+               for k in (1, 2, 3))
+    bundle = load_tts(trained["frozen"])
+    assert bundle.heads is not None and len(bundle.heads) == 3
+
+
+def test_joint_training_moves_the_base(trained: dict[str, Path]) -> None:
+    base = load_checkpoint(trained["base"])
+    blob = load_checkpoint(trained["joint"], kind="vadusa")
+    assert blob["meta"]["heads"]["mode"] == "joint"
+    assert any(not torch.equal(v, blob["state"]["model"][k]) for k, v in base["state"].items())
+    assert "dev/loss" in blob["meta"]["dev"]
+
+
+def test_heads_resume_equals_uninterrupted(trained: dict[str, Path], tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tiny_cfg(trained["tmp"], "train.steps=200", "model.dropout=0.0", *HEADS)
+    real_save = heads_training._save_state
+
+    def save_then_die(*args, **kwargs):  # noqa: ANN002, ANN003
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+
+    monkeypatch.setattr(heads_training, "_save_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_heads(cfg, trained["base"], trained["corpus"], trained["tokens"], tmp_path)
+    monkeypatch.setattr(heads_training, "_save_state", real_save)
+    resumed = load_checkpoint(train_heads(cfg, trained["base"], trained["corpus"],
+                                          trained["tokens"], tmp_path))
+    straight = load_checkpoint(trained["frozen"])
+    for name, value in straight["state"]["heads"].items():
+        assert torch.equal(value, resumed["state"]["heads"][name]), name
+
+
+def test_vadusa_tau_one_decodes_what_ar_decodes_through_the_cli(
+        trained: dict[str, Path], tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one two three.\ns1\tfour five six.\nsix one two.\n")
+    common = ["--texts", str(texts), "--set", "decoding.max_tokens_per_symbol=3"]
+    assert main(["decode", "--checkpoint", str(trained["frozen"]), *common,
+                 "--out", str(tmp_path / "ar.jsonl")]) == 0
+    assert main(["decode", "--checkpoint", str(trained["frozen"]), *common, "--method",
+                 "vadusa", "--tau", "1", "--heads", "2", "--tree", "6",
+                 "--out", str(tmp_path / "v.jsonl")]) == 0
+    ar = [json.loads(x) for x in (tmp_path / "ar.jsonl").read_text().splitlines()]
+    va = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in ar] == [r["tokens"] for r in va]
+    assert all(r["method"] == "vadusa" for r in va)
+    # drafts were accepted: fewer forwards than AR for the same tokens
+    assert sum(r["forwards"] for r in va) < sum(r["forwards"] for r in ar)
+
+
+def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "cal"
+    assert main(["calibrate", "--checkpoint", str(trained["frozen"]), "--split", "dev",
+                 "--corpus", str(trained["corpus"]), "--nodes", "4", "8", "--tau", "2",
+                 "--out", str(out)]) == 0
+    table = json.loads((out / "acceptance.json").read_text())
+    assert table["tau"] == 2 and len(table["table"]) == 3
+    assert all(0 <= x <= 1 for row in table["table"] for x in row)
+    paths, blob = load_tree(out / "tree-8.json")
+    assert len(paths) == 8 and blob["expected_length"] > 1
+    capsys.readouterr()
+    bench_json = tmp_path / "bench.json"
+    assert main(["bench", "--checkpoint", str(trained["frozen"]), "--split", "test",
+                 "--corpus", str(trained["corpus"]), "--batch-sizes", "--tau", "1", "3",
+                 "--heads", "3", "--tree", "4", str(out / "tree-8.json"), "chain:3", "--typical",
+                 "--set", "decoding.max_tokens_per_symbol=3", "--out", str(bench_json)]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads(bench_json.read_text())
+    names = [r["setting"] for r in results]
+    assert names == ["ar-b1", "vadusa-h3-n4-t1", "vadusa-h3-n4-t3", "typical-h3-n4",
+                     "vadusa-h3-tree-8-t1", "vadusa-h3-tree-8-t3", "typical-h3-tree-8",
+                     "vadusa-h3-chain3-t1", "vadusa-h3-chain3-t3", "typical-h3-chain3"]
+    for name in names:
+        assert name in printed
+    assert "accept-length histogram" in printed
+    by = {r["setting"]: r for r in results}
+    assert by["ar-b1"]["speedup"] == 1.0 and by["ar-b1"]["mean_accepted"] == 1.0
+    assert by["vadusa-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # lossless
+    assert by["vadusa-h3-n4-t3"]["mean_accepted"] >= by["vadusa-h3-n4-t1"]["mean_accepted"]
+    assert by["vadusa-h3-n4-t1"]["forwards_per_utterance"] < by["ar-b1"][
+        "forwards_per_utterance"]
+
+
+def test_vadusa_needs_heads_and_a_fitting_tree(trained: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one two.\n")
+    out = str(tmp_path / "o.jsonl")
+    assert main(["decode", "--checkpoint", str(trained["base"]), "--texts", str(texts),
+                 "--method", "vadusa", "--out", out]) == 2
+    assert "needs draft heads" in capsys.readouterr().err
+    assert main(["decode", "--checkpoint", str(trained["frozen"]), "--texts", str(texts),
+                 "--method", "vadusa", "--heads", "5", "--out", out]) == 2
+    assert "3 draft heads" in capsys.readouterr().err
+    assert main(["decode", "--checkpoint", str(trained["frozen"]), "--texts", str(texts),
+                 "--method", "vadusa", "--tree", str(tmp_path / "none.json"), "--out",
+                 out]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["bench", "--checkpoint", str(trained["base"]), "--texts", str(texts),
+                 "--tau", "2"]) == 2
+    assert "no draft heads" in capsys.readouterr().err
+
+
+def test_decode_prefix_dispatches_on_the_method(trained: dict[str, Path]) -> None:
+    """What `vadusa synthesize` runs: one prefix, AR or VADUSA by the config."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from vadusa.config import DecodingConfig  # noqa: PLC0415
+    from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
+    from vadusa.model.loading import synthesis_prefix  # noqa: PLC0415
+
+    bundle = load_tts(trained["frozen"])
+    prefix, budget = synthesis_prefix(bundle, "four five six one.", "s0", None, 3.0)
+    ar = decode_prefix(bundle, prefix, budget, DecodingConfig())
+    va = decode_prefix(bundle, prefix, budget, replace(DecodingConfig(), method="vadusa",
+                                                       tree="full:2x2"))
+    assert va.tokens == ar.tokens and va.forwards < ar.forwards

@@ -1,0 +1,281 @@
+"""VADUSA's invariants: tree attention, acceptance, cache compaction, tau = 1 equals AR."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from vadusa.decoding.acceptance import AcceptRule, accepted
+from vadusa.decoding.ar import ar_decode
+from vadusa.decoding.sampling import SamplingConfig, gumbel_noise
+from vadusa.decoding.tree import (
+    TreeError,
+    chain_tree,
+    expected_length,
+    full_tree,
+    greedy_tree,
+    load_tree,
+    save_tree,
+    tree_buffers,
+)
+from vadusa.decoding.vadusa import VadusaDecoder, longest_accepted
+from vadusa.model.draft_heads import DraftHeads
+from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
+
+OFFSET, V = 20, 13  # input ids [0, 20) text, [20, 33) speech; output: 10 units, bos, eos, pad
+EOS = 11
+ACC = [[0.6, 0.2, 0.1, 0.05], [0.5, 0.2, 0.1, 0.05], [0.4, 0.2, 0.1], [0.3, 0.1]]
+
+
+def tiny(seed: int = 0) -> Transformer:
+    torch.manual_seed(seed)
+    cfg = TransformerConfig(vocab_size=OFFSET + V, output_size=V, dim=32, layers=2, heads=4,
+                            max_seq=256)
+    model = Transformer(cfg).double().eval()
+    with torch.no_grad():
+        model.head.weight.mul_(8)  # fairly peaky: drafts get accepted, not always
+        model.head.weight[EOS].mul_(0.05)  # eos possible, not at every other step
+    return model
+
+
+TREES = {"chain3": chain_tree(3), "full2x2": full_tree(2, 2), "greedy12": greedy_tree(ACC, 12),
+         "greedy30": greedy_tree(ACC, 30)}
+
+
+# -- trees -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(TREES))
+def test_every_node_sees_exactly_the_root_its_ancestors_and_itself(name: str) -> None:
+    tree = tree_buffers(TREES[name])
+    nodes = {(): 0} | {p: i + 1 for i, p in enumerate(tree.paths)}
+    for p, i in nodes.items():
+        expected = {nodes[p[:d]] for d in range(len(p) + 1)}
+        assert set(torch.nonzero(tree.mask[i]).flatten().tolist()) == expected
+        assert int(tree.depth[i]) == len(p)
+        if p:
+            assert int(tree.parent[i]) == nodes[p[:-1]]
+            assert (int(tree.head[i]), int(tree.rank[i])) == (len(p) - 1, p[-1])
+    # every root-to-leaf path appears once in retrieve, and only those
+    leaves = {p for p in tree.paths if not any(q[:-1] == p for q in tree.paths)}
+    rows = {tuple(tree.paths[i - 1] for i in row if i > 0)[-1] for row in
+            tree.retrieve.tolist()}
+    assert rows == leaves
+
+
+def test_greedy_tree_takes_the_most_valuable_nodes() -> None:
+    paths = greedy_tree(ACC, 10)
+    assert len(paths) == 10 and tree_buffers(paths).size == 11
+    # brute force: the 10 highest-valued paths among all (valid) ones
+    every = [p for d in range(1, 5) for p in full_tree(4, d) if len(p) == d
+             and all(r < len(ACC[k]) for k, r in enumerate(p))]
+    value = {p: math.prod(ACC[k][r] for k, r in enumerate(p)) for p in every}
+    best = sorted(value.values(), reverse=True)[:10]
+    assert sorted((value[p] for p in paths), reverse=True) == pytest.approx(best)
+    assert expected_length(paths, ACC) == pytest.approx(1 + sum(best))
+    assert expected_length(chain_tree(2), ACC) == pytest.approx(1 + 0.6 + 0.6 * 0.5)
+
+
+def test_bad_trees_are_refused(tmp_path) -> None:
+    with pytest.raises(TreeError, match="parent"):
+        tree_buffers([(0,), (1, 0)])
+    with pytest.raises(TreeError, match="twice"):
+        tree_buffers([(0,), (0,)])
+    with pytest.raises(TreeError, match="does not exist"):
+        load_tree(tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{\"nodes\": 3}")
+    with pytest.raises(TreeError, match="not a tree"):
+        load_tree(tmp_path / "bad.json")
+    saved = save_tree(tmp_path / "t.json", TREES["greedy12"], expected_length=2.1, tau=3)
+    paths, blob = load_tree(saved)
+    assert paths == TREES["greedy12"] and blob["tau"] == 3 and blob["nodes"] == 12
+
+
+def test_tree_pass_gives_each_node_the_logits_of_its_own_path() -> None:
+    """One forward over the tree (with a cached prefix) = recomputing prefix + path, per node."""
+    model = tiny()
+    tree = tree_buffers(TREES["greedy30"])
+    prefix = torch.randint(0, OFFSET + V, (7,))
+    tokens = torch.randint(0, 10, (tree.size,))  # a speech token per node
+    L, N = len(prefix), tree.size
+    model.setup_cache(1, L + N)
+    slots = torch.arange(L + N)
+    pos = torch.arange(L)[None]
+    with torch.no_grad():
+        model(prefix[None], pos, (slots[None, :] <= pos[0, :, None])[None])
+        mask = torch.zeros(1, N, L + N, dtype=torch.bool)
+        mask[0, :, :L] = True
+        mask[0, :, L:] = tree.mask
+        got = model(OFFSET + tokens[None], (L + tree.depth)[None], mask,
+                    cache_slots=slots[L:])[0]  # (N, V)
+        model.clear_cache()
+        for i, p in enumerate(((),) + tree.paths):
+            path_nodes = [0] + [1 + tree.paths.index(p[:d]) for d in range(1, len(p) + 1)]
+            seq = torch.cat([prefix, OFFSET + tokens[path_nodes]])
+            T = len(seq)
+            want = model(seq[None], torch.arange(T)[None], causal_mask(T)[None])[0, -1]
+            assert torch.allclose(got[i], want, atol=1e-10)
+
+
+# -- acceptance --------------------------------------------------------------------------------
+
+def test_tolerance_acceptance_rate_is_one_minus_one_minus_p_to_the_tau() -> None:
+    probs = torch.tensor([0.2, 0.5, 0.3] + [0.0] * 3, dtype=torch.float64)
+    logprobs = probs.log()[None]  # (1, V)
+    trials = 4000
+    for tau in (1, 2, 3, 4):
+        rule = AcceptRule("tolerance", tau=tau)
+        hits = sum(bool(accepted(rule, torch.tensor([0]), logprobs,
+                                 gumbel_noise(7, 0, t, tau, 6)[None])[0])
+                   for t in range(trials))
+        want = 1 - (1 - 0.2) ** tau
+        # 4 standard errors; accepting with probability tau * p or p would miss by > 0.08
+        assert abs(hits / trials - want) < 4 * math.sqrt(want * (1 - want) / trials)
+
+
+def test_typical_acceptance_thresholds_on_entropy() -> None:
+    peaky = torch.tensor([0.97, 0.01, 0.01, 0.01], dtype=torch.float64).log()
+    flat = torch.full((4,), 0.25, dtype=torch.float64).log()
+    rule = AcceptRule("typical", epsilon=0.09, delta=0.3)
+    noise = torch.zeros(2, 1, 4, dtype=torch.float64)
+    # peaky: threshold = min(0.09, 0.3 * exp(-H)) ~ 0.26 * ... -> 0.01 is rejected
+    assert accepted(rule, torch.tensor([1, 0]), torch.stack([peaky, peaky]), noise).tolist() \
+        == [False, True]
+    # flat: H = log 4, threshold = min(0.09, 0.075) -> 0.25 passes
+    assert accepted(rule, torch.tensor([2]), flat[None], noise[:1]).tolist() == [True]
+
+
+def test_longest_accepted_run_wins() -> None:
+    tree = tree_buffers([(0,), (1,), (0, 0), (1, 0), (1, 0, 0)])
+    ok = torch.tensor([True, True, True, False, True, True])  # (0,0) rejected
+    assert longest_accepted(ok, tree) == [0, 2, 4, 5]
+    ok[2] = False
+    assert longest_accepted(ok, tree) == [0, 1]
+
+
+# -- the decoder -------------------------------------------------------------------------------
+
+class OracleHeads(nn.Module):
+    """Draft heads that know the AR output: rank 0 is right with probability 0.6 per head,
+    else a wrong token, and the true token then sits at rank 1 or deeper. They find their
+    position by matching the hidden state against the AR sequence's hidden states."""
+
+    def __init__(self, n_heads: int, reference_hidden: torch.Tensor, tokens: list[int],
+                 seed: int) -> None:
+        super().__init__()
+        self.n, self.ref, self.tokens, self.seed = n_heads, reference_hidden, tokens, seed
+
+    def __len__(self) -> int:
+        return self.n
+
+    def forward(self, hidden: torch.Tensor, n_heads: int | None = None) -> torch.Tensor:
+        p = int((self.ref - hidden[0, -1]).norm(dim=-1).argmin())  # output index p - 1 + 1
+        logits = torch.zeros(self.n, 1, 1, V, dtype=torch.float64)
+        for k in range(self.n):
+            rng = random.Random(f"{self.seed}-{p}-{k}")
+            order = list(range(V))
+            rng.shuffle(order)
+            target = p + 1 + k  # the output index head k guesses from hidden position p
+            if target < len(self.tokens):
+                true = self.tokens[target]
+                order.remove(true)
+                order.insert(0 if rng.random() < 0.6 else rng.randrange(1, 4), true)
+            logits[k, 0, 0, order] = torch.arange(V, 0, -1, dtype=torch.float64)
+        return logits
+
+
+def reference_states(model: Transformer, prefix: torch.Tensor, tokens: list[int]
+                     ) -> torch.Tensor:
+    """Hidden states (L + T, C) of the prefix and the AR tokens, hidden[L - 1 + j] having
+    produced output j."""
+    seq = torch.cat([prefix, OFFSET + torch.tensor(tokens, dtype=torch.long)])
+    T = len(seq)
+    with torch.no_grad():
+        h = model.hidden(seq[None], torch.arange(T)[None], causal_mask(T)[None])[0]
+    return h[len(prefix) - 1:]  # row j produced output j
+
+
+@pytest.mark.parametrize("sampling", [SamplingConfig(temperature=1.0),
+                                      SamplingConfig(temperature=0.0),
+                                      SamplingConfig(temperature=0.9, top_k=6)],
+                         ids=["t1", "greedy", "topk"])
+def test_tau_one_reproduces_ar_decoding_token_for_token(sampling: SamplingConfig) -> None:
+    model = tiny(2)
+    gen = torch.Generator().manual_seed(5)
+    total_accepted = 0
+    for utt in range(21):
+        prefix = torch.randint(0, OFFSET, (int(torch.randint(4, 12, (1,), generator=gen)),),
+                               generator=gen)
+        ar = ar_decode(model, prefix, speech_offset=OFFSET, eos=EOS, max_new=40,
+                       sampling=sampling, seed=11, utterance=utt)
+        ref = reference_states(model, prefix, ar.tokens)
+        name = sorted(TREES)[utt % len(TREES)]
+        tree = tree_buffers(TREES[name])
+        heads = OracleHeads(4, ref, ar.tokens, seed=utt)
+        n_heads = 4 if utt % 2 else tree.max_depth  # all heads, or just as many as the tree
+        got = VadusaDecoder(model, heads, tree, AcceptRule("tolerance", tau=1), sampling,
+                            speech_offset=OFFSET, eos=EOS, n_heads=n_heads
+                            ).decode(prefix, max_new=40, seed=11, utterance=utt)
+        assert got.tokens == ar.tokens, (utt, name)
+        assert got.stopped == ar.stopped
+        assert sum(got.accept_lengths) == len(got.tokens)
+        assert got.forwards == len(got.accept_lengths)
+        total_accepted += len(got.tokens) - (got.forwards - 1)
+    assert total_accepted > 100  # drafts were really accepted, not just bonus tokens
+
+
+def test_real_draft_heads_decode_and_tolerance_accepts_more() -> None:
+    model = tiny(3)
+    torch.manual_seed(0)
+    heads = DraftHeads(3, 32, V, model.head).double()
+    tree = tree_buffers(greedy_tree(ACC[:3], 10))
+    prefix = torch.randint(0, OFFSET, (6,))
+    lengths = {}
+    for tau in (1, 4):
+        decoder = VadusaDecoder(model, heads, tree, AcceptRule("tolerance", tau=tau),
+                                SamplingConfig(), speech_offset=OFFSET, eos=EOS)
+        tokens = forwards = 0
+        for utt in range(10):
+            got = decoder.decode(prefix, max_new=50, seed=1, utterance=utt)
+            assert all(0 <= t < EOS - 1 for t in got.tokens)
+            tokens, forwards = tokens + len(got.tokens), forwards + got.forwards
+        lengths[tau] = tokens / forwards
+    assert lengths[4] > lengths[1]
+    with pytest.raises(ValueError, match="deep"):
+        VadusaDecoder(model, DraftHeads(2, 32, V, model.head).double(), tree,
+                      AcceptRule(), SamplingConfig(), speech_offset=OFFSET, eos=EOS)
+
+
+def test_compaction_keeps_exactly_the_accepted_paths_keys_and_values() -> None:
+    """After a verification step, the committed cache equals a plain prefill of the prefix and
+    the accepted tokens (and the rejected nodes' entries are gone from those slots)."""
+    model = tiny(4)
+    tree = tree_buffers([(0,), (1,), (0, 0), (0, 1), (1, 0)])
+    prefix = torch.randint(0, OFFSET, (5,))
+    tokens = torch.tensor([3, 4, 5, 6, 7, 8])  # root, (0,), (1,), (0,0), (0,1), (1,0)
+    L, N = len(prefix), tree.size
+    S = L + N
+    slots = torch.arange(S)
+    model.setup_cache(1, S)
+    with torch.no_grad():
+        pos = torch.arange(L)[None]
+        model(prefix[None], pos, (slots[None, :] <= pos[0, :, None])[None])
+        mask = torch.zeros(1, N, S, dtype=torch.bool)
+        mask[0, :, :L] = True
+        mask[0, :, L:] = tree.mask
+        model(OFFSET + tokens[None], (L + tree.depth)[None], mask, cache_slots=slots[L:])
+        run = [0, 2, 5]  # root -> (1,) -> (1, 0)
+        model.compact_cache(torch.tensor(run[1:]) + L, torch.arange(1, len(run)) + L)
+        kept = [(b.attn.cache.k[:, :, :L + len(run)].clone(),
+                 b.attn.cache.v[:, :, :L + len(run)].clone()) for b in model.blocks]
+        seq = torch.cat([prefix, OFFSET + tokens[run]])
+        T = len(seq)
+        model.setup_cache(1, T)
+        model(seq[None], torch.arange(T)[None], causal_mask(T)[None])
+        for (k, v), block in zip(kept, model.blocks, strict=True):
+            assert torch.allclose(k, block.attn.cache.k, atol=1e-12)
+            assert torch.allclose(v, block.attn.cache.v, atol=1e-12)
+    model.clear_cache()
