@@ -73,7 +73,6 @@ class VadusaDecoder:
         device = model.head.weight.device
         self.tree_mask = tree.mask.to(device)
         self.depth = tree.depth.to(device)
-        self.parent = tree.parent.to(device)
 
     def _noise(self, seed: int, utterance: int, first: int, cache: dict[int, torch.Tensor]
                ) -> torch.Tensor:
