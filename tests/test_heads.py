@@ -48,6 +48,16 @@ def test_heads_start_as_the_base_head_and_are_independent() -> None:
     assert heads(x, 2).shape[0] == 2
 
 
+def test_stacked_heads_draft_what_the_modules_compute() -> None:
+    torch.manual_seed(0)
+    heads = DraftHeads(4, 8, 5, torch.nn.Linear(8, 5, bias=False))
+    for p in heads.parameters():  # trained-looking weights, not the zero/copy initialisation
+        torch.nn.init.normal_(p)
+    x = torch.randn(8)
+    for n in (2, 4):
+        torch.testing.assert_close(heads.stacked(n).draft(x), heads(x[None, None], n)[:, 0, 0])
+
+
 def test_head_k_is_scored_against_the_target_k_steps_later() -> None:
     targets = torch.tensor([[-100, 3, 4, 5, 6, -100]])  # (B, L)
     logits = torch.full((2, 1, 6, 8), -10.0)
@@ -62,6 +72,23 @@ def test_head_k_is_scored_against_the_target_k_steps_later() -> None:
     assert counts.tolist() == [4, 3]  # targets 1..4 seen from 1 and 2 positions back
     assert hits[0].tolist() == [4, 0, 0] and hits[1].tolist() == [0, 3, 0]
     assert losses[0] < 1e-3 < losses[1]
+
+
+def test_self_distillation_targets_the_bases_distribution_k_steps_later() -> None:
+    torch.manual_seed(0)
+    targets = torch.tensor([[-100, 3, 4, 5, 6, 2]])  # (B, L)
+    heads, base = torch.randn(2, 1, 6, 8), torch.randn(1, 6, 8)  # (K, B, L, V), (B, L, V)
+    losses, _, _ = head_losses(heads, targets, 3, teacher=base)
+    for k in (1, 2):  # head k at position i learns softmax(base at i + k)
+        rows = [i for i in range(6 - k) if targets[0, i + k] >= 0]
+        soft = base[0, [i + k for i in rows]].softmax(-1)
+        expected = -(soft * heads[k - 1, 0, rows].log_softmax(-1)).sum(-1).mean()
+        torch.testing.assert_close(losses[k - 1], expected)
+    # a teacher certain of the data's token gives back the plain cross-entropy
+    certain = torch.full((1, 6, 8), -1e4).scatter(-1, targets.clamp_min(0)[..., None], 0.0)
+    plain, _, _ = head_losses(heads, targets, 3)
+    for a, b in zip(head_losses(heads, targets, 3, teacher=certain)[0], plain, strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_frozen_heads_learn_and_leave_the_base_alone(trained: dict[str, Path]) -> None:

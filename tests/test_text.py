@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from vadusa.data.phonemes import PhonemizerError, split_phonemes
 from vadusa.data.text import (
     CHARACTERS,
     SymbolTable,
@@ -62,10 +63,36 @@ def test_symbol_table_round_trip(tmp_path: Path) -> None:
 
 
 def test_unknown_symbols_and_frontends_are_errors() -> None:
-    with pytest.raises(TextError, match="not in the inventory"):
+    with pytest.raises(TextError, match="not in the characters inventory"):
         SymbolTable().encode("hello #1")
     with pytest.raises(TextError, match="unknown text frontend"):
-        symbol_table("phonemes")
+        symbol_table("klingon")
+
+
+def test_phonemes_of_a_sentence() -> None:
+    """espeak-ng's US English phonemes: whole diphthongs, stress marks before their vowel,
+    a space between words and the text's punctuation where it was."""
+    table = symbol_table("phonemes")
+    units = table.units(normalize("I like tea, don't you?"))
+    assert list(units) == ["ˈ", "aɪ", " ", "l", "ˈ", "aɪ", "k", " ", "t", "ˈ", "iː", ",", " ",
+                           "d", "ˈ", "oʊ", "n", "t", " ", "j", "uː", "?"]
+    assert table.decode(table.encode(normalize("I like tea, don't you?"))) == "".join(units)
+    assert len(table) == len(set(table.symbols))
+
+
+def test_every_fortune_sentence_has_phonemes_in_the_inventory() -> None:
+    """The inventory covers what espeak says for the whole text source of the corpus (the
+    same measurement that chose it)."""
+    sentences = fortune_sentences("/usr/share/games/fortunes", 5, 20)
+    table = symbol_table("phonemes")
+    lengths = [len(table.encode(normalize(s))) for s in sentences]
+    assert len(lengths) > 5000 and min(lengths) > 5
+
+
+def test_unknown_espeak_phonemes_split_into_known_ones_or_fail() -> None:
+    assert split_phonemes("θ_ˈææ_ɐɐ_ts") == ["θ", "ˈ", "æ", "æ", "ɐ", "ɐ", "t", "s"]
+    with pytest.raises(PhonemizerError, match="not in the inventory"):
+        split_phonemes("t_ʁ")
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def test_bad_trees_are_refused(tmp_path) -> None:
         load_tree(tmp_path / "bad.json")
     saved = save_tree(tmp_path / "t.json", TREES["greedy12"], expected_length=2.1, tau=3)
     paths, blob = load_tree(saved)
-    assert paths == TREES["greedy12"] and blob["tau"] == 3 and blob["nodes"] == 12
+    assert paths == sorted(TREES["greedy12"]) and blob["tau"] == 3 and blob["nodes"] == 12
 
 
 def test_tree_pass_gives_each_node_the_logits_of_its_own_path() -> None:
@@ -150,10 +150,20 @@ def test_typical_acceptance_thresholds_on_entropy() -> None:
 
 def test_longest_accepted_run_wins() -> None:
     tree = tree_buffers([(0,), (1,), (0, 0), (1, 0), (1, 0, 0)])
-    ok = torch.tensor([True, True, True, False, True, True])  # (0,0) rejected
-    assert longest_accepted(ok, tree) == [0, 2, 4, 5]
-    ok[2] = False
-    assert longest_accepted(ok, tree) == [0, 1]
+    node = {(): 0} | {p: i + 1 for i, p in enumerate(tree.paths)}
+    ok = torch.ones(6, dtype=torch.bool)
+    ok[node[(0, 0)]] = False
+    assert longest_accepted(ok, tree) == [node[p] for p in ((), (1,), (1, 0), (1, 0, 0))]
+    ok[node[(1,)]] = False
+    assert longest_accepted(ok, tree) == [0, node[(0,)]]
+
+
+def test_the_top_candidates_chain_comes_first() -> None:
+    """Nodes are in depth-first order, so the path of every head's top candidate, the one
+    accepted most often, sits in the slots right after the root and needs no compaction."""
+    tree = tree_buffers([(1,), (0,), (0, 1), (0, 0), (2,), (0, 0, 0), (1, 0)])
+    assert tree.paths[:3] == ((0,), (0, 0), (0, 0, 0))
+    assert all(tree.parent[i] < i for i in range(1, tree.size))  # parents before children
 
 
 # -- the decoder -------------------------------------------------------------------------------
@@ -170,6 +180,12 @@ class OracleHeads(nn.Module):
 
     def __len__(self) -> int:
         return self.n
+
+    def stacked(self, n_heads: int | None = None) -> OracleHeads:  # the decoder's fast path
+        return self
+
+    def draft(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self(hidden[None, None])[:, 0, 0]  # (C,) -> (K, V)
 
     def forward(self, hidden: torch.Tensor, n_heads: int | None = None) -> torch.Tensor:
         p = int((self.ref - hidden[0, -1]).norm(dim=-1).argmin())  # output index p - 1 + 1
@@ -255,7 +271,8 @@ def test_compaction_keeps_exactly_the_accepted_paths_keys_and_values() -> None:
     model = tiny(4)
     tree = tree_buffers([(0,), (1,), (0, 0), (0, 1), (1, 0)])
     prefix = torch.randint(0, OFFSET, (5,))
-    tokens = torch.tensor([3, 4, 5, 6, 7, 8])  # root, (0,), (1,), (0,0), (0,1), (1,0)
+    node = {(): 0} | {p: i + 1 for i, p in enumerate(tree.paths)}
+    tokens = torch.tensor([3, 4, 5, 6, 7, 8])  # one per node, in node order
     L, N = len(prefix), tree.size
     S = L + N
     slots = torch.arange(S)
@@ -267,7 +284,7 @@ def test_compaction_keeps_exactly_the_accepted_paths_keys_and_values() -> None:
         mask[0, :, :L] = True
         mask[0, :, L:] = tree.mask
         model(OFFSET + tokens[None], (L + tree.depth)[None], mask, cache_slots=slots[L:])
-        run = [0, 2, 5]  # root -> (1,) -> (1, 0)
+        run = [0, node[(1,)], node[(1, 0)]]  # off the top chain: entries must move
         model.compact_cache(torch.tensor(run[1:]) + L, torch.arange(1, len(run)) + L)
         kept = [(b.attn.cache.k[:, :, :L + len(run)].clone(),
                  b.attn.cache.v[:, :, :L + len(run)].clone()) for b in model.blocks]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import requires_voices
+from vadusa.checkpoint import load_checkpoint
 
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 
@@ -83,6 +84,12 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
         evaluation = json.loads((tmp_path / f"results/tiny/eval/whisper/vadusa-{mode}-tau3/test/"
                                  "metrics.json").read_text())
         assert evaluation["method"] == "vadusa" and evaluation["decoding"]["tau"] == 3
+        race = json.loads((tmp_path / f"results/tiny/bench/whisper/trees-{mode}.json")
+                          .read_text())
+        assert [b["setting"] for b in race] == ["ar-b1", "vadusa-hall-n2-t3",
+                                                "vadusa-hall-chain2-t3"]
+    base = load_checkpoint(tmp_path / "results/tiny/models/whisper/base/base.pt")
+    assert base["meta"]["text_frontend"] == "phonemes"  # tiny.yaml reads phonemes
     tree = json.loads((tmp_path / "results/tiny/trees/whisper/frozen/tau3/tree-4.json")
                       .read_text())
     assert tree["nodes"] == 4 and tree["tau"] == 3

@@ -125,8 +125,8 @@ class CorpusConfig:
 
 @dataclass(frozen=True)
 class TextConfig:
-    # Our choice: characters. They need no G2P model, cover every corpus here, and the
-    # synthetic voices pronounce from the same spelling. See ``vadusa.data.text``.
+    # characters | phonemes (espeak-ng). The shipped configs choose phonemes: the small
+    # default model reads them far sooner than spelling. See ``vadusa.data.text``.
     frontend: str = "characters"
 
 
@@ -303,12 +303,17 @@ class HeadsConfig:
     head_weight: float = 0.2  # lambda: weight of the heads' losses against the base's
     head_decay: float = 0.8  # head k's loss weighs lambda * decay^k
     head_weight_warmup: int = 100  # lambda ramps up linearly over these steps
+    # heads learn the base's distribution, not the data's token (self-distillation)
+    distill: bool = True
     # what the workflow measures with the trained heads (workflow/rules/vadusa.smk)
     calibration_utterances: int = 40  # dev utterances decoded by ``vadusa calibrate``
     tree_sizes: tuple[int, ...] = (8, 16, 32)  # trees built from each calibration
     bench_taus: tuple[int, ...] = (1, 2, 3, 4)
     bench_heads: tuple[int, ...] = (2, 4)
     bench_utterances: int = 40  # test utterances per bench setting
+    # trees raced against each other at the first eval tau with all heads (``bench_trees``):
+    # node counts (greedy trees from the dev acceptance table), chain:D, full:WxD
+    bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "chain:4")
     # VADUSA settings evaluated for WER (tau = 1 emits the AR tokens: its WER is the AR one)
     eval_taus: tuple[int, ...] = (3,)
 

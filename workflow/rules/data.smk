@@ -8,7 +8,7 @@ rule prepare_corpus:
         stats=f"{CORPUS}/stats.json",
         figure=f"{CORPUS}/hours_per_speaker.png",
     params:
-        config_digest=CFG.section_hash("corpus", "text", "seed"),
+        config_digest=CFG.section_hash("corpus", "seed"),
     log:
         f"{LOGS}/prepare_corpus.log",
     threads: CFG.corpus.synthetic.workers

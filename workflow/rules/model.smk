@@ -9,7 +9,7 @@ rule train_base:
     output:
         f"{RESULTS}/models/{{family}}/base/base.pt",
     params:
-        config_digest=CFG.section_hash("model", "train", "seed"),
+        config_digest=CFG.section_hash("model", "train", "text", "seed"),
     log:
         f"{LOGS}/train_base_{{family}}.log",
     threads: 2

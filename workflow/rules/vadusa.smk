@@ -75,6 +75,29 @@ rule bench_vadusa:
         "--heads {params.heads} --typical --out {output} > {log} 2>&1"
 
 
+rule bench_trees:
+    """Tree size against speed: on a CPU a big tree's verification pass costs more than its
+    extra accepted tokens buy; this race says which size wins on the machine it runs on."""
+    input:
+        rules.train_heads.output,
+    output:
+        f"{RESULTS}/bench/{{family}}/trees-{{mode}}.json",
+    params:
+        config_digest=CFG.section_hash("decoding", "heads.bench_trees", "heads.eval_taus",
+                                       "heads.bench_utterances"),
+        trees=" ".join(CFG.heads.bench_trees),
+    log:
+        f"{LOGS}/bench_{{family}}_trees_{{mode}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa bench --config {RESOLVED} --checkpoint {input} --split test --corpus {CORPUS} "
+        "--limit {CFG.heads.bench_utterances} --batch-sizes --tau {CFG.heads.eval_taus[0]} "
+        "--heads 0 --tree {params.trees} --out {output} > {log} 2>&1"
+
+
 rule evaluate_vadusa:
     input:
         model=rules.train_heads.output,
@@ -100,6 +123,8 @@ rule evaluate_vadusa:
 rule vadusa:
     input:
         expand(rules.bench_vadusa.output, family=CFG.tokens.default_family,
+               mode=["frozen", "joint"]),
+        expand(rules.bench_trees.output, family=CFG.tokens.default_family,
                mode=["frozen", "joint"]),
         expand(rules.evaluate_vadusa.output, family=CFG.tokens.default_family,
                mode=["frozen", "joint"], tau=CFG.heads.eval_taus),

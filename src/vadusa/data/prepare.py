@@ -48,7 +48,9 @@ def prepare_corpus(cfg: Config, corpus_dir: str | Path) -> dict[str, Any]:
     missing = [s for s in SPLITS if not any(r.split == s for r in records)]
     if missing:
         raise ValueError(f"corpus has no utterances in split(s) {missing}; check the source")
-    symbols = symbol_table(cfg.text.frontend)
+    # The corpus's own inventory is the characters of its normalized texts; the model's front
+    # end (text.frontend, e.g. phonemes) is chosen when a model is trained, from these texts.
+    symbols = symbol_table("characters")
     for rec in records:
         symbols.encode(rec.normalized_text)  # every text must be expressible in the inventory
     for split in SPLITS:

@@ -2,7 +2,10 @@
 (seed, utterance, position, draw index).
 
 We sample by Gumbel-max: ``argmax(log p + g)`` with Gumbel noise ``g`` generated from a
-counter-based generator (Philox) keyed by the draw's coordinates. AR decoding uses draw 0 at
+counter-based generator (Philox) keyed by the draw's coordinates: the stream keyed by
+(seed, utterance, position) gives draw 0 in its first V numbers, draw 1 in the next V, and so
+on, so one generator serves every draw of a position (making one costs more than drawing
+from it, and a speculative decoder needs tau draws per position). AR decoding uses draw 0 at
 every position; a speculative decoder that verifies position ``t`` draws the same noise, so
 with tolerance 1 it emits exactly the AR token, and with tolerance tau it uses draws
 0..tau-1. Decoding order, batch composition and tree shape cannot change a sample.
@@ -39,14 +42,12 @@ def draw_key(seed: int, utterance: int, position: int, draw: int) -> int:
 
 def gumbel_noise(seed: int, utterance: int, position: int, draws: int, size: int
                  ) -> torch.Tensor:
-    """(N, V) float64 Gumbel noise for draws 0..N-1 at one position of one utterance."""
-    rows = []
-    for draw in range(draws):
-        generator = np.random.Generator(np.random.Philox(key=draw_key(seed, utterance,
-                                                                      position, draw)))
-        u = generator.random(size)  # uniform in [0, 1)
-        rows.append(-np.log(-np.log(np.clip(u, 1e-300, 1 - 1e-16))))
-    return torch.from_numpy(np.stack(rows))  # (N, V)
+    """(N, V) float64 Gumbel noise for draws 0..N-1 at one position of one utterance; draw d
+    is block d of the position's stream, whatever N is."""
+    generator = np.random.Generator(np.random.Philox(key=draw_key(seed, utterance, position,
+                                                                  0)))
+    u = generator.random(draws * size).reshape(draws, size)  # uniform in [0, 1)
+    return torch.from_numpy(-np.log(-np.log(np.clip(u, 1e-300, 1 - 1e-16))))  # (N, V)
 
 
 def processed_logprobs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:

@@ -37,8 +37,11 @@ class TreeError(ValueError):
 
 
 def _check_paths(paths: list[Path_]) -> list[Path_]:
-    """Sorted by depth then ranks; every parent present; no duplicates; no empty path."""
-    unique = sorted(set(tuple(p) for p in paths), key=lambda p: (len(p), p))
+    """Depth-first order (sorted by ranks: parents before children, and the chain of top
+    candidates ``(0,), (0, 0), ...`` first, so when that chain is accepted its keys and values
+    already sit in the slots after the root); every parent present; no duplicates; no empty
+    path."""
+    unique = sorted(set(tuple(p) for p in paths))
     if len(unique) != len(paths):
         raise TreeError("a tree lists the same path twice")
     present = set(unique)

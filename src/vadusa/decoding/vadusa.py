@@ -73,6 +73,7 @@ class VadusaDecoder:
         device = model.head.weight.device
         self.tree_mask = tree.mask.to(device)
         self.depth = tree.depth.to(device)
+        self.drafter = heads.stacked(self.n_heads)  # all heads in two batched products
 
     def _noise(self, seed: int, utterance: int, first: int, cache: dict[int, torch.Tensor]
                ) -> torch.Tensor:
@@ -115,7 +116,7 @@ class VadusaDecoder:
         if not stopped:
             out.append(root)
         while not stopped and len(out) < max_new:
-            head_logits = self.heads(last, self.n_heads)[:, 0, 0]  # (K, V)
+            head_logits = self.drafter.draft(last[0, 0])  # (K, V)
             drafts = candidates(head_logits, tree, self.eos)  # (N - 1,)
             tokens = torch.cat([torch.tensor([out[-1]], device=device), drafts])  # (N,)
 
@@ -143,7 +144,7 @@ class VadusaDecoder:
                 stopped = True
             emitted = emitted[:max_new - len(out)]
             kept = run[:1 + len(emitted)]
-            if len(kept) > 1:
+            if kept != list(range(len(kept))):  # not already in place (the top chain is)
                 model.compact_cache(torch.tensor(kept[1:], device=device) + c,
                                     torch.arange(1, len(kept), device=device) + c)
             out += emitted

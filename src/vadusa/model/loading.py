@@ -70,7 +70,9 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu",
     else:
         model.load_state_dict(blob["state"])
     model.to(device).eval()
-    return TTSBundle(model, vocab, SymbolTable(symbols=tuple(meta["symbols"])),
+    symbols = SymbolTable(symbols=tuple(meta["symbols"]),
+                          frontend=meta.get("text_frontend", "characters"))  # older: letters
+    return TTSBundle(model, vocab, symbols,
                      list(meta["speakers"]), meta["family"], float(meta["frame_rate"]), meta,
                      heads)
 
@@ -80,8 +82,8 @@ def text_ids(bundle: TTSBundle, text: str) -> list[int]:
         raise SynthesisInputError("empty text: nothing to synthesize")
     normalized = normalize(text)
     if not normalized.strip(" ,.?!'"):
-        raise SynthesisInputError(f"no speakable symbols in {text!r} (the model reads "
-                                  f"{''.join(bundle.symbols.symbols).strip()!r})")
+        raise SynthesisInputError(f"no speakable symbols in {text!r}: the model reads words "
+                                  f"({bundle.symbols.frontend}), give it letters or numbers")
     return bundle.symbols.encode(normalized)
 
 

@@ -9,6 +9,10 @@ its targets are the base targets shifted left by k. Losses:
 
 - frozen: sum over heads of their cross-entropies; the base runs without gradients in eval
   mode (the heads learn the features decoding will give them);
+- with ``heads.distill`` (self-distillation, MEDUSA-2), a head's target at position i is the
+  base's own distribution at position i + k instead of the data's token there: what decoding
+  accepts is a token the *base* would sample, and the soft target says so with far less noise
+  than one sampled token;
 - joint: base CE + lambda_t * sum_k decay^k * CE_k (MEDUSA-2), lambda_t ramping up linearly
   over ``heads.head_weight_warmup`` steps so the fresh heads' large gradients do not wreck the
   base at the start; the heads' learning rate is ``head_lr_mult`` times the base's.
@@ -62,18 +66,20 @@ TOP = 5  # top-1..top-5 accuracy per head
 # heads.* keys that do not change the trained weights: a resume may differ in them
 NOT_TRAINING = {"checkpoint_every", "eval_every", "eval_utterances", "top_ranks",
                 "calibration_utterances", "tree_sizes", "bench_taus", "bench_heads",
-                "bench_utterances", "eval_taus"}
+                "bench_utterances", "eval_taus", "bench_trees"}
 
 
 class HeadsTrainError(ValueError):
     pass
 
 
-def head_losses(head_logits: torch.Tensor, targets: torch.Tensor, ranks: int
+def head_losses(head_logits: torch.Tensor, targets: torch.Tensor, ranks: int,
+                teacher: torch.Tensor | None = None
                 ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
     """head_logits (K, B, L, V), base targets (B, L) -> per-head mean CE (K of them), rank
     counts (K, R) (how often the true token is each head's rank-r candidate) and the number
-    of scored positions per head (K,)."""
+    of scored positions per head (K,). With ``teacher``, the base's logits (B, L, V), the CE
+    is against the base's distribution at the target position (self-distillation)."""
     K, _, L, _ = head_logits.shape
     losses, hits, counts = [], torch.zeros(K, ranks), torch.zeros(K)
     for k in range(1, K + 1):
@@ -84,7 +90,11 @@ def head_losses(head_logits: torch.Tensor, targets: torch.Tensor, ranks: int
         if len(true) == 0:
             losses.append(head_logits.sum() * 0)
             continue
-        losses.append(F.cross_entropy(logits, true))
+        if teacher is None:
+            losses.append(F.cross_entropy(logits, true))
+        else:
+            soft = teacher[:, k:][valid].detach().float().softmax(-1)  # (n, V)
+            losses.append(-(soft * logits.log_softmax(-1)).sum(-1).mean())
         with torch.no_grad():
             rank = (logits > logits.gather(-1, true[:, None])).sum(-1)  # (n,) 0 = top-1
             hits[k - 1] += torch.bincount(rank.clamp_max(ranks), minlength=ranks + 1)[
@@ -177,7 +187,8 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
             heads.train()
             with autocast:
                 base_logits, head_logits = _forward(model, heads, inputs, joint)
-                losses, _, _ = head_losses(head_logits, targets, 1)
+                losses, _, _ = head_losses(head_logits, targets, 1,
+                                           base_logits if h.distill else None)
                 heads_loss = sum(losses)
                 if joint:
                     valid = targets != -100

@@ -1,6 +1,7 @@
 """Train the AR TTS model (``vadusa train-base``), resumably and exactly.
 
-    corpus manifests (normalized text) + token files + symbols.json
+    corpus manifests (normalized text) -> text.frontend symbols (letters or phonemes)
+    + token files
     -> sequences ``[spk] prompt-text text [bos] prompt-speech speech [eos]`` (model/tts.py)
     -> length-bucketed batches by a budget of padded positions -> Transformer -> CE
 
@@ -47,7 +48,7 @@ from tqdm import tqdm
 from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.config import Config
 from vadusa.data.manifest import manifest_path, read_manifest
-from vadusa.data.text import SymbolTable
+from vadusa.data.text import SymbolTable, symbol_table
 from vadusa.devices import resolve_device
 from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
 from vadusa.model.tts import Example, TTSVocab, build_sequence
@@ -223,7 +224,7 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     meta = read_meta(tokens_dir)
     if meta["family"] != family:
         raise TTSTrainError(f"{tokens_dir} holds {meta['family']!r} tokens, not {family!r}")
-    symbols = SymbolTable.load(corpus_dir / "symbols.json")
+    symbols = symbol_table(cfg.text.frontend)
     train_records = read_manifest(manifest_path(corpus_dir, "train"))
     speakers = sorted({r.speaker for r in train_records})
     vocab = TTSVocab(n_symbols=len(symbols), n_units=int(meta["vocab_size"]),
@@ -248,7 +249,8 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                   weight_decay=t.weight_decay)
     model_meta = {"family": family, "vocab": dict(vars(vocab)),
                   "quantizer": meta.get("quantizer_sha256"), "speakers": speakers,
-                  "symbols": list(symbols.symbols), "frame_rate": float(meta["frame_rate"]),
+                  "symbols": list(symbols.symbols), "text_frontend": symbols.frontend,
+                  "frame_rate": float(meta["frame_rate"]),
                   "transformer": dict(vars(model.cfg)), "prompt": m.prompt,
                   "speaker_embedding": m.speaker_embedding,
                   "prompts": train.default_prompts(speakers) if m.prompt else {}}
@@ -460,7 +462,8 @@ def _resume(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.
     if not path.is_file():
         return fresh
     blob = load_checkpoint(path, kind=TRAIN_KIND)
-    differences = [key for key in ("family", "vocab", "quantizer", "speakers", "transformer")
+    differences = [key for key in ("family", "vocab", "quantizer", "speakers", "symbols",
+                                   "transformer")
                    if blob["meta"].get(key) != meta[key]]
     saved, now = blob.get("config") or {}, cfg.to_dict()
     if saved.get("seed") != now["seed"]:
