@@ -100,7 +100,9 @@ def test_frozen_heads_learn_and_leave_the_base_alone(trained: dict[str, Path]) -
     assert meta["count"] == 3 and meta["mode"] == "frozen"
     assert len(meta["rank_acc"]) == 3 and len(meta["rank_acc"][0]) == 4
     losses = load_checkpoint(trained["frozen"].parent / "last.pt")["state"]["position"]["losses"]
-    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:3])
+    # the training loss (self-distillation: CE against the base's distribution, whose
+    # entropy is its floor) falls by more than a nat per head-sum
+    assert np.mean(losses[-5:]) < np.mean(losses[:3]) - 1.0
     # better than where they started (each head a copy of the base head) on the dev split
     cfg = tiny_cfg(trained["tmp"], "train.steps=200", "model.dropout=0.0", *HEADS)
     bundle = load_tts(trained["base"])
