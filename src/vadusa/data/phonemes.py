@@ -31,6 +31,7 @@ PHONEMES = (
     "n t ɪ s ə d l ɹ z k m æ ð ʌ ɛ w p v b f aɪ iː uː eɪ ɚ ɐ oʊ h i ŋ j ɑː ɡ ᵻ ɾ ʃ əl ɜː ʊ ɔː "
     "aʊ θ dʒ tʃ ɑːɹ ɔ ɔːɹ oːɹ ɛɹ ʊɹ ɪɹ iə ɔɪ aɪə oː aɪɚ ʒ n̩ ʔ r"
 ).split()
+_KNOWN = frozenset(PHONEMES)
 STRESS = ("ˈ", "ˌ")
 PUNCTUATION = ",.?!"
 VOICE = "en-us"
@@ -108,8 +109,6 @@ def split_phonemes(word: str) -> list[str]:
                                       f"(vadusa.data.phonemes.PHONEMES)")
     return symbols
 
-
-_KNOWN = frozenset(PHONEMES)
 
 
 @lru_cache(maxsize=65536)

@@ -99,17 +99,18 @@ def decode_prefix(bundle: TTSBundle, prefix: torch.Tensor, budget: int, cfg: Dec
                      seed=cfg.seed, utterance=utterance)
 
 
-def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingConfig
-                    ) -> Iterator[dict[str, Any]]:
+def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingConfig,
+                    decoder: VadusaDecoder | None = None) -> Iterator[dict[str, Any]]:
     """Decode requests (AR in batches of ``cfg.batch_size``; VADUSA one at a time); one record
-    per request."""
+    per request. ``decoder``: the VADUSA decoder of ``cfg`` when the caller already built it
+    (a benchmark calling this utterance by utterance)."""
     prepared = [(r, *synthesis_prefix(bundle, r.text, r.speaker, None,
                                       cfg.max_tokens_per_symbol)) for r in requests]
     if cfg.method == "vadusa":
         if cfg.batch_size != 1:
             raise SynthesisInputError("VADUSA decodes one utterance at a time: use "
                                       "decoding.batch_size=1 (--batch-size 1)")
-        decoder = vadusa_decoder(bundle, cfg)
+        decoder = decoder or vadusa_decoder(bundle, cfg)
         device = bundle.model.head.weight.device
         for request, prefix, budget in prepared:
             result = decoder.decode(prefix.to(device), max_new=budget, seed=cfg.seed,
