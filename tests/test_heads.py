@@ -13,6 +13,7 @@ from test_train_base import tiny_cfg, tiny_data
 from vadusa.checkpoint import load_checkpoint
 from vadusa.cli import main
 from vadusa.decoding.tree import load_tree
+from vadusa.devices import bf16_decodes_faster
 from vadusa.model.draft_heads import DraftHeads
 from vadusa.model.loading import load_tts
 from vadusa.training import heads as heads_training
@@ -151,7 +152,9 @@ def test_vadusa_tau_one_decodes_what_ar_decodes_through_the_cli(
         trained: dict[str, Path], tmp_path: Path) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("one two three.\ns1\tfour five six.\nsix one two.\n")
-    common = ["--texts", str(texts), "--set", "decoding.max_tokens_per_symbol=3"]
+    # float32: token-exact (bfloat16 rounds a one-token step and a tree pass differently)
+    common = ["--texts", str(texts), "--set", "decoding.max_tokens_per_symbol=3",
+              "--precision", "float32"]
     assert main(["decode", "--checkpoint", str(trained["frozen"]), *common,
                  "--out", str(tmp_path / "ar.jsonl")]) == 0
     assert main(["decode", "--checkpoint", str(trained["frozen"]), *common, "--method",
@@ -181,18 +184,26 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
     assert main(["bench", "--checkpoint", str(trained["frozen"]), "--split", "test",
                  "--corpus", str(trained["corpus"]), "--batch-sizes", "--tau", "1", "3",
                  "--heads", "3", "--tree", "4", str(out / "tree-8.json"), "chain:3", "--typical",
-                 "--set", "decoding.max_tokens_per_symbol=3", "--out", str(bench_json)]) == 0
+                 "--precision", "float32", "--set", "decoding.max_tokens_per_symbol=3",
+                 "--out", str(bench_json)]) == 0
     printed = capsys.readouterr().out
     results = json.loads(bench_json.read_text())
     names = [r["setting"] for r in results]
-    assert names == ["ar-b1", "vadusa-h3-n4-t1", "vadusa-h3-n4-t3", "typical-h3-n4",
+    # where the CPU has bfloat16, AR in bfloat16 races too: the baseline is the faster AR
+    other = ["ar-b1-bfloat16"] if bf16_decodes_faster(torch.device("cpu")) else []
+    assert names == ["ar-b1", *other, "vadusa-h3-n4-t1", "vadusa-h3-n4-t3", "typical-h3-n4",
                      "vadusa-h3-tree-8-t1", "vadusa-h3-tree-8-t3", "typical-h3-tree-8",
                      "vadusa-h3-chain3-t1", "vadusa-h3-chain3-t3", "typical-h3-chain3"]
     for name in names:
         assert name in printed
     assert "accept-length histogram" in printed
     by = {r["setting"]: r for r in results}
-    assert by["ar-b1"]["speedup"] == 1.0 and by["ar-b1"]["mean_accepted"] == 1.0
+    fastest_ar = min(["ar-b1", *other], key=lambda name: by[name]["wall_seconds"])
+    assert all(r["baseline"] == fastest_ar for r in results)
+    assert f"speedup: against {fastest_ar}" in printed
+    assert by[fastest_ar]["speedup"] == 1.0 and by["ar-b1"]["mean_accepted"] == 1.0
+    assert by["ar-b1"]["precision"] == "float32"
+    assert [by[name]["precision"] for name in other] == ["bfloat16"] * len(other)
     assert by["vadusa-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # lossless
     assert by["vadusa-h3-n4-t3"]["mean_accepted"] >= by["vadusa-h3-n4-t1"]["mean_accepted"]
     assert by["vadusa-h3-n4-t1"]["forwards_per_utterance"] < by["ar-b1"][
@@ -217,6 +228,54 @@ def test_vadusa_needs_heads_and_a_fitting_tree(trained: dict[str, Path], tmp_pat
     assert main(["bench", "--checkpoint", str(trained["base"]), "--texts", str(texts),
                  "--tau", "2"]) == 2
     assert "no draft heads" in capsys.readouterr().err
+
+
+def test_bfloat16_decoding(trained: dict[str, Path], tmp_path: Path) -> None:
+    """decoding.precision=bfloat16: model, heads and KV cache in bfloat16, sampling in float64;
+    the log-probabilities stay close to float32's and both methods decode."""
+    bundle = load_tts(trained["frozen"], dtype=torch.bfloat16)
+    assert bundle.dtype == torch.bfloat16
+    assert {p.dtype for p in bundle.heads.parameters()} == {torch.bfloat16}
+    full = bundle.to(torch.float32)  # a copy: the bfloat16 bundle stays as it is
+    assert full.dtype == torch.float32 and bundle.dtype == torch.bfloat16
+    assert bundle.to(torch.bfloat16) is bundle
+    seq = torch.randint(0, bundle.model.cfg.vocab_size, (1, 40))
+    pos, mask = torch.arange(40)[None], torch.ones(40, 40, dtype=torch.bool).tril()[None]
+    with torch.inference_mode():
+        low = bundle.model(seq, pos, mask).double().log_softmax(-1)
+        high = full.model(seq, pos, mask).double().log_softmax(-1)
+    assert (low - high).abs().mean() < 0.05 and (low - high).abs().max() < 0.5
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one two three.\nsix one two.\n")
+    common = ["--texts", str(texts), "--set", "decoding.max_tokens_per_symbol=3",
+              "--precision", "bfloat16"]
+    for method in ("ar", "vadusa"):
+        out = tmp_path / f"{method}.jsonl"
+        assert main(["decode", "--checkpoint", str(trained["frozen"]), *common, "--method",
+                     method, "--out", str(out)]) == 0
+        records = [json.loads(x) for x in out.read_text().splitlines()]
+        assert len(records) == 2
+        assert all(0 <= t < bundle.vocab.n_units for r in records for t in r["tokens"])
+        assert all(r["tokens"] for r in records)
+
+
+def test_precision_auto_is_bfloat16_only_where_it_decodes_faster(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from vadusa.devices import resolve_precision  # noqa: PLC0415
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("float32", cpu) == torch.float32
+    assert resolve_precision("bfloat16", cpu) == torch.bfloat16
+    for native in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda n=native: n)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert bf16_decodes_faster(cpu) is native
+        assert resolve_precision("auto", cpu) == (torch.bfloat16 if native else torch.float32)
+    # measured slower on an H100: auto keeps float32 on CUDA
+    assert resolve_precision("auto", torch.device("cuda")) == torch.float32
+    with pytest.raises(ValueError, match="auto, float32 or bfloat16"):
+        resolve_precision("float16", cpu)
 
 
 def test_decode_prefix_dispatches_on_the_method(trained: dict[str, Path]) -> None:

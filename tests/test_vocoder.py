@@ -23,6 +23,7 @@ from vadusa.vocoder.hifigan import (
     HOP_LENGTH,
     N_MELS,
     SAMPLE_RATE,
+    CopySynthesis,
     HifiGan,
     _mel_filterbank,
     mel_frames,
@@ -100,6 +101,33 @@ def test_hifigan_copy_synthesis() -> None:
     assert copy_synthesis_error(hifigan, wave) < 1.0
     batch = hifigan(torch.stack([mel_spectrogram(wave)] * 2))
     assert batch.shape == (2, len(wave) // HOP_LENGTH * HOP_LENGTH)
+
+
+def test_copy_synthesis_resynthesizes_through_the_mel(tmp_path: Path) -> None:
+    """``vadusa resynthesize --copy``: a 16 kHz input's own mel through HiFi-GAN."""
+    from vadusa.eval.resynthesize import Item, resynthesize  # noqa: PLC0415
+
+    wave16 = harmonic(1.0, 140.0, rate=16000)
+    copy = CopySynthesis("universal")
+    mel = copy.encode(wave16, 16000)
+    assert mel.shape == (SAMPLE_RATE // HOP_LENGTH, N_MELS)  # 1 s at 22.05 kHz / 256
+    out, rate = copy.decode(mel, "any")
+    assert rate == SAMPLE_RATE and out.shape == (mel.shape[0] * HOP_LENGTH,)
+    again = mel_spectrogram(out).T  # the rendering has the input's mel (error as above)
+    n = min(len(mel), len(again))
+    assert float((mel[:n] - again[:n]).abs().mean()) < 1.0
+
+    write_wav(tmp_path / "a.wav", wave16, 16000)
+
+    class EchoJudge:
+        def transcribe(self, wave: np.ndarray, rate: int) -> str:
+            return "one two" if rate == SAMPLE_RATE else "one two three"
+
+    metrics = resynthesize([Item("a", str(tmp_path / "a.wav"), "one two three")], copy, copy,
+                           EchoJudge(), tmp_path / "out")
+    assert metrics["family"] == "mel" and metrics["utterances"] == 1
+    assert metrics["wer"] == pytest.approx(1 / 3) and metrics["input_wer"] == 0.0
+    assert read(tmp_path / "out" / "wavs" / "a.wav")[1] == SAMPLE_RATE
 
 
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")

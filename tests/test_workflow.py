@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import requires_voices
 from vadusa.checkpoint import load_checkpoint
+from vadusa.devices import bf16_decodes_faster
 
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 
@@ -71,23 +73,31 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
                             .read_text())
     assert evaluation["utterances"] + len(evaluation["failures"]) == stats["utterances"]["test"]
     assert evaluation["tokens_per_second"] > 0 and 0.0 <= evaluation["cer"]
+    # tiny.yaml decodes in float32; where the CPU has bfloat16, AR races in it too (a row of
+    # its own, right after the first; the faster of the two is the baseline)
+    other = ["ar-b1-bfloat16"] if bf16_decodes_faster(torch.device("cpu")) else []
     bench = json.loads((tmp_path / "results/tiny/bench/whisper/ar.json").read_text())
-    assert [b["setting"] for b in bench] == ["ar-b1", "ar-b8"]
-    assert bench[0]["speedup"] == 1.0 and bench[0]["tokens"] == bench[1]["tokens"] > 0
+    assert [b["setting"] for b in bench] == ["ar-b1", *other, "ar-b8"]
+    assert min(b["speedup"] for b in bench[:1 + len(other)]) <= 1.0
+    assert bench[0]["tokens"] == bench[-1]["tokens"] > 0
     # VADUSA: heads (frozen and joint), calibration, bench against AR, evaluation
     for mode in ("frozen", "joint"):
         bench = json.loads((tmp_path / f"results/tiny/bench/whisper/vadusa-{mode}.json")
                            .read_text())
-        assert [b["setting"] for b in bench] == ["ar-b1", "vadusa-h2-n16-t1", "vadusa-h2-n16-t3",
-                                                 "typical-h2-n16"]
-        assert bench[1]["tokens"] == bench[0]["tokens"]  # tau = 1 is lossless
+        assert [b["setting"] for b in bench] == ["ar-b1", *other, "vadusa-h2-n16-t1",
+                                                 "vadusa-h2-n16-t3", "typical-h2-n16"]
+        by = {b["setting"]: b for b in bench}
+        assert by["vadusa-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]  # tau = 1 is lossless
         evaluation = json.loads((tmp_path / f"results/tiny/eval/whisper/vadusa-{mode}-tau3/test/"
                                  "metrics.json").read_text())
         assert evaluation["method"] == "vadusa" and evaluation["decoding"]["tau"] == 3
         race = json.loads((tmp_path / f"results/tiny/bench/whisper/trees-{mode}.json")
                           .read_text())
-        assert [b["setting"] for b in race] == ["ar-b1", "vadusa-hall-n2-t3",
+        assert [b["setting"] for b in race] == ["ar-b1", *other, "vadusa-hall-n2-t3",
                                                 "vadusa-hall-chain2-t3"]
+    copy = json.loads((tmp_path / "results/tiny/resynth/copy/test/metrics.json").read_text())
+    assert copy["family"] == "mel" and copy["utterances"] == stats["utterances"]["test"]
+    assert copy["wer"] <= 0.5  # HiFi-GAN on the recordings' own mels stays intelligible
     base = load_checkpoint(tmp_path / "results/tiny/models/whisper/base/base.pt")
     assert base["meta"]["text_frontend"] == "phonemes"  # tiny.yaml reads phonemes
     tree = json.loads((tmp_path / "results/tiny/trees/whisper/frozen/tau3/tree-4.json")

@@ -13,9 +13,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vadusa import __version__
 from vadusa.config import Config, ConfigError, DecodingConfig, load_config
+
+if TYPE_CHECKING:
+    from vadusa.model.loading import TTSBundle
 
 log = logging.getLogger("vadusa")
 
@@ -100,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resynthesize", help="audio -> tokens -> audio -> Whisper WER")
     _common(p)
-    _family(p)
+    _family(p, required=False)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--split", choices=("train", "dev", "test"), help="a corpus split")
     source.add_argument("--list", help="a file of `path<TAB>transcript` lines")
@@ -109,7 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     _corpus_option(p)
     p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
     p.add_argument("--speaker", help="vocoder voice for outside recordings (default: the first)")
-    p.add_argument("--limit", type=int, help="only the first N utterances of the split")
+    p.add_argument("--copy", action="store_true",
+                   help="no units: each input's own mel through HiFi-GAN (copy synthesis, the "
+                   "vocoder's ceiling) instead of --family's tokens")
+    p.add_argument("--limit", type=int, help="only the first N utterances of the split (0: all)")
     p.add_argument("--out", required=True, help="output directory (wavs/ and metrics.json)")
 
     p = sub.add_parser("evaluate", help="a trained model on a corpus split -> audio -> WER")
@@ -120,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
     _decoding_options(p)
     p.add_argument("--batch-size", type=int, help="utterances per batch (decoding.batch_size)")
-    p.add_argument("--limit", type=int, help="only the first N utterances of the split")
+    p.add_argument("--limit", type=int, help="only the first N utterances of the split (0: all)")
     p.add_argument("--out", required=True, help="output directory (wavs/, tokens.jsonl, "
                    "metrics.json)")
 
@@ -143,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: decoding.tree)")
     p.add_argument("--typical", action="store_true",
                    help="also MEDUSA-2's typical acceptance, per heads and tree")
-    p.add_argument("--limit", type=int, help="only the first N texts")
+    _precision_option(p)
+    p.add_argument("--limit", type=int, help="only the first N texts (0: all)")
     p.add_argument("--out", help="write the results as JSON (one record per setting)")
 
     p = sub.add_parser("train-heads", help="train draft heads on a frozen base model (VADUSA)")
@@ -162,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tree sizes to build (default: 16); one file per size")
     p.add_argument("--tau", type=int, help="tolerance the table is measured under "
                    "(decoding.tau)")
+    _precision_option(p)
     p.add_argument("--out", required=True,
                    help="output directory: acceptance.json and tree-<nodes>.json")
     return parser
@@ -177,14 +186,30 @@ def _decoding_options(parser: argparse.ArgumentParser) -> None:
                         "(decoding.tree)")
     parser.add_argument("--acceptance", choices=("tolerance", "typical"),
                         help="acceptance rule (decoding.acceptance)")
+    _precision_option(parser)
+
+
+def _precision_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"),
+                        help="weights and activations while decoding (decoding.precision; "
+                        "auto: bfloat16 on CPUs with AVX512-BF16 or AMX, else float32)")
 
 
 def _decoding(cfg: Config, args: argparse.Namespace) -> DecodingConfig:
     """The decoding config with the command line's choices applied."""
     changes = {key: getattr(args, key) for key in ("method", "tau", "heads", "tree",
-                                                   "acceptance", "batch_size")
+                                                   "acceptance", "batch_size", "precision")
                if getattr(args, key, None) is not None}
     return dataclasses.replace(cfg.decoding, **changes)
+
+
+def _decoding_bundle(cfg: Config, checkpoint: str, decoding: DecodingConfig) -> TTSBundle:
+    """A trained model on the configured device, in the decoding precision."""
+    from vadusa.devices import resolve_device, resolve_precision  # noqa: PLC0415
+    from vadusa.model.loading import load_tts  # noqa: PLC0415
+
+    device = resolve_device(cfg.device)
+    return load_tts(checkpoint, device, dtype=resolve_precision(decoding.precision, device))
 
 
 def _heads_options(parser: argparse.ArgumentParser) -> None:
@@ -206,8 +231,9 @@ def _vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
 
 
 def _family(parser: argparse.ArgumentParser,
-            choices: tuple[str, ...] = ("whisper", "hubert", "wav2vec2")) -> None:
-    parser.add_argument("--family", required=True, choices=choices, help="token family")
+            choices: tuple[str, ...] = ("whisper", "hubert", "wav2vec2"),
+            required: bool = True) -> None:
+    parser.add_argument("--family", required=required, choices=choices, help="token family")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -387,11 +413,9 @@ def cmd_train_base(cfg: Config, args: argparse.Namespace) -> int:
 @_guard
 def cmd_decode(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.decoding.run import decode_requests, read_texts, write_jsonl  # noqa: PLC0415
-    from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.model.loading import load_tts  # noqa: PLC0415
 
-    bundle = load_tts(args.checkpoint, resolve_device(cfg.device))
     decoding = _decoding(cfg, args)
+    bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
     records = list(decode_requests(bundle, read_texts(Path(args.texts)), decoding))
     write_jsonl(Path(args.out), records)
     tokens = sum(len(r["tokens"]) for r in records)
@@ -408,11 +432,12 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.data import audio  # noqa: PLC0415
     from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.model.loading import load_tts, synthesis_prefix  # noqa: PLC0415
+    from vadusa.model.loading import synthesis_prefix  # noqa: PLC0415
     from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
-    bundle = load_tts(args.checkpoint, device)
+    decoding = _decoding(cfg, args)
+    bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
     prompt = None
     if args.prompt_wav or args.prompt_text:
         if not (args.prompt_wav and args.prompt_text):
@@ -424,7 +449,7 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
                   .encode(wave, rate).tolist())
     prefix, budget = synthesis_prefix(bundle, args.text, args.speaker, prompt,
                                       cfg.decoding.max_tokens_per_symbol)
-    result = decode_prefix(bundle, prefix, budget, _decoding(cfg, args))
+    result = decode_prefix(bundle, prefix, budget, decoding)
     if not result.tokens:
         raise UserFacingError("the model produced no speech tokens for this text")
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
@@ -446,22 +471,31 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.tracking import open_tracker  # noqa: PLC0415
     from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
 
+    if bool(args.copy) == bool(args.family):
+        raise UserFacingError("give --family (units) or --copy (the input's own mel), one of "
+                              "them")
     out = Path(args.out)
     if args.split:
         items = rs.items_from_split(_corpus(cfg, args), args.split, args.limit)
     elif args.list:
-        items = rs.items_from_list(Path(args.list))[: args.limit]
+        items = rs.items_from_list(Path(args.list))[: args.limit or None]
     else:
         items = rs.items_from_list(rs.write_librivox_list(out / "librivox.tsv"))
     device = resolve_device(cfg.device)
-    vocoder_path = _vocoder_path(cfg, args, args.family)
-    vocoder = UnitVocoder.load(vocoder_path, device=device)
-    if vocoder.family != args.family:
-        raise UserFacingError(f"{vocoder_path} is a vocoder for {vocoder.family!r} tokens, "
-                              f"not {args.family!r}")
-    tokenizer = load_tokenizer(cfg, args.family, device)
-    with open_tracker(cfg, stage="resynthesize", out_dir=out, name=f"resynth-{args.family}",
-                      tags=(args.family,)) as tracker:
+    if args.copy:
+        from vadusa.vocoder.hifigan import CopySynthesis  # noqa: PLC0415
+
+        tokenizer = vocoder = CopySynthesis(cfg.vocoder.hifigan, device)
+    else:
+        vocoder_path = _vocoder_path(cfg, args, args.family)
+        vocoder = UnitVocoder.load(vocoder_path, device=device)
+        if vocoder.family != args.family:
+            raise UserFacingError(f"{vocoder_path} is a vocoder for {vocoder.family!r} "
+                                  f"tokens, not {args.family!r}")
+        tokenizer = load_tokenizer(cfg, args.family, device)
+    name = tokenizer.family
+    with open_tracker(cfg, stage="resynthesize", out_dir=out, name=f"resynth-{name}",
+                      tags=(name,)) as tracker:
         metrics = rs.resynthesize(items, tokenizer, vocoder, WhisperJudge(cfg.judge), out,
                                   args.speaker)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "input_wer", "input_cer")})
@@ -474,19 +508,18 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.eval.evaluate import evaluate_tts, format_evaluation, split_requests  # noqa: PLC0415
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
-    from vadusa.model.loading import load_tts  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
     from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
-    bundle = load_tts(args.checkpoint, device)
+    decoding = _decoding(cfg, args)
+    bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
     vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
     if vocoder.vocab_size != bundle.vocab.n_units:
         raise UserFacingError(f"{vocoder_path} decodes {vocoder.vocab_size} "
                               f"units, the model {args.checkpoint} emits "
                               f"{bundle.vocab.n_units}: retrain one of them on the same tokens")
-    decoding = _decoding(cfg, args)
     requests, ids = split_requests(_corpus(cfg, args), args.split, args.limit)
     out = Path(args.out)
     with open_tracker(cfg, stage="evaluate", out_dir=out,
@@ -505,6 +538,7 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415
 
     from vadusa.decoding.bench import (  # noqa: PLC0415
+        Setting,
         ar_settings,
         bench,
         format_bench,
@@ -512,25 +546,31 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         write_bench,
     )
     from vadusa.decoding.run import read_texts  # noqa: PLC0415
-    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.devices import bf16_decodes_faster  # noqa: PLC0415
     from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
-    from vadusa.model.loading import load_tts  # noqa: PLC0415
 
-    bundle = load_tts(args.checkpoint, resolve_device(cfg.device))
+    decoding = cfg.decoding  # bench's --tau/--heads/--tree are lists of settings, not one
+    if args.precision:
+        decoding = dataclasses.replace(decoding, precision=args.precision)
+    bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
     if args.texts:
-        requests = read_texts(Path(args.texts))[: args.limit]
+        requests = read_texts(Path(args.texts))[: args.limit or None]
     else:
         requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
     settings = ar_settings(args.batch_sizes)
+    if bf16_decodes_faster(bundle.model.head.weight.device):  # baseline: the faster AR
+        other = "float32" if bundle.dtype == torch.bfloat16 else "bfloat16"
+        settings.insert(1, Setting(f"ar-b1-{other}", "ar", 1, precision=other))
     if bundle.heads is not None:
-        d = cfg.decoding
+        d = decoding
         settings += vadusa_settings(args.tau or [d.tau], args.heads or [d.heads],
                                     args.tree or [str(d.tree)], args.typical)
     elif args.tau or args.heads or args.tree or args.typical:
         raise UserFacingError(f"{args.checkpoint} has no draft heads: VADUSA settings need a "
                               "heads.pt from `vadusa train-heads` or `vadusa train-joint`")
-    results = bench(bundle, requests, cfg.decoding, settings)
-    print(f"{bundle.family}, {len(requests)} utterances, {torch.get_num_threads()} threads")
+    results = bench(bundle, requests, decoding, settings)
+    print(f"{bundle.family}, {len(requests)} utterances, {torch.get_num_threads()} threads, "
+          f"{str(bundle.dtype).removeprefix('torch.')} unless named")
     print(format_bench(results))
     if args.out:
         write_bench(Path(args.out), results)
@@ -562,13 +602,11 @@ def cmd_train_joint(cfg: Config, args: argparse.Namespace) -> int:
 @_guard
 def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.decoding.calibrate import calibrate, format_table  # noqa: PLC0415
-    from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
-    from vadusa.model.loading import load_tts  # noqa: PLC0415
 
-    bundle = load_tts(args.checkpoint, resolve_device(cfg.device))
-    requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
     decoding = _decoding(cfg, args)
+    bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
+    requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
     table, trees = calibrate(bundle, requests, decoding, args.nodes, Path(args.out))
     print(format_table(table))
     for path, expected in trees:

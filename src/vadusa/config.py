@@ -21,7 +21,7 @@ import json
 import re
 import typing
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +278,11 @@ class DecodingConfig:
     tree: str = "16"
     typical_epsilon: float = 0.09  # typical acceptance: hard threshold
     typical_delta: float = 0.3  # typical acceptance: entropy-scaled threshold
+    # weights and activations while decoding (every method alike; sampling is float64 either
+    # way). auto: bfloat16 on CPUs with AVX512-BF16 or AMX, where it was measured faster (the
+    # 2-core default machine: a KV-cached AR step 1.1x, a 17-node tree pass 1.7x), else
+    # float32 (on an H100 bfloat16 decoded slower; devices.py)
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -310,12 +315,19 @@ class HeadsConfig:
     tree_sizes: tuple[int, ...] = (8, 16, 32)  # trees built from each calibration
     bench_taus: tuple[int, ...] = (1, 2, 3, 4)
     bench_heads: tuple[int, ...] = (2, 4)
-    bench_utterances: int = 40  # test utterances per bench setting
+    bench_utterances: int = 40  # test utterances per bench setting (0: the whole split)
     # trees raced against each other at the first eval tau with all heads (``bench_trees``):
     # node counts (greedy trees from the dev acceptance table), chain:D, full:WxD
     bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "chain:4")
     # VADUSA settings evaluated for WER (tau = 1 emits the AR tokens: its WER is the AR one)
     eval_taus: tuple[int, ...] = (3,)
+
+    @classmethod
+    def training_keys(cls) -> tuple[str, ...]:
+        """The keys that shape the trained heads (everything before the measurement keys):
+        the workflow retrains heads when one of these changes, not when a bench setting does."""
+        names = [f.name for f in fields(cls)]
+        return tuple(f"heads.{name}" for name in names[:names.index("calibration_utterances")])
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 try:
-    from vadusa.config import Config, ConfigError, dump_config
+    from vadusa.config import Config, ConfigError, HeadsConfig, dump_config
     from vadusa.data.manifest import SPLITS
 except ImportError as exc:
     raise WorkflowError(

@@ -16,7 +16,7 @@ rule train_heads:
     output:
         f"{RESULTS}/models/{{family}}/{{mode}}/heads.pt",
     params:
-        config_digest=CFG.section_hash("heads", "seed"),
+        config_digest=CFG.section_hash("seed", *HeadsConfig.training_keys()),
         command=lambda wildcards: "train-heads" if wildcards.mode == "frozen" else "train-joint",
     log:
         f"{LOGS}/train_heads_{{family}}_{{mode}}.log",

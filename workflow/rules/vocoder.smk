@@ -51,6 +51,30 @@ rule resynthesize:
         "--out {RESULTS}/resynth/{wildcards.family}/{wildcards.source} > {log} 2>&1"
 
 
+rule copy_synthesis:
+    """HiFi-GAN's own ceiling: each recording's mel straight through the generator, no units.
+    Next to a family's resynthesis it says what the units and unit-to-mel lose."""
+    input:
+        manifests=rules.prepare_corpus.output.manifests,
+    output:
+        f"{RESULTS}/resynth/copy/{{source}}/metrics.json",
+    wildcard_constraints:
+        source="test|dev|librivox",
+    params:
+        source=resynthesis_source,
+        config_digest=CFG.section_hash("judge", "vocoder.hifigan"),
+    log:
+        f"{LOGS}/copy_synthesis_{{source}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    shell:
+        "vadusa resynthesize --config {RESOLVED} --copy {params.source} --corpus {CORPUS} "
+        "--out {RESULTS}/resynth/copy/{wildcards.source} > {log} 2>&1"
+
+
 rule resynthesis:
     input:
         expand(rules.resynthesize.output, family=FAMILIES, source=["test", "librivox"]),
+        expand(rules.copy_synthesis.output, source=["test", "librivox"]),

@@ -66,8 +66,9 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
         tokens[b, :lengths[b]] = prefix
     pos = torch.arange(P, device=device).expand(B, P)
     length = torch.tensor(lengths, device=device)
-    mask = (slots[None, None, :] <= pos[:, :, None]) & (slots[None, None, :] < length[:, None,
-                                                                                          None])
+    seen = slots[:P]  # attention spans the slots written so far only
+    mask = (seen[None, None, :] <= pos[:, :, None]) & (seen[None, None, :] < length[:, None,
+                                                                                      None])
     logits = model(tokens, pos, mask)  # (B, P, V)
     last = logits[torch.arange(B), length - 1]  # (B, V)
     forwards = 1
@@ -95,7 +96,8 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
         # one new token per row at the shared slot P + t, at row-wise position L_b + t
         slot = P + t
         pos = (length + t)[:, None]  # (B, 1)
-        mask = ((slots < length[:, None]) | ((slots >= P) & (slots <= slot)))[:, None]  # (B,1,S)
+        seen = slots[:slot + 1]
+        mask = ((seen < length[:, None]) | (seen >= P))[:, None]  # (B, 1, slot + 1)
         last = model(speech_offset + step_tokens[:, None], pos, mask,
                      cache_slots=torch.tensor([slot], device=device))[:, 0]  # (B, V)
         forwards += 1

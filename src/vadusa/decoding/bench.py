@@ -1,10 +1,12 @@
 """``vadusa bench``: decode the same utterances with several decoding settings in one process
 and print their speed side by side.
 
-The first setting is the baseline (KV-cached AR decoding at batch size 1); every other setting's
-``speedup`` is the baseline's wall time over its own, on the same utterances, model, machine
-and sampling; ``rate_speedup`` ("per token") is its tokens/s over the baseline's, which differs
-from ``speedup`` when a lossy setting (tau > 1, typical) makes utterances longer or shorter.
+The baseline is KV-cached AR decoding at batch size 1, in the fastest precision measured (the
+decoding precision, and where the hardware has bfloat16 also the other one: the CLI adds that
+row); every setting's ``speedup`` is the baseline's wall time over its own, on the same
+utterances, model, machine and sampling; ``rate_speedup`` ("per token") is its tokens/s
+over the baseline's, which differs from ``speedup`` when a lossy setting (tau > 1, typical)
+makes utterances longer or shorter.
 One warm-up utterance runs before anything is timed (first-call allocations and
 kernel selection are not decoding speed).
 
@@ -27,6 +29,7 @@ from tqdm import tqdm
 from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
 from vadusa.decoding.run import Request, decode_requests, vadusa_decoder
+from vadusa.devices import PRECISIONS
 from vadusa.model.loading import TTSBundle
 
 
@@ -39,6 +42,7 @@ class Setting:
     heads: int = 0
     tree: str = "16"
     acceptance: str = "tolerance"
+    precision: str = ""  # float32 | bfloat16; "" = the bundle's own
 
 
 def ar_settings(batch_sizes: list[int]) -> list[Setting]:
@@ -91,6 +95,16 @@ def _summary(setting: Setting, cfg: DecodingConfig, records: list[dict[str, Any]
             "audio_seconds": audio_seconds}
 
 
+def _in_precision(bundle: TTSBundle, setting: Setting,
+                  copies: dict[str, TTSBundle]) -> TTSBundle:
+    """The bundle in the setting's precision (a copy made once per precision)."""
+    if not setting.precision:
+        return bundle
+    if setting.precision not in copies:
+        copies[setting.precision] = bundle.to(PRECISIONS[setting.precision])
+    return copies[setting.precision]
+
+
 def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
                 setting: Setting) -> dict[str, Any]:
     """One setting on all requests, timed as one block."""
@@ -105,25 +119,31 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
     """Every setting on the same requests. The settings take turns chunk by chunk (a chunk is
     as many utterances as the largest batch, one for speculative settings): a slow spell of a
     shared machine then lands on every setting alike instead of on whichever ran during it."""
-    warm = [settings[0]] + [s for s in settings if s.method != "ar"][:1]
-    for setting in warm:  # warm-up: one utterance per method, untimed
-        run_setting(bundle, requests[:1], decoding, setting)
+    copies: dict[str, TTSBundle] = {}
+    bundles = [_in_precision(bundle, s, copies) for s in settings]
+    warm = {(s.method, s.precision): (s, b) for s, b in zip(settings, bundles, strict=True)}
+    for setting, model in warm.values():  # warm-up: one utterance per method, untimed
+        run_setting(model, requests[:1], decoding, setting)
     chunk = max(s.batch_size for s in settings)
     configs = [_config(decoding, s) for s in settings]
-    decoders = [vadusa_decoder(bundle, cfg) if cfg.method == "vadusa" else None
-                for cfg in configs]  # built once, outside the timed turns
+    decoders = [vadusa_decoder(b, cfg) if cfg.method == "vadusa" else None
+                for b, cfg in zip(bundles, configs, strict=True)]  # built outside the timing
     records: list[list[dict[str, Any]]] = [[] for _ in settings]
     walls = [0.0] * len(settings)
     for first in tqdm(range(0, len(requests), chunk), desc="bench", unit="chunk"):
         part = requests[first:first + chunk]
         for i, (cfg, decoder) in enumerate(zip(configs, decoders, strict=True)):
             start = time.perf_counter()
-            records[i] += decode_requests(bundle, part, cfg, decoder)
+            records[i] += decode_requests(bundles[i], part, cfg, decoder)
             walls[i] += time.perf_counter() - start
     results = [_summary(s, cfg, r, w)
                for s, cfg, r, w in zip(settings, configs, records, walls, strict=True)]
-    base, base_rate = results[0]["wall_seconds"], results[0]["tokens_per_second"]
-    for r in results:
+    baseline = min((r for r in results if r["method"] == "ar" and r["batch_size"] == 1),
+                   key=lambda r: r["wall_seconds"])
+    base, base_rate = baseline["wall_seconds"], baseline["tokens_per_second"]
+    for r, b in zip(results, bundles, strict=True):
+        r["precision"] = str(b.dtype).removeprefix("torch.")
+        r["baseline"] = baseline["setting"]
         r["speedup"] = base / r["wall_seconds"]
         # with tau > 1 the utterances come out a little longer or shorter than AR's: the
         # ratio of token rates is the speedup per generated token
@@ -135,7 +155,7 @@ def format_bench(results: list[dict[str, Any]]) -> str:
     width = max(12, *(len(r["setting"]) for r in results))
     head = (f"{'setting':<{width}} {'utts':>5} {'tokens':>7} {'wall s':>8} {'tokens/s':>9} "
             f"{'RTF':>7} {'fwd/utt':>8} {'accepted':>8} {'speedup':>8} {'per token':>9}")
-    lines = [head, "-" * len(head)]
+    lines = [f"speedup: against {results[0]['baseline']}", head, "-" * len(head)]
     for r in results:
         lines.append(f"{r['setting']:<{width}} {r['utterances']:>5} {r['tokens']:>7} "
                      f"{r['wall_seconds']:>8.2f} {r['tokens_per_second']:>9.1f} "

@@ -106,7 +106,7 @@ class VadusaDecoder:
         # prefill: the base's logits and the heads' logits at the prefix's last position
         pos = torch.arange(L, device=device)[None]  # (1, L)
         hidden = model.hidden(prefix[None].to(device), pos,
-                              (slots[None, :] <= pos[0, :, None])[None])  # (1, L, C)
+                              (slots[None, :L] <= pos[0, :, None])[None])  # (1, L, C)
         last = hidden[:, -1:]  # (1, 1, C)
         base_logprobs = processed_logprobs(speech_only(model.head(last)[0, 0], self.eos),
                                            self.sampling).cpu()  # (V,)
@@ -123,7 +123,7 @@ class VadusaDecoder:
             # verify: the root (the last emitted token) sits at slot and position c, the tree
             # in slots [c, c + N)
             c = L + len(out) - 1
-            mask = torch.zeros(1, N, S, dtype=torch.bool, device=device)
+            mask = torch.zeros(1, N, c + N, dtype=torch.bool, device=device)  # slots seen
             mask[0, :, :c] = True
             mask[0, :, c:c + N] = self.tree_mask
             hidden = model.hidden(self.speech_offset + tokens[None], (c + self.depth)[None],

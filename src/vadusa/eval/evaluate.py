@@ -33,12 +33,13 @@ class EvaluationError(ValueError):
 
 def split_requests(corpus_dir: Path, split: str, limit: int | None = None
                    ) -> tuple[list[Request], list[str]]:
-    """The split's utterances as decoding requests, and their ids."""
+    """The split's utterances as decoding requests, and their ids; the first ``limit`` only
+    (None or 0: all)."""
     path = manifest_path(corpus_dir, split)
     if not path.is_file():
         raise EvaluationError(f"no manifest for split {split!r} at {path}; "
                               "run `vadusa prepare` first")
-    records = read_manifest(path)[:limit]
+    records = read_manifest(path)[:limit or None]
     if not records:
         raise EvaluationError(f"{path} holds no utterances")
     requests = [Request(i, r.text, r.speaker) for i, r in enumerate(records)]
@@ -116,6 +117,7 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         "seconds": {"decode": round(decode_seconds, 2), "vocode": round(vocode_seconds, 2),
                     "judge": round(judge_seconds, 2)},
         "decoding": dict(vars(decoding)),
+        "dtype": str(bundle.dtype).removeprefix("torch."),  # what precision "auto" chose
         "per_utterance": rows,
     }
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")

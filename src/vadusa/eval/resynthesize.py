@@ -41,7 +41,7 @@ class Item:
 
 
 def items_from_split(corpus_dir: Path, split: str, limit: int | None = None) -> list[Item]:
-    records = read_manifest(manifest_path(corpus_dir, split))[:limit]
+    records = read_manifest(manifest_path(corpus_dir, split))[:limit or None]
     return [Item(r.id, r.audio_path, r.text, r.speaker, r.offset, r.num_samples)
             for r in records]
 

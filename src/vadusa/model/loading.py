@@ -8,8 +8,9 @@ loads into the same bundle with ``heads`` set.
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,24 @@ class TTSBundle:
     def max_seq(self) -> int:
         return self.model.cfg.max_seq
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.head.weight.dtype
+
+    def to(self, dtype: torch.dtype) -> TTSBundle:
+        """This bundle with the model and heads in ``dtype`` (copies; ``self`` is unchanged)."""
+        if dtype == self.dtype:
+            return self
+        model = copy.deepcopy(self.model).to(dtype)
+        heads = None if self.heads is None else copy.deepcopy(self.heads).to(dtype)
+        return replace(self, model=model, heads=heads)
+
 
 def load_tts(path: str | Path, device: str | torch.device = "cpu",
-             family: str | None = None, vocab_size: int | None = None) -> TTSBundle:
+             family: str | None = None, vocab_size: int | None = None,
+             dtype: torch.dtype | None = None) -> TTSBundle:
     """Load ``base.pt`` or ``heads.pt``; with ``family``/``vocab_size``, refuse a model of
-    other tokens."""
+    other tokens; with ``dtype``, cast the model and heads to it (decoding precision)."""
     blob = load_checkpoint(path)
     if blob["kind"] not in ("tts", "vadusa"):
         raise CheckpointError(f"{path} is a {blob['kind']!r} checkpoint, not a TTS model "
@@ -66,10 +80,10 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu",
         heads = DraftHeads(int(meta["heads"]["count"]), model.cfg.dim, model.cfg.output_size,
                            model.head)
         heads.load_state_dict(blob["state"]["heads"])
-        heads.to(device).eval()
+        heads.to(device=device, dtype=dtype).eval()
     else:
         model.load_state_dict(blob["state"])
-    model.to(device).eval()
+    model.to(device=device, dtype=dtype).eval()
     symbols = SymbolTable(symbols=tuple(meta["symbols"]),
                           frontend=meta.get("text_frontend", "characters"))  # older: letters
     return TTSBundle(model, vocab, symbols,

@@ -7,6 +7,7 @@ different masks; nothing here knows about trees.
 Shape legend:
     B  batch                    T  new positions in this call
     S  cache length (max_seq)   C  model width (dim)
+    S' the first S' <= S cache slots, those a call attends to
     H  attention heads          D  head width (C / H)
     V  output vocabulary
 
@@ -109,6 +110,9 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if self.cache is not None and slots is not None:
             k, v = self.cache.update(slots, k, v)  # (B, H, S, D): attend over the cache
+            # only the first S' slots the mask covers: the unwritten rest of a static cache
+            # would cost attention work for keys that are masked out anyway
+            k, v = k[:, :, :mask.shape[-1]], v[:, :, :mask.shape[-1]]  # (B, H, S', D)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask[:, None], dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, C)
@@ -192,9 +196,10 @@ class Transformer(nn.Module):
                probes: dict[int, torch.Tensor | None] | None = None) -> torch.Tensor:
         """Last hidden states (B, T, C).
 
-        tokens (B, T) ids; input_pos (B, T) rotary positions; attn_mask (B, T, S) boolean,
-        True = may attend, over the cache slots when a cache is set up (S = cache length),
-        else over the T positions themselves (S = T); cache_slots (T,) where the new keys and
+        tokens (B, T) ids; input_pos (B, T) rotary positions; attn_mask (B, T, S') boolean,
+        True = may attend, over the first S' cache slots when a cache is set up (S' <= the
+        cache length; later slots are not attended at all), else over the T positions
+        themselves (S' = T); cache_slots (T,) where the new keys and
         values are written (default: ``input_pos[0]``, i.e. slot = position); ``probes``, a
         dict keyed by layer index, receives head 0's attention weights (B, T, S) of those
         layers."""

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 import torchaudio
 
+from vadusa.data.audio import resample
 from vadusa.devices import resolve_device
 
 GENERATORS = ("universal", "LJSpeech")
@@ -184,3 +185,27 @@ class HifiGan:
             wave = self.generator(mel.to(self.device))  # (B, 1, M * 256)
         wave = wave.squeeze(1).float().cpu().numpy()  # (B, 1, T) -> (B, T)
         return wave[0] if single else wave
+
+
+class CopySynthesis:
+    """The HiFi-GAN ceiling: a waveform's own log-mel straight back through the generator.
+
+    Tokenizer and vocoder in one, for ``vadusa resynthesize --copy``: ``encode`` gives the
+    mel frames (no units), ``decode`` the generator's waveform. Its WER against the unit
+    resynthesis WER says how much of what resynthesis loses is the generator's (or the mel's)
+    and how much the units' and the unit-to-mel network's."""
+
+    family = "mel"
+    speakers = ("any",)
+
+    def __init__(self, name: str = "universal", device: str | torch.device = "cpu") -> None:
+        self.hifigan = HifiGan(name, device)
+
+    def encode(self, wave: np.ndarray, sample_rate: int) -> torch.Tensor:
+        """(T,) at any rate -> (M, N_MELS) log-mel frames at 22.05 kHz / 256."""
+        wave = resample(np.asarray(wave, dtype=np.float32), sample_rate, SAMPLE_RATE)
+        return mel_spectrogram(wave).T  # (N_MELS, M) -> (M, N_MELS)
+
+    def decode(self, mel: torch.Tensor, speaker: str) -> tuple[np.ndarray, int]:
+        """(M, N_MELS) -> waveform at 22.05 kHz (the speaker is in the mel already)."""
+        return self.hifigan(mel.T), SAMPLE_RATE
