@@ -41,16 +41,9 @@ def run(args: argparse.Namespace) -> None:
 
     import vadusa.data.text as text  # noqa: PLC0415
     from vadusa.config import DecodingConfig  # noqa: PLC0415
-    from vadusa.decoding.bench import (  # noqa: PLC0415
-        Setting,
-        ar_settings,
-        bench,
-        format_bench,
-        vadusa_settings,
-        write_bench,
-    )
+    from vadusa.decoding import bench as benchmark  # noqa: PLC0415
     from vadusa.decoding.run import Request  # noqa: PLC0415
-    from vadusa.devices import bf16_decodes_faster, resolve_device, resolve_precision  # noqa: PLC0415
+    from vadusa.devices import resolve_device, resolve_precision  # noqa: PLC0415
     from vadusa.model.loading import load_tts  # noqa: PLC0415
 
     blob = json.loads(Path(args.requests).read_text())
@@ -64,18 +57,16 @@ def run(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     decoding = replace(DecodingConfig(), temperature=args.temperature, precision=args.precision)
     bundle = load_tts(args.checkpoint, device, dtype=resolve_precision(args.precision, device))
-    settings = ar_settings(args.batch_sizes)
-    if bf16_decodes_faster(device) and not args.one_precision:
-        other = "float32" if bundle.dtype == torch.bfloat16 else "bfloat16"
-        settings.insert(1, Setting(f"ar-b1-{other}", "ar", 1, precision=other))
-    settings += vadusa_settings(args.tau, args.heads, args.tree, args.typical)
-    results = bench(bundle, requests, decoding, settings)
+    other = "" if args.one_precision else benchmark.raced_precision(bundle)
+    settings = benchmark.ar_settings(args.batch_sizes, other)
+    settings += benchmark.vadusa_settings(args.tau, args.heads, args.tree, args.typical)
+    results = benchmark.bench(bundle, requests, decoding, settings)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
     print(f"{bundle.family}, {len(requests)} utterances, {name}, "
           f"{str(bundle.dtype).removeprefix('torch.')} unless named")
-    print(format_bench(results))
+    print(benchmark.format_bench(results))
     if args.out:
-        write_bench(Path(args.out), results)
+        benchmark.write_bench(Path(args.out), results)
 
 
 def main() -> None:

@@ -538,15 +538,14 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     import torch  # noqa: PLC0415
 
     from vadusa.decoding.bench import (  # noqa: PLC0415
-        Setting,
         ar_settings,
         bench,
         format_bench,
+        raced_precision,
         vadusa_settings,
         write_bench,
     )
     from vadusa.decoding.run import read_texts  # noqa: PLC0415
-    from vadusa.devices import bf16_decodes_faster  # noqa: PLC0415
     from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
 
     decoding = cfg.decoding  # bench's --tau/--heads/--tree are lists of settings, not one
@@ -557,10 +556,7 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         requests = read_texts(Path(args.texts))[: args.limit or None]
     else:
         requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
-    settings = ar_settings(args.batch_sizes)
-    if bf16_decodes_faster(bundle.model.head.weight.device):  # baseline: the faster AR
-        other = "float32" if bundle.dtype == torch.bfloat16 else "bfloat16"
-        settings.insert(1, Setting(f"ar-b1-{other}", "ar", 1, precision=other))
+    settings = ar_settings(args.batch_sizes, raced_precision(bundle))
     if bundle.heads is not None:
         d = decoding
         settings += vadusa_settings(args.tau or [d.tau], args.heads or [d.heads],

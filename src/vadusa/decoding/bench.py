@@ -24,12 +24,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm import tqdm
 
 from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
 from vadusa.decoding.run import Request, decode_requests, vadusa_decoder
-from vadusa.devices import PRECISIONS
+from vadusa.devices import PRECISIONS, bf16_decodes_faster
 from vadusa.model.loading import TTSBundle
 
 
@@ -45,10 +46,23 @@ class Setting:
     precision: str = ""  # float32 | bfloat16; "" = the bundle's own
 
 
-def ar_settings(batch_sizes: list[int]) -> list[Setting]:
-    """AR at batch 1 (the baseline) and at each larger batch size given."""
+def ar_settings(batch_sizes: list[int], other_precision: str = "") -> list[Setting]:
+    """AR at batch 1, also in ``other_precision`` if given (the faster of the two is the
+    baseline), and at each larger batch size given."""
     sizes = [1] + sorted({b for b in batch_sizes if b > 1})
-    return [Setting(f"ar-b{b}", "ar", b) for b in sizes]
+    settings = [Setting(f"ar-b{b}", "ar", b) for b in sizes]
+    if other_precision:
+        settings.insert(1, Setting(f"ar-b1-{other_precision}", "ar", 1,
+                                   precision=other_precision))
+    return settings
+
+
+def raced_precision(bundle: TTSBundle) -> str:
+    """The other precision AR races in: where bfloat16 may decode faster than float32
+    (``devices.bf16_decodes_faster``), the one the bundle is not in; elsewhere none."""
+    if not bf16_decodes_faster(bundle.model.head.weight.device):
+        return ""
+    return "float32" if bundle.dtype == torch.bfloat16 else "bfloat16"
 
 
 def vadusa_settings(taus: list[int], heads: list[int], trees: list[str],
