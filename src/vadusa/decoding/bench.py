@@ -1,12 +1,12 @@
 """``vadusa bench``: decode the same utterances with several decoding settings in one process
 and print their speed side by side.
 
-The baseline is KV-cached AR decoding at batch size 1, in the fastest precision measured (the
-decoding precision, and where the hardware has bfloat16 also the other one: the CLI adds that
-row); every setting's ``speedup`` is the baseline's wall time over its own, on the same
-utterances, model, machine and sampling; ``rate_speedup`` ("per token") is its tokens/s
-over the baseline's, which differs from ``speedup`` when a lossy setting (tau > 1, typical)
-makes utterances longer or shorter.
+The baseline is KV-cached AR decoding at batch size 1, in the faster precision measured (the
+decoding precision, and where bfloat16 may be the faster one also the other: ``ar_settings``
+with ``raced_precision``); every setting's ``speedup`` is the baseline's wall time over its
+own, on the same utterances, model, machine and sampling; ``rate_speedup`` ("per token") is
+its tokens/s over the baseline's, which differs from ``speedup`` when a lossy setting
+(tau > 1, typical) makes utterances longer or shorter.
 One warm-up utterance runs before anything is timed (first-call allocations and
 kernel selection are not decoding speed).
 

@@ -102,7 +102,7 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 mask: torch.Tensor, slots: torch.Tensor | None, probe: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> output (B, T, C), and with ``probe`` head 0's attention weights (B, T, S)."""
+        """-> output (B, T, C), and with ``probe`` head 0's attention weights (B, T, S')."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=-1)  # 3 x (B, T, C)
         q, k, v = (t.view(B, T, self.heads, self.head_dim).transpose(1, 2)
@@ -118,7 +118,7 @@ class Attention(nn.Module):
         y = y.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, C)
         probs = None
         if probe:  # the same weights SDPA used for head 0, spelled out so a loss can reach them
-            scores = q[:, 0] @ k[:, 0].transpose(1, 2) / math.sqrt(self.head_dim)  # (B, T, S)
+            scores = q[:, 0] @ k[:, 0].transpose(1, 2) / math.sqrt(self.head_dim)  # (B, T, S')
             probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
         return self.proj(y), probs
 
@@ -201,7 +201,7 @@ class Transformer(nn.Module):
         cache length; later slots are not attended at all), else over the T positions
         themselves (S' = T); cache_slots (T,) where the new keys and
         values are written (default: ``input_pos[0]``, i.e. slot = position); ``probes``, a
-        dict keyed by layer index, receives head 0's attention weights (B, T, S) of those
+        dict keyed by layer index, receives head 0's attention weights (B, T, S') of those
         layers."""
         if self.blocks[0].attn.cache is not None and cache_slots is None:
             cache_slots = input_pos[0]
