@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import torch
 
 from conftest import requires_voices
 from vadusa.checkpoint import load_checkpoint
+from vadusa.config import load_config
 from vadusa.devices import bf16_decodes_faster
 
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
@@ -103,6 +105,15 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     tree = json.loads((tmp_path / "results/tiny/trees/whisper/frozen/tau3/tree-4.json")
                       .read_text())
     assert tree["nodes"] == 4 and tree["tau"] == 3
+    sweep = tmp_path / "results/tiny/sweep/whisper/frozen"
+    trials = list(csv.DictReader(open(sweep / "trials.csv")))
+    assert [t["state"] for t in trials] == ["COMPLETE", "COMPLETE"]  # tiny.yaml: 2 trials
+    for t in trials:  # tau 1..2, trees 2 and 4 (tiny.yaml), speed and WER both measured
+        assert t["tau"] in ("1", "2") and t["tree"] in ("2", "4")
+        assert float(t["speedup"]) > 0 and 0 <= float(t["wer"]) and float(t["ar_wer"]) >= 0
+    chosen = load_config([sweep / "chosen.yaml"]).decoding
+    assert chosen.method == "vadusa" and chosen.tau in (1, 2)
+    assert all((sweep / f"{name}.png").is_file() for name in ("pareto", "tau", "heads", "tree"))
     again = snakemake(repo, tmp_path, "--configfile", tiny, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     # a judge setting changes: only corpus_qa re-runs

@@ -331,6 +331,29 @@ class HeadsConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """``vadusa sweep``: an Optuna study over VADUSA's decoding settings that maximises the
+    speedup against AR (measured in the same run, on the same utterances) and minimises the
+    judge's WER. Values are our choice for 2 CPU cores."""
+
+    trials: int = 30  # completed trials the study runs to, shared by all its workers
+    split: str = "dev"  # tune on dev; the test split stays for the reported numbers
+    utterances: int = 16  # the split's first utterances, decoded in every trial
+    tau_max: int = 4  # tau is tried in 1..tau_max
+    heads: tuple[int, ...] = ()  # head counts tried; empty: 1..K, all the checkpoint has
+    trees: tuple[int, ...] = (4, 8, 16, 32)  # node counts (greedy trees)
+    temperatures: tuple[float, ...] = ()  # empty: decoding.temperature only
+    top_ks: tuple[int, ...] = ()  # empty: decoding.top_k only
+    sampler: str = "tpe"  # tpe | nsga2 | random (seeded by ``seed``)
+    # "" = SQLite in the output directory; journal:PATH = an Optuna journal file (several
+    # workers on one file system); or an RDB URL (postgresql://..., mysql://...)
+    storage: str = ""
+    # the chosen setting: the fastest Pareto trial whose WER is at most AR's + this
+    # (absolute: 0.02 = 2 points); if none is, the Pareto trial with the lowest WER
+    max_wer_increase: float = 0.02
+
+
+@dataclass(frozen=True)
 class JudgeConfig:
     """The Whisper ASR that scores intelligibility (WER/CER)."""
 
@@ -364,6 +387,7 @@ class Config:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 

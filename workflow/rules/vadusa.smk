@@ -120,8 +120,36 @@ rule evaluate_vadusa:
         "> {log} 2>&1"
 
 
+rule sweep:
+    """Optuna over tau, heads used and tree size (and sampling, if configured): speedup against
+    AR in the same run vs judge WER, on the first sweep.utterances of sweep.split. A killed
+    sweep resumes from its study.db; a finished one is not re-run."""
+    input:
+        model=rules.train_heads.output,
+        vocoder=rules.train_vocoder.output,
+    output:
+        chosen=f"{RESULTS}/sweep/{{family}}/{{mode}}/chosen.yaml",
+        trials=f"{RESULTS}/sweep/{{family}}/{{mode}}/trials.csv",
+        pareto=f"{RESULTS}/sweep/{{family}}/{{mode}}/pareto.csv",
+        plots=multiext(f"{RESULTS}/sweep/{{family}}/{{mode}}/", "pareto.png", "tau.png",
+                       "heads.png", "tree.png"),
+    params:
+        config_digest=CFG.section_hash("decoding", "sweep", "judge"),
+        out=lambda wildcards: f"{RESULTS}/sweep/{wildcards.family}/{wildcards.mode}",
+    log:
+        f"{LOGS}/sweep_{{family}}_{{mode}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "vadusa sweep --config {RESOLVED} --checkpoint {input.model} --corpus {CORPUS} "
+        "--vocoder {input.vocoder} --out {params.out} > {log} 2>&1"
+
+
 rule vadusa:
     input:
+        expand(rules.sweep.output.chosen, family=CFG.tokens.default_family, mode="frozen"),
         expand(rules.bench_vadusa.output, family=CFG.tokens.default_family,
                mode=["frozen", "joint"]),
         expand(rules.bench_trees.output, family=CFG.tokens.default_family,

@@ -129,10 +129,11 @@ def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingCo
 
 
 def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
-          settings: list[Setting]) -> list[dict[str, Any]]:
+          settings: list[Setting], keep_tokens: bool = False) -> list[dict[str, Any]]:
     """Every setting on the same requests. The settings take turns chunk by chunk (a chunk is
     as many utterances as the largest batch, one for speculative settings): a slow spell of a
-    shared machine then lands on every setting alike instead of on whichever ran during it."""
+    shared machine then lands on every setting alike instead of on whichever ran during it.
+    With ``keep_tokens`` each result also holds ``utterance_tokens``, in request order."""
     copies: dict[str, TTSBundle] = {}
     bundles = [_in_precision(bundle, s, copies) for s in settings]
     warm = {(s.method, s.precision): (s, b) for s, b in zip(settings, bundles, strict=True)}
@@ -162,6 +163,9 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         # with tau > 1 the utterances come out a little longer or shorter than AR's: the
         # ratio of token rates is the speedup per generated token
         r["rate_speedup"] = r["tokens_per_second"] / base_rate
+    if keep_tokens:
+        for r, recs in zip(results, records, strict=True):
+            r["utterance_tokens"] = [list(rec["tokens"]) for rec in recs]
     return results
 
 

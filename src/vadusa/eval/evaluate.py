@@ -5,6 +5,13 @@ speaker's stored prompt, as in training), and decodes speech tokens; the family'
 turns them into audio and the Whisper judge transcribes it. ``metrics.json`` holds the WER and
 CER against the split's transcripts, the decoding speed, and one row per utterance. A failure
 of one utterance (a text the model cannot take, an empty output) is recorded, not dropped.
+
+``ci`` holds a 95 % percentile-bootstrap interval over utterances for each headline figure
+(``vadusa.eval.stats``). The error rates and speeds are ratios of sums (errors over reference
+words, tokens over decoding seconds), so they are bootstrapped as ratios of sums, and each
+interval brackets the very figure reported next to it. In batched AR decoding an utterance's
+decoding time is its share of its batch's wall time: utterances of one batch are not
+independent, so the speed intervals are somewhat too narrow there.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from vadusa.data import audio
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.decoding.run import Request, decode_requests, write_jsonl
 from vadusa.eval.judge import WhisperJudge
-from vadusa.eval.wer import error_rates
+from vadusa.eval.stats import bootstrap_mean, bootstrap_ratio, format_interval
+from vadusa.eval.wer import error_rates, utterance_errors
 from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
 
 
@@ -94,6 +102,7 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         rows.append({"id": record["id"], "speaker": record["speaker"],
                      "reference": record["text"], "hypothesis": hyp,
                      "wer": error_rates([record["text"]], [hyp]).wer,
+                     **utterance_errors([record["text"]], [hyp])[0],
                      "tokens": len(record["tokens"]), "stopped_at_eos": record["stopped_at_eos"],
                      "decode_seconds": record["seconds"], "forwards": record["forwards"],
                      "batch_size": record["batch_size"],
@@ -104,6 +113,16 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
     tokens = sum(r["tokens"] for r in rows)
     decode_seconds = sum(r["decode_seconds"] / r["batch_size"] for r in rows)  # batch wall
     audio_seconds = sum(r["audio_seconds"] for r in rows)
+    wall = [r["decode_seconds"] / r["batch_size"] for r in rows]  # each one's batch share
+    forwards = [r["forwards"] / r["batch_size"] for r in rows]
+    n_tokens = [r["tokens"] for r in rows]
+    ci = {"wer": bootstrap_ratio([r["word_errors"] for r in rows], [r["words"] for r in rows]),
+          "cer": bootstrap_ratio([r["char_errors"] for r in rows], [r["chars"] for r in rows]),
+          "stopped_at_eos": bootstrap_mean([float(r["stopped_at_eos"]) for r in rows]),
+          "tokens_per_second": bootstrap_ratio(n_tokens, wall),
+          "real_time_factor": bootstrap_ratio(wall, [r["audio_seconds"] for r in rows]),
+          "forwards_per_token": bootstrap_ratio(forwards, n_tokens),
+          "mean_accepted": bootstrap_ratio(n_tokens, forwards)}
     metrics = {
         "family": bundle.family, "method": decoding.method, "utterances": len(rows),
         "failures": failures,
@@ -118,6 +137,7 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
                     "judge": round(judge_seconds, 2)},
         "decoding": dict(vars(decoding)),
         "dtype": str(bundle.dtype).removeprefix("torch."),  # what precision "auto" chose
+        "ci": ci,
         "per_utterance": rows,
     }
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -125,7 +145,16 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
 
 
 def format_evaluation(metrics: dict[str, Any]) -> str:
-    return (f"{metrics['family']} {metrics['method']}: {metrics['utterances']} utterances, "
-            f"WER {100 * metrics['wer']:.1f} % (CER {100 * metrics['cer']:.1f} %), "
-            f"{metrics['tokens_per_second']:.1f} tokens/s, RTF {metrics['real_time_factor']:.3f}"
+    """One summary line; bracketed ranges are the bootstrap intervals of ``metrics["ci"]``."""
+    ci = metrics.get("ci", {})
+    line = (f"{metrics['family']} {metrics['method']}: {metrics['utterances']} utterances, "
+            f"WER {100 * metrics['wer']:.1f} %{format_interval(ci.get('wer'), 100)} "
+            f"(CER {100 * metrics['cer']:.1f} %{format_interval(ci.get('cer'), 100)}), "
+            f"{metrics['tokens_per_second']:.1f} tokens/s"
+            f"{format_interval(ci.get('tokens_per_second'))}, "
+            f"RTF {metrics['real_time_factor']:.3f}"
+            f"{format_interval(ci.get('real_time_factor'), digits=3)}"
             f", {len(metrics['failures'])} failed")
+    if "wer" in ci:
+        line += f" ({100 * ci['wer']['confidence']:g} % bootstrap intervals over utterances)"
+    return line

@@ -3,6 +3,10 @@
 The resynthesis WER of a token family is the ceiling a TTS built on those tokens can reach:
 whatever the tokens (or the vocoder) lose, no AR model can bring back. Each run also judges the
 input audio itself, so the floor (the corpus or recording WER) sits next to it.
+
+``metrics.json`` also holds, under ``ci``, 95 % percentile-bootstrap intervals over utterances
+of both WERs and CERs (``vadusa.eval.stats``; ratios of sums, like the rates themselves). They
+use the same seed, hence the same resamples, for the resynthesized and the input audio.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from vadusa.atomic import write_text_atomic
 from vadusa.data import audio
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.eval.judge import WhisperJudge
-from vadusa.eval.wer import error_rates
+from vadusa.eval.stats import bootstrap_ratio, format_interval
+from vadusa.eval.wer import error_rates, utterance_errors
 
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 
@@ -107,16 +112,25 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
         timing["tokenize"] += t1 - t0
         timing["vocode"] += t2 - t1
         timing["judge"] += t3 - t2
+        errors_input = utterance_errors([item.text], [hyp_input])[0]
         rows.append({"id": item.id, "speaker": item.speaker, "reference": item.text,
                      "hypothesis": hyp, "hypothesis_input": hyp_input,
                      "wer": error_rates([item.text], [hyp]).wer,
                      "wer_input": error_rates([item.text], [hyp_input]).wer,
+                     **utterance_errors([item.text], [hyp])[0],
+                     "word_errors_input": errors_input["word_errors"],
+                     "char_errors_input": errors_input["char_errors"],
                      "tokens": len(tokens), "seconds": len(wave) / rate})
     if not rows:
         raise ResynthesisError(f"every utterance failed: {failures[:3]}")
     refs = [r["reference"] for r in rows]
     out_rates = error_rates(refs, [r["hypothesis"] for r in rows])
     in_rates = error_rates(refs, [r["hypothesis_input"] for r in rows])
+    words, chars = [r["words"] for r in rows], [r["chars"] for r in rows]
+    ci = {"wer": bootstrap_ratio([r["word_errors"] for r in rows], words),
+          "cer": bootstrap_ratio([r["char_errors"] for r in rows], chars),
+          "input_wer": bootstrap_ratio([r["word_errors_input"] for r in rows], words),
+          "input_cer": bootstrap_ratio([r["char_errors_input"] for r in rows], chars)}
     metrics = {
         "family": tokenizer.family,
         "utterances": len(rows),
@@ -127,6 +141,7 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
         "tokens_per_second": float(np.sum([r["tokens"] for r in rows])
                                    / np.sum([r["seconds"] for r in rows])),
         "seconds": {k: round(v, 2) for k, v in timing.items()},
+        "ci": ci,
         "per_utterance": rows,
     }
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
@@ -134,6 +149,13 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
 
 
 def format_resynthesis(metrics: dict[str, Any]) -> str:
-    return (f"{metrics['family']}: {metrics['utterances']} utterances, resynthesis WER "
-            f"{100 * metrics['wer']:.1f} % (CER {100 * metrics['cer']:.1f} %), input WER "
-            f"{100 * metrics['input_wer']:.1f} %, {len(metrics['failures'])} failed")
+    """One summary line; bracketed ranges are the bootstrap intervals of ``metrics["ci"]``."""
+    ci = metrics.get("ci", {})
+    line = (f"{metrics['family']}: {metrics['utterances']} utterances, resynthesis WER "
+            f"{100 * metrics['wer']:.1f} %{format_interval(ci.get('wer'), 100)} "
+            f"(CER {100 * metrics['cer']:.1f} %{format_interval(ci.get('cer'), 100)}), "
+            f"input WER {100 * metrics['input_wer']:.1f} %"
+            f"{format_interval(ci.get('input_wer'), 100)}, {len(metrics['failures'])} failed")
+    if "wer" in ci:
+        line += f" ({100 * ci['wer']['confidence']:g} % bootstrap intervals over utterances)"
+    return line
