@@ -28,7 +28,7 @@ if [ ! -f "$stamp" ] || ! cmp -s requirements.txt "$stamp"; then
   echo "[setup] installing Python packages (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
   .venv/bin/python -m pip install -q -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
-  .venv/bin/python -c "import torch, torchaudio, snakemake, faster_whisper" # fail loudly if broken
+  .venv/bin/python -c "import torch, torchaudio, snakemake, faster_whisper, resemblyzer" # fail loudly if broken
   cp requirements.txt "$stamp"
 fi
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v "^WARNING: Location" || true

@@ -75,6 +75,11 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
                             .read_text())
     assert evaluation["utterances"] + len(evaluation["failures"]) == stats["utterances"]["test"]
     assert evaluation["tokens_per_second"] > 0 and 0.0 <= evaluation["cer"]
+    # speaker similarity to the recordings: measured, or each miss recorded with its reason
+    sims = [r["sim"] for r in evaluation["per_utterance"] if "sim" in r]
+    assert len(sims) + len(evaluation["sim_failures"]) == evaluation["utterances"]
+    assert all(-1.0 <= s <= 1.0 for s in sims)
+    assert evaluation["ci"]["wer"]["low"] <= evaluation["wer"] <= evaluation["ci"]["wer"]["high"]
     # tiny.yaml decodes in float32; where the CPU has bfloat16, AR races in it too (a row of
     # its own, right after the first; the faster of the two is the baseline)
     other = ["ar-b1-bfloat16"] if bf16_decodes_faster(torch.device("cpu")) else []
@@ -114,6 +119,9 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     chosen = load_config([sweep / "chosen.yaml"]).decoding
     assert chosen.method == "vadusa" and chosen.tau in (1, 2)
     assert all((sweep / f"{name}.png").is_file() for name in ("pareto", "tau", "heads", "tree"))
+    table = (tmp_path / "results/tiny/tables/main.md").read_text()
+    assert "| whisper | AR |" in table and "| whisper | VADUSA | 3 | 2 |" in table
+    assert "| whisper | VADUSA-wt |" in table and "typical acceptance" in table
     again = snakemake(repo, tmp_path, "--configfile", tiny, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     # a judge setting changes: only corpus_qa re-runs

@@ -197,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "pareto.csv, chosen.yaml, plots")
     p.add_argument("--report-only", action="store_true",
                    help="write the CSVs, chosen.yaml and plots of the study as it is; no trials")
+
+    p = sub.add_parser("table", help="the main table (markdown + CSV): family x method, "
+                       "WER, CER, SIM, accepted length, speedup, RTF")
+    _common(p)
+    p.add_argument("--families", nargs="+", help="token families (default: tokens.families)")
+    p.add_argument("--out", help="output directory (default: tables/): main.md, main.csv")
     return parser
 
 
@@ -289,7 +295,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.eval.evaluate import EvaluationError  # noqa: PLC0415
     from vadusa.eval.judge import JudgeError  # noqa: PLC0415
     from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
+    from vadusa.eval.similarity import SimilarityError  # noqa: PLC0415
+    from vadusa.eval.table import TableError  # noqa: PLC0415
     from vadusa.model.loading import SynthesisInputError  # noqa: PLC0415
+    from vadusa.sweep.study import SweepError  # noqa: PLC0415
     from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
     from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
@@ -302,7 +311,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
     return (AudioError, CorpusSourceError, ManifestError, CorpusError, TextError, VoiceError,
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
-            TTSTrainError, EvaluationError, HeadsTrainError, TreeError)
+            TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
+            TableError, SweepError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -545,14 +555,22 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
                               f"units, the model {args.checkpoint} emits "
                               f"{bundle.vocab.n_units}: retrain one of them on the same tokens")
     requests, ids = split_requests(_corpus(cfg, args), args.split, args.limit)
+    similarity = references = None
+    if cfg.judge.speaker_similarity:
+        from vadusa.eval.evaluate import reference_audio  # noqa: PLC0415
+        from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
+
+        references = reference_audio(_corpus(cfg, args), args.split, ids)
+        similarity = SpeakerSimilarity(str(device))
     out = Path(args.out)
     with open_tracker(cfg, stage="evaluate", out_dir=out,
                       name=f"evaluate-{bundle.family}-{decoding.method}",
                       tags=(bundle.family, decoding.method)) as tracker:
         metrics = evaluate_tts(bundle, requests, ids, decoding, vocoder,
-                               WhisperJudge(cfg.judge), out)
+                               WhisperJudge(cfg.judge), out, similarity, references)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "tokens_per_second",
-                                                     "real_time_factor")})
+                                                     "real_time_factor", "sim")
+                             if metrics[k] is not None})
     print(format_evaluation(metrics))
     return 0
 
@@ -672,7 +690,9 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     # another storage continue the same one
     setup = {"checkpoint": file_digest(args.checkpoint), "vocoder": file_digest(vocoder_path),
              "split": split, "limit": limit, "decoding": dataclasses.asdict(decoding),
-             "judge": dataclasses.asdict(cfg.judge), "seed": cfg.seed,
+             "judge": {k: v for k, v in dataclasses.asdict(cfg.judge).items()
+                       if k != "speaker_similarity"},  # the sweep does not measure SIM
+             "seed": cfg.seed,
              "sweep": {k: v for k, v in dataclasses.asdict(sweep).items()
                        if k not in ("trials", "storage")}}
     digest = hashlib.sha256(json.dumps(setup, sort_keys=True).encode()).hexdigest()[:10]
@@ -717,6 +737,21 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+@_guard
+def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.atomic import write_text_atomic  # noqa: PLC0415
+    from vadusa.eval.table import main_table, to_csv, to_markdown  # noqa: PLC0415
+
+    rows = main_table(cfg.experiment_dir, args.families or list(cfg.tokens.families))
+    out = Path(args.out) if args.out else cfg.experiment_dir / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = to_markdown(rows)
+    write_text_atomic(out / "main.md", markdown)
+    write_text_atomic(out / "main.csv", to_csv(rows))
+    print(markdown, end="")
+    return 0
+
+
 COMMANDS = {
     "config": cmd_config,
     "prepare": cmd_prepare,
@@ -735,6 +770,7 @@ COMMANDS = {
     "train-joint": cmd_train_joint,
     "calibrate": cmd_calibrate,
     "sweep": cmd_sweep,
+    "table": cmd_table,
 }
 
 

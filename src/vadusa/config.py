@@ -363,6 +363,9 @@ class JudgeConfig:
     beam_size: int = 1
     threads: int = 2
     qa_per_voice: int = 50  # utterances per voice scored by ``vadusa corpus-qa``
+    # ``vadusa evaluate`` also scores speaker similarity to each utterance's recording
+    # (GE2E d-vectors, eval/similarity.py)
+    speaker_similarity: bool = True
 
 
 @dataclass(frozen=True)
@@ -398,10 +401,17 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
 
-    def section_hash(self, *keys: str) -> str:
+    def section_hash(self, *keys: str, exclude: tuple[str, ...] = ()) -> str:
         """A short digest of some sections (dotted paths, e.g. ``tokens.hubert``): lets the
-        workflow re-run a stage only when the part of the configuration it reads changed."""
+        workflow re-run a stage only when the part of the configuration it reads changed.
+        ``exclude`` drops keys inside those sections that the stage does not read."""
         plain = self.to_dict()
+        for path in exclude:
+            *parents, last = path.split(".")
+            node = plain
+            for part in parents:
+                node = node[part]
+            node.pop(last)
 
         def pick(path: str) -> Any:
             node = plain

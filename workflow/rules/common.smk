@@ -25,6 +25,8 @@ RESULTS = str(CFG.experiment_dir)  # results/<experiment>
 CORPUS = f"{RESULTS}/corpus"
 TOKENS = f"{RESULTS}/tokens"
 LOGS = f"{RESULTS}/logs"
+# judge keys that only `vadusa evaluate` reads: the corpus and resynthesis digests leave them out
+JUDGE_EVAL_ONLY = ("judge.speaker_similarity",)
 FAMILIES = list(CFG.tokens.families)
 
 

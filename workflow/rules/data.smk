@@ -27,7 +27,7 @@ rule corpus_qa:
         metrics=f"{CORPUS}/qa/metrics.json",
         figure=f"{CORPUS}/qa/wer_per_voice.png",
     params:
-        config_digest=CFG.section_hash("judge", "seed"),
+        config_digest=CFG.section_hash("judge", "seed", exclude=JUDGE_EVAL_ONLY),
     log:
         f"{LOGS}/corpus_qa.log",
     threads: 2

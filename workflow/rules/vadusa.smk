@@ -134,7 +134,8 @@ rule sweep:
         plots=multiext(f"{RESULTS}/sweep/{{family}}/{{mode}}/", "pareto.png", "tau.png",
                        "heads.png", "tree.png"),
     params:
-        config_digest=CFG.section_hash("decoding", "sweep", "judge"),
+        config_digest=CFG.section_hash("decoding", "sweep", "judge",
+                                       exclude=JUDGE_EVAL_ONLY),
         out=lambda wildcards: f"{RESULTS}/sweep/{wildcards.family}/{wildcards.mode}",
     log:
         f"{LOGS}/sweep_{{family}}_{{mode}}.log",
@@ -147,8 +148,33 @@ rule sweep:
         "--vocoder {input.vocoder} --out {params.out} > {log} 2>&1"
 
 
+rule table:
+    """The main table of the default family: AR, VADUSA, VADUSA-wt, typical acceptance."""
+    input:
+        expand(rules.evaluate_ar.output, family=CFG.tokens.default_family),
+        expand(rules.bench_ar.output, family=CFG.tokens.default_family),
+        expand(rules.bench_vadusa.output, family=CFG.tokens.default_family,
+               mode=["frozen", "joint"]),
+        expand(rules.evaluate_vadusa.output, family=CFG.tokens.default_family,
+               mode=["frozen", "joint"], tau=CFG.heads.eval_taus),
+    output:
+        markdown=f"{RESULTS}/tables/main.md",
+        csv=f"{RESULTS}/tables/main.csv",
+    log:
+        f"{LOGS}/table.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "vadusa table --config {RESOLVED} --families {CFG.tokens.default_family} "
+        "--out {RESULTS}/tables > {log} 2>&1"
+
+
 rule vadusa:
     input:
+        rules.table.output,
         expand(rules.sweep.output.chosen, family=CFG.tokens.default_family, mode="frozen"),
         expand(rules.bench_vadusa.output, family=CFG.tokens.default_family,
                mode=["frozen", "joint"]),

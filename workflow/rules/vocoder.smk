@@ -38,7 +38,7 @@ rule resynthesize:
         source="test|dev|librivox",
     params:
         source=resynthesis_source,
-        config_digest=CFG.section_hash("judge"),
+        config_digest=CFG.section_hash("judge", exclude=JUDGE_EVAL_ONLY),
     log:
         f"{LOGS}/resynthesize_{{family}}_{{source}}.log",
     threads: 2
@@ -62,7 +62,8 @@ rule copy_synthesis:
         source="test|dev|librivox",
     params:
         source=resynthesis_source,
-        config_digest=CFG.section_hash("judge", "vocoder.hifigan"),
+        config_digest=CFG.section_hash("judge", "vocoder.hifigan",
+                                       exclude=JUDGE_EVAL_ONLY),
     log:
         f"{LOGS}/copy_synthesis_{{source}}.log",
     threads: 2

@@ -54,9 +54,28 @@ def split_requests(corpus_dir: Path, split: str, limit: int | None = None
     return requests, [r.id for r in records]
 
 
+def reference_audio(corpus_dir: Path, split: str, ids: list[str]
+                    ) -> dict[str, tuple[str, float, int | None]]:
+    """The real recording of each utterance (for speaker similarity): id -> (path, offset,
+    samples). Missing files are an error that names them, before anything is decoded."""
+    records = {r.id: r for r in read_manifest(manifest_path(corpus_dir, split))}
+    refs = {i: (records[i].audio_path, records[i].offset, records[i].num_samples) for i in ids}
+    missing = sorted({p for p, _, _ in refs.values() if not Path(p).is_file()})
+    if missing:
+        raise EvaluationError(f"{len(missing)} recordings of split {split!r} are missing "
+                              f"(e.g. {missing[0]}): speaker similarity needs them; rebuild "
+                              "the corpus (`vadusa prepare`) or set "
+                              "judge.speaker_similarity: false")
+    return refs
+
+
 def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
                  decoding: DecodingConfig, vocoder: Any, judge: WhisperJudge,
-                 out_dir: Path) -> dict[str, Any]:
+                 out_dir: Path, similarity: Any = None,
+                 references: dict[str, tuple[str, float, int | None]] | None = None
+                 ) -> dict[str, Any]:
+    """Decode, vocode, judge; with ``similarity`` (a ``SpeakerSimilarity``) and
+    ``references`` (``reference_audio``), also the speaker similarity to each recording."""
     out_dir = Path(out_dir)
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     failures: list[dict[str, Any]] = []
@@ -83,7 +102,8 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         record["id"] = by_index[record["index"]]
     write_jsonl(out_dir / "tokens.jsonl", records)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
+    sim_failures: list[dict[str, Any]] = []  # judged, but no speaker similarity
     vocode_seconds = judge_seconds = 0.0
     for record in tqdm(records, desc="vocode + judge", unit="utt"):
         if not record["tokens"]:
@@ -97,9 +117,17 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         t1 = time.perf_counter()
         audio.write_wav(out_dir / "wavs" / f"{record['id']}.wav", wave, rate)
         hyp = judge.transcribe(wave, rate)
+        sim = {}
+        if similarity is not None and references is not None:
+            path, offset, samples = references[record["id"]]
+            try:
+                sim["sim"] = similarity.similarity(wave, rate,
+                                                   *audio.read(path, offset, samples))
+            except ValueError as exc:  # too little voiced audio: recorded, not dropped
+                sim_failures.append({"id": record["id"], "error": str(exc)})
         judge_seconds += time.perf_counter() - t1
         vocode_seconds += t1 - t0
-        rows.append({"id": record["id"], "speaker": record["speaker"],
+        rows.append({**sim, "id": record["id"], "speaker": record["speaker"],
                      "reference": record["text"], "hypothesis": hyp,
                      "wer": error_rates([record["text"]], [hyp]).wer,
                      **utterance_errors([record["text"]], [hyp])[0],
@@ -123,6 +151,9 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
           "real_time_factor": bootstrap_ratio(wall, [r["audio_seconds"] for r in rows]),
           "forwards_per_token": bootstrap_ratio(forwards, n_tokens),
           "mean_accepted": bootstrap_ratio(n_tokens, forwards)}
+    sims = [r["sim"] for r in rows if "sim" in r]
+    if sims:
+        ci["sim"] = bootstrap_mean(sims)
     metrics = {
         "family": bundle.family, "method": decoding.method, "utterances": len(rows),
         "failures": failures,
@@ -137,6 +168,8 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
                     "judge": round(judge_seconds, 2)},
         "decoding": dict(vars(decoding)),
         "dtype": str(bundle.dtype).removeprefix("torch."),  # what precision "auto" chose
+        "sim": float(np.mean(sims)) if sims else None,
+        "sim_failures": sim_failures,
         "ci": ci,
         "per_utterance": rows,
     }
@@ -155,6 +188,9 @@ def format_evaluation(metrics: dict[str, Any]) -> str:
             f"RTF {metrics['real_time_factor']:.3f}"
             f"{format_interval(ci.get('real_time_factor'), digits=3)}"
             f", {len(metrics['failures'])} failed")
+    if metrics.get("sim") is not None:
+        line += (f", SIM {metrics['sim']:.3f}"
+                 f"{format_interval(ci.get('sim'), digits=3)}")
     if "wer" in ci:
         line += f" ({100 * ci['wer']['confidence']:g} % bootstrap intervals over utterances)"
     return line

@@ -1,0 +1,135 @@
+"""``vadusa table``: the main table, laid out like the paper's, from the DAG's results.
+
+One row per token family x method: AR, VADUSA (draft heads on the frozen base) and VADUSA-wt
+(base and heads trained together), each at every tolerance tau and head count benchmarked,
+and MEDUSA's typical acceptance. Columns: WER, CER, SIM, mean accepted length, speedup, RTF.
+
+Where each figure comes from (all under ``results/<experiment>/``):
+
+    speed: bench/<family>/vadusa-<mode>.json   every setting and AR decode the same test
+                                               utterances in one process; the speedup is
+                                               against the faster AR at batch 1 (bench.py)
+    AR speed: bench/<family>/ar.json           that baseline row
+    quality: eval/<family>/<method>/test/metrics.json   WER, CER (Whisper judge), SIM, with
+                                               bootstrap intervals; only the settings the
+                                               DAG evaluates (heads.eval_taus, all heads,
+                                               decoding.tree) have them: "-" elsewhere
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+MODES = {"frozen": "VADUSA", "joint": "VADUSA-wt"}
+COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
+           "speedup", "rtf")
+
+
+class TableError(ValueError):
+    pass
+
+
+def _read(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _quality(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    if metrics is None:
+        return {}
+    ci = metrics.get("ci", {})
+    return {"wer": metrics["wer"], "cer": metrics["cer"], "sim": metrics.get("sim"),
+            "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None}
+
+
+def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
+    """The rows of one family, in the paper's order: AR, then each method by heads and tau."""
+    rows: list[dict[str, Any]] = []
+    ar_bench = _read(root / "bench" / family / "ar.json")
+    ar_eval = _read(root / "eval" / family / "ar" / "test" / "metrics.json")
+    if ar_bench is None and ar_eval is None:
+        return rows
+    ar = {"family": family, "method": "AR", "tau": "", "heads": "", "tree": "",
+          "accepted": 1.0, "speedup": 1.0} | _quality(ar_eval)
+    if ar_bench:
+        base = min((r for r in ar_bench if r["method"] == "ar" and r["batch_size"] == 1),
+                   key=lambda r: r["wall_seconds"])
+        ar["rtf"] = base["real_time_factor"]
+    rows.append(ar)
+    for mode, label in MODES.items():
+        bench = _read(root / "bench" / family / f"vadusa-{mode}.json") or []
+        settings = [r for r in bench if r["method"] == "vadusa"]
+        if not settings:
+            continue
+        all_heads = max(r["heads"] for r in settings)
+        for r in sorted(settings, key=lambda r: (r["acceptance"] != "tolerance", r["heads"],
+                                                 r["tau"])):
+            typical = r["acceptance"] == "typical"
+            row = {"family": family, "tree": r["tree"], "heads": r["heads"],
+                   "method": f"typical acceptance ({label} heads)" if typical else label,
+                   "tau": "" if typical else r["tau"], "accepted": r["mean_accepted"],
+                   "speedup": r["speedup"], "rtf": r["real_time_factor"]}
+            if not typical and r["heads"] == all_heads:
+                metrics = _read(root / "eval" / family / f"vadusa-{mode}-tau{r['tau']}"
+                                / "test" / "metrics.json")
+                if metrics is not None and str(metrics["decoding"]["tree"]) == str(r["tree"]):
+                    row |= _quality(metrics)
+            rows.append(row)
+    return rows
+
+
+def main_table(root: Path, families: list[str]) -> list[dict[str, Any]]:
+    rows = [row for family in families for row in family_rows(root, family)]
+    if not rows:
+        raise TableError(f"no results under {root}/eval or {root}/bench for families "
+                         f"{families}: run the DAG first (`snakemake models vadusa`)")
+    return rows
+
+
+def _fmt(row: dict[str, Any], key: str) -> str:
+    value = row.get(key)
+    if value is None or value == "":
+        return "-"
+    if key in ("wer", "cer"):
+        text = f"{100 * value:.1f}"
+        if key == "wer" and row.get("wer_ci"):
+            low, high = row["wer_ci"]
+            text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+        return text
+    if key == "sim":
+        return f"{value:.3f}"
+    if key == "accepted":
+        return f"{value:.2f}"
+    if key == "speedup":
+        return f"{value:.2f}x"
+    if key == "rtf":
+        return f"{value:.3f}"
+    return str(value)
+
+
+HEADER = {"family": "family", "method": "method", "tau": "tau", "heads": "heads",
+          "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
+          "accepted": "accepted length", "speedup": "speedup", "rtf": "RTF"}
+
+
+def to_markdown(rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(HEADER[c] for c in COLUMNS) + " |",
+             "|" + "|".join("---" if c in ("family", "method") else "---:" for c in COLUMNS)
+             + "|"]
+    lines += ["| " + " | ".join(_fmt(r, c) for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[*COLUMNS, "wer_low", "wer_high"],
+                            extrasaction="ignore")
+    writer.writeheader()
+    for r in rows:
+        ci = r.get("wer_ci") or ["", ""]
+        writer.writerow({c: r.get(c, "") if r.get(c) is not None else "" for c in COLUMNS}
+                        | {"wer_low": ci[0], "wer_high": ci[1]})
+    return out.getvalue()

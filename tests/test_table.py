@@ -1,0 +1,89 @@
+"""The main table from known result files: rows, where each figure comes from, formatting."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from vadusa.eval.table import TableError, main_table, to_csv, to_markdown
+
+
+def _bench_row(setting: str, method: str, tau: int, heads: int, acceptance: str,
+               speedup: float, accepted: float, wall: float = 10.0) -> dict:
+    return {"setting": setting, "method": method, "batch_size": 1, "tau": tau, "heads": heads,
+            "tree": "16", "acceptance": acceptance, "speedup": speedup,
+            "mean_accepted": accepted, "real_time_factor": 0.2 / speedup,
+            "wall_seconds": wall}
+
+
+def _metrics(wer: float, cer: float, sim: float | None, tau: int = 1) -> dict:
+    return {"wer": wer, "cer": cer, "sim": sim,
+            "ci": {"wer": {"low": wer - 0.05, "high": wer + 0.05}},
+            "decoding": {"tau": tau, "heads": 0, "tree": "16"}}
+
+
+def _write(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    root = tmp_path / "results" / "x"
+    _write(root / "bench/whisper/ar.json",
+           [_bench_row("ar-b1", "ar", 1, 0, "tolerance", 1.0, 1.0, wall=10.0),
+            _bench_row("ar-b1-float32", "ar", 1, 0, "tolerance", 0.9, 1.0, wall=11.0)])
+    _write(root / "eval/whisper/ar/test/metrics.json", _metrics(0.40, 0.20, 0.81))
+    for mode, speed in (("frozen", 2.0), ("joint", 2.5)):
+        _write(root / f"bench/whisper/vadusa-{mode}.json", [
+            _bench_row("ar-b1", "ar", 1, 0, "tolerance", 1.0, 1.0),
+            _bench_row("typical-h4-n16", "vadusa", 1, 4, "typical", speed + 0.3, 4.0),
+            _bench_row("vadusa-h4-n16-t3", "vadusa", 3, 4, "tolerance", speed, 3.5),
+            _bench_row("vadusa-h2-n16-t3", "vadusa", 3, 2, "tolerance", speed - 0.2, 2.8),
+            _bench_row("vadusa-h4-n16-t1", "vadusa", 1, 4, "tolerance", speed - 0.4, 2.6)])
+    _write(root / "eval/whisper/vadusa-frozen-tau3/test/metrics.json",
+           _metrics(0.38, 0.19, 0.80, tau=3))
+    return root
+
+
+def test_rows_in_the_papers_order_with_figures_from_their_sources(results: Path) -> None:
+    rows = main_table(results, ["whisper", "hubert"])  # hubert has no results: no rows
+    methods = [(r["method"], r["heads"], r["tau"]) for r in rows]
+    assert methods == [
+        ("AR", "", ""),
+        ("VADUSA", 2, 3), ("VADUSA", 4, 1), ("VADUSA", 4, 3),
+        ("typical acceptance (VADUSA heads)", 4, ""),
+        ("VADUSA-wt", 2, 3), ("VADUSA-wt", 4, 1), ("VADUSA-wt", 4, 3),
+        ("typical acceptance (VADUSA-wt heads)", 4, "")]
+    ar = rows[0]
+    assert ar["wer"] == 0.40 and ar["sim"] == 0.81 and ar["speedup"] == 1.0
+    assert ar["rtf"] == pytest.approx(0.2)  # the faster AR row is the baseline
+    frozen_t3 = rows[3]
+    assert frozen_t3["speedup"] == 2.0 and frozen_t3["accepted"] == 3.5
+    assert frozen_t3["wer"] == 0.38  # evaluated: all heads, tau 3, the same tree
+    assert "wer" not in rows[1]  # 2 heads were benchmarked, not evaluated
+    assert "wer" not in rows[7]  # no joint evaluation written
+
+
+def test_markdown_and_csv(results: Path) -> None:
+    rows = main_table(results, ["whisper"])
+    markdown = to_markdown(rows)
+    lines = markdown.splitlines()
+    assert lines[0].startswith("| family | method | tau | heads | tree | WER % [95 % CI]")
+    assert len(lines) == 2 + len(rows)
+    assert "| whisper | AR | - | - | - | 40.0 [35.0, 45.0] | 20.0 | 0.810 | 1.00 | 1.00x |" \
+        in markdown
+    assert "| whisper | VADUSA | 3 | 4 | 16 | 38.0 [33.0, 43.0] | 19.0 | 0.800 | 3.50 | 2.00x |" \
+        in markdown
+    table = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    assert len(table) == len(rows) and float(table[0]["wer"]) == 0.40
+    assert float(table[0]["wer_low"]) == pytest.approx(0.35) and table[1]["wer"] == ""
+
+
+def test_no_results_is_an_error_that_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(TableError, match="run the DAG first"):
+        main_table(tmp_path, ["whisper"])
