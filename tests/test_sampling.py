@@ -6,6 +6,7 @@ import torch
 
 from vadusa.decoding.sampling import (
     SamplingConfig,
+    draw_key,
     gumbel_noise,
     keyed_samples,
     processed_logprobs,
@@ -43,3 +44,13 @@ def test_processing_temperature_topk_topp() -> None:
     assert torch.isfinite(nucleus[:2]).all() and torch.isinf(nucleus[2:]).all(), p
     hot = processed_logprobs(logits, SamplingConfig(temperature=2.0)).exp()
     assert hot[0] < p[0]  # flatter
+
+
+def test_every_seed_and_utterance_has_its_own_key() -> None:
+    # the seed is mixed before the utterance: (s, u) and (s', u') with s ^ u == s' ^ u' once
+    # shared their noise, so a new seed only reshuffled it across utterances
+    keys = {draw_key(seed, utterance, 0, 0) for seed in range(16) for utterance in range(64)}
+    assert len(keys) == 16 * 64
+    a = gumbel_noise(7, 0, 3, draws=1, size=32)
+    b = gumbel_noise(8, 15, 3, draws=1, size=32)  # 7 ^ 0 == 8 ^ 15
+    assert not torch.equal(a, b)

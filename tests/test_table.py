@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from vadusa.eval.table import TableError, main_table, to_csv, to_markdown
+from vadusa.eval.figures import open_questions
+from vadusa.eval.table import OPEN_COLUMNS, TableError, main_table, open_rows, to_csv, to_markdown
 
 
 def _bench_row(setting: str, method: str, tau: int, heads: int, acceptance: str,
@@ -47,6 +48,13 @@ def results(tmp_path: Path) -> Path:
             _bench_row("vadusa-h4-n16-t1", "vadusa", 1, 4, "tolerance", speed - 0.4, 2.6)])
     _write(root / "eval/whisper/vadusa-frozen-tau3/test/metrics.json",
            _metrics(0.38, 0.19, 0.80, tau=3))
+    _write(root / "bench/whisper/draft.json", [
+        _bench_row("ar-b1", "ar", 1, 0, "tolerance", 1.0, 1.0),
+        _bench_row("draft-g2", "draft", 1, 0, "tolerance", 1.3, 2.2) | {"gamma": 2},
+        _bench_row("draft-g4", "draft", 1, 0, "tolerance", 1.1, 2.9) | {"gamma": 4}])
+    draft = _metrics(0.41, 0.21, 0.79)
+    draft["decoding"]["draft_tokens"] = 4
+    _write(root / "eval/whisper/draft/test/metrics.json", draft)
     return root
 
 
@@ -58,7 +66,8 @@ def test_rows_in_the_papers_order_with_figures_from_their_sources(results: Path)
         ("VADUSA", 2, 3), ("VADUSA", 4, 1), ("VADUSA", 4, 3),
         ("typical acceptance (VADUSA heads)", 4, ""),
         ("VADUSA-wt", 2, 3), ("VADUSA-wt", 4, 1), ("VADUSA-wt", 4, 3),
-        ("typical acceptance (VADUSA-wt heads)", 4, "")]
+        ("typical acceptance (VADUSA-wt heads)", 4, ""),
+        ("draft model, gamma 2", "", ""), ("draft model, gamma 4", "", "")]
     ar = rows[0]
     assert ar["wer"] == 0.40 and ar["sim"] == 0.81 and ar["speedup"] == 1.0
     assert ar["rtf"] == pytest.approx(0.2)  # the faster AR row is the baseline
@@ -67,6 +76,8 @@ def test_rows_in_the_papers_order_with_figures_from_their_sources(results: Path)
     assert frozen_t3["wer"] == 0.38  # evaluated: all heads, tau 3, the same tree
     assert "wer" not in rows[1]  # 2 heads were benchmarked, not evaluated
     assert "wer" not in rows[7]  # no joint evaluation written
+    assert rows[9]["speedup"] == 1.3 and "wer" not in rows[9]  # gamma 2: benched only
+    assert rows[10]["accepted"] == 2.9 and rows[10]["wer"] == 0.41  # evaluated at gamma 4
 
 
 def test_markdown_and_csv(results: Path) -> None:
@@ -87,3 +98,33 @@ def test_markdown_and_csv(results: Path) -> None:
 def test_no_results_is_an_error_that_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(TableError, match="run the DAG first"):
         main_table(tmp_path, ["whisper"])
+
+
+def test_open_questions_rows_pair_each_setting_with_its_speed_and_quality(tmp_path: Path
+                                                                          ) -> None:
+    root = tmp_path / "results" / "x"
+    with pytest.raises(TableError, match="snakemake open_questions"):
+        open_rows(root, "whisper", [1, 3], [2, 6], 3, 4)
+    _write(root / "bench/whisper/open.json", [
+        _bench_row("ar-b1", "ar", 1, 0, "tolerance", 1.0, 1.0, wall=10.0),
+        _bench_row("vadusa-h4-n16-t1", "vadusa", 1, 4, "tolerance", 1.5, 2.0),
+        _bench_row("vadusa-h4-n16-t3", "vadusa", 3, 4, "tolerance", 2.0, 3.0),
+        _bench_row("vadusa-h2-n16-t3", "vadusa", 3, 2, "tolerance", 1.7, 2.4),
+        _bench_row("vadusa-h6-n16-t3", "vadusa", 3, 6, "tolerance", 2.1, 3.2)])
+    _write(root / "eval/whisper/open/ar/test/metrics.json", _metrics(0.40, 0.20, 0.81))
+    _write(root / "eval/whisper/open/tau3-h2/test/metrics.json",
+           _metrics(0.36, 0.18, 0.80, tau=3))
+    rows = open_rows(root, "whisper", [1, 3], [2, 4, 6], 3, 4)
+    assert [(r["question"], r["tau"], r["heads"]) for r in rows] == [
+        ("AR", "", ""), ("tau", 1, 4), ("tau", 3, 4), ("heads", 3, 2), ("heads", 3, 4),
+        ("heads", 3, 6)]
+    assert rows[0]["wer"] == 0.40 and rows[0]["rtf"] == pytest.approx(0.2)
+    assert rows[1]["speedup"] == 1.5 and "wer" not in rows[1]  # benched, not yet evaluated
+    assert rows[3]["speedup"] == 1.7 and rows[3]["accepted"] == 2.4 and rows[3]["wer"] == 0.36
+    assert rows[5]["speedup"] == 2.1
+    markdown = to_markdown(rows, OPEN_COLUMNS)
+    assert markdown.splitlines()[0].startswith("| family | varied | tau | heads |")
+    assert "| whisper | heads | 3 | 2 | 16 | 36.0 [31.0, 41.0] | 18.0 | 0.800 | 2.40 | 1.70x |" \
+        in markdown
+    figure = open_questions(rows, tmp_path / "open.png", "whisper")
+    assert figure.stat().st_size > 10_000  # two panels drawn

@@ -122,6 +122,22 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     table = (tmp_path / "results/tiny/tables/main.md").read_text()
     assert "| whisper | AR |" in table and "| whisper | VADUSA | 3 | 2 |" in table
     assert "| whisper | VADUSA-wt |" in table and "typical acceptance" in table
+    assert "| whisper | draft model, gamma 2 |" in table  # tiny.yaml: draft.bench_tokens [2]
+    draft = json.loads((tmp_path / "results/tiny/eval/whisper/draft/test/metrics.json")
+                       .read_text())
+    assert draft["method"] == "draft"
+    assert draft["utterances"] + len(draft["failures"]) == stats["utterances"]["test"]
+    # the open questions of the default family: tau 1, 3 and heads 1, 3 (tiny.yaml), each
+    # setting evaluated next to AR on the same utterances and raced against it
+    open_run = snakemake(repo, tmp_path, "results/tiny/tables/open_whisper.md",
+                         "--configfile", tiny)
+    assert open_run.returncode == 0, open_run.stdout[-3000:] + open_run.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "results/tiny/tables/open_whisper.csv")))
+    assert [(r["question"], r["tau"], r["heads"]) for r in rows] == [
+        ("AR", "", ""), ("tau", "1", "2"), ("tau", "3", "2"), ("heads", "3", "1"),
+        ("heads", "3", "3")]
+    assert all(r["speedup"] and r["wer"] for r in rows)
+    assert (tmp_path / "results/tiny/models/whisper/frozen-k3/heads.pt").is_file()
     again = snakemake(repo, tmp_path, "--configfile", tiny, "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
     # a judge setting changes: only corpus_qa re-runs

@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
     p.add_argument("--out", help="output directory (default: models/<family>/base)")
 
+    p = sub.add_parser("train-draft", help="train a small draft model for draft-model "
+                       "speculative decoding: train-base with the `draft` section's sizes")
+    _common(p)
+    _family(p, required=False)
+    _corpus_option(p)
+    p.add_argument("--tokens", help="token directory (default: tokens/<family>; the family "
+                   "is then read from it)")
+    p.add_argument("--out", help="output directory (default: models/<family>/draft)")
+
     p = sub.add_parser("decode", help="decode a list of texts to speech tokens (jsonl)")
     _common(p)
     p.add_argument("--checkpoint", required=True, help="a trained model (base.pt)")
@@ -152,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: decoding.tree)")
     p.add_argument("--typical", action="store_true",
                    help="also MEDUSA-2's typical acceptance, per heads and tree")
+    p.add_argument("--draft", help="draft-model settings: the draft model (base.pt from "
+                   "`vadusa train-draft`; default: decoding.draft_checkpoint, if set)")
+    p.add_argument("--draft-tokens", type=int, nargs="+", help="draft-model settings: tokens "
+                   "the draft proposes per step, one setting each (default: "
+                   "decoding.draft_tokens)")
     _precision_option(p)
     p.add_argument("--limit", type=int, help="only the first N texts (0: all)")
     p.add_argument("--out", help="write the results as JSON (one record per setting)")
@@ -203,12 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--families", nargs="+", help="token families (default: tokens.families)")
     p.add_argument("--out", help="output directory (default: tables/): main.md, main.csv")
+    p.add_argument("--open", action="store_true",
+                   help="instead, the open questions of each family (target open_questions: "
+                   "tau 1..4+, heads in {2, 4, 6}): open_<family>.md, .csv, .png")
     return parser
 
 
 def _decoding_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", choices=("ar", "vadusa"),
-                        help="ar (KV-cached baseline) or vadusa (decoding.method; default ar)")
+    parser.add_argument("--method", choices=("ar", "vadusa", "draft"),
+                        help="ar (KV-cached baseline), vadusa (draft heads) or draft (a draft "
+                        "model, --draft) (decoding.method; default ar)")
     parser.add_argument("--tau", type=int, help="VADUSA tolerance: samples of the base head a "
                         "draft token may match (decoding.tau)")
     parser.add_argument("--heads", type=int, help="draft heads used (decoding.heads; 0 = all)")
@@ -216,6 +234,10 @@ def _decoding_options(parser: argparse.ArgumentParser) -> None:
                         "(decoding.tree)")
     parser.add_argument("--acceptance", choices=("tolerance", "typical"),
                         help="acceptance rule (decoding.acceptance)")
+    parser.add_argument("--draft", help="--method draft: the draft model, a base.pt from "
+                        "`vadusa train-draft` (decoding.draft_checkpoint)")
+    parser.add_argument("--draft-tokens", type=int, help="--method draft: tokens the draft "
+                        "proposes per step, gamma (decoding.draft_tokens)")
     _precision_option(parser)
 
 
@@ -228,9 +250,20 @@ def _precision_option(parser: argparse.ArgumentParser) -> None:
 def _decoding(cfg: Config, args: argparse.Namespace) -> DecodingConfig:
     """The decoding config with the command line's choices applied."""
     changes = {key: getattr(args, key) for key in ("method", "tau", "heads", "tree",
-                                                   "acceptance", "batch_size", "precision")
+                                                   "acceptance", "batch_size", "precision",
+                                                   "draft_tokens")
                if getattr(args, key, None) is not None}
+    if getattr(args, "draft", None) is not None:
+        changes["draft_checkpoint"] = args.draft
     return dataclasses.replace(cfg.decoding, **changes)
+
+
+def _draft_bundle(bundle: TTSBundle, decoding: DecodingConfig) -> TTSBundle | None:
+    """The draft model of ``--method draft`` (None for the other methods), loaded and checked
+    against the target before any decoding starts."""
+    from vadusa.decoding.run import load_draft  # noqa: PLC0415
+
+    return load_draft(bundle, decoding) if decoding.method == "draft" else None
 
 
 def _decoding_bundle(cfg: Config, checkpoint: str, decoding: DecodingConfig) -> TTSBundle:
@@ -445,12 +478,29 @@ def cmd_train_base(cfg: Config, args: argparse.Namespace) -> int:
 
 
 @_guard
+def cmd_train_draft(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.tokenizers.store import read_meta  # noqa: PLC0415
+    from vadusa.training.tts import train_base  # noqa: PLC0415
+
+    if not (args.family or args.tokens):
+        raise UserFacingError("give --family or --tokens (the family is read from it)")
+    tokens = Path(args.tokens) if args.tokens else family_dir(cfg, args.family)
+    family = args.family or read_meta(tokens)["family"]
+    out = Path(args.out) if args.out else cfg.experiment_dir / "models" / family / "draft"
+    # the base model's training, with the draft's sizes and steps (Config.for_draft)
+    print(train_base(cfg.for_draft(), family, _corpus(cfg, args), tokens, out))
+    return 0
+
+
+@_guard
 def cmd_decode(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.decoding.run import decode_requests, read_texts, write_jsonl  # noqa: PLC0415
 
     decoding = _decoding(cfg, args)
     bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
-    records = list(decode_requests(bundle, read_texts(Path(args.texts)), decoding))
+    records = list(decode_requests(bundle, read_texts(Path(args.texts)), decoding,
+                                   draft=_draft_bundle(bundle, decoding)))
     write_jsonl(Path(args.out), records)
     tokens = sum(len(r["tokens"]) for r in records)
     seconds = sum(r["seconds"] for r in records) / decoding.batch_size
@@ -483,7 +533,8 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
                   .encode(wave, rate).tolist())
     prefix, budget = synthesis_prefix(bundle, args.text, args.speaker, prompt,
                                       cfg.decoding.max_tokens_per_symbol)
-    result = decode_prefix(bundle, prefix, budget, decoding)
+    result = decode_prefix(bundle, prefix, budget, decoding,
+                           draft=_draft_bundle(bundle, decoding))
     if not result.tokens:
         raise UserFacingError("the model produced no speech tokens for this text")
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
@@ -548,6 +599,9 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
     device = resolve_device(cfg.device)
     decoding = _decoding(cfg, args)
     bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
+    # a draft that does not fit fails here, not after the vocoder loaded; evaluation then
+    # gets the same, already loaded draft (run.load_draft keeps it)
+    _draft_bundle(bundle, decoding)
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
     vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
     if vocoder.vocab_size != bundle.vocab.n_units:
@@ -582,17 +636,20 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.decoding.bench import (  # noqa: PLC0415
         ar_settings,
         bench,
+        draft_settings,
         format_bench,
         raced_precision,
         vadusa_settings,
         write_bench,
     )
-    from vadusa.decoding.run import read_texts  # noqa: PLC0415
+    from vadusa.decoding.run import load_draft, read_texts  # noqa: PLC0415
     from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
 
     decoding = cfg.decoding  # bench's --tau/--heads/--tree are lists of settings, not one
     if args.precision:
         decoding = dataclasses.replace(decoding, precision=args.precision)
+    if args.draft:
+        decoding = dataclasses.replace(decoding, draft_checkpoint=args.draft)
     bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
     if args.texts:
         requests = read_texts(Path(args.texts))[: args.limit or None]
@@ -606,7 +663,14 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     elif args.tau or args.heads or args.tree or args.typical:
         raise UserFacingError(f"{args.checkpoint} has no draft heads: VADUSA settings need a "
                               "heads.pt from `vadusa train-heads` or `vadusa train-joint`")
-    results = bench(bundle, requests, decoding, settings)
+    draft = None
+    if decoding.draft_checkpoint:  # draft-model settings whenever a draft model is known
+        draft = load_draft(bundle, decoding)
+        settings += draft_settings(args.draft_tokens or [decoding.draft_tokens])
+    elif args.draft_tokens:
+        raise UserFacingError("--draft-tokens needs a draft model: pass --draft DIR/base.pt "
+                              "from `vadusa train-draft` (or set decoding.draft_checkpoint)")
+    results = bench(bundle, requests, decoding, settings, draft=draft)
     print(f"{bundle.family}, {len(requests)} utterances, {torch.get_num_threads()} threads, "
           f"{str(bundle.dtype).removeprefix('torch.')} unless named")
     print(format_bench(results))
@@ -742,9 +806,26 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.atomic import write_text_atomic  # noqa: PLC0415
     from vadusa.eval.table import main_table, to_csv, to_markdown  # noqa: PLC0415
 
-    rows = main_table(cfg.experiment_dir, args.families or list(cfg.tokens.families))
+    families = args.families or list(cfg.tokens.families)
     out = Path(args.out) if args.out else cfg.experiment_dir / "tables"
     out.mkdir(parents=True, exist_ok=True)
+    if args.open:
+        from vadusa.eval.figures import open_questions  # noqa: PLC0415
+        from vadusa.eval.table import OPEN_COLUMNS, open_rows  # noqa: PLC0415
+
+        h = cfg.heads
+        for family in families:
+            rows = open_rows(cfg.experiment_dir, family, list(h.open_taus), list(h.open_heads),
+                             h.eval_taus[0], h.count)
+            markdown = to_markdown(rows, OPEN_COLUMNS)
+            write_text_atomic(out / f"open_{family}.md", markdown)
+            write_text_atomic(out / f"open_{family}.csv", to_csv(rows, OPEN_COLUMNS))
+            open_questions(rows, out / f"open_{family}.png",
+                           f"{family}: tolerance and head count (frozen heads, "
+                           f"{h.open_utterances or 'all'} test utterances)")
+            print(markdown, end="")
+        return 0
+    rows = main_table(cfg.experiment_dir, families)
     markdown = to_markdown(rows)
     write_text_atomic(out / "main.md", markdown)
     write_text_atomic(out / "main.csv", to_csv(rows))
@@ -761,6 +842,7 @@ COMMANDS = {
     "tokenize": cmd_tokenize,
     "train-vocoder": cmd_train_vocoder,
     "train-base": cmd_train_base,
+    "train-draft": cmd_train_draft,
     "decode": cmd_decode,
     "synthesize": cmd_synthesize,
     "resynthesize": cmd_resynthesize,

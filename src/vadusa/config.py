@@ -268,8 +268,10 @@ class DecodingConfig:
     seed: int = 0  # with (utterance, position, draw) it keys every random draw
     max_tokens_per_symbol: float = 6.0  # length limit relative to the text (50 Hz units)
     batch_size: int = 1
-    # speculative decoding (``--method vadusa``; decoding/vadusa.py)
-    method: str = "ar"  # ar | vadusa
+    # ar (KV-cached baseline) | vadusa (draft heads; decoding/vadusa.py) | draft (a separate
+    # small draft model; decoding/speculative.py)
+    method: str = "ar"
+    # speculative decoding with draft heads (``--method vadusa``)
     acceptance: str = "tolerance"  # tolerance (the paper's tau rule) | typical (MEDUSA-2)
     tau: int = 1  # tolerance: samples of the base head a draft token may match
     heads: int = 0  # draft heads used, 0 = all the checkpoint has
@@ -278,6 +280,12 @@ class DecodingConfig:
     tree: str = "16"
     typical_epsilon: float = 0.09  # typical acceptance: hard threshold
     typical_delta: float = 0.3  # typical acceptance: entropy-scaled threshold
+    # speculative decoding with a draft model (``--method draft``). gamma, the tokens the draft
+    # proposes per target forward; our choice: the default draft has about a sixth of the
+    # base's multiply-adds per token (``draft``), so 4 proposals cost about 2/3 of a target
+    # forward; ``vadusa bench --draft-tokens`` measures others
+    draft_tokens: int = 4
+    draft_checkpoint: str = ""  # the draft model: a base.pt from ``vadusa train-draft``
     # weights and activations while decoding (every method alike; sampling is float64 either
     # way). auto: bfloat16 on CPUs with AVX512-BF16 or AMX, where it was measured faster (the
     # 2-core default machine: a KV-cached AR step 1.1x, a 17-node tree pass 1.7x), else
@@ -321,6 +329,14 @@ class HeadsConfig:
     bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "chain:4")
     # VADUSA settings evaluated for WER (tau = 1 emits the AR tokens: its WER is the AR one)
     eval_taus: tuple[int, ...] = (3,)
+    # the paper's open questions (target ``open_questions``, every family), on frozen heads:
+    # WER and speed at each tau with ``count`` heads, and at each head count with the first
+    # eval tau. When a count exceeds ``count``, one frozen model with max(open_heads) heads
+    # answers them all: frozen heads share no weights (only the global gradient-norm clip
+    # couples their training), so its first k heads stand for a k-head model
+    open_taus: tuple[int, ...] = (1, 2, 3, 4)
+    open_heads: tuple[int, ...] = (2, 4, 6)
+    open_utterances: int = 40  # test utterances per open-question run (0: the whole split)
 
     @classmethod
     def training_keys(cls) -> tuple[str, ...]:
@@ -328,6 +344,25 @@ class HeadsConfig:
         the workflow retrains heads when one of these changes, not when a bench setting does."""
         names = [f.name for f in fields(cls)]
         return tuple(f"heads.{name}" for name in names[:names.index("calibration_utterances")])
+
+
+@dataclass(frozen=True)
+class DraftModelConfig:
+    """The draft model of draft-model speculative decoding (``vadusa train-draft``): the AR
+    transformer of ``model`` with these sizes, trained as ``train`` says for ``steps`` steps.
+    Our choice: 2 x 128 has about 6.5x fewer multiply-adds per token than the default base
+    model (4 x 256; a 1024-unit output head included): a proposal costs a small fraction of
+    the target forward that verifies it, which is what lets speculation pay off."""
+
+    dim: int = 128
+    layers: int = 2
+    heads: int = 2  # attention heads: 64 channels each, as in the default base model
+    # as many steps as the base: the draft is only worth its cost if it predicts the base
+    # well, and each of its steps costs a fraction of a base step
+    steps: int = 1500
+    # what the workflow measures with it (rules bench_draft, evaluate_draft): the tokens the
+    # draft proposes per step (gamma) raced against AR; the evaluation uses decoding.draft_tokens
+    bench_tokens: tuple[int, ...] = (2, 4)
 
 
 @dataclass(frozen=True)
@@ -389,6 +424,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
+    draft: DraftModelConfig = field(default_factory=DraftModelConfig)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     sweep: SweepConfig = field(default_factory=SweepConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
@@ -400,6 +436,16 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
+
+    def for_draft(self) -> Config:
+        """This configuration as ``vadusa train-draft`` trains with it: the model's sizes
+        and the training steps from the ``draft`` section, everything else as for the base
+        (the same corpus, tokens, vocabulary and sequence layout, so the draft can serve it)."""
+        d = self.draft
+        return dataclasses.replace(
+            self, model=dataclasses.replace(self.model, dim=d.dim, layers=d.layers,
+                                            heads=d.heads),
+            train=dataclasses.replace(self.train, steps=d.steps))
 
     def section_hash(self, *keys: str, exclude: tuple[str, ...] = ()) -> str:
         """A short digest of some sections (dotted paths, e.g. ``tokens.hubert``): lets the

@@ -27,6 +27,8 @@ TOKENS = f"{RESULTS}/tokens"
 LOGS = f"{RESULTS}/logs"
 # judge keys that only `vadusa evaluate` reads: the corpus and resynthesis digests leave them out
 JUDGE_EVAL_ONLY = ("judge.speaker_similarity",)
+# decoding keys that only the draft-model decoder reads: AR and VADUSA digests leave them out
+NOT_DRAFT = ("decoding.draft_tokens", "decoding.draft_checkpoint")
 FAMILIES = list(CFG.tokens.families)
 
 

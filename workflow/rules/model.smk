@@ -29,7 +29,7 @@ rule evaluate_ar:
     output:
         f"{RESULTS}/eval/{{family}}/ar/test/metrics.json",
     params:
-        config_digest=CFG.section_hash("decoding", "judge"),
+        config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
     log:
         f"{LOGS}/evaluate_{{family}}_ar_test.log",
     threads: 2
@@ -48,7 +48,7 @@ rule bench_ar:
     output:
         f"{RESULTS}/bench/{{family}}/ar.json",
     params:
-        config_digest=CFG.section_hash("decoding"),
+        config_digest=CFG.section_hash("decoding", exclude=NOT_DRAFT),
     log:
         f"{LOGS}/bench_{{family}}_ar.log",
     threads: 2

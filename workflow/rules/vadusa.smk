@@ -37,7 +37,7 @@ rule calibrate:
         f"{RESULTS}/trees/{{family}}/{{mode}}/tau{{tau}}/acceptance.json",
     params:
         config_digest=CFG.section_hash("decoding", "heads.calibration_utterances",
-                                       "heads.tree_sizes"),
+                                       "heads.tree_sizes", exclude=NOT_DRAFT),
         nodes=" ".join(str(n) for n in CFG.heads.tree_sizes),
     log:
         f"{LOGS}/calibrate_{{family}}_{{mode}}_tau{{tau}}.log",
@@ -60,7 +60,7 @@ rule bench_vadusa:
         f"{RESULTS}/bench/{{family}}/vadusa-{{mode}}.json",
     params:
         config_digest=CFG.section_hash("decoding", "heads.bench_taus", "heads.bench_heads",
-                                       "heads.bench_utterances"),
+                                       "heads.bench_utterances", exclude=NOT_DRAFT),
         taus=" ".join(str(t) for t in CFG.heads.bench_taus),
         heads=" ".join(str(k) for k in CFG.heads.bench_heads),
     log:
@@ -84,7 +84,7 @@ rule bench_trees:
         f"{RESULTS}/bench/{{family}}/trees-{{mode}}.json",
     params:
         config_digest=CFG.section_hash("decoding", "heads.bench_trees", "heads.eval_taus",
-                                       "heads.bench_utterances"),
+                                       "heads.bench_utterances", exclude=NOT_DRAFT),
         trees=" ".join(CFG.heads.bench_trees),
     log:
         f"{LOGS}/bench_{{family}}_trees_{{mode}}.log",
@@ -105,7 +105,7 @@ rule evaluate_vadusa:
     output:
         f"{RESULTS}/eval/{{family}}/vadusa-{{mode}}-tau{{tau}}/test/metrics.json",
     params:
-        config_digest=CFG.section_hash("decoding", "judge"),
+        config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
     log:
         f"{LOGS}/evaluate_{{family}}_vadusa_{{mode}}_tau{{tau}}_test.log",
     threads: 2
@@ -135,7 +135,7 @@ rule sweep:
                        "heads.png", "tree.png"),
     params:
         config_digest=CFG.section_hash("decoding", "sweep", "judge",
-                                       exclude=JUDGE_EVAL_ONLY),
+                                       exclude=JUDGE_EVAL_ONLY + NOT_DRAFT),
         out=lambda wildcards: f"{RESULTS}/sweep/{wildcards.family}/{wildcards.mode}",
     log:
         f"{LOGS}/sweep_{{family}}_{{mode}}.log",
@@ -148,8 +148,78 @@ rule sweep:
         "--vocoder {input.vocoder} --out {params.out} > {log} 2>&1"
 
 
+# Another speculative scheme for comparison: a classic draft model (a small AR transformer
+# trained like the base, decoding/speculative.py) with lossless speculative sampling.
+
+
+rule train_draft:
+    input:
+        tokens=rules.tokenize.output.tokens,
+        manifests=rules.prepare_corpus.output.manifests,
+    output:
+        f"{RESULTS}/models/{{family}}/draft/base.pt",
+    params:
+        config_digest=CFG.section_hash("model", "train", "text", "seed", "draft.dim",
+                                       "draft.layers", "draft.heads", "draft.steps"),
+    log:
+        f"{LOGS}/train_draft_{{family}}.log",
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=360,
+    shell:
+        "vadusa train-draft --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
+        "--tokens {TOKENS}/{wildcards.family} --out {RESULTS}/models/{wildcards.family}/draft "
+        "> {log} 2>&1"
+
+
+rule bench_draft:
+    input:
+        model=rules.train_base.output,
+        draft=rules.train_draft.output,
+    output:
+        f"{RESULTS}/bench/{{family}}/draft.json",
+    params:
+        config_digest=CFG.section_hash("decoding", "draft.bench_tokens",
+                                       "heads.bench_utterances", exclude=NOT_DRAFT),
+        gammas=" ".join(str(g) for g in CFG.draft.bench_tokens),
+    log:
+        f"{LOGS}/bench_{{family}}_draft.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa bench --config {RESOLVED} --checkpoint {input.model} --split test "
+        "--corpus {CORPUS} --limit {CFG.heads.bench_utterances} --batch-sizes "
+        "--draft {input.draft} --draft-tokens {params.gammas} --out {output} > {log} 2>&1"
+
+
+rule evaluate_draft:
+    input:
+        model=rules.train_base.output,
+        draft=rules.train_draft.output,
+        vocoder=rules.train_vocoder.output,
+    output:
+        f"{RESULTS}/eval/{{family}}/draft/test/metrics.json",
+    params:
+        config_digest=CFG.section_hash("decoding", "judge",
+                                       exclude=("decoding.draft_checkpoint",)),
+    log:
+        f"{LOGS}/evaluate_{{family}}_draft_test.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa evaluate --config {RESOLVED} --checkpoint {input.model} --split test "
+        "--corpus {CORPUS} --vocoder {input.vocoder} --method draft --draft {input.draft} "
+        "--batch-size 1 --out {RESULTS}/eval/{wildcards.family}/draft/test > {log} 2>&1"
+
+
 rule table:
-    """The main table of the default family: AR, VADUSA, VADUSA-wt, typical acceptance."""
+    """The main table of the default family: AR, VADUSA, VADUSA-wt, typical acceptance, and a
+    classic draft model."""
     input:
         expand(rules.evaluate_ar.output, family=CFG.tokens.default_family),
         expand(rules.bench_ar.output, family=CFG.tokens.default_family),
@@ -157,6 +227,8 @@ rule table:
                mode=["frozen", "joint"]),
         expand(rules.evaluate_vadusa.output, family=CFG.tokens.default_family,
                mode=["frozen", "joint"], tau=CFG.heads.eval_taus),
+        expand(rules.bench_draft.output, family=CFG.tokens.default_family),
+        expand(rules.evaluate_draft.output, family=CFG.tokens.default_family),
     output:
         markdown=f"{RESULTS}/tables/main.md",
         csv=f"{RESULTS}/tables/main.csv",
@@ -184,3 +256,122 @@ rule vadusa:
                mode=["frozen", "joint"], tau=CFG.heads.eval_taus),
         expand(rules.calibrate.output, family=CFG.tokens.default_family, mode="frozen",
                tau=CFG.heads.eval_taus),
+
+
+# The paper's open questions, per family, on frozen heads: tau in heads.open_taus (with
+# heads.count heads) and head counts in heads.open_heads (at the first eval tau), each
+# evaluation its own job; speed from one race of every setting against AR.
+OPEN_K = max(CFG.heads.count, *CFG.heads.open_heads)
+OPEN_GRID = sorted({(t, CFG.heads.count) for t in CFG.heads.open_taus}
+                   | {(CFG.heads.eval_taus[0], k) for k in CFG.heads.open_heads})
+
+
+def open_model(wildcards):
+    """Frozen heads with enough heads for every open-question count: the main frozen model
+    when heads.count suffices, else one trained with max(open_heads) heads."""
+    if OPEN_K == CFG.heads.count:
+        return f"{RESULTS}/models/{wildcards.family}/frozen/heads.pt"
+    return f"{RESULTS}/models/{wildcards.family}/frozen-k{OPEN_K}/heads.pt"
+
+
+rule train_heads_open:
+    input:
+        model=rules.train_base.output,
+        tokens=rules.tokenize.output.tokens,
+        manifests=rules.prepare_corpus.output.manifests,
+    output:
+        f"{RESULTS}/models/{{family}}/frozen-k{{k}}/heads.pt",
+    wildcard_constraints:
+        k=r"\d+",
+    params:
+        config_digest=CFG.section_hash("seed", *HeadsConfig.training_keys()),
+    log:
+        f"{LOGS}/train_heads_{{family}}_frozen-k{{k}}.log",
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=240,
+    shell:
+        "vadusa train-heads --config {RESOLVED} --set heads.count={wildcards.k} "
+        "--checkpoint {input.model} --corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
+        "--out {RESULTS}/models/{wildcards.family}/frozen-k{wildcards.k} > {log} 2>&1"
+
+
+rule bench_open:
+    input:
+        open_model,
+    output:
+        f"{RESULTS}/bench/{{family}}/open.json",
+    params:
+        config_digest=CFG.section_hash("decoding", "heads.open_taus", "heads.open_heads",
+                                       "heads.eval_taus", "heads.open_utterances",
+                                       exclude=NOT_DRAFT),
+        taus=" ".join(str(t) for t in sorted({t for t, _ in OPEN_GRID})),
+        heads=" ".join(str(k) for k in sorted({k for _, k in OPEN_GRID})),
+    log:
+        f"{LOGS}/bench_{{family}}_open.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa bench --config {RESOLVED} --checkpoint {input} --split test --corpus {CORPUS} "
+        "--limit {CFG.heads.open_utterances} --batch-sizes --tau {params.taus} "
+        "--heads {params.heads} --out {output} > {log} 2>&1"
+
+
+def open_setting_options(wildcards):
+    if wildcards.setting == "ar":
+        return "--method ar"
+    tau, k = wildcards.setting.removeprefix("tau").split("-h")
+    return f"--method vadusa --tau {tau} --heads {k}"
+
+
+rule evaluate_open:
+    input:
+        model=open_model,
+        vocoder=rules.train_vocoder.output,
+    output:
+        f"{RESULTS}/eval/{{family}}/open/{{setting}}/test/metrics.json",
+    wildcard_constraints:
+        setting=r"ar|tau\d+-h\d+",
+    params:
+        config_digest=CFG.section_hash("decoding", "judge", "heads.open_utterances",
+                                       exclude=NOT_DRAFT),
+        options=open_setting_options,
+    log:
+        f"{LOGS}/evaluate_{{family}}_open_{{setting}}.log",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa evaluate --config {RESOLVED} --checkpoint {input.model} --split test "
+        "--corpus {CORPUS} --vocoder {input.vocoder} {params.options} --batch-size 1 "
+        "--limit {CFG.heads.open_utterances} "
+        "--out {RESULTS}/eval/{wildcards.family}/open/{wildcards.setting}/test > {log} 2>&1"
+
+
+rule open_table:
+    input:
+        rules.bench_open.output,
+        lambda wildcards: expand(rules.evaluate_open.output, family=wildcards.family,
+                                 setting=["ar", *(f"tau{t}-h{k}" for t, k in OPEN_GRID)]),
+    output:
+        multiext(f"{RESULTS}/tables/open_{{family}}", ".md", ".csv", ".png"),
+    log:
+        f"{LOGS}/open_table_{{family}}.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "vadusa table --config {RESOLVED} --open --families {wildcards.family} "
+        "--out {RESULTS}/tables > {log} 2>&1"
+
+
+rule open_questions:
+    """tau 1..4+ and heads {2, 4, 6} for every family: tables/open_<family>.{md,csv,png}."""
+    input:
+        expand(rules.open_table.output, family=FAMILIES),

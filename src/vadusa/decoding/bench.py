@@ -12,7 +12,9 @@ kernel selection are not decoding speed).
 
 Per setting: wall time, tokens/s (all rows together), real-time factor (decoding seconds per
 second of audio), forwards per utterance (a batch's forwards count once for the batch), and
-the tokens each forward adds to a sequence: their mean and histogram (AR: always 1).
+the tokens each forward adds to a sequence: their mean and histogram (AR: always 1). For
+draft-model settings (``draft-g<gamma>``) forwards are the target's; the draft's small ones
+count in the wall time only.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from tqdm import tqdm
 
 from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
-from vadusa.decoding.run import Request, decode_requests, vadusa_decoder
+from vadusa.decoding.run import Request, decode_requests, draft_decoder, vadusa_decoder
 from vadusa.devices import PRECISIONS, bf16_decodes_faster
 from vadusa.model.loading import TTSBundle
 
@@ -44,6 +46,7 @@ class Setting:
     tree: str = "16"
     acceptance: str = "tolerance"
     precision: str = ""  # float32 | bfloat16; "" = the bundle's own
+    gamma: int = 0  # draft-model settings only: tokens the draft proposes per step
 
 
 def ar_settings(batch_sizes: list[int], other_precision: str = "") -> list[Setting]:
@@ -83,11 +86,18 @@ def vadusa_settings(taus: list[int], heads: list[int], trees: list[str],
     return settings
 
 
+def draft_settings(gammas: list[int]) -> list[Setting]:
+    """One draft-model speculative setting per gamma (the draft model is ``bench``'s)."""
+    return [Setting(f"draft-g{g}", "draft", 1, gamma=g) for g in sorted(set(gammas))]
+
+
 def _config(decoding: DecodingConfig, setting: Setting) -> DecodingConfig:
     cfg = replace(decoding, batch_size=setting.batch_size, method=setting.method)
     if setting.method == "vadusa":
         cfg = replace(cfg, tau=setting.tau, heads=setting.heads, tree=setting.tree,
                       acceptance=setting.acceptance)
+    if setting.method == "draft":
+        cfg = replace(cfg, draft_tokens=setting.gamma)
     return cfg
 
 
@@ -101,6 +111,7 @@ def _summary(setting: Setting, cfg: DecodingConfig, records: list[dict[str, Any]
     return {"setting": setting.name, "method": setting.method, "batch_size": setting.batch_size,
             "tau": cfg.tau, "heads": cfg.heads, "tree": str(cfg.tree),
             "acceptance": cfg.acceptance,
+            "gamma": cfg.draft_tokens if setting.method == "draft" else None,
             "utterances": len(records), "tokens": tokens, "wall_seconds": wall,
             "tokens_per_second": tokens / wall, "real_time_factor": wall / audio_seconds,
             "forwards_per_utterance": forwards / len(records),
@@ -120,29 +131,41 @@ def _in_precision(bundle: TTSBundle, setting: Setting,
 
 
 def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
-                setting: Setting) -> dict[str, Any]:
-    """One setting on all requests, timed as one block."""
+                setting: Setting, draft: TTSBundle | None = None) -> dict[str, Any]:
+    """One setting on all requests, timed as one block; ``draft``: the draft model of a
+    draft-model setting (default: ``decoding.draft_checkpoint``'s)."""
     cfg = _config(decoding, setting)
     start = time.perf_counter()
-    records = list(decode_requests(bundle, requests, cfg))
+    records = list(decode_requests(bundle, requests, cfg, draft=draft))
     return _summary(setting, cfg, records, time.perf_counter() - start)
 
 
 def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
-          settings: list[Setting], keep_tokens: bool = False) -> list[dict[str, Any]]:
+          settings: list[Setting], keep_tokens: bool = False,
+          draft: TTSBundle | None = None) -> list[dict[str, Any]]:
     """Every setting on the same requests. The settings take turns chunk by chunk (a chunk is
     as many utterances as the largest batch, one for speculative settings): a slow spell of a
     shared machine then lands on every setting alike instead of on whichever ran during it.
-    With ``keep_tokens`` each result also holds ``utterance_tokens``, in request order."""
+    With ``keep_tokens`` each result also holds ``utterance_tokens``, in request order.
+    ``draft``: the draft model of draft-model settings (default: that of
+    ``decoding.draft_checkpoint``), used in each setting's precision."""
     copies: dict[str, TTSBundle] = {}
     bundles = [_in_precision(bundle, s, copies) for s in settings]
-    warm = {(s.method, s.precision): (s, b) for s, b in zip(settings, bundles, strict=True)}
-    for setting, model in warm.values():  # warm-up: one utterance per method, untimed
-        run_setting(model, requests[:1], decoding, setting)
+    draft_copies: dict[torch.dtype, TTSBundle] = {}  # the draft in each precision, once
+    drafts: list[TTSBundle | None] = []
+    for s, b in zip(settings, bundles, strict=True):
+        if s.method == "draft" and draft is not None and b.dtype not in draft_copies:
+            draft_copies[b.dtype] = draft.to(b.dtype)
+        drafts.append(draft_copies.get(b.dtype) if s.method == "draft" else None)
+    warm = {(s.method, s.precision): (s, b, d)
+            for s, b, d in zip(settings, bundles, drafts, strict=True)}
+    for setting, model, draft_model in warm.values():  # warm-up: one utterance per method
+        run_setting(model, requests[:1], decoding, setting, draft_model)
     chunk = max(s.batch_size for s in settings)
     configs = [_config(decoding, s) for s in settings]
-    decoders = [vadusa_decoder(b, cfg) if cfg.method == "vadusa" else None
-                for b, cfg in zip(bundles, configs, strict=True)]  # built outside the timing
+    decoders = [vadusa_decoder(b, cfg) if cfg.method == "vadusa"
+                else draft_decoder(b, cfg, d) if cfg.method == "draft" else None
+                for b, cfg, d in zip(bundles, configs, drafts, strict=True)]  # untimed
     records: list[list[dict[str, Any]]] = [[] for _ in settings]
     walls = [0.0] * len(settings)
     for first in tqdm(range(0, len(requests), chunk), desc="bench", unit="chunk"):

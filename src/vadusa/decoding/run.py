@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -16,9 +17,10 @@ from vadusa.config import DecodingConfig
 from vadusa.decoding.acceptance import AcceptRule
 from vadusa.decoding.ar import DecodeResult, ar_decode, ar_decode_batch
 from vadusa.decoding.sampling import SamplingConfig
+from vadusa.decoding.speculative import DraftModelDecoder
 from vadusa.decoding.tree import chain_tree, full_tree, greedy_tree, load_tree, tree_buffers
 from vadusa.decoding.vadusa import VadusaDecoder
-from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
+from vadusa.model.loading import SynthesisInputError, TTSBundle, load_tts, synthesis_prefix
 
 
 @dataclass(frozen=True)
@@ -87,35 +89,106 @@ def vadusa_decoder(bundle: TTSBundle, cfg: DecodingConfig) -> VadusaDecoder:
                          n_heads=n_heads)
 
 
+def check_draft(bundle: TTSBundle, draft: TTSBundle, name: str = "the draft model") -> None:
+    """Refuse a draft model that cannot serve ``bundle``: it must read the same prefixes
+    (text symbols, speakers) and emit the same tokens (family, quantizer, vocabulary)."""
+    differences = []
+    if draft.family != bundle.family:
+        differences.append(f"token family {draft.family!r}, the target's {bundle.family!r}")
+    elif draft.meta.get("quantizer") != bundle.meta.get("quantizer"):
+        differences.append("tokens from another quantizer (k-means) of the same family")
+    if draft.vocab != bundle.vocab:
+        differences.append(f"vocabulary {vars(draft.vocab)}, the target's {vars(bundle.vocab)}")
+    if draft.symbols != bundle.symbols:
+        differences.append(f"text symbols ({len(draft.symbols)}, {draft.symbols.frontend}), "
+                           f"the target's ({len(bundle.symbols)}, {bundle.symbols.frontend})")
+    if draft.speakers != bundle.speakers:
+        differences.append(f"speakers {draft.speakers}, the target's {bundle.speakers}")
+    if draft.max_seq < bundle.max_seq:
+        differences.append(f"model.max_seq={draft.max_seq}, the target's {bundle.max_seq}")
+    if differences:
+        raise SynthesisInputError(
+            f"{name} does not fit the target model: it has {'; '.join(differences)}. Train "
+            f"the draft on the target's corpus and tokens with the target's config: `vadusa "
+            f"train-draft --config ... --family {bundle.family} --corpus ... --tokens ...`")
+
+
+def load_draft(bundle: TTSBundle, cfg: DecodingConfig) -> TTSBundle:
+    """The draft model of ``cfg.draft_checkpoint``, checked against ``bundle`` and on its
+    device and in its precision. Loaded once per file, device and precision: callers that
+    cannot pass a draft along (evaluation, synthesis) ask again and get the same one."""
+    if not cfg.draft_checkpoint:
+        raise SynthesisInputError("--method draft needs a draft model: pass --draft "
+                                  "DIR/base.pt from `vadusa train-draft` "
+                                  "(decoding.draft_checkpoint)")
+    path = Path(cfg.draft_checkpoint)
+    if not path.is_file():
+        raise SynthesisInputError(f"draft model not found: {path} (decoding.draft_checkpoint)")
+    weight = bundle.model.head.weight
+    draft = _load_draft(str(path.resolve()), path.stat().st_mtime_ns, str(weight.device),
+                        weight.dtype)
+    check_draft(bundle, draft, str(path))
+    return draft
+
+
+@functools.lru_cache(maxsize=4)
+def _load_draft(path: str, modified: int, device: str, dtype: torch.dtype) -> TTSBundle:
+    """``modified`` is in the key so that a retrained draft is loaded again."""
+    return load_tts(path, device, dtype=dtype)
+
+
+def draft_decoder(bundle: TTSBundle, cfg: DecodingConfig, draft: TTSBundle | None = None
+                  ) -> DraftModelDecoder:
+    """The draft-model speculative decoder of a decoding config: ``draft`` (default: the
+    model of ``cfg.draft_checkpoint``) proposes ``cfg.draft_tokens`` tokens per step."""
+    if draft is None:
+        draft = load_draft(bundle, cfg)
+    else:
+        check_draft(bundle, draft, cfg.draft_checkpoint or "the draft model")
+    draft = draft.to(bundle.dtype)  # a copy only where the precisions differ
+    return DraftModelDecoder(bundle.model, draft.model, sampling_of(cfg),
+                             speech_offset=bundle.vocab.speech_offset, eos=bundle.vocab.eos,
+                             gamma=cfg.draft_tokens)
+
+
 def decode_prefix(bundle: TTSBundle, prefix: torch.Tensor, budget: int, cfg: DecodingConfig,
-                  utterance: int = 0) -> DecodeResult:
-    """One utterance with the method of ``cfg`` (what ``vadusa synthesize`` runs)."""
+                  utterance: int = 0, draft: TTSBundle | None = None) -> DecodeResult:
+    """One utterance with the method of ``cfg`` (what ``vadusa synthesize`` runs); ``draft``:
+    the draft model of ``--method draft`` when the caller already loaded it."""
     device = bundle.model.head.weight.device
     if cfg.method == "vadusa":
         return vadusa_decoder(bundle, cfg).decode(prefix.to(device), max_new=budget,
                                                   seed=cfg.seed, utterance=utterance)
+    if cfg.method == "draft":
+        return draft_decoder(bundle, cfg, draft).decode(prefix.to(device), max_new=budget,
+                                                        seed=cfg.seed, utterance=utterance)
     return ar_decode(bundle.model, prefix.to(device), speech_offset=bundle.vocab.speech_offset,
                      eos=bundle.vocab.eos, max_new=budget, sampling=sampling_of(cfg),
                      seed=cfg.seed, utterance=utterance)
 
 
 def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingConfig,
-                    decoder: VadusaDecoder | None = None) -> Iterator[dict[str, Any]]:
-    """Decode requests (AR in batches of ``cfg.batch_size``; VADUSA one at a time); one record
-    per request. ``decoder``: the VADUSA decoder of ``cfg`` when the caller already built it
-    (a benchmark calling this utterance by utterance)."""
+                    decoder: VadusaDecoder | DraftModelDecoder | None = None,
+                    draft: TTSBundle | None = None) -> Iterator[dict[str, Any]]:
+    """Decode requests (AR in batches of ``cfg.batch_size``; VADUSA and draft-model decoding
+    one at a time); one record per request. ``decoder``: the speculative decoder of ``cfg``
+    when the caller already built it (a benchmark calling this utterance by utterance);
+    ``draft``: the draft model of ``--method draft`` when the caller already loaded it."""
     prepared = [(r, *synthesis_prefix(bundle, r.text, r.speaker, None,
                                       cfg.max_tokens_per_symbol)) for r in requests]
-    if cfg.method == "vadusa":
+    if cfg.method in ("vadusa", "draft"):
         if cfg.batch_size != 1:
-            raise SynthesisInputError("VADUSA decodes one utterance at a time: use "
+            name = "VADUSA" if cfg.method == "vadusa" else "Draft-model decoding"
+            raise SynthesisInputError(f"{name} decodes one utterance at a time: use "
                                       "decoding.batch_size=1 (--batch-size 1)")
-        decoder = decoder or vadusa_decoder(bundle, cfg)
+        if decoder is None:
+            decoder = (vadusa_decoder(bundle, cfg) if cfg.method == "vadusa"
+                       else draft_decoder(bundle, cfg, draft))
         device = bundle.model.head.weight.device
         for request, prefix, budget in prepared:
             result = decoder.decode(prefix.to(device), max_new=budget, seed=cfg.seed,
                                     utterance=request.index)
-            yield _record(bundle, request, result, "vadusa", 1)
+            yield _record(bundle, request, result, cfg.method, 1)
         return
     for start in range(0, len(prepared), cfg.batch_size):
         chunk = prepared[start:start + cfg.batch_size]

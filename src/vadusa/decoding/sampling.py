@@ -31,9 +31,12 @@ class SamplingConfig:
 
 
 def draw_key(seed: int, utterance: int, position: int, draw: int) -> int:
-    """A 64-bit key mixing the four coordinates (splitmix64 finalizer on each step)."""
-    x = seed & _MASK64
-    for value in (utterance, position, draw):
+    """A 64-bit key mixing the four coordinates (splitmix64 finalizer on each step). The seed
+    is mixed on its own first: were it XORed with the utterance index directly, (seed s,
+    utterance u) would share its randomness with every (s', u') where s ^ u == s' ^ u', and a
+    new seed would mostly reshuffle which utterance gets which noise."""
+    x = 0
+    for value in (seed, utterance, position, draw):
         x = (x ^ (value & _MASK64)) * 0x9E3779B97F4A7C15 & _MASK64
         x = (x ^ (x >> 31)) * 0xBF58476D1CE4E5B9 & _MASK64
         x ^= x >> 29

@@ -2,7 +2,8 @@
 
 One row per token family x method: AR, VADUSA (draft heads on the frozen base) and VADUSA-wt
 (base and heads trained together), each at every tolerance tau and head count benchmarked,
-and MEDUSA's typical acceptance. Columns: WER, CER, SIM, mean accepted length, speedup, RTF.
+MEDUSA's typical acceptance, and a classic draft model (speculative sampling, lossless) at
+each gamma benchmarked. Columns: WER, CER, SIM, mean accepted length, speedup, RTF.
 
 Where each figure comes from (all under ``results/<experiment>/``):
 
@@ -10,6 +11,7 @@ Where each figure comes from (all under ``results/<experiment>/``):
                                                utterances in one process; the speedup is
                                                against the faster AR at batch 1 (bench.py)
     AR speed: bench/<family>/ar.json           that baseline row
+    draft model: bench/<family>/draft.json, eval/<family>/draft/test/metrics.json
     quality: eval/<family>/<method>/test/metrics.json   WER, CER (Whisper judge), SIM, with
                                                bootstrap intervals; only the settings the
                                                DAG evaluates (heads.eval_taus, all heads,
@@ -78,6 +80,53 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
                 if metrics is not None and str(metrics["decoding"]["tree"]) == str(r["tree"]):
                     row |= _quality(metrics)
             rows.append(row)
+    # a classic draft model (decoding/speculative.py): raced against AR in its own bench
+    draft_eval = _read(root / "eval" / family / "draft" / "test" / "metrics.json")
+    for r in _read(root / "bench" / family / "draft.json") or []:
+        if r["method"] != "draft":
+            continue
+        row = {"family": family, "method": f"draft model, gamma {r['gamma']}", "tau": "",
+               "heads": "", "tree": "", "accepted": r["mean_accepted"],
+               "speedup": r["speedup"], "rtf": r["real_time_factor"]}
+        if draft_eval is not None and draft_eval["decoding"].get("draft_tokens") == r["gamma"]:
+            row |= _quality(draft_eval)
+        rows.append(row)
+    return rows
+
+
+OPEN_COLUMNS = ("family", "question", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
+                "speedup", "rtf")
+
+
+def open_rows(root: Path, family: str, taus: list[int], heads: list[int], tau_for_heads: int,
+              heads_for_taus: int) -> list[dict[str, Any]]:
+    """The open questions of one family (target ``open_questions``): one row per tau at
+    ``heads_for_taus`` heads, then one per head count at ``tau_for_heads``. Speed from
+    ``bench/<family>/open.json`` (every setting raced against AR in one run), quality from
+    ``eval/<family>/open/tau<t>-h<k>/test/metrics.json``; AR's own figures come first."""
+    bench = _read(root / "bench" / family / "open.json")
+    if bench is None:
+        raise TableError(f"{root}/bench/{family}/open.json is missing: run "
+                         f"`snakemake open_questions` first")
+    base = min((r for r in bench if r["method"] == "ar" and r["batch_size"] == 1),
+               key=lambda r: r["wall_seconds"])
+    speed = {(r["tau"], r["heads"]): r for r in bench
+             if r["method"] == "vadusa" and r["acceptance"] == "tolerance"}
+    ar_eval = _read(root / "eval" / family / "open" / "ar" / "test" / "metrics.json")
+    rows = [{"family": family, "question": "AR", "tau": "", "heads": "", "tree": "",
+             "accepted": 1.0, "speedup": 1.0, "rtf": base["real_time_factor"]}
+            | _quality(ar_eval)]
+    grid = ([("tau", t, heads_for_taus) for t in taus]
+            + [("heads", tau_for_heads, k) for k in heads])
+    for question, tau, k in grid:
+        row = {"family": family, "question": question, "tau": tau, "heads": k}
+        if (tau, k) in speed:
+            r = speed[(tau, k)]
+            row |= {"tree": r["tree"], "accepted": r["mean_accepted"], "speedup": r["speedup"],
+                    "rtf": r["real_time_factor"]}
+        row |= _quality(_read(root / "eval" / family / "open" / f"tau{tau}-h{k}" / "test"
+                              / "metrics.json"))
+        rows.append(row)
     return rows
 
 
@@ -115,21 +164,24 @@ HEADER = {"family": "family", "method": "method", "tau": "tau", "heads": "heads"
           "accepted": "accepted length", "speedup": "speedup", "rtf": "RTF"}
 
 
-def to_markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(HEADER[c] for c in COLUMNS) + " |",
-             "|" + "|".join("---" if c in ("family", "method") else "---:" for c in COLUMNS)
-             + "|"]
-    lines += ["| " + " | ".join(_fmt(r, c) for c in COLUMNS) + " |" for r in rows]
+HEADER["question"] = "varied"
+
+
+def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(HEADER[c] for c in columns) + " |",
+             "|" + "|".join("---" if c in ("family", "method", "question") else "---:"
+                            for c in columns) + "|"]
+    lines += ["| " + " | ".join(_fmt(r, c) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def to_csv(rows: list[dict[str, Any]]) -> str:
+def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*COLUMNS, "wer_low", "wer_high"],
+    writer = csv.DictWriter(out, fieldnames=[*columns, "wer_low", "wer_high"],
                             extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         ci = r.get("wer_ci") or ["", ""]
-        writer.writerow({c: r.get(c, "") if r.get(c) is not None else "" for c in COLUMNS}
+        writer.writerow({c: r.get(c, "") if r.get(c) is not None else "" for c in columns}
                         | {"wer_low": ci[0], "wer_high": ci[1]})
     return out.getvalue()
