@@ -176,8 +176,7 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
             walls[i] += time.perf_counter() - start
     results = [_summary(s, cfg, r, w)
                for s, cfg, r, w in zip(settings, configs, records, walls, strict=True)]
-    baseline = min((r for r in results if r["method"] == "ar" and r["batch_size"] == 1),
-                   key=lambda r: r["wall_seconds"])
+    baseline = baseline_row(results)
     base, base_rate = baseline["wall_seconds"], baseline["tokens_per_second"]
     for r, b in zip(results, bundles, strict=True):
         r["precision"] = str(b.dtype).removeprefix("torch.")
@@ -190,6 +189,12 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         for r, recs in zip(results, records, strict=True):
             r["utterance_tokens"] = [list(rec["tokens"]) for rec in recs]
     return results
+
+
+def baseline_row(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row every speedup of a bench is against: the faster AR at batch size 1."""
+    return min((r for r in results if r["method"] == "ar" and r["batch_size"] == 1),
+               key=lambda r: r["wall_seconds"])
 
 
 def format_bench(results: list[dict[str, Any]]) -> str:

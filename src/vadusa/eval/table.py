@@ -26,6 +26,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from vadusa.decoding.bench import baseline_row
+
 MODES = {"frozen": "VADUSA", "joint": "VADUSA-wt"}
 COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
            "speedup", "rtf")
@@ -57,9 +59,7 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
     ar = {"family": family, "method": "AR", "tau": "", "heads": "", "tree": "",
           "accepted": 1.0, "speedup": 1.0} | _quality(ar_eval)
     if ar_bench:
-        base = min((r for r in ar_bench if r["method"] == "ar" and r["batch_size"] == 1),
-                   key=lambda r: r["wall_seconds"])
-        ar["rtf"] = base["real_time_factor"]
+        ar["rtf"] = baseline_row(ar_bench)["real_time_factor"]
     rows.append(ar)
     for mode, label in MODES.items():
         bench = _read(root / "bench" / family / f"vadusa-{mode}.json") or []
@@ -108,13 +108,11 @@ def open_rows(root: Path, family: str, taus: list[int], heads: list[int], tau_fo
     if bench is None:
         raise TableError(f"{root}/bench/{family}/open.json is missing: run "
                          f"`snakemake open_questions` first")
-    base = min((r for r in bench if r["method"] == "ar" and r["batch_size"] == 1),
-               key=lambda r: r["wall_seconds"])
     speed = {(r["tau"], r["heads"]): r for r in bench
              if r["method"] == "vadusa" and r["acceptance"] == "tolerance"}
     ar_eval = _read(root / "eval" / family / "open" / "ar" / "test" / "metrics.json")
     rows = [{"family": family, "question": "AR", "tau": "", "heads": "", "tree": "",
-             "accepted": 1.0, "speedup": 1.0, "rtf": base["real_time_factor"]}
+             "accepted": 1.0, "speedup": 1.0, "rtf": baseline_row(bench)["real_time_factor"]}
             | _quality(ar_eval)]
     grid = ([("tau", t, heads_for_taus) for t in taus]
             + [("heads", tau_for_heads, k) for k in heads])
