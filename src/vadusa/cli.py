@@ -489,7 +489,8 @@ def cmd_train_draft(cfg: Config, args: argparse.Namespace) -> int:
     family = args.family or read_meta(tokens)["family"]
     out = Path(args.out) if args.out else cfg.experiment_dir / "models" / family / "draft"
     # the base model's training, with the draft's sizes and steps (Config.for_draft)
-    print(train_base(cfg.for_draft(), family, _corpus(cfg, args), tokens, out))
+    print(train_base(cfg.for_draft(), family, _corpus(cfg, args), tokens, out,
+                     stage="train-draft"))
     return 0
 
 

@@ -217,8 +217,9 @@ def build_model(cfg: Config, vocab: TTSVocab) -> Transformer:
 
 
 def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
-               out_dir: Path) -> Path:
-    """Train the AR model on ``family`` tokens; resume from ``out_dir/last.pt`` if present."""
+               out_dir: Path, stage: str = "train-base") -> Path:
+    """Train the AR model on ``family`` tokens; resume from ``out_dir/last.pt`` if present.
+    ``stage`` names the run in tracking and the progress bar (``train-draft`` for a draft)."""
     corpus_dir, tokens_dir, out_dir = Path(corpus_dir), Path(tokens_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = read_meta(tokens_dir)
@@ -260,11 +261,12 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     guide_layers = tuple(range(1, m.layers))  # head 0 of every layer but the first
 
-    tracking = open_tracker(cfg, stage="train-base", out_dir=out_dir,
-                            name=f"train-base-{family}", tags=(family,)) if dist.is_main \
+    tracking = open_tracker(cfg, stage=stage, out_dir=out_dir,
+                            name=f"{stage}-{family}", tags=(family,)) if dist.is_main \
         else contextlib.nullcontext(NullTracker())
     with tracking as tracker:
-        progress = tqdm(total=t.steps, initial=pos["step"], desc=f"train base ({family})",
+        progress = tqdm(total=t.steps, initial=pos["step"],
+                        desc=f"{stage.replace('-', ' ')} ({family})",
                         unit="step", disable=not dist.is_main)
         window: list[tuple[float, float, float]] = []
         started = time.perf_counter()
