@@ -157,12 +157,9 @@ def _fmt(row: dict[str, Any], key: str) -> str:
     return str(value)
 
 
-HEADER = {"family": "family", "method": "method", "tau": "tau", "heads": "heads",
-          "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
+HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "tau",
+          "heads": "heads", "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
           "accepted": "accepted length", "speedup": "speedup", "rtf": "RTF"}
-
-
-HEADER["question"] = "varied"
 
 
 def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
