@@ -1,7 +1,8 @@
 # vadusa: the experiment DAG. Rules live in workflow/rules/*.smk, one file per stage; each
 # calls the `vadusa` CLI and writes under results/<experiment>/.
 #
-#   snakemake --cores 2                                  # embedded default, default target
+#   snakemake --cores 2                                  # embedded default, default family
+#   snakemake reproduce_all --cores 2                    # every family, method and question
 #   snakemake --cores 2 --configfile config/tiny.yaml    # CI smoke run
 #   snakemake corpus --cores 2                           # just the corpus
 from snakemake.utils import min_version
@@ -24,3 +25,8 @@ rule all:
     default_target: True
     input:
         default_targets(),
+
+
+rule reproduce_all:
+    input:
+        reproduce_all_targets(),

@@ -95,6 +95,24 @@ def test_markdown_and_csv(results: Path) -> None:
     assert float(table[0]["wer_low"]) == pytest.approx(0.35) and table[1]["wer"] == ""
 
 
+def test_the_floors_come_first_from_the_test_resynthesis(results: Path) -> None:
+    _write(results / "resynth/whisper/test/metrics.json",
+           {"wer": 0.31, "cer": 0.12, "input_wer": 0.05, "input_cer": 0.02,
+            "ci": {"wer": {"low": 0.28, "high": 0.34},
+                   "input_wer": {"low": 0.03, "high": 0.07}}})
+    rows = main_table(results, ["whisper"])
+    assert [r["method"] for r in rows[:3]] == [
+        "recordings (judge floor)", "resynthesis (tokens -> vocoder)", "AR"]
+    recordings, resynthesis = rows[:2]
+    assert (recordings["wer"], recordings["cer"], recordings["wer_ci"]) == (0.05, 0.02,
+                                                                           [0.03, 0.07])
+    assert (resynthesis["wer"], resynthesis["wer_ci"]) == (0.31, [0.28, 0.34])
+    markdown = to_markdown(rows)
+    # no speed for the floors: they decode nothing
+    assert "| whisper | resynthesis (tokens -> vocoder) | - | - | - | 31.0 [28.0, 34.0] | " \
+        "12.0 | - | - | - | - |" in markdown
+
+
 def test_no_results_is_an_error_that_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(TableError, match="run the DAG first"):
         main_table(tmp_path, ["whisper"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,25 @@ def test_dry_run_default_config_plans_the_corpus(repo: Path, tmp_path: Path) -> 
     out = result.stdout + result.stderr
     assert "prepare_corpus" in out and "corpus_qa" in out
     assert "results/default/corpus/manifests/train.jsonl.gz" in out
+    # the default target is the default family's, end to end: no second family's SSL model
+    for planned in ("train_vocoder", "train_heads", "sweep", "table", "open_table"):
+        assert f"rule {planned}:" in out, planned
+    assert "train_ssl" not in out and "results/default/tokens/hubert" not in out
+
+
+def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_path: Path
+                                                              ) -> None:
+    result = snakemake(repo, tmp_path, "reproduce_all", "-n", "--configfile",
+                       str(repo / "config/config.yaml"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
+    # two families: each with frozen and joint heads, a sweep, its open questions
+    assert counts["train_ssl"] == "1" and counts["train_base"] == "2"
+    assert counts["train_heads"] == "4" and counts["sweep"] == "2"
+    assert counts["open_table"] == "2" and counts["table_all"] == "1"
+    assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "4"
+    assert "results/default/tables/all.md" in out
 
 
 @pytest.mark.parametrize("name", ["libritts.yaml", "libriheavy.yaml"])
@@ -53,7 +73,8 @@ def test_config_typo_fails_the_workflow_naming_the_key(repo: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     tiny = str(repo / "config" / "tiny.yaml")
-    result = snakemake(repo, tmp_path, "--configfile", tiny)
+    # the default target, and the resynthesis of every family (hubert too) and of HiFi-GAN
+    result = snakemake(repo, tmp_path, "all", "resynthesis", "--configfile", tiny)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     corpus = tmp_path / "results" / "tiny" / "corpus"
     stats = json.loads((corpus / "stats.json").read_text())

@@ -217,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--families", nargs="+", help="token families (default: tokens.families)")
     p.add_argument("--out", help="output directory (default: tables/): main.md, main.csv")
+    p.add_argument("--name", default="main",
+                   help="file name of the main table, without extension (default: main)")
     p.add_argument("--open", action="store_true",
                    help="instead, the open questions of each family (target open_questions: "
                    "tau 1..4+, heads in {2, 4, 6}): open_<family>.md, .csv, .png")
@@ -828,8 +830,8 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
         return 0
     rows = main_table(cfg.experiment_dir, families)
     markdown = to_markdown(rows)
-    write_text_atomic(out / "main.md", markdown)
-    write_text_atomic(out / "main.csv", to_csv(rows))
+    write_text_atomic(out / f"{args.name}.md", markdown)
+    write_text_atomic(out / f"{args.name}.csv", to_csv(rows))
     print(markdown, end="")
     return 0
 

@@ -30,6 +30,12 @@ JUDGE_EVAL_ONLY = ("judge.speaker_similarity",)
 # decoding keys that only the draft-model decoder reads: AR and VADUSA digests leave them out
 NOT_DRAFT = ("decoding.draft_tokens", "decoding.draft_checkpoint")
 FAMILIES = list(CFG.tokens.families)
+# Threads of the jobs that run two at a time (heads, vocoder and draft training, evaluations):
+# at batch 1 a second thread buys little, a second job nearly doubles the throughput. Model
+# training that gains from more cores and the speed races (bench_*, sweep) take two, so on the
+# 2-core default nothing shares the CPU with a timed run. Snakemake exports OMP_NUM_THREADS.
+_CORES = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else 2
+PAIRED = max(1, _CORES // 2)
 
 
 wildcard_constraints:
@@ -44,5 +50,18 @@ dump_config(CFG, RESOLVED)
 
 
 def default_targets():
-    return [rules.corpus.input, rules.tokens.input, rules.resynthesis.input, rules.models.input,
-            rules.vadusa.input]
+    """The default target: the embedded default end to end for the default family (corpus,
+    tokens, vocoder and its resynthesis, base model, heads, trees, races, evaluations, the
+    sweep, the main table and the open questions)."""
+    family = CFG.tokens.default_family
+    return [rules.corpus.input, expand(rules.tokenize.output.stats, family=family),
+            rules.models.input, rules.vadusa.input,
+            expand(rules.open_table.output, family=family)]
+
+
+def reproduce_all_targets():
+    """Every family, every method, every open question, and the tables over all families."""
+    return [default_targets(), rules.tokens.input, rules.resynthesis.input,
+            expand(rules.evaluate_ar.output, family=FAMILIES),
+            expand(rules.bench_ar.output, family=FAMILIES),
+            vadusa_targets(FAMILIES), rules.table_all.output, rules.open_questions.input]

@@ -32,12 +32,13 @@ rule evaluate_ar:
         config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
     log:
         f"{LOGS}/evaluate_{{family}}_ar_test.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
-        "vadusa evaluate --config {RESOLVED} --checkpoint {input.model} --split test "
+        "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
+        "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} --method ar "
         "--out {RESULTS}/eval/{wildcards.family}/ar/test > {log} 2>&1"
 

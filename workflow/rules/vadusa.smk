@@ -20,7 +20,7 @@ rule train_heads:
         command=lambda wildcards: "train-heads" if wildcards.mode == "frozen" else "train-joint",
     log:
         f"{LOGS}/train_heads_{{family}}_{{mode}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=16000,
         runtime=240,
@@ -41,7 +41,7 @@ rule calibrate:
         nodes=" ".join(str(n) for n in CFG.heads.tree_sizes),
     log:
         f"{LOGS}/calibrate_{{family}}_{{mode}}_tau{{tau}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=60,
@@ -108,12 +108,13 @@ rule evaluate_vadusa:
         config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
     log:
         f"{LOGS}/evaluate_{{family}}_vadusa_{{mode}}_tau{{tau}}_test.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
-        "vadusa evaluate --config {RESOLVED} --checkpoint {input.model} --split test "
+        "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
+        "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} --method vadusa --tau {wildcards.tau} "
         "--batch-size 1 "
         "--out {RESULTS}/eval/{wildcards.family}/vadusa-{wildcards.mode}-tau{wildcards.tau}/test "
@@ -163,7 +164,7 @@ rule train_draft:
                                        "draft.layers", "draft.heads", "draft.steps"),
     log:
         f"{LOGS}/train_draft_{{family}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=16000,
         runtime=360,
@@ -207,28 +208,37 @@ rule evaluate_draft:
                                        exclude=("decoding.draft_checkpoint",)),
     log:
         f"{LOGS}/evaluate_{{family}}_draft_test.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
-        "vadusa evaluate --config {RESOLVED} --checkpoint {input.model} --split test "
+        "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
+        "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} --method draft --draft {input.draft} "
         "--batch-size 1 --out {RESULTS}/eval/{wildcards.family}/draft/test > {log} 2>&1"
 
 
+def table_inputs(families):
+    """What a main table over ``families`` reads: AR, VADUSA and VADUSA-wt, the draft model,
+    and each family's test resynthesis (the quality floors)."""
+    return [
+        expand(rules.resynthesize.output, family=families, source="test"),
+        expand(rules.evaluate_ar.output, family=families),
+        expand(rules.bench_ar.output, family=families),
+        expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),
+        expand(rules.evaluate_vadusa.output, family=families, mode=["frozen", "joint"],
+               tau=CFG.heads.eval_taus),
+        expand(rules.bench_draft.output, family=families),
+        expand(rules.evaluate_draft.output, family=families),
+    ]
+
+
 rule table:
-    """The main table of the default family: AR, VADUSA, VADUSA-wt, typical acceptance, and a
-    classic draft model."""
+    """The main table of the default family: the quality floors, AR, VADUSA, VADUSA-wt,
+    typical acceptance, and a classic draft model."""
     input:
-        expand(rules.evaluate_ar.output, family=CFG.tokens.default_family),
-        expand(rules.bench_ar.output, family=CFG.tokens.default_family),
-        expand(rules.bench_vadusa.output, family=CFG.tokens.default_family,
-               mode=["frozen", "joint"]),
-        expand(rules.evaluate_vadusa.output, family=CFG.tokens.default_family,
-               mode=["frozen", "joint"], tau=CFG.heads.eval_taus),
-        expand(rules.bench_draft.output, family=CFG.tokens.default_family),
-        expand(rules.evaluate_draft.output, family=CFG.tokens.default_family),
+        table_inputs([CFG.tokens.default_family]),
     output:
         markdown=f"{RESULTS}/tables/main.md",
         csv=f"{RESULTS}/tables/main.csv",
@@ -244,18 +254,43 @@ rule table:
         "--out {RESULTS}/tables > {log} 2>&1"
 
 
+rule table_all:
+    """The main table over every family (target reproduce_all): tables/all.{md,csv}."""
+    input:
+        table_inputs(FAMILIES),
+    output:
+        markdown=f"{RESULTS}/tables/all.md",
+        csv=f"{RESULTS}/tables/all.csv",
+    log:
+        f"{LOGS}/table_all.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "vadusa table --config {RESOLVED} --families {FAMILIES} --name all "
+        "--out {RESULTS}/tables > {log} 2>&1"
+
+
+def vadusa_targets(families):
+    """Everything VADUSA builds for ``families``: both kinds of heads, their races (tau x
+    heads, tree sizes), evaluations, the frozen heads' calibration and sweep."""
+    return [
+        expand(rules.sweep.output.chosen, family=families, mode="frozen"),
+        expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),
+        expand(rules.bench_trees.output, family=families, mode=["frozen", "joint"]),
+        expand(rules.evaluate_vadusa.output, family=families, mode=["frozen", "joint"],
+               tau=CFG.heads.eval_taus),
+        expand(rules.calibrate.output, family=families, mode="frozen",
+               tau=CFG.heads.eval_taus),
+    ]
+
+
 rule vadusa:
     input:
         rules.table.output,
-        expand(rules.sweep.output.chosen, family=CFG.tokens.default_family, mode="frozen"),
-        expand(rules.bench_vadusa.output, family=CFG.tokens.default_family,
-               mode=["frozen", "joint"]),
-        expand(rules.bench_trees.output, family=CFG.tokens.default_family,
-               mode=["frozen", "joint"]),
-        expand(rules.evaluate_vadusa.output, family=CFG.tokens.default_family,
-               mode=["frozen", "joint"], tau=CFG.heads.eval_taus),
-        expand(rules.calibrate.output, family=CFG.tokens.default_family, mode="frozen",
-               tau=CFG.heads.eval_taus),
+        vadusa_targets([CFG.tokens.default_family]),
 
 
 # The paper's open questions, per family, on frozen heads: tau in heads.open_taus (with
@@ -287,7 +322,7 @@ rule train_heads_open:
         config_digest=CFG.section_hash("seed", *HeadsConfig.training_keys()),
     log:
         f"{LOGS}/train_heads_{{family}}_frozen-k{{k}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=16000,
         runtime=240,
@@ -341,12 +376,13 @@ rule evaluate_open:
         options=open_setting_options,
     log:
         f"{LOGS}/evaluate_{{family}}_open_{{setting}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
-        "vadusa evaluate --config {RESOLVED} --checkpoint {input.model} --split test "
+        "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
+        "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} {params.options} --batch-size 1 "
         "--limit {CFG.heads.open_utterances} "
         "--out {RESULTS}/eval/{wildcards.family}/open/{wildcards.setting}/test > {log} 2>&1"

@@ -13,7 +13,7 @@ rule train_vocoder:
         config_digest=CFG.section_hash("vocoder", "seed"),
     log:
         f"{LOGS}/train_vocoder_{{family}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=240,
@@ -41,12 +41,13 @@ rule resynthesize:
         config_digest=CFG.section_hash("judge", exclude=JUDGE_EVAL_ONLY),
     log:
         f"{LOGS}/resynthesize_{{family}}_{{source}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=60,
     shell:
-        "vadusa resynthesize --config {RESOLVED} --family {wildcards.family} {params.source} "
+        "vadusa resynthesize --config {RESOLVED} --set judge.threads={threads} "
+        "--family {wildcards.family} {params.source} "
         "--corpus {CORPUS} --vocoder {input.vocoder} "
         "--out {RESULTS}/resynth/{wildcards.family}/{wildcards.source} > {log} 2>&1"
 
@@ -66,12 +67,13 @@ rule copy_synthesis:
                                        exclude=JUDGE_EVAL_ONLY),
     log:
         f"{LOGS}/copy_synthesis_{{source}}.log",
-    threads: 2
+    threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=60,
     shell:
-        "vadusa resynthesize --config {RESOLVED} --copy {params.source} --corpus {CORPUS} "
+        "vadusa resynthesize --config {RESOLVED} --set judge.threads={threads} "
+        "--copy {params.source} --corpus {CORPUS} "
         "--out {RESULTS}/resynth/copy/{wildcards.source} > {log} 2>&1"
 
 

@@ -12,6 +12,9 @@ Where each figure comes from (all under ``results/<experiment>/``):
                                                against the faster AR at batch 1 (bench.py)
     AR speed: bench/<family>/ar.json           that baseline row
     draft model: bench/<family>/draft.json, eval/<family>/draft/test/metrics.json
+    floors: resynth/<family>/test/metrics.json the test recordings themselves and their
+                                               round trip through tokens and the vocoder,
+                                               judged alike: the best WER any method can reach
     quality: eval/<family>/<method>/test/metrics.json   WER, CER (Whisper judge), SIM, with
                                                bootstrap intervals; only the settings the
                                                DAG evaluates (heads.eval_taus, all heads,
@@ -49,13 +52,33 @@ def _quality(metrics: dict[str, Any] | None) -> dict[str, Any]:
             "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None}
 
 
+def floor_rows(root: Path, family: str) -> list[dict[str, Any]]:
+    """The quality floors of one family, for context: the judge on the test recordings, and on
+    their resynthesis (audio -> tokens -> vocoder), when ``resynthesize`` has run on test."""
+    resynth = _read(root / "resynth" / family / "test" / "metrics.json")
+    if resynth is None:
+        return []
+    ci = resynth.get("ci", {})
+
+    def interval(key: str) -> list[float] | None:
+        return [ci[key]["low"], ci[key]["high"]] if key in ci else None
+
+    blank = {"family": family, "tau": "", "heads": "", "tree": "", "sim": None,
+             "accepted": None, "speedup": None, "rtf": None}
+    return [blank | {"method": "recordings (judge floor)", "wer": resynth["input_wer"],
+                     "cer": resynth["input_cer"], "wer_ci": interval("input_wer")},
+            blank | {"method": "resynthesis (tokens -> vocoder)", "wer": resynth["wer"],
+                     "cer": resynth["cer"], "wer_ci": interval("wer")}]
+
+
 def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
-    """The rows of one family, in the paper's order: AR, then each method by heads and tau."""
-    rows: list[dict[str, Any]] = []
+    """The rows of one family, in the paper's order: the quality floors, AR, then each method
+    by heads and tau."""
     ar_bench = _read(root / "bench" / family / "ar.json")
     ar_eval = _read(root / "eval" / family / "ar" / "test" / "metrics.json")
     if ar_bench is None and ar_eval is None:
-        return rows
+        return []
+    rows = floor_rows(root, family)
     ar = {"family": family, "method": "AR", "tau": "", "heads": "", "tree": "",
           "accepted": 1.0, "speedup": 1.0} | _quality(ar_eval)
     if ar_bench:
