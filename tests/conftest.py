@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
+
+from vadusa.data.manifest import Utterance, manifest_path, write_manifest
 
 os.environ["WANDB_MODE"] = "disabled"
 os.environ["WANDB_SILENT"] = "true"
@@ -34,3 +39,27 @@ def repo() -> Path:
 def tiny_overrides(tmp_path: Path) -> list[str]:
     """Overrides that make any config write its results under a temporary directory."""
     return [f"results_dir={tmp_path / 'results'}", "tracking.backend=none"]
+
+
+def write_tone_corpus(root: Path) -> Path:
+    """Ten 1-2 s train utterances (and two dev ones) of gliding tones in noise, 16 kHz, two
+    speakers, written as a vadusa corpus under ``root``."""
+    rng = np.random.default_rng(0)
+    records = {"train": [], "dev": []}
+    for n in range(12):
+        split = "dev" if n >= 10 else "train"
+        samples = int(rng.uniform(1.0, 2.0) * 16000)
+        t = np.arange(samples) / 16000
+        f0 = rng.uniform(100, 300) * (1 + 0.5 * t)
+        wave = 0.3 * np.sin(2 * math.pi * np.cumsum(f0) / 16000) * (np.sin(3 * t) > -0.5)
+        wave = (wave + 0.01 * rng.standard_normal(samples)).astype(np.float32)
+        path = root / "wav" / f"u{n}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, wave, 16000, subtype="PCM_16")
+        records[split].append(Utterance(
+            id=f"u{n}", speaker=f"s{n % 2}", text="tone", normalized_text="tone",
+            audio_path=str(path), sample_rate=16000, num_samples=samples,
+            duration=samples / 16000, split=split))
+    for split, recs in records.items():
+        write_manifest(manifest_path(root, split), recs)
+    return root

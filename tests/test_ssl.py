@@ -12,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 from torchaudio.models import wav2vec2_model
 
+from conftest import write_tone_corpus
 from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.config import Config, SSLUnitsConfig, load_config
-from vadusa.data.manifest import Utterance, manifest_path, write_manifest
 from vadusa.tokenizers.ssl import (
     HOP_LENGTH,
     SSLCheckpointError,
@@ -298,26 +297,7 @@ def test_missing_checkpoint(tmp_path: Path, fmt: str) -> None:
 @pytest.fixture(scope="module")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ten 1-2 s utterances of gliding tones in noise, written as a vadusa corpus."""
-    root = tmp_path_factory.mktemp("corpus")
-    rng = np.random.default_rng(0)
-    records = {"train": [], "dev": []}
-    for n in range(12):
-        split = "dev" if n >= 10 else "train"
-        samples = int(rng.uniform(1.0, 2.0) * 16000)
-        t = np.arange(samples) / 16000
-        f0 = rng.uniform(100, 300) * (1 + 0.5 * t)
-        wave = 0.3 * np.sin(2 * math.pi * np.cumsum(f0) / 16000) * (np.sin(3 * t) > -0.5)
-        wave = (wave + 0.01 * rng.standard_normal(samples)).astype(np.float32)
-        path = root / "wav" / f"u{n}.wav"
-        path.parent.mkdir(exist_ok=True)
-        sf.write(path, wave, 16000, subtype="PCM_16")
-        records[split].append(Utterance(
-            id=f"u{n}", speaker=f"s{n % 2}", text="tone", normalized_text="tone",
-            audio_path=str(path), sample_rate=16000, num_samples=samples,
-            duration=samples / 16000, split=split))
-    for split, recs in records.items():
-        write_manifest(manifest_path(root, split), recs)
-    return root
+    return write_tone_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 class Interrupted(Exception):

@@ -184,6 +184,74 @@ class SSLUnitsConfig:
 
 
 @dataclass(frozen=True)
+class CodecTrainConfig:
+    """The small ``encodec`` codec trained from scratch in the pipeline (``vadusa.training.codec``):
+    EnCodec's SEANet encoder/decoder and residual vector quantizer (the ``encodec`` package's
+    classes) at sizes of our choice for 2 CPU cores. Loss weights are EnCodec's (Defossez et al.
+    2022: lambda_t 0.1, lambda_f 1, lambda_w 1, lambda_g 3, lambda_feat 3)."""
+
+    # 16 kHz, the corpus's rate (nothing to resample), and 8 * 5 * 4 * 2 = 320 samples a frame:
+    # 50 Hz, the rate of the whisper and hubert units, so the AR model reads sequences as long
+    # whichever family it is trained on. sample_rate must be a multiple of the product
+    sample_rate: int = 16000
+    ratios: tuple[int, ...] = (8, 5, 4, 2)  # EnCodec's; the encoder applies them in reverse
+    # EnCodec: 32. Measured on one busy core, a step of 8 s: 1.1 s at 16 (3.9 M parameters),
+    # 2.5 s at 32
+    n_filters: int = 16
+    residual_layers: int = 1  # as EnCodec
+    lstm: int = 2  # LSTM layers at the frame rate, as EnCodec (cheap at 50 Hz)
+    dimension: int = 128  # of the latent frames and of every codebook, as EnCodec
+    # codebooks. The AR tokens are the first; the others give encoder and decoder a finer
+    # signal to learn from (quantizer dropout keeps codebook 1 useful on its own)
+    n_q: int = 4
+    bins: int = 1024  # entries per codebook (a power of 2) = the AR vocabulary
+    causal: bool = False  # tokenization is offline: let every frame see both sides
+    # 2000 steps of 8 s (4.4 h of audio): about 37 minutes on one core, plus about 1.5 minutes
+    # of k-means (each codebook starts from 50 iterations on the first batch that uses it)
+    steps: int = 2000
+    batch_seconds: float = 8.0  # audio per batch: batch_seconds / segment_seconds crops
+    segment_seconds: float = 1.0  # random crop per batch item, as EnCodec
+    lr: float = 3e-4  # Adam with betas (0.5, 0.9), as EnCodec
+    warmup_steps: int = 100
+    checkpoint_every: int = 200
+    eval_every: int = 200  # steps between dev reconstruction losses
+    time_weight: float = 0.1  # L1 between waveforms
+    mel_weight: float = 1.0  # L1 between log-mels at 4 scales (n_fft 256..2048)
+    commitment_weight: float = 1.0  # encoder output to its quantized value (MSE)
+    # a training step uses the first k codebooks only, k uniform in 1..n_q, or k = 1 with
+    # probability first_codebook_prob: codebook 1 must carry as much as it can alone, since
+    # it is all the AR model predicts and all the vocoder decodes
+    quantizer_dropout: bool = True
+    first_codebook_prob: float = 0.5
+    # a code whose moving average of uses per batch falls below this is replaced by a random
+    # frame of the batch (the package's threshold_ema_dead_code). EnCodec: 2 with 4800 frames
+    # a batch (64 x 1 s x 75 Hz); scaled to our 400 frames a batch (8 x 1 s x 50 Hz): 0.17
+    dead_code_threshold: float = 0.17
+    # EnCodec's multi-scale STFT discriminator with hinge losses and feature matching. Off by
+    # default: with it a step costs 8x as much on one core (measured 8.4 s against 1.1 s)
+    adversarial: bool = False
+    adversarial_weight: float = 3.0
+    feature_weight: float = 3.0
+    discriminator_filters: int = 16  # EnCodec: 32
+
+
+@dataclass(frozen=True)
+class EncodecConfig:
+    """The ``encodec`` family: the first codebook of a neural codec (the ``encodec`` package's
+    architecture), as in VALL-E. Its decoder is the family's vocoder (codebook 1 alone)."""
+
+    # scratch (a small codec trained by the pipeline, ``scratch`` below) | the path of the
+    # published 24 kHz model's file (encodec_24khz-d7cc33bc.th: 75 Hz, 32 codebooks of 1024);
+    # it is read from disk, never downloaded
+    weights: str = "scratch"
+    # kbps: how many codebooks an encoding computes, one of the model's target bandwidths
+    # (published 24 kHz: 1.5, 3, 6, 12, 24; VALL-E used 6), 0 = all. The tokens, the first
+    # codebook, are the same at any bandwidth
+    bandwidth: float = 0.0
+    scratch: CodecTrainConfig = field(default_factory=CodecTrainConfig)
+
+
+@dataclass(frozen=True)
 class TokensConfig:
     families: tuple[str, ...] = ("whisper", "hubert")  # families the DAG builds
     default_family: str = "whisper"  # the family of the default target's model
@@ -193,6 +261,7 @@ class TokensConfig:
     # layer 4 of our 4-layer from-scratch model; for published base checkpoints use 6 or 9
     hubert: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
     wav2vec2: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
+    encodec: EncodecConfig = field(default_factory=EncodecConfig)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """From a config name to a tokenizer: ``family`` -> feature extractor (+ k-means artifact).
 
 Artifacts of a family live in ``results/<experiment>/tokens/<family>/``:
-``ssl/model.pt`` (a from-scratch HuBERT/wav2vec2), ``kmeans.npz``, token files, ``stats.json``.
+``ssl/model.pt`` (a from-scratch HuBERT/wav2vec2), ``codec/codec.pt`` (a from-scratch codec),
+``kmeans.npz``, token files, ``stats.json``. The ``encodec`` family needs no k-means: its
+quantizer is the codec's first codebook (``vadusa.tokenizers.codec``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from vadusa.config import Config
 from vadusa.tokenizers.base import FeatureExtractor, Tokenizer
 from vadusa.tokenizers.kmeans import KMeansQuantizer
 
-FAMILIES = ("whisper", "hubert", "wav2vec2")
+FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")
 
 
 def family_dir(cfg: Config, family: str) -> Path:
     return cfg.experiment_dir / "tokens" / family
+
+
+def codec_path(cfg: Config) -> Path:
+    """Where the pipeline writes its from-scratch ``encodec`` codec."""
+    return family_dir(cfg, "encodec") / "codec" / "codec.pt"
 
 
 def build_extractor(cfg: Config, family: str, device: torch.device | None = None
@@ -40,6 +47,10 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
         scratch = family_dir(cfg, family) / "ssl" / "model.pt"
         return build_ssl_extractor(family, units, scratch if units.weights == "scratch" else None,
                                    device)
+    if family == "encodec":
+        from vadusa.tokenizers.codec import CodecEncoder, load_codec_model  # noqa: PLC0415
+
+        return CodecEncoder(load_codec_model(cfg.tokens.encodec, codec_path(cfg)), device)
     raise ValueError(f"unknown token family {family!r} (available: {', '.join(FAMILIES)})")
 
 
@@ -48,5 +59,10 @@ def n_clusters(cfg: Config, family: str) -> int:
 
 
 def load_tokenizer(cfg: Config, family: str, device: torch.device | None = None) -> Tokenizer:
+    if family == "encodec":
+        from vadusa.tokenizers.codec import codec_tokenizer, load_codec_model  # noqa: PLC0415
+
+        model = load_codec_model(cfg.tokens.encodec, codec_path(cfg))
+        return codec_tokenizer(model, device or torch.device("cpu"))
     quantizer = KMeansQuantizer.load(family_dir(cfg, family) / "kmeans.npz")
     return Tokenizer(family, build_extractor(cfg, family, device), quantizer)

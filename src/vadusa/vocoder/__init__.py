@@ -23,7 +23,7 @@ from vadusa.devices import resolve_device
 from vadusa.vocoder.hifigan import HifiGan, mel_settings
 from vadusa.vocoder.unit2mel import Unit2Mel
 
-__all__ = ["Vocoder", "UnitVocoder", "VocoderError", "HifiGan", "Unit2Mel"]
+__all__ = ["Vocoder", "UnitVocoder", "VocoderError", "HifiGan", "Unit2Mel", "check_units"]
 
 CHECKPOINT_KIND = "unit2mel"
 
@@ -103,16 +103,21 @@ class UnitVocoder:
         return self.hifigan(self.mel(tokens, speaker)), self.sample_rate
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
-        units = np.asarray(tokens)
-        if units.ndim != 1 or units.size == 0:
-            raise VocoderError(f"expected a non-empty 1-d array of unit ids, "
-                               f"got shape {units.shape}")
-        if not np.issubdtype(units.dtype, np.integer):
-            raise VocoderError(f"unit ids must be integers, got dtype {units.dtype}")
-        bad = units[(units < 0) | (units >= self.vocab_size)]
-        if bad.size:
-            raise VocoderError(
-                f"{bad.size} unit ids outside the vocabulary [0, {self.vocab_size}) of this "
-                f"{self.family!r} vocoder (e.g. {int(bad[0])}); strip bos/eos/pad "
-                f"({self.vocab_size}..{self.vocab_size + 2}) before decoding")
-        return units.astype(np.int64)
+        return check_units(tokens, self.vocab_size, self.family)
+
+
+def check_units(tokens: np.ndarray, vocab_size: int, family: str) -> np.ndarray:
+    """A vocoder's input checked: a non-empty 1-d int array of ids in [0, vocab_size)."""
+    units = np.asarray(tokens)
+    if units.ndim != 1 or units.size == 0:
+        raise VocoderError(f"expected a non-empty 1-d array of unit ids, "
+                           f"got shape {units.shape}")
+    if not np.issubdtype(units.dtype, np.integer):
+        raise VocoderError(f"unit ids must be integers, got dtype {units.dtype}")
+    bad = units[(units < 0) | (units >= vocab_size)]
+    if bad.size:
+        raise VocoderError(
+            f"{bad.size} unit ids outside the vocabulary [0, {vocab_size}) of this "
+            f"{family!r} vocoder (e.g. {int(bad[0])}); strip bos/eos/pad "
+            f"({vocab_size}..{vocab_size + 2}) before decoding")
+    return units.astype(np.int64)

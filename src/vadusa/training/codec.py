@@ -1,0 +1,368 @@
+"""Train the ``encodec`` family's codec from scratch, resumably, on the corpus's train split.
+
+    train audio at the codec's rate, cached as int16 -> each step, B = batch_seconds /
+    segment_seconds random crops (B, 1, S) -> SEANet encoder -> the first k codebooks of the
+    residual vector quantizer -> SEANet decoder -> weighted losses -> Adam
+
+The model is the ``encodec`` package's (``vadusa.tokenizers.codec.build_scratch``). Losses
+follow EnCodec (Defossez et al. 2022), weighted by ``tokens.encodec.scratch``:
+
+time         L1 between waveforms.
+mel          L1 between log-mels, log(clamp(mel, 1e-5)), at four scales: n_fft 256, 512, 1024,
+             2048 with hop n_fft / 4 and min(64, n_fft / 8) bands (64 bands would leave empty
+             filters at the small windows).
+commitment   MSE between the encoder's output and its quantized value, mean over the codebooks
+             used (the package computes it). The codebooks themselves are not learned by
+             gradient: k-means on the first batch, then moving averages, and codes unused for
+             long are replaced by frames of the batch (``dead_code_threshold``).
+adversarial  optional (``adversarial``): the package's multi-scale STFT discriminator, hinge
+             losses, and L1 feature matching relative to the real features' mean magnitude.
+
+Quantizer dropout (SoundStream's, per batch): a step uses the first k codebooks, k = 1 with
+probability ``first_codebook_prob``, else uniform in 1..n_q. Codebook 1 alone is what the AR
+model predicts and what the vocoder decodes, so the decoder must learn to make the most of it;
+the steps with more codebooks still teach encoder and decoder finer detail.
+
+Resume: ``out_dir/last.pt`` holds model, optimizers, step, the torch RNG (k-means and dead-code
+replacement draw from it) and the train losses; a step's crops and its k come from a generator
+seeded by (seed, step). A resumed run therefore repeats the uninterrupted run's losses exactly.
+``steps`` may be raised to train a finished run further (the learning rate then follows the new
+schedule); any other change of ``tokens.encodec.scratch`` or ``seed`` refuses to resume.
+
+Outputs in ``out_dir``: ``codec.pt`` (kind "codec", read by ``load_codec``) and ``last.pt``
+(kind "codec-train").
+
+Shapes: B batch, S samples a crop, T samples, F frames, Q codebooks used, M mel bands,
+N mel frames.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchaudio
+from encodec import EncodecModel
+from encodec.msstftd import MultiScaleSTFTDiscriminator
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from vadusa.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vadusa.config import CodecTrainConfig, Config
+from vadusa.data.audio import read
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.devices import resolve_device
+from vadusa.tokenizers.codec import (
+    build_scratch,
+    quiet_weight_norm,
+    reconstruct,
+    save_codec,
+    scratch_arch,
+)
+from vadusa.tracking import open_tracker
+from vadusa.training.common import rng_state, seed_everything, set_rng_state, warmup_cosine
+
+TRAIN_STATE_KIND = "codec-train"
+MEL_SCALES = (256, 512, 1024, 2048)  # n_fft of the mel loss's scales
+ADAM_BETAS = (0.5, 0.9)  # EnCodec's, for the codec and the discriminator
+GRAD_CLIP = 1.0
+LOG_EVERY = 10  # steps between tracker points
+DEV_UTTERANCES = 20  # dev losses on at most this many utterances...
+DEV_SECONDS = 4.0  # ...each cut to its first seconds: enough to compare, cheap on a CPU
+# keys of tokens.encodec.scratch a run may change and still resume: they do not change what
+# the steps already taken computed
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "eval_every")
+
+
+class CodecTrainError(ValueError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# Data: audio cached once as int16 at the codec's rate, cropped per step.
+# --------------------------------------------------------------------------------------------
+
+
+def load_waves(corpus_dir: Path, split: str, sample_rate: int,
+               limit: int | None = None, max_seconds: float | None = None) -> list[np.ndarray]:
+    """The split's utterances as int16 at ``sample_rate`` (half the memory of float32)."""
+    records = read_manifest(manifest_path(corpus_dir, split))[:limit]
+    waves = []
+    for rec in tqdm(records, desc=f"loading {split} audio", unit="utt", leave=False):
+        samples = rec.num_samples
+        if max_seconds is not None:
+            samples = min(samples, int(max_seconds * rec.sample_rate))
+        wave, _ = read(rec.audio_path, rec.offset, samples, target_rate=sample_rate)
+        waves.append((np.clip(wave, -1, 1) * 32767).round().astype(np.int16))
+    return waves
+
+
+def to_float(wave: np.ndarray) -> Tensor:
+    return torch.from_numpy(wave.astype(np.float32) / 32767)
+
+
+def crop_batch(waves: list[np.ndarray], count: int, samples: int,
+               rng: np.random.Generator) -> Tensor:
+    """``count`` random crops of ``samples`` samples from random utterances -> (B, 1, S).
+    Utterances are drawn with replacement; a shorter one is zero-padded (silence is a fair
+    target for a codec)."""
+    batch = torch.zeros(count, 1, samples)
+    for b, i in enumerate(rng.integers(0, len(waves), count)):
+        wave = waves[i]
+        start = int(rng.integers(0, len(wave) - samples + 1)) if len(wave) > samples else 0
+        piece = wave[start:start + samples]
+        batch[b, 0, :len(piece)] = to_float(piece)
+    return batch
+
+
+def codebooks_for_step(model: EncodecModel, train: CodecTrainConfig,
+                       rng: np.random.Generator) -> int:
+    """How many codebooks a forward pass uses: all in eval mode or without quantizer dropout,
+    else 1 with probability first_codebook_prob, else uniform in 1..n_q."""
+    n_q = model.quantizer.n_q
+    if not (model.training and train.quantizer_dropout):
+        return n_q
+    if rng.random() < train.first_codebook_prob:
+        return 1
+    return int(rng.integers(1, n_q + 1))
+
+
+# --------------------------------------------------------------------------------------------
+# Losses.
+# --------------------------------------------------------------------------------------------
+
+
+class MultiScaleMelLoss(nn.Module):
+    """Mean over scales of L1 between log-mels: (B, 1, T) x 2 -> scalar."""
+
+    def __init__(self, sample_rate: int, scales: tuple[int, ...] = MEL_SCALES) -> None:
+        super().__init__()
+        self.mels = nn.ModuleList(
+            torchaudio.transforms.MelSpectrogram(sample_rate, n_fft=n, hop_length=n // 4,
+                                                 n_mels=min(64, n // 8), power=1.0)
+            for n in scales)
+
+    def forward(self, predicted: Tensor, target: Tensor) -> Tensor:
+        total = predicted.new_zeros(())
+        for mel in self.mels:
+            p = torch.log(mel(predicted).clamp(min=1e-5))  # (B, 1, M, N)
+            t = torch.log(mel(target).clamp(min=1e-5))
+            total = total + (p - t).abs().mean()
+        return total / len(self.mels)
+
+
+@dataclasses.dataclass
+class Adversary:
+    """The optional discriminator and its optimizer."""
+
+    disc: MultiScaleSTFTDiscriminator
+    optimizer: torch.optim.Optimizer
+
+    def step(self, real: Tensor, fake: Tensor, lr: float) -> float:
+        """One hinge-loss update on detached fakes; returns the discriminator's loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        real_logits, _ = self.disc(real)
+        fake_logits, _ = self.disc(fake.detach())
+        loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean()
+                   for r, f in zip(real_logits, fake_logits, strict=True)) / len(real_logits)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.disc.parameters(), GRAD_CLIP)
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def generator_losses(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        """(hinge loss of the fakes, feature matching) for the codec's update."""
+        fake_logits, fake_maps = self.disc(fake)
+        with torch.no_grad():
+            _, real_maps = self.disc(real)
+        adversarial = sum(F.relu(1 - f).mean() for f in fake_logits) / len(fake_logits)
+        pairs = [(r, f) for rs, fs in zip(real_maps, fake_maps, strict=True)
+                 for r, f in zip(rs, fs, strict=True)]
+        features = sum((r - f).abs().mean() / (r.abs().mean() + 1e-8) for r, f in pairs)
+        return adversarial, features / len(pairs)
+
+
+def build_adversary(train: CodecTrainConfig, device: torch.device) -> Adversary | None:
+    if not train.adversarial:
+        return None
+    with quiet_weight_norm():
+        disc = MultiScaleSTFTDiscriminator(filters=train.discriminator_filters).to(device)
+    return Adversary(disc, torch.optim.Adam(disc.parameters(), lr=train.lr, betas=ADAM_BETAS))
+
+
+# --------------------------------------------------------------------------------------------
+# The training loop.
+# --------------------------------------------------------------------------------------------
+
+
+def train_codec(cfg: Config, corpus_dir: Path, out_dir: Path) -> Path:
+    """Train (or resume, or finish) the scratch codec; returns ``out_dir/codec.pt``."""
+    train = cfg.tokens.encodec.scratch
+    corpus_dir, out_dir = Path(corpus_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    arch = scratch_arch(train)
+    model = build_scratch(arch, dead_code_threshold=train.dead_code_threshold).to(device)
+    adversary = build_adversary(train, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, betas=ADAM_BETAS)
+    mel_loss = MultiScaleMelLoss(train.sample_rate).to(device)
+
+    waves = load_waves(corpus_dir, "train", train.sample_rate)
+    if not waves:
+        raise CodecTrainError(f"no train utterances in {corpus_dir}")
+    crops = max(1, round(train.batch_seconds / train.segment_seconds))
+    segment = int(train.segment_seconds * train.sample_rate)
+
+    state = resume(out_dir / "last.pt", cfg, model, optimizer, adversary)
+    step, losses = state["step"], state["losses"]
+
+    def save_state() -> None:
+        blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "rng": rng_state(), "losses": losses}
+        if adversary is not None:
+            blob |= {"disc": adversary.disc.state_dict(),
+                     "disc_optimizer": adversary.optimizer.state_dict()}
+        save_last(out_dir / "last.pt", cfg, arch, blob)
+
+    dev = []
+    if manifest_path(corpus_dir, "dev").is_file():
+        dev = load_waves(corpus_dir, "dev", train.sample_rate, DEV_UTTERANCES, DEV_SECONDS)
+
+    with open_tracker(cfg, stage="train-codec", out_dir=out_dir, tags=("encodec",)) as tracker:
+        first_step, train_seconds = step, 0.0
+        dev_metrics: dict[str, float] = {}
+        window: list[dict[str, float]] = []
+        bar = tqdm(total=train.steps, initial=step, desc="codec (encodec)", unit="step")
+        while step < train.steps:
+            started = time.perf_counter()
+            rng = np.random.default_rng([cfg.seed, step])
+            batch = crop_batch(waves, crops, segment, rng).to(device)
+            model.train()
+            codebooks = codebooks_for_step(model, train, rng)
+            lr = train.lr * warmup_cosine(step, train.warmup_steps, train.steps)
+            metrics = train_step(model, optimizer, batch, codebooks, lr, train, mel_loss,
+                                 adversary)
+            train_seconds += time.perf_counter() - started
+            step += 1
+            losses.append(metrics["loss"])
+            window.append(metrics)
+            bar.update(1)
+            bar.set_postfix(loss=f"{metrics['loss']:.3f}", k=codebooks)
+            if step % LOG_EVERY == 0 or step == train.steps:  # means since the last point
+                tracker.log({f"train/{k}": float(np.mean([m[k] for m in window]))
+                             for k in window[0]} | {"train/lr": lr}, step=step)
+                window = []
+            if step % train.eval_every == 0 or step == train.steps:
+                dev_metrics = evaluate(model, dev, train, mel_loss, device)
+                if dev_metrics:
+                    tracker.log(dev_metrics, step=step)
+            if step % train.checkpoint_every == 0 or step == train.steps:
+                save_state()
+        bar.close()
+        if first_step == step:  # nothing left to train: a finished run, re-entered
+            dev_metrics = evaluate(model, dev, train, mel_loss, device)
+
+        final = out_dir / "codec.pt"
+        save_codec(final, model, arch, cfg.to_dict(),
+                   meta={"steps": step, "train_loss": losses[-1] if losses else None,
+                         **dev_metrics})
+        tracker.log_summary({"steps": step, "train_utterances": len(waves),
+                             "dev_utterances": len(dev),
+                             "parameters": sum(p.numel() for p in model.parameters()),
+                             "seconds_per_step": train_seconds / max(1, step - first_step),
+                             **dev_metrics})
+        tracker.log_artifact(final, name="codec-encodec", kind="model")
+    return final
+
+
+def train_step(model: EncodecModel, optimizer: torch.optim.Optimizer, batch: Tensor,
+               codebooks: int, lr: float, train: CodecTrainConfig, mel_loss: MultiScaleMelLoss,
+               adversary: Adversary | None) -> dict[str, float]:
+    """One update of the codec (and of the discriminator first, if any) on (B, 1, S)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    out = reconstruct(model, batch, codebooks)
+    parts = {"time_l1": (out.wave - batch).abs().mean(), "mel_l1": mel_loss(out.wave, batch),
+             "commitment": out.commitment}
+    loss = (train.time_weight * parts["time_l1"] + train.mel_weight * parts["mel_l1"]
+            + train.commitment_weight * parts["commitment"])
+    metrics: dict[str, float] = {}
+    if adversary is not None:
+        metrics["disc_loss"] = adversary.step(batch, out.wave, lr)
+        parts["adversarial"], parts["features"] = adversary.generator_losses(batch, out.wave)
+        loss = (loss + train.adversarial_weight * parts["adversarial"]
+                + train.feature_weight * parts["features"])
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    optimizer.step()
+    return metrics | {k: float(v.detach()) for k, v in parts.items()} | {
+        "loss": float(loss.detach()), "grad_norm": float(grad_norm), "codebooks": codebooks}
+
+
+@torch.no_grad()
+def evaluate(model: EncodecModel, dev: list[np.ndarray], train: CodecTrainConfig,
+             mel_loss: MultiScaleMelLoss, device: torch.device) -> dict[str, float]:
+    """Dev reconstruction losses, mean over utterances, from codebook 1 alone (what the AR
+    tokens and the vocoder use) and from all codebooks; {} without dev audio."""
+    if not dev:
+        return {}
+    model.eval()
+    totals: dict[str, float] = {}
+    for k in sorted({1, model.quantizer.n_q}):
+        for wave in dev:
+            x = to_float(wave).to(device).reshape(1, 1, -1)  # (T,) -> (1, 1, T)
+            out = reconstruct(model, x, k)
+            time_l1, mel_l1 = float((out.wave - x).abs().mean()), float(mel_loss(out.wave, x))
+            for name, value in (("time_l1", time_l1), ("mel_l1", mel_l1),
+                                ("loss", train.time_weight * time_l1
+                                 + train.mel_weight * mel_l1)):
+                key = f"dev/{name}_q{k}"
+                totals[key] = totals.get(key, 0.0) + value / len(dev)
+    return totals
+
+
+def resume(path: Path, cfg: Config, model: EncodecModel, optimizer: torch.optim.Optimizer,
+           adversary: Adversary | None) -> dict[str, Any]:
+    """The step and losses to start from, with the weights and RNG of ``path`` loaded; or
+    the very beginning."""
+    if not path.is_file():
+        return {"step": 0, "losses": []}
+    try:
+        blob = load_checkpoint(path, kind=TRAIN_STATE_KIND)
+    except CheckpointError as exc:
+        raise CodecTrainError(f"{exc}; delete it to train the codec from scratch") from exc
+    if resume_key(blob["config"]) != resume_key(cfg.to_dict()):
+        raise CodecTrainError(f"{path} was written by another configuration (seed or "
+                              f"tokens.encodec.scratch other than "
+                              f"{', '.join(RESUMABLE_CHANGES)} differ): delete it to start "
+                              f"over, or restore that configuration to resume")
+    state = blob["state"]
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if adversary is not None:
+        adversary.disc.load_state_dict(state["disc"])
+        adversary.optimizer.load_state_dict(state["disc_optimizer"])
+    set_rng_state(state["rng"])
+    return {"step": int(state["step"]), "losses": list(state["losses"])}
+
+
+def resume_key(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a configuration a resumed run must share with the run it resumes."""
+    scratch = config["tokens"]["encodec"]["scratch"]
+    return {"seed": config["seed"],
+            "scratch": {k: v for k, v in scratch.items() if k not in RESUMABLE_CHANGES}}
+
+
+def save_last(path: Path, cfg: Config, arch: dict[str, Any], state: dict[str, Any]) -> None:
+    save_checkpoint(path, kind=TRAIN_STATE_KIND, config=cfg.to_dict(),
+                    meta={"family": "encodec", "arch": arch}, state=state)
