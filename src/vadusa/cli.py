@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vadusa")
 
+FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")  # vadusa.tokenizers.registry.FAMILIES
+VOCODER_HELP = ("unit2mel or codec checkpoint (default: vocoder/<family>/unit2mel.pt; for "
+                "encodec the codec, tokens/encodec/codec/codec.pt or tokens.encodec.weights)")
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", action="append", default=[], metavar="FILE",
@@ -58,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     _family(p, choices=("hubert", "wav2vec2"))
     _corpus_option(p)
     p.add_argument("--out", help="output directory (default: tokens/<family>/ssl)")
+
+    p = sub.add_parser("train-codec", help="train the encodec family's codec from scratch "
+                       "(tokens.encodec.scratch)")
+    _common(p)
+    _corpus_option(p)
+    p.add_argument("--out", help="output directory (default: tokens/encodec/codec): codec.pt, "
+                   "last.pt")
 
     p = sub.add_parser("fit-kmeans", help="fit the k-means quantizer of a token family")
     _common(p)
@@ -109,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speaker", help="a training speaker (see the error for the list)")
     p.add_argument("--prompt-wav", help="a recording of a new voice (needs --prompt-text)")
     p.add_argument("--prompt-text", help="the transcript of --prompt-wav")
-    p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
+    p.add_argument("--vocoder", help=VOCODER_HELP)
     _decoding_options(p)
     p.add_argument("--out", required=True, help="output WAV file")
 
@@ -122,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--librivox", action="store_true",
                         help="the LibriVox recordings of Debian's pocketsphinx-testdata")
     _corpus_option(p)
-    p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
+    p.add_argument("--vocoder", help=VOCODER_HELP)
     p.add_argument("--speaker", help="vocoder voice for outside recordings (default: the first)")
     p.add_argument("--copy", action="store_true",
                    help="no units: each input's own mel through HiFi-GAN (copy synthesis, the "
@@ -135,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a trained model (base.pt)")
     p.add_argument("--split", choices=("train", "dev", "test"), default="test")
     _corpus_option(p)
-    p.add_argument("--vocoder", help="unit2mel checkpoint (default: vocoder/<family>/unit2mel.pt)")
+    p.add_argument("--vocoder", help=VOCODER_HELP)
     _decoding_options(p)
     p.add_argument("--batch-size", type=int, help="utterances per batch (decoding.batch_size)")
     p.add_argument("--limit", type=int, help="only the first N utterances of the split (0: all)")
@@ -195,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--checkpoint", required=True, help="a model with draft heads (heads.pt)")
     _corpus_option(p)
-    p.add_argument("--vocoder", help="unit vocoder (default: vocoder/<family>/unit2mel.pt)")
+    p.add_argument("--vocoder", help=VOCODER_HELP)
     p.add_argument("--split", choices=("train", "dev", "test"),
                    help="split decoded in every trial (default: sweep.split)")
     p.add_argument("--limit", type=int, help="its first utterances (default: sweep.utterances)")
@@ -290,13 +301,18 @@ def _corpus_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
-    """``--vocoder``, or the family's vocoder of this experiment."""
-    return (Path(args.vocoder) if args.vocoder
-            else cfg.experiment_dir / "vocoder" / family / "unit2mel.pt")
+    """``--vocoder``, or the family's vocoder of this experiment (``encodec``: its codec)."""
+    if args.vocoder:
+        return Path(args.vocoder)
+    if family == "encodec":
+        from vadusa.tokenizers.registry import codec_file  # noqa: PLC0415
+
+        return codec_file(cfg)
+    return cfg.experiment_dir / "vocoder" / family / "unit2mel.pt"
 
 
 def _family(parser: argparse.ArgumentParser,
-            choices: tuple[str, ...] = ("whisper", "hubert", "wav2vec2"),
+            choices: tuple[str, ...] = FAMILIES,
             required: bool = True) -> None:
     parser.add_argument("--family", required=required, choices=choices, help="token family")
 
@@ -335,8 +351,10 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.model.loading import SynthesisInputError  # noqa: PLC0415
     from vadusa.sweep.study import SweepError  # noqa: PLC0415
     from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
+    from vadusa.tokenizers.codec import CodecError  # noqa: PLC0415
     from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
+    from vadusa.training.codec import CodecTrainError  # noqa: PLC0415
     from vadusa.training.heads import HeadsTrainError  # noqa: PLC0415
     from vadusa.training.ssl import SSLTrainError  # noqa: PLC0415
     from vadusa.training.tts import TTSTrainError  # noqa: PLC0415
@@ -347,7 +365,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
             TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
-            TableError, SweepError)
+            TableError, SweepError, CodecError, CodecTrainError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -423,6 +441,28 @@ def cmd_train_ssl(cfg: Config, args: argparse.Namespace) -> int:
 
 
 @_guard
+def cmd_train_codec(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.checkpoint import load_checkpoint  # noqa: PLC0415
+    from vadusa.tokenizers.registry import codec_path  # noqa: PLC0415
+    from vadusa.training.codec import train_codec  # noqa: PLC0415
+
+    if cfg.tokens.encodec.weights != "scratch":
+        raise UserFacingError(f"tokens.encodec.weights={cfg.tokens.encodec.weights} names the "
+                              f"published codec, so the pipeline would not use a codec trained "
+                              f"here: set tokens.encodec.weights=scratch to train one")
+    out = Path(args.out) if args.out else codec_path(cfg).parent
+    final = train_codec(cfg, _corpus(cfg, args), out)
+    meta = load_checkpoint(final, kind="codec")["meta"]
+    dev = {k: v for k, v in meta.items() if k.startswith("dev/")}
+    print(final)
+    print(f"encodec codec: {meta.get('steps')} steps, {meta['frame_rate']:g} frames/s, "
+          f"{meta['bins']} tokens; "
+          + (", ".join(f"{k} {v:.4f}" for k, v in sorted(dev.items())) if dev
+             else "no dev losses (no dev split)"))
+    return 0
+
+
+@_guard
 def cmd_fit_kmeans(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
@@ -462,6 +502,9 @@ def cmd_train_vocoder(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
     from vadusa.training.vocoder import train_vocoder  # noqa: PLC0415
 
+    if args.family == "encodec":
+        raise UserFacingError("the encodec family's vocoder is its codec's decoder: run "
+                              "`vadusa train-codec` (tokens/encodec/codec/codec.pt)")
     tokens = Path(args.tokens) if args.tokens else family_dir(cfg, args.family)
     out = Path(args.out) if args.out else cfg.experiment_dir / "vocoder" / args.family
     print(train_vocoder(cfg, args.family, _corpus(cfg, args), tokens, out))
@@ -520,7 +563,7 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.model.loading import synthesis_prefix  # noqa: PLC0415
-    from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder, voice_for  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
     decoding = _decoding(cfg, args)
@@ -541,8 +584,8 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     if not result.tokens:
         raise UserFacingError("the model produced no speech tokens for this text")
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
-    vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
-    voice = args.speaker if args.speaker in vocoder.speakers else vocoder.speakers[0]
+    vocoder = load_vocoder(vocoder_path, device=device, family=bundle.family)
+    voice = voice_for(vocoder, args.speaker)
     wave, rate = vocoder.decode(np.asarray(result.tokens), voice)
     audio.write_wav(args.out, wave, rate)
     print(f"{len(result.tokens)} tokens in {result.seconds:.2f} s "
@@ -557,7 +600,7 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
     from vadusa.tokenizers.registry import load_tokenizer  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
-    from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder  # noqa: PLC0415
 
     if bool(args.copy) == bool(args.family):
         raise UserFacingError("give --family (units) or --copy (the input's own mel), one of "
@@ -576,7 +619,8 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
         tokenizer = vocoder = CopySynthesis(cfg.vocoder.hifigan, device)
     else:
         vocoder_path = _vocoder_path(cfg, args, args.family)
-        vocoder = UnitVocoder.load(vocoder_path, device=device)
+        vocoder = load_vocoder(vocoder_path, device=device,
+                               family="encodec" if args.family == "encodec" else None)
         if vocoder.family != args.family:
             raise UserFacingError(f"{vocoder_path} is a vocoder for {vocoder.family!r} "
                                   f"tokens, not {args.family!r}")
@@ -597,7 +641,7 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.eval.evaluate import evaluate_tts, format_evaluation, split_requests  # noqa: PLC0415
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
-    from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
     decoding = _decoding(cfg, args)
@@ -606,7 +650,7 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
     # gets the same, already loaded draft (run.load_draft keeps it)
     _draft_bundle(bundle, decoding)
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
-    vocoder = UnitVocoder.load(vocoder_path, device=device, family=bundle.family)
+    vocoder = load_vocoder(vocoder_path, device=device, family=bundle.family)
     if vocoder.vocab_size != bundle.vocab.n_units:
         raise UserFacingError(f"{vocoder_path} decodes {vocoder.vocab_size} "
                               f"units, the model {args.checkpoint} emits "
@@ -735,7 +779,7 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
         search_space,
     )
     from vadusa.tracking import open_tracker  # noqa: PLC0415
-    from vadusa.vocoder import UnitVocoder  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder  # noqa: PLC0415
 
     sweep = cfg.sweep
     if args.trials is not None:
@@ -769,8 +813,8 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
         print(json.dumps(write_report(study, sweep, out)["trials"]))
         return 0
 
-    vocoder = UnitVocoder.load(vocoder_path, device=resolve_device(cfg.device),
-                               family=bundle.family)
+    vocoder = load_vocoder(vocoder_path, device=resolve_device(cfg.device),
+                           family=bundle.family)
     requests = split_requests(_corpus(cfg, args), split, limit)[0]
     space = search_space(sweep, len(bundle.heads), decoding.temperature, decoding.top_k)
     objective = DecodingObjective(bundle, requests, decoding, vocoder, WhisperJudge(cfg.judge))
@@ -841,6 +885,7 @@ COMMANDS = {
     "prepare": cmd_prepare,
     "corpus-qa": cmd_corpus_qa,
     "train-ssl": cmd_train_ssl,
+    "train-codec": cmd_train_codec,
     "fit-kmeans": cmd_fit_kmeans,
     "tokenize": cmd_tokenize,
     "train-vocoder": cmd_train_vocoder,

@@ -33,6 +33,7 @@ from vadusa.eval.judge import WhisperJudge
 from vadusa.eval.stats import bootstrap_mean, bootstrap_ratio, format_interval
 from vadusa.eval.wer import error_rates, utterance_errors
 from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
+from vadusa.vocoder import voice_for
 
 
 class EvaluationError(ValueError):
@@ -110,8 +111,7 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
             failures.append({"id": record["id"], "stage": "decode",
                              "error": "no speech tokens before eos"})
             continue
-        voice = record["speaker"] if record["speaker"] in vocoder.speakers \
-            else vocoder.speakers[0]
+        voice = voice_for(vocoder, record["speaker"])
         t0 = time.perf_counter()
         wave, rate = vocoder.decode(np.asarray(record["tokens"]), voice)
         t1 = time.perf_counter()

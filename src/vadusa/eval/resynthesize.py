@@ -99,8 +99,9 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
             t0 = time.perf_counter()
             tokens = tokenizer.encode(wave, rate)
             t1 = time.perf_counter()
-            out_wave, out_rate = vocoder.decode(tokens, speaker or item.speaker
-                                                or vocoder.speakers[0])
+            # a unit vocoder's first voice for outside recordings; a codec takes any
+            voice = speaker or item.speaker or next(iter(getattr(vocoder, "speakers", [])), "")
+            out_wave, out_rate = vocoder.decode(tokens, voice)
             t2 = time.perf_counter()
             audio.write_wav(out_dir / "wavs" / f"{item.id}.wav", out_wave, out_rate)
             hyp = judge.transcribe(out_wave, out_rate)

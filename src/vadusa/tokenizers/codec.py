@@ -202,7 +202,12 @@ def save_codec(path: str | Path, model: EncodecModel, arch: dict[str, Any],
 
 def load_codec(path: str | Path) -> tuple[EncodecModel, dict[str, Any]]:
     """A scratch codec and its checkpoint's meta; the model in eval mode on the CPU."""
-    blob = load_checkpoint(path, kind=CHECKPOINT_KIND)
+    return codec_from_checkpoint(load_checkpoint(path, kind=CHECKPOINT_KIND), path)
+
+
+def codec_from_checkpoint(blob: dict[str, Any], path: str | Path
+                          ) -> tuple[EncodecModel, dict[str, Any]]:
+    """``load_codec`` on a checkpoint already read (``path`` only names it in errors)."""
     meta = blob["meta"]
     if meta.get("family") != FAMILY or not isinstance(meta.get("arch"), dict):
         raise CodecError(f"{path} is not a scratch {FAMILY} codec (meta: family "
@@ -223,6 +228,9 @@ def load_codec_model(units: EncodecConfig, scratch: str | Path) -> EncodecModel:
     published file at ``units.weights``; at ``units.bandwidth``, in eval mode on the CPU."""
     if units.weights != "scratch":
         return load_official(units.weights, units.bandwidth)
+    if not Path(scratch).is_file():
+        raise CodecError(f"codec not found: {scratch} (tokens.encodec.weights=scratch: run "
+                         f"`vadusa train-codec` first)")
     model, _ = load_codec(scratch)
     set_bandwidth(model, units.bandwidth)
     return model
@@ -313,15 +321,20 @@ class CodecVocoder:
     """The codec's decoder behind the vocoder contract, from codebook 1 alone.
 
     ``speaker`` is accepted and ignored: the codec is speaker-agnostic, the voice is whatever
-    the tokens encode (the AR model chose it from its speaker embedding and prompt)."""
+    the tokens encode (the AR model chose it from its speaker embedding and prompt). So
+    ``speakers`` is empty (``vadusa.vocoder.voice_for`` then passes any speaker through), and
+    ``meta`` is the checkpoint's (``codec_meta`` for the published model)."""
 
-    def __init__(self, model: EncodecModel, device: torch.device | str = "cpu") -> None:
+    def __init__(self, model: EncodecModel, device: torch.device | str = "cpu",
+                 meta: dict[str, Any] | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.sample_rate = int(model.sample_rate)
         self.vocab_size = int(model.quantizer.bins)
         self.frame_rate = frame_rate(model)
         self.family = FAMILY
+        self.speakers: list[str] = []
+        self.meta = meta if meta is not None else codec_meta(model, None)
 
     def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
         """(F,) codebook-1 ids -> ((F * hop,) float32 waveform in [-1, 1], sample rate)."""

@@ -17,6 +17,7 @@ from vadusa.tokenizers.base import FeatureExtractor, Tokenizer
 from vadusa.tokenizers.kmeans import KMeansQuantizer
 
 FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")
+OFFICIAL_BINS = 1024  # entries per codebook of the published 24 kHz EnCodec
 
 
 def family_dir(cfg: Config, family: str) -> Path:
@@ -54,7 +55,18 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
     raise ValueError(f"unknown token family {family!r} (available: {', '.join(FAMILIES)})")
 
 
+def codec_file(cfg: Config) -> Path:
+    """The file the ``encodec`` family's codec is read from: the scratch checkpoint, or the
+    published model's weights."""
+    units = cfg.tokens.encodec
+    return codec_path(cfg) if units.weights == "scratch" else Path(units.weights)
+
+
 def n_clusters(cfg: Config, family: str) -> int:
+    """The family's vocabulary: k-means clusters, or the codec's codebook entries."""
+    if family == "encodec":
+        units = cfg.tokens.encodec
+        return units.scratch.bins if units.weights == "scratch" else OFFICIAL_BINS
     return getattr(cfg.tokens, family).n_clusters
 
 

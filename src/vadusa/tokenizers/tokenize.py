@@ -19,9 +19,9 @@ from vadusa.config import Config
 from vadusa.data import audio
 from vadusa.data.manifest import SPLITS, Utterance, manifest_path, read_manifest
 from vadusa.eval.figures import sorted_bars
-from vadusa.tokenizers.base import Tokenizer, extract_features
+from vadusa.tokenizers.base import Tokenizer, TokenizerError, extract_features
 from vadusa.tokenizers.kmeans import KMeansQuantizer
-from vadusa.tokenizers.registry import build_extractor, n_clusters
+from vadusa.tokenizers.registry import build_extractor, codec_file, load_tokenizer, n_clusters
 from vadusa.tokenizers.store import TokenSplit, write_meta, write_split
 
 
@@ -33,6 +33,10 @@ def _read(rec: Utterance) -> np.ndarray:
 def fit_kmeans(cfg: Config, family: str, corpus_dir: Path, out_path: Path,
                device: torch.device) -> KMeansQuantizer:
     """Fit k-means on the features of a seeded sample of train utterances."""
+    if family == "encodec":
+        raise TokenizerError("the encodec family needs no k-means: its tokens are the codec's "
+                             "first codebook; run `vadusa train-codec`, then "
+                             "`vadusa tokenize --family encodec`")
     train = read_manifest(manifest_path(corpus_dir, "train"))
     sample = random.Random(cfg.seed).sample(train, min(cfg.tokens.kmeans_utterances, len(train)))
     extractor = build_extractor(cfg, family, device)
@@ -52,17 +56,24 @@ def fit_kmeans(cfg: Config, family: str, corpus_dir: Path, out_path: Path,
 
 def tokenize_corpus(cfg: Config, family: str, corpus_dir: Path, out_dir: Path,
                     kmeans_path: Path, device: torch.device) -> dict[str, Any]:
-    tokenizer = Tokenizer(family, build_extractor(cfg, family, device),
-                          KMeansQuantizer.load(kmeans_path))
+    """Every split's token files, meta and statistics; ``kmeans_path`` is unused for the
+    ``encodec`` family, whose quantizer is its codec's first codebook."""
+    if family == "encodec":
+        tokenizer = load_tokenizer(cfg, family, device)
+        quantizer_file = codec_file(cfg)
+    else:
+        tokenizer = Tokenizer(family, build_extractor(cfg, family, device),
+                              KMeansQuantizer.load(kmeans_path))
+        quantizer_file = kmeans_path
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, {"family": family, "vocab_size": tokenizer.vocab_size,
                          "frame_rate": tokenizer.frame_rate,
                          "sample_rate": tokenizer.sample_rate,
                          "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id,
                          "pad_id": tokenizer.pad_id,
-                         # which k-means made these ids: models trained on other ids must not
-                         # resume on these (training/tts.py, training/vocoder.py)
-                         "quantizer_sha256": file_digest(kmeans_path)})
+                         # which k-means (or codec) made these ids: models trained on other
+                         # ids must not resume on these (training/tts.py, training/vocoder.py)
+                         "quantizer_sha256": file_digest(quantizer_file)})
     seconds = {}
     for split in SPLITS:
         records = read_manifest(manifest_path(corpus_dir, split))

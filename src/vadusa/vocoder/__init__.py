@@ -3,11 +3,13 @@
 Every vocoder keeps one contract, ``decode(tokens, speaker) -> (wave, sample_rate)``, with
 ``tokens`` an int array of unit ids (no bos/eos/pad) and ``wave`` float32 in [-1, 1].
 
-``UnitVocoder`` is the one trained here: a ``Unit2Mel`` network predicts the log-mels of a
-pretrained HiFi-GAN, which makes the waveform (``vadusa.training.vocoder`` trains it).
+``UnitVocoder`` is the one trained here for the k-means families: a ``Unit2Mel`` network
+predicts the log-mels of a pretrained HiFi-GAN, which makes the waveform
+(``vadusa.training.vocoder`` trains it). The ``encodec`` family's vocoder is its codec's decoder
+(``vadusa.tokenizers.codec.CodecVocoder``). ``load_vocoder`` reads either from its checkpoint:
 
-    vocoder = UnitVocoder.load("results/default/vocoder/whisper/unit2mel.pt")
-    wave, rate = vocoder.decode(tokens, speaker="flite_rms")
+    vocoder = load_vocoder("results/default/vocoder/whisper/unit2mel.pt", family="whisper")
+    wave, rate = vocoder.decode(tokens, speaker=voice_for(vocoder, "flite_rms"))
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from vadusa.checkpoint import load_checkpoint
+from vadusa.checkpoint import CheckpointError, load_checkpoint
 from vadusa.devices import resolve_device
 from vadusa.vocoder.hifigan import HifiGan, mel_settings
 from vadusa.vocoder.unit2mel import Unit2Mel
 
-__all__ = ["Vocoder", "UnitVocoder", "VocoderError", "HifiGan", "Unit2Mel", "check_units"]
+__all__ = ["Vocoder", "UnitVocoder", "VocoderError", "HifiGan", "Unit2Mel", "check_units",
+           "load_vocoder", "voice_for"]
 
 CHECKPOINT_KIND = "unit2mel"
+CODEC_KIND = "codec"  # vadusa.tokenizers.codec.CHECKPOINT_KIND (not imported: it needs encodec)
+CODEC_FAMILY = "encodec"
 
 
 class VocoderError(ValueError):
@@ -34,6 +39,9 @@ class VocoderError(ValueError):
 
 class Vocoder(Protocol):
     sample_rate: int
+    family: str
+    vocab_size: int
+    speakers: list[str]  # voices it knows; empty: speaker-agnostic (a codec)
 
     def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
         """(U,) int unit ids -> ((T,) float32 waveform, sample rate)."""
@@ -60,10 +68,18 @@ class UnitVocoder:
     def load(cls, path: str | Path, device: str | torch.device = "cpu",
              family: str | None = None) -> UnitVocoder:
         """Load a ``unit2mel.pt``; with ``family``, refuse one trained on other tokens."""
-        blob = load_checkpoint(path, kind=CHECKPOINT_KIND)
+        return cls._from_checkpoint(load_checkpoint(path, kind=CHECKPOINT_KIND), path, device,
+                                    family)
+
+    @classmethod
+    def _from_checkpoint(cls, blob: dict[str, Any], path: str | Path,
+                         device: str | torch.device = "cpu",
+                         family: str | None = None) -> UnitVocoder:
         meta = blob["meta"]
         if family is not None and meta["family"] != family:
-            raise VocoderError(f"{path} decodes {meta['family']!r} units, not {family!r}")
+            hint = (f"; the {family!r} family's vocoder is its codec ({_codec_hint()})"
+                    if family == CODEC_FAMILY else "")
+            raise VocoderError(f"{path} decodes {meta['family']!r} units, not {family!r}{hint}")
         try:
             model = Unit2Mel(**meta["model"])
             model.load_state_dict(blob["state"])
@@ -104,6 +120,60 @@ class UnitVocoder:
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         return check_units(tokens, self.vocab_size, self.family)
+
+
+def _codec_hint() -> str:
+    return "tokens/encodec/codec/codec.pt, from `vadusa train-codec`"
+
+
+def _unit_hint(family: str) -> str:
+    return f"vocoder/{family}/unit2mel.pt, from `vadusa train-vocoder --family {family}`"
+
+
+def load_vocoder(path: str | Path, device: str | torch.device = "cpu",
+                 family: str | None = None) -> Any:
+    """The vocoder in ``path``, whichever kind its checkpoint is: a ``UnitVocoder`` (kind
+    "unit2mel") or the ``encodec`` family's ``CodecVocoder`` (kind "codec"; with ``family``
+    "encodec", also the published EnCodec's plain state dict). With ``family``, refuse a
+    vocoder of other tokens. The codec module (and the ``encodec`` package) loads only for a
+    codec."""
+    path = Path(path)
+    if not path.is_file():
+        hint = _codec_hint() if family == CODEC_FAMILY else (
+            _unit_hint(family) if family else "`vadusa train-vocoder` or `vadusa train-codec`")
+        raise VocoderError(f"vocoder not found: {path} (expected {hint})")
+    try:
+        blob = load_checkpoint(path)
+    except CheckpointError:
+        if family != CODEC_FAMILY:
+            raise
+        # not a vadusa checkpoint: the published 24 kHz EnCodec's state dict (it says why not)
+        from vadusa.tokenizers.codec import CodecVocoder, load_official  # noqa: PLC0415
+
+        return CodecVocoder(load_official(path, 0.0), resolve_device(str(device)))
+    kind = blob["kind"]
+    if kind == CHECKPOINT_KIND:
+        return UnitVocoder._from_checkpoint(blob, path, device, family)
+    if kind == CODEC_KIND:
+        if family is not None and family != CODEC_FAMILY:
+            raise VocoderError(f"{path} is the {CODEC_FAMILY!r} family's codec: it decodes "
+                               f"{CODEC_FAMILY!r} tokens, not {family!r}; give the {family!r} "
+                               f"family's vocoder ({_unit_hint(family)})")
+        from vadusa.tokenizers.codec import CodecVocoder, codec_from_checkpoint  # noqa: PLC0415
+
+        model, meta = codec_from_checkpoint(blob, path)
+        return CodecVocoder(model, resolve_device(str(device)), meta=meta)
+    raise VocoderError(f"{path} is a {kind!r} checkpoint, not a vocoder (kind "
+                       f"{CHECKPOINT_KIND!r} or {CODEC_KIND!r})")
+
+
+def voice_for(vocoder: Any, speaker: str | None) -> str:
+    """The voice to decode ``speaker``'s tokens with: ``speaker`` itself if the vocoder knows it,
+    else its first voice; a speaker-agnostic vocoder (a codec: no ``speakers``) takes any."""
+    speakers = list(getattr(vocoder, "speakers", None) or [])
+    if not speakers:
+        return speaker or ""
+    return speaker if speaker in speakers else speakers[0]
 
 
 def check_units(tokens: np.ndarray, vocab_size: int, family: str) -> np.ndarray:
