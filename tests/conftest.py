@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from vadusa.data.manifest import Utterance, manifest_path, write_manifest
 
@@ -63,3 +64,20 @@ def write_tone_corpus(root: Path) -> Path:
     for split, recs in records.items():
         write_manifest(manifest_path(root, split), recs)
     return root
+
+
+# A codec of seconds on a CPU (tests/test_codec*.py): 50 Hz at 16 kHz like the default, but
+# 4 filters and 3 codebooks of 32 (about 30 k parameters), trained for 3 steps
+TINY_CODEC = {"n_filters": 4, "dimension": 16, "lstm": 1, "n_q": 3, "bins": 32}
+TINY_CODEC_TRAIN = TINY_CODEC | {"steps": 3, "batch_seconds": 1.0, "segment_seconds": 0.5,
+                                 "warmup_steps": 1, "checkpoint_every": 3, "eval_every": 3,
+                                 "lr": 1e-3}
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and a busy CPU makes waiting threads slow."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

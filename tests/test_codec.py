@@ -13,7 +13,7 @@ import pytest
 import torch
 from encodec import EncodecModel
 
-from conftest import write_tone_corpus
+from conftest import TINY_CODEC, TINY_CODEC_TRAIN, write_tone_corpus
 from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.config import CodecTrainConfig, Config, ConfigError, EncodecConfig, load_config
 from vadusa.tokenizers.base import TokenizerError
@@ -36,19 +36,10 @@ from vadusa.training import codec as codec_training
 from vadusa.training.codec import CodecTrainError, codebooks_for_step, train_codec
 from vadusa.vocoder import VocoderError
 
-# 50 Hz at 16 kHz like the default, but 4 filters, 3 codebooks of 32: about 30 k parameters
-TINY = {"n_filters": 4, "dimension": 16, "lstm": 1, "n_q": 3, "bins": 32}
-TINY_TRAIN = TINY | {"steps": 3, "batch_seconds": 1.0, "segment_seconds": 0.5, "warmup_steps": 1,
-                     "checkpoint_every": 3, "eval_every": 3, "lr": 1e-3}
+TINY, TINY_TRAIN = TINY_CODEC, TINY_CODEC_TRAIN
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and a busy CPU makes waiting threads slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def randomize_codebooks(model: EncodecModel, seed: int = 0) -> EncodecModel:

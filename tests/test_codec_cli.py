@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_tone_corpus
+from conftest import TINY_CODEC_TRAIN, write_tone_corpus
 from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.cli import main
 from vadusa.config import load_config
@@ -24,19 +24,10 @@ from vadusa.tokenizers.codec import CodecVocoder
 from vadusa.tokenizers.registry import codec_path, n_clusters
 from vadusa.vocoder import UnitVocoder, VocoderError, load_vocoder, voice_for
 
-# 50 Hz at 16 kHz like the default, 4 filters, 3 codebooks of 32, 3 steps: seconds on a CPU
-TINY = {"n_filters": 4, "dimension": 16, "lstm": 1, "n_q": 3, "bins": 32, "steps": 3,
-        "batch_seconds": 1.0, "segment_seconds": 0.5, "warmup_steps": 1,
-        "checkpoint_every": 3, "eval_every": 3, "lr": 0.001}
+TINY = TINY_CODEC_TRAIN
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and a busy CPU makes waiting threads slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def settings(results: Path) -> list[str]:
