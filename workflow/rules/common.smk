@@ -30,10 +30,12 @@ JUDGE_EVAL_ONLY = ("judge.speaker_similarity",)
 # decoding keys that only the draft-model decoder reads: AR and VADUSA digests leave them out
 NOT_DRAFT = ("decoding.draft_tokens", "decoding.draft_checkpoint")
 FAMILIES = list(CFG.tokens.families)
-# Threads of the jobs that run two at a time (heads, vocoder and draft training, evaluations):
-# at batch 1 a second thread buys little, a second job nearly doubles the throughput. Model
-# training that gains from more cores and the speed races (bench_*, sweep) take two, so on the
-# 2-core default nothing shares the CPU with a timed run. Snakemake exports OMP_NUM_THREADS.
+# Threads of the jobs that may run two at a time (heads, vocoder and draft training,
+# evaluations), so that independent jobs share the cores without oversubscribing them. It buys
+# little throughput: on 2 cores a 1-thread job ran at about half its 2-thread speed (vocoder
+# 1.2 s/step against 0.6; vocoding + judging 4.6 s/utterance against 2). The base model and the
+# speed races (bench_*, sweep) take two, so on the 2-core default nothing shares the CPU with a
+# timed run. Snakemake exports OMP_NUM_THREADS = threads.
 _CORES = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else 2
 PAIRED = max(1, _CORES // 2)
 
