@@ -76,7 +76,8 @@ TINY_CODEC_TRAIN = TINY_CODEC | {"steps": 3, "batch_seconds": 1.0, "segment_seco
 
 @pytest.fixture
 def one_thread():
-    """Tiny models gain nothing from threads, and a busy CPU makes waiting threads slow."""
+    """Tiny models gain nothing from threads, and on a busy CPU (or under pytest-xdist) two
+    OpenMP threads waiting on each other make them up to 100x slower; put back afterwards."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,14 +29,7 @@ OFFSET, V = 20, 13  # input ids [0, 20) text, [20, 33) speech; output: 10 units,
 EOS = 11
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Models this small decode fastest on one thread (a shared machine's second core then
-    costs nothing to wait for); the setting is put back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 def tiny(seed: int, dim: int = 32, layers: int = 2, units: int = 10) -> Transformer:

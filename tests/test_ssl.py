@@ -68,14 +68,7 @@ def features(model: torch.nn.Module, wave: torch.Tensor, layer: int) -> torch.Te
     return SSLFeatureExtractor(model, layer, "test").extract(wave)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy CPU (or under pytest-xdist) two
-    OpenMP threads waiting on each other make them up to 100x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 WAVE = torch.from_numpy(np.random.default_rng(0).standard_normal(16000 + 123)).float() * 0.1
