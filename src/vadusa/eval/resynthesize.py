@@ -27,6 +27,7 @@ from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.eval.judge import WhisperJudge
 from vadusa.eval.stats import bootstrap_ratio, format_interval
 from vadusa.eval.wer import error_rates, utterance_errors
+from vadusa.vocoder import voice_for
 
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 
@@ -99,8 +100,8 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
             t0 = time.perf_counter()
             tokens = tokenizer.encode(wave, rate)
             t1 = time.perf_counter()
-            # a unit vocoder's first voice for outside recordings; a codec takes any
-            voice = speaker or item.speaker or next(iter(getattr(vocoder, "speakers", [])), "")
+            # outside recordings have no speaker: a unit vocoder's first voice (a codec takes any)
+            voice = speaker or item.speaker or voice_for(vocoder, None)
             out_wave, out_rate = vocoder.decode(tokens, voice)
             t2 = time.perf_counter()
             audio.write_wav(out_dir / "wavs" / f"{item.id}.wav", out_wave, out_rate)
