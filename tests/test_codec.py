@@ -244,7 +244,7 @@ def test_quantizer_dropout() -> None:
 
 def test_config_defaults_and_checks() -> None:
     cfg = Config()
-    assert cfg.tokens.families == ("whisper", "hubert")  # encodec is not built by default
+    assert cfg.tokens.families == ("whisper", "hubert", "encodec")  # reproduce_all builds all 3
     default = build_scratch(scratch_arch(cfg.tokens.encodec.scratch))
     assert frame_rate(default) == 50.0 and default.quantizer.n_q == 4
     assert default.quantizer.bins == 1024

@@ -47,12 +47,18 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
-    # two families: each with frozen and joint heads, a sweep, its open questions
-    assert counts["train_ssl"] == "1" and counts["train_base"] == "2"
-    assert counts["train_heads"] == "4" and counts["sweep"] == "2"
-    assert counts["open_table"] == "2" and counts["table_all"] == "1"
-    assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "4"
+    # three families: each with frozen and joint heads, a sweep, its open questions; units
+    # from a trained SSL model (hubert) and from a trained codec (encodec), whose decoder is
+    # its vocoder (no k-means, no unit vocoder)
+    assert counts["train_ssl"] == "1" and counts["train_codec"] == "1"
+    assert counts["fit_kmeans"] == "2" and counts["train_vocoder"] == "2"
+    assert counts["tokenize"] == "3" and counts["train_base"] == "3"
+    assert counts["train_heads"] == "6" and counts["sweep"] == "3"
+    assert counts["open_table"] == "3" and counts["table_all"] == "1"
+    assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "6"
     assert "results/default/tables/all.md" in out
+    assert "results/default/tokens/encodec/codec/codec.pt" in out
+    assert "results/default/vocoder/encodec" not in out
 
 
 @pytest.mark.parametrize("name", ["libritts.yaml", "libriheavy.yaml"])
@@ -73,8 +79,12 @@ def test_config_typo_fails_the_workflow_naming_the_key(repo: Path, tmp_path: Pat
 @pytest.mark.slow
 def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     tiny = str(repo / "config" / "tiny.yaml")
-    # the default target, and the resynthesis of every family (hubert too) and of HiFi-GAN
-    result = snakemake(repo, tmp_path, "all", "resynthesis", "--configfile", tiny)
+    # the default target, the resynthesis of every family (hubert and encodec too) and of
+    # HiFi-GAN, and the encodec family through base model, heads, race and evaluation
+    result = snakemake(repo, tmp_path, "all", "resynthesis",
+                       "results/tiny/bench/encodec/vadusa-frozen.json",
+                       "results/tiny/eval/encodec/vadusa-frozen-tau3/test/metrics.json",
+                       "--configfile", tiny)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     corpus = tmp_path / "results" / "tiny" / "corpus"
     stats = json.loads((corpus / "stats.json").read_text())
@@ -82,9 +92,9 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     qa = json.loads((corpus / "qa" / "metrics.json").read_text())
     assert qa["overall"]["utterances"] == 12
     assert (tmp_path / "results" / "tiny" / "logs" / "prepare_corpus.log").is_file()
-    for family in ("whisper", "hubert"):
+    for family in ("whisper", "hubert", "encodec"):
         tokens = json.loads((tmp_path / "results/tiny/tokens" / family / "stats.json").read_text())
-        assert abs(tokens["frames_per_second"] - 50.0) < 1.0
+        assert abs(tokens["frames_per_second"] - 50.0) < 1.0  # 16 kHz / 320 for the codec too
         for source, count in (("test", stats["utterances"]["test"]), ("librivox", 5)):
             resynth = tmp_path / "results/tiny/resynth" / family / source
             metrics = json.loads((resynth / "metrics.json").read_text())
@@ -123,6 +133,19 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
                           .read_text())
         assert [b["setting"] for b in race] == ["ar-b1", *other, "vadusa-hall-n2-t3",
                                                 "vadusa-hall-chain2-t3"]
+    # the acoustic family: its codec (trained here) is its tokenizer and its vocoder
+    assert (tmp_path / "results/tiny/tokens/encodec/codec/codec.pt").is_file()
+    assert not (tmp_path / "results/tiny/tokens/encodec/kmeans.npz").exists()
+    assert not (tmp_path / "results/tiny/vocoder/encodec").exists()
+    assert load_checkpoint(tmp_path / "results/tiny/models/encodec/base/base.pt"
+                           )["meta"]["family"] == "encodec"
+    race = json.loads((tmp_path / "results/tiny/bench/encodec/vadusa-frozen.json").read_text())
+    by = {b["setting"]: b for b in race}
+    assert by["vadusa-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]  # lossless on codes too
+    evaluation = json.loads((tmp_path / "results/tiny/eval/encodec/vadusa-frozen-tau3/test/"
+                             "metrics.json").read_text())
+    assert evaluation["utterances"] + len(evaluation["failures"]) == stats["utterances"]["test"]
+    assert evaluation["mean_accepted"] >= 1.0
     copy = json.loads((tmp_path / "results/tiny/resynth/copy/test/metrics.json").read_text())
     assert copy["family"] == "mel" and copy["utterances"] == stats["utterances"]["test"]
     assert copy["wer"] <= 0.5  # HiFi-GAN on the recordings' own mels stays intelligible

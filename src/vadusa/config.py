@@ -253,7 +253,7 @@ class EncodecConfig:
 
 @dataclass(frozen=True)
 class TokensConfig:
-    families: tuple[str, ...] = ("whisper", "hubert")  # families the DAG builds
+    families: tuple[str, ...] = ("whisper", "hubert", "encodec")  # families the DAG builds
     default_family: str = "whisper"  # the family of the default target's model
     kmeans_utterances: int = 600  # train utterances whose features fit k-means
     kmeans_max_frames: int = 150_000

@@ -25,7 +25,7 @@ rule train_base:
 rule evaluate_ar:
     input:
         model=rules.train_base.output,
-        vocoder=rules.train_vocoder.output,
+        vocoder=vocoder_for,
     output:
         f"{RESULTS}/eval/{{family}}/ar/test/metrics.json",
     params:

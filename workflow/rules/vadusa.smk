@@ -101,7 +101,7 @@ rule bench_trees:
 rule evaluate_vadusa:
     input:
         model=rules.train_heads.output,
-        vocoder=rules.train_vocoder.output,
+        vocoder=vocoder_for,
     output:
         f"{RESULTS}/eval/{{family}}/vadusa-{{mode}}-tau{{tau}}/test/metrics.json",
     params:
@@ -127,7 +127,7 @@ rule sweep:
     sweep resumes from its study.db; a finished one is not re-run."""
     input:
         model=rules.train_heads.output,
-        vocoder=rules.train_vocoder.output,
+        vocoder=vocoder_for,
     output:
         chosen=f"{RESULTS}/sweep/{{family}}/{{mode}}/chosen.yaml",
         trials=f"{RESULTS}/sweep/{{family}}/{{mode}}/trials.csv",
@@ -200,7 +200,7 @@ rule evaluate_draft:
     input:
         model=rules.train_base.output,
         draft=rules.train_draft.output,
-        vocoder=rules.train_vocoder.output,
+        vocoder=vocoder_for,
     output:
         f"{RESULTS}/eval/{{family}}/draft/test/metrics.json",
     params:
@@ -365,7 +365,7 @@ def open_setting_options(wildcards):
 rule evaluate_open:
     input:
         model=open_model,
-        vocoder=rules.train_vocoder.output,
+        vocoder=vocoder_for,
     output:
         f"{RESULTS}/eval/{{family}}/open/{{setting}}/test/metrics.json",
     wildcard_constraints:

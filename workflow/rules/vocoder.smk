@@ -1,6 +1,14 @@
 # The unit vocoder per family (units -> mel network, then the pretrained HiFi-GAN) and the
 # resynthesis ceiling: audio -> tokens -> audio -> Whisper WER, on the test split and on real
-# human recordings (LibriVox clips of Debian's pocketsphinx-testdata).
+# human recordings (LibriVox clips of Debian's pocketsphinx-testdata). The encodec family needs
+# no vocoder: its codec decodes codebook-1 tokens itself (vadusa.tokenizers.codec).
+
+
+def vocoder_for(wildcards):
+    """What turns a family's tokens into audio: its unit vocoder, or (encodec) its codec."""
+    if wildcards.family == "encodec":
+        return codec_checkpoint()
+    return f"{RESULTS}/vocoder/{wildcards.family}/unit2mel.pt"
 
 
 rule train_vocoder:
@@ -9,6 +17,8 @@ rule train_vocoder:
         manifests=rules.prepare_corpus.output.manifests,
     output:
         f"{RESULTS}/vocoder/{{family}}/unit2mel.pt",
+    wildcard_constraints:
+        family=KMEANS_FAMILIES,
     params:
         config_digest=CFG.section_hash("vocoder", "seed"),
     log:
@@ -29,9 +39,8 @@ def resynthesis_source(wildcards):
 
 rule resynthesize:
     input:
-        vocoder=rules.train_vocoder.output,
-        kmeans=rules.fit_kmeans.output,
-        ssl=ssl_model,
+        vocoder=vocoder_for,
+        tokenizer=tokenizer_files,
     output:
         f"{RESULTS}/resynth/{{family}}/{{source}}/metrics.json",
     wildcard_constraints:
