@@ -6,7 +6,8 @@ it: `sh` on the script, in the -D directory, output to --output) and prints the 
 (--parsable); sacct and squeue report each job as RUNNING, then COMPLETED or FAILED by its
 exit status; srun records its options and runs its command; scancel kills the job; sacctmgr,
 sinfo and scontrol give the account, partitions and settings the plugin looks up. Everything
-lives in $SLURM_STANDIN_DIR: sbatch.jsonl, srun.jsonl, and one <jobid>.json per job.
+lives in $STANDIN_SLURM_DIR (not SLURM_...: the plugin's job step drops those for srun):
+sbatch.jsonl, srun.jsonl, and one <jobid>.json per job.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-STATE = Path(os.environ["SLURM_STANDIN_DIR"])
+STATE = Path(os.environ["STANDIN_SLURM_DIR"])
 ACCOUNT = "vadusa_test"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -260,12 +261,14 @@ def test_slurm_executor_submits_what_the_profile_asks(repo: Path, tmp_path: Path
     state = tmp_path / "slurm"
     state.mkdir()
     workdir = tmp_path / "work"
+    workdir.mkdir()
     codec = "results/tiny/tokens/encodec/codec/codec.pt"
     result = slurm_snakemake(repo, workdir, codec, "--configfile",
                              str(repo / "config" / "tiny.yaml"), "--retries", "0",
                              "--slurm-init-seconds-before-status-checks", "1",
                              "--seconds-between-status-checks", "1",
-                             path=str(tmp_path / "bin"), env={"SLURM_STANDIN_DIR": str(state)})
+                             "--slurm-keep-successful-logs",
+                             path=str(tmp_path / "bin"), env={"STANDIN_SLURM_DIR": str(state)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert (workdir / codec).is_file()
     assert (workdir / "results/tiny/corpus/manifests/train.jsonl.gz").is_file()
@@ -284,12 +287,15 @@ def test_slurm_executor_submits_what_the_profile_asks(repo: Path, tmp_path: Path
         # threads are the CPU request: --cores in the job would cap them (hence no local
         # workflow profile, whose `cores: 2` Snakemake passes to every job)
         assert opts["--cpus-per-task"] == str(settings["set-threads"][rule])
-        assert opts["-D"] == str(workdir)
-        assert "--cores all" in job["script"] and "--executor slurm-jobstep" in job["script"]
-        # the job step: one srun with the job's CPUs, running the rule's job
+        assert opts["-D"] == str(workdir.resolve())
+        assert re.search(r"--cores '?all'? ", job["script"])  # the job's own CPUs, no cap
+        assert "--executor slurm-jobstep" in job["script"]
+        # the job step: one srun with the job's CPUs (as many as `--cores all` finds: in a
+        # SLURM job its allocation, here this machine's), running the rule's job
         [step] = [json.loads(line) for line in (state / "srun.jsonl").read_text().splitlines()
                   if json.loads(line)["job"] == str(job["job"])]
-        assert f"--cpus-per-task={settings['set-threads'][rule]}" in step["options"]
+        cpus = min(settings["set-threads"][rule], len(os.sched_getaffinity(0)))
+        assert f"--cpus-per-task={cpus}" in step["options"]
         assert step["command"][1:3] == ["-m", "snakemake"]
         assert json.loads((state / f"{job['job']}.json").read_text())["state"] == "COMPLETED"
     cpu, gpu = options(by_rule["prepare_corpus"]["argv"]), options(by_rule["train_codec"]["argv"])
