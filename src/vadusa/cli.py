@@ -323,6 +323,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cfg = load_config(args.config, args.overrides)
+        if args.command in TORCHRUN_COMMANDS:
+            _maybe_torchrun(args.command, list(argv) if argv is not None else sys.argv[1:],
+                            cfg.device)
         return COMMANDS[args.command](cfg, args)
     except (ConfigError, FileNotFoundError, UserFacingError) as exc:
         print(f"vadusa {args.command}: error: {exc}", file=sys.stderr)
@@ -331,6 +334,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class UserFacingError(RuntimeError):
     pass
+
+
+# The trainers that run as DDP under torchrun (training.tts.Distributed); in a job with several
+# GPUs they relaunch themselves there (training/launch.py), so the rule's command stays one.
+TORCHRUN_COMMANDS = ("train-base", "train-draft")
+
+
+def _maybe_torchrun(command: str, argv: list[str], device: str) -> None:
+    from vadusa.training.launch import LaunchError, relaunch_under_torchrun  # noqa: PLC0415
+
+    try:
+        relaunch_under_torchrun(command, argv, device)  # returns only when one process is due
+    except LaunchError as exc:
+        raise UserFacingError(str(exc)) from exc
 
 
 def _user_errors() -> tuple[type[Exception], ...]:

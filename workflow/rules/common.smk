@@ -36,7 +36,13 @@ FAMILIES = list(CFG.tokens.families)
 # 1.2 s/step against 0.6; vocoding + judging 4.6 s/utterance against 2). The base model and the
 # speed races (bench_*, sweep) take two, so on the 2-core default nothing shares the CPU with a
 # timed run. Snakemake exports OMP_NUM_THREADS = threads.
-_CORES = workflow.cores if isinstance(workflow.cores, int) and workflow.cores > 0 else 2
+try:
+    _CORES = workflow.cores
+except WorkflowError:
+    # no --cores: a cluster run (profiles/slurm), where set-threads gives every submitted
+    # rule its threads; workflow.cores raises there instead of returning None
+    _CORES = None
+_CORES = _CORES if isinstance(_CORES, int) and _CORES > 0 else 2
 PAIRED = max(1, _CORES // 2)
 
 

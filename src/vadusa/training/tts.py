@@ -330,6 +330,9 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         model_meta["dev"] = final
         model_meta["seconds_per_step"] = (time.perf_counter() - started) / max(1, len(
             pos["losses"]))
+        # DDP processes: each step trained on this many batches (the GPUs of a multi-GPU
+        # job, training/launch.py), so the same config trains another model on another count
+        model_meta["processes"] = dist.world
         save_checkpoint(out_dir / "base.pt", kind=MODEL_KIND, config=cfg.to_dict(),
                         state=model.state_dict(), meta=model_meta)
         tracker.log_summary(final)
