@@ -43,7 +43,7 @@ def render(template: Path, resolved: dict[str, Any], categories: dict | None = N
         template.read_text()).render(
         snakemake=types.SimpleNamespace(config={"resolved": resolved}, **job),
         categories=categories or {}, files=[])
-    return publish_parts(text, writer_name="html",
+    return publish_parts(text, writer="html",
                          settings_overrides={"halt_level": 2})["html_body"]
 
 

@@ -198,11 +198,12 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     page = report.read_text()
 
-    def variable(name: str) -> object:  # the report's data: JSON in its scripts
-        return json.loads(re.search(rf"var {name} = (.*);\n", page).group(1))
+    def variable(script: str) -> object:  # the report's data: JSON in its own <script>
+        found = re.search(rf'<script id="{script}">\s*var \w+ = (.*);\n', page)
+        return json.loads(found.group(1))
 
-    front, results, categories = (variable(name) for name in
-                                  ("workflow_desc", "results", "categories"))
+    front, results, categories = (variable(script) for script in
+                                  ("workflow-desc", "results", "categories"))
     assert '<table class="vadusa-table">' in front and ">VADUSA-wt</td>" in front
     assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
     assert "4 voices (flite_rms, flite_slt, flite_awb, festival_kal)" in front
