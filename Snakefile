@@ -5,6 +5,7 @@
 #   snakemake reproduce_all --cores 2                    # every family, method and question
 #   snakemake --cores 2 --configfile config/tiny.yaml    # CI smoke run
 #   snakemake corpus --cores 2                           # just the corpus
+#   snakemake --report results/report.html               # the report of the default target
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -13,7 +14,13 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# The report's front page: the methods text, filled from the config used, with the main table
+# and plots; each figure and table carries its own caption (workflow/report/).
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/vocoder.smk"

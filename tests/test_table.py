@@ -5,12 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from vadusa.eval.figures import open_questions
-from vadusa.eval.table import OPEN_COLUMNS, TableError, main_table, open_rows, to_csv, to_markdown
+from vadusa.eval.table import (
+    OPEN_COLUMNS,
+    TableError,
+    main_table,
+    open_rows,
+    to_csv,
+    to_html,
+    to_markdown,
+)
 
 
 def _bench_row(setting: str, method: str, tau: int, heads: int, acceptance: str,
@@ -111,6 +120,50 @@ def test_the_floors_come_first_from_the_test_resynthesis(results: Path) -> None:
     # no speed for the floors: they decode nothing
     assert "| whisper | resynthesis (tokens -> vocoder) | - | - | - | 31.0 [28.0, 34.0] | " \
         "12.0 | - | - | - | - |" in markdown
+
+
+class _Cells(HTMLParser):
+    """The text of every cell, row by row, and each row's class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.classes: list[str | None] = []
+        self._cell: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+            self.classes.append(dict(attrs).get("class"))
+        elif tag in ("td", "th"):
+            self._cell = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell += data
+
+
+def test_html_has_the_markdown_cells_for_the_report(results: Path) -> None:
+    _write(results / "resynth/whisper/test/metrics.json",
+           {"wer": 0.31, "cer": 0.12, "input_wer": 0.05, "input_cer": 0.02})
+    rows = main_table(results, ["whisper"])
+    rows += [r | {"family": "hubert"} for r in rows[:3]]  # a second family, for the separator
+    page = to_html(rows, title="main table")
+    parsed = _Cells()
+    parsed.feed(page)
+    markdown = [[cell.strip() for cell in line.strip("|").split("|")]
+                for i, line in enumerate(to_markdown(rows).splitlines()) if i != 1]
+    assert parsed.rows == markdown  # header and every cell, formatted alike
+    assert "resynthesis (tokens -&gt; vocoder)" in page  # escaped: read back as the text
+    assert "resynthesis (tokens -> vocoder)" in parsed.rows[2]
+    # a line above each further family's first row, nowhere else
+    assert [i for i, c in enumerate(parsed.classes) if c] == [1 + len(rows) - 3]
+    assert parsed.classes[1 + len(rows) - 3] == "next-family"
 
 
 def test_no_results_is_an_error_that_says_what_to_run(tmp_path: Path) -> None:

@@ -190,3 +190,29 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     changed = snakemake(repo, tmp_path, "--configfile", str(edited), "-n")
     out = changed.stdout + changed.stderr
     assert "corpus_qa" in out and "prepare_corpus" not in out.split("Job stats")[-1]
+    # the report of the run: a front page with the main table, the default family's plots
+    # and the method and setup filled from tiny.yaml, and every figure and table of the
+    # default target in its category, with its caption
+    report = tmp_path / "report.html"
+    built = snakemake(repo, tmp_path, "--report", str(report), "--configfile", tiny)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    page = report.read_text()
+
+    def variable(script: str) -> object:  # the report's data: JSON in its own <script>
+        found = re.search(rf'<script id="{script}">\s*var \w+ = (.*);\n', page)
+        return json.loads(found.group(1))
+
+    front, results, categories = (variable(script) for script in
+                                  ("workflow-desc", "results", "categories"))
+    assert '<table class="vadusa-table">' in front and ">VADUSA-wt</td>" in front
+    assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
+    assert "4 voices (flite_rms, flite_slt, flite_awb, festival_kal)" in front
+    assert "K = 2" in front and "temperature 1.0" in front
+    assert {c: set(s) for c, s in categories.items()} == {
+        "Corpus": {"synthetic corpus"}, "Tokens": {"whisper"}, "Main results": {"whisper"},
+        "Open questions": {"whisper"}, "Sweep": {"whisper, frozen heads"}}
+    # corpus 2, tokens 1, main table 2 (HTML, CSV), open questions 3, sweep 4 plots + 2 CSVs
+    assert len(results) == 14 and all(r["caption"] for r in results.values())
+    main = results["results/tiny/tables/main.html"]
+    assert main["mime_type"] == "text/html"
+    assert "The main table of the default token family, whisper" in main["caption"]

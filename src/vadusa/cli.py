@@ -223,16 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true",
                    help="write the CSVs, chosen.yaml and plots of the study as it is; no trials")
 
-    p = sub.add_parser("table", help="the main table (markdown + CSV): family x method, "
+    p = sub.add_parser("table", help="the main table (markdown, CSV, HTML): family x method, "
                        "WER, CER, SIM, accepted length, speedup, RTF")
     _common(p)
     p.add_argument("--families", nargs="+", help="token families (default: tokens.families)")
-    p.add_argument("--out", help="output directory (default: tables/): main.md, main.csv")
+    p.add_argument("--out", help="output directory (default: tables/): main.md, .csv, .html")
     p.add_argument("--name", default="main",
                    help="file name of the main table, without extension (default: main)")
     p.add_argument("--open", action="store_true",
                    help="instead, the open questions of each family (target open_questions: "
-                   "tau 1..4+, heads in {2, 4, 6}): open_<family>.md, .csv, .png")
+                   "tau 1..4+, heads in {2, 4, 6}): open_<family>.md, .csv, .html, .png")
     return parser
 
 
@@ -868,7 +868,7 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
 @_guard
 def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.atomic import write_text_atomic  # noqa: PLC0415
-    from vadusa.eval.table import main_table, to_csv, to_markdown  # noqa: PLC0415
+    from vadusa.eval.table import main_table, to_csv, to_html, to_markdown  # noqa: PLC0415
 
     families = args.families or list(cfg.tokens.families)
     out = Path(args.out) if args.out else cfg.experiment_dir / "tables"
@@ -884,6 +884,8 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
             markdown = to_markdown(rows, OPEN_COLUMNS)
             write_text_atomic(out / f"open_{family}.md", markdown)
             write_text_atomic(out / f"open_{family}.csv", to_csv(rows, OPEN_COLUMNS))
+            write_text_atomic(out / f"open_{family}.html",
+                              to_html(rows, OPEN_COLUMNS, f"open questions: {family}"))
             open_questions(rows, out / f"open_{family}.png",
                            f"{family}: tolerance and head count (frozen heads, "
                            f"{h.open_utterances or 'all'} test utterances)")
@@ -893,6 +895,7 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     markdown = to_markdown(rows)
     write_text_atomic(out / f"{args.name}.md", markdown)
     write_text_atomic(out / f"{args.name}.csv", to_csv(rows))
+    write_text_atomic(out / f"{args.name}.html", to_html(rows, title=f"{args.name} table"))
     print(markdown, end="")
     return 0
 

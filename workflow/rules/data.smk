@@ -1,12 +1,15 @@
 # Corpus stage: synthesize or screen the corpus, then measure the judge's WER on it.
 
+CORPUS_FOLDER = ("Corpus", f"{CFG.corpus.source} corpus")  # the report's category, subcategory
+
 
 rule prepare_corpus:
     output:
         manifests=expand(f"{CORPUS}/manifests/{{split}}.jsonl.gz", split=SPLITS),
         symbols=f"{CORPUS}/symbols.json",
         stats=f"{CORPUS}/stats.json",
-        figure=f"{CORPUS}/hours_per_speaker.png",
+        figure=reported(f"{CORPUS}/hours_per_speaker.png", "corpus_hours", *CORPUS_FOLDER,
+                        "figure", "hours per voice and split"),
     params:
         config_digest=CFG.section_hash("corpus", "seed"),
     log:
@@ -25,7 +28,8 @@ rule corpus_qa:
         rules.prepare_corpus.output.manifests,
     output:
         metrics=f"{CORPUS}/qa/metrics.json",
-        figure=f"{CORPUS}/qa/wer_per_voice.png",
+        figure=reported(f"{CORPUS}/qa/wer_per_voice.png", "corpus_qa", *CORPUS_FOLDER,
+                        "figure", "judge WER and CER per voice"),
     params:
         config_digest=CFG.section_hash("judge", "seed", exclude=JUDGE_EVAL_ONLY),
     log:

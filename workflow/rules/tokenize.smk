@@ -100,7 +100,8 @@ rule tokenize:
                       ext=["bin", "index.npz"]),
         meta=f"{TOKENS}/{{family}}/meta.json",
         stats=f"{TOKENS}/{{family}}/stats.json",
-        figure=f"{TOKENS}/{{family}}/cluster_usage.png",
+        figure=reported(f"{TOKENS}/{{family}}/cluster_usage.png", "cluster_usage", "Tokens",
+                        "{family}", "figure", "token usage (train split)"),
     log:
         f"{LOGS}/tokenize_{{family}}.log",
     threads: 2

@@ -121,6 +121,10 @@ rule evaluate_vadusa:
         "> {log} 2>&1"
 
 
+SWEEP_DIR = f"{RESULTS}/sweep/{{family}}/{{mode}}"
+SWEEP_FOLDER = ("Sweep", "{family}, {mode} heads")  # the report's category, subcategory
+
+
 rule sweep:
     """Optuna over tau, heads used and tree size (and sampling, if configured): speedup against
     AR in the same run vs judge WER, on the first sweep.utterances of sweep.split. A killed
@@ -129,11 +133,19 @@ rule sweep:
         model=rules.train_heads.output,
         vocoder=vocoder_for,
     output:
-        chosen=f"{RESULTS}/sweep/{{family}}/{{mode}}/chosen.yaml",
-        trials=f"{RESULTS}/sweep/{{family}}/{{mode}}/trials.csv",
-        pareto=f"{RESULTS}/sweep/{{family}}/{{mode}}/pareto.csv",
-        plots=multiext(f"{RESULTS}/sweep/{{family}}/{{mode}}/", "pareto.png", "tau.png",
-                       "heads.png", "tree.png"),
+        chosen=f"{SWEEP_DIR}/chosen.yaml",
+        trials=reported(f"{SWEEP_DIR}/trials.csv", "sweep_csv", *SWEEP_FOLDER, "table (CSV)",
+                        "every trial"),
+        pareto=reported(f"{SWEEP_DIR}/pareto.csv", "sweep_csv", *SWEEP_FOLDER, "table (CSV)",
+                        "the Pareto front's trials"),
+        pareto_plot=reported(f"{SWEEP_DIR}/pareto.png", "sweep_pareto", *SWEEP_FOLDER, "figure",
+                             "WER against speedup"),
+        tau_plot=reported(f"{SWEEP_DIR}/tau.png", "sweep_tau", *SWEEP_FOLDER, "figure",
+                          "tau against speedup and WER"),
+        heads_plot=reported(f"{SWEEP_DIR}/heads.png", "sweep_heads", *SWEEP_FOLDER, "figure",
+                            "heads used against accepted length"),
+        tree_plot=reported(f"{SWEEP_DIR}/tree.png", "sweep_tree", *SWEEP_FOLDER, "figure",
+                           "tree size against time per forward"),
     params:
         config_digest=CFG.section_hash("decoding", "sweep", "judge",
                                        exclude=JUDGE_EVAL_ONLY + NOT_DRAFT),
@@ -241,7 +253,10 @@ rule table:
         table_inputs([CFG.tokens.default_family]),
     output:
         markdown=f"{RESULTS}/tables/main.md",
-        csv=f"{RESULTS}/tables/main.csv",
+        csv=reported(f"{RESULTS}/tables/main.csv", "table_csv", "Main results",
+                     CFG.tokens.default_family, "table (CSV)", "the main table"),
+        html=reported(f"{RESULTS}/tables/main.html", "main_table", "Main results",
+                      CFG.tokens.default_family, "table", "the main table"),
     log:
         f"{LOGS}/table.log",
     localrule: True
@@ -255,12 +270,15 @@ rule table:
 
 
 rule table_all:
-    """The main table over every family (target reproduce_all): tables/all.{md,csv}."""
+    """The main table over every family (target reproduce_all): tables/all.{md,csv,html}."""
     input:
         table_inputs(FAMILIES),
     output:
         markdown=f"{RESULTS}/tables/all.md",
-        csv=f"{RESULTS}/tables/all.csv",
+        csv=reported(f"{RESULTS}/tables/all.csv", "table_csv", "Main results", "all families",
+                     "table (CSV)", "the main table"),
+        html=reported(f"{RESULTS}/tables/all.html", "main_table", "Main results",
+                      "all families", "table", "the main table"),
     log:
         f"{LOGS}/table_all.log",
     localrule: True
@@ -394,7 +412,13 @@ rule open_table:
         lambda wildcards: expand(rules.evaluate_open.output, family=wildcards.family,
                                  setting=["ar", *(f"tau{t}-h{k}" for t, k in OPEN_GRID)]),
     output:
-        multiext(f"{RESULTS}/tables/open_{{family}}", ".md", ".csv", ".png"),
+        markdown=f"{RESULTS}/tables/open_{{family}}.md",
+        csv=reported(f"{RESULTS}/tables/open_{{family}}.csv", "table_csv", "Open questions",
+                     "{family}", "table (CSV)", "tau and head count"),
+        html=reported(f"{RESULTS}/tables/open_{{family}}.html", "open_table", "Open questions",
+                      "{family}", "table", "tau and head count"),
+        figure=reported(f"{RESULTS}/tables/open_{{family}}.png", "open_figure",
+                        "Open questions", "{family}", "figure", "tau and head count"),
     log:
         f"{LOGS}/open_table_{{family}}.log",
     localrule: True
@@ -408,6 +432,6 @@ rule open_table:
 
 
 rule open_questions:
-    """tau 1..4+ and heads {2, 4, 6} for every family: tables/open_<family>.{md,csv,png}."""
+    """tau 1..4+ and heads {2, 4, 6} for every family: tables/open_<family>.{md,csv,html,png}."""
     input:
         expand(rules.open_table.output, family=FAMILIES),

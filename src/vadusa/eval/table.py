@@ -24,6 +24,7 @@ Where each figure comes from (all under ``results/<experiment>/``):
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 from pathlib import Path
@@ -190,6 +191,39 @@ def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) 
              "|" + "|".join("---" if c in ("family", "method", "question") else "---:"
                             for c in columns) + "|"]
     lines += ["| " + " | ".join(_fmt(r, c) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+# Scoped to the table's class: the Snakemake report pastes this file into its front page, where
+# an unscoped rule would restyle the whole page.
+_HTML_STYLE = """\
+table.vadusa-table { border-collapse: collapse; color: #111; background: #fff;
+  font: 13px/1.4 system-ui, sans-serif; }
+table.vadusa-table th, table.vadusa-table td { padding: 3px 8px; text-align: right;
+  border-bottom: 1px solid #ddd; white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.vadusa-table th { border-bottom: 2px solid #888; vertical-align: bottom; }
+table.vadusa-table .text { text-align: left; white-space: normal; }
+table.vadusa-table tr.next-family td { border-top: 2px solid #888; }"""
+
+
+def to_html(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS,
+            title: str = "") -> str:
+    """The table as a small self-contained HTML page, formatted like the markdown: what the
+    Snakemake report shows (it renders HTML, not markdown). A line separates the families."""
+
+    def cell(tag: str, column: str, value: str) -> str:
+        align = ' class="text"' if column in ("family", "method", "question") else ""
+        return f"<{tag}{align}>{html.escape(value)}</{tag}>"
+
+    lines = ["<!DOCTYPE html>", '<meta charset="utf-8">', f"<title>{html.escape(title)}</title>",
+             f"<style>\n{_HTML_STYLE}\n</style>", '<table class="vadusa-table">',
+             "<thead><tr>" + "".join(cell("th", c, HEADER[c]) for c in columns) + "</tr></thead>",
+             "<tbody>"]
+    for i, r in enumerate(rows):
+        next_family = i > 0 and r.get("family") != rows[i - 1].get("family")
+        lines.append(('<tr class="next-family">' if next_family else "<tr>")
+                     + "".join(cell("td", c, _fmt(r, c)) for c in columns) + "</tr>")
+    lines += ["</tbody>", "</table>"]
     return "\n".join(lines) + "\n"
 
 
