@@ -234,6 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead, the open questions of each family (target open_questions: "
                    "tau 1..4+, heads in {2, 4, 6}): open_<family>.md, .csv, .png")
 
+    p = sub.add_parser("wandb-report", help="the methods compared per token family (speedup "
+                       "vs WER, accepted length vs tau, tree size vs time, the main table): a "
+                       "local page, and a W&B Report when online")
+    _common(p)
+    p.add_argument("--families", nargs="+", help="token families (default: those of "
+                   "tokens.families with results)")
+    p.add_argument("--out", help="output directory of the local page (default: "
+                   "results/<experiment>/wandb_report): index.html, the PNGs, data.json")
+    online = p.add_mutually_exclusive_group()
+    online.add_argument("--online", action="store_true", default=None,
+                        help="also build a W&B Report (needs `pip install wandb-workspaces` "
+                        "and `wandb login`; default: when tracking.mode or WANDB_MODE is "
+                        "online)")
+    online.add_argument("--offline", dest="online", action="store_false",
+                        help="only the local page, whatever tracking.mode says")
+    p.set_defaults(online=None)  # neither flag: tracking.mode decides
     return parser
 
 
@@ -411,6 +427,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.tokenizers.codec import CodecError  # noqa: PLC0415
     from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
+    from vadusa.tracking.report import ReportError  # noqa: PLC0415
     from vadusa.training.codec import CodecTrainError  # noqa: PLC0415
     from vadusa.training.heads import HeadsTrainError  # noqa: PLC0415
     from vadusa.training.ssl import SSLTrainError  # noqa: PLC0415
@@ -422,7 +439,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
             TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
-            TableError, SweepError, CodecError, CodecTrainError)
+            TableError, SweepError, CodecError, CodecTrainError, ReportError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -988,6 +1005,22 @@ def _track_tables(cfg: Config, out: Path, setting: str, families: list[str],
             tracker.log_artifact(csv_path, artifact_name(cfg, csv_path), "table")
 
 
+@_guard
+def cmd_wandb_report(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tracking.report import collect, online_by_default, publish, write_page  # noqa: PLC0415
+
+    out = Path(args.out) if args.out else cfg.experiment_dir / "wandb_report"
+    report = collect(cfg, args.families)
+    page = write_page(report, out)
+    print(f"{page}: {', '.join(f.family for f in report.families) or 'no family'}"
+          + (f", tables {', '.join(report.tables)}" if report.tables else ""))
+    for missing in report.missing + [m for f in report.families for m in f.missing]:
+        print(f"  missing: {missing}")
+    if args.online if args.online is not None else online_by_default(cfg):
+        print(f"W&B Report: {publish(report, cfg, out)}")
+    return 0
+
+
 COMMANDS = {
     "config": cmd_config,
     "prepare": cmd_prepare,
@@ -1009,6 +1042,7 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "sweep": cmd_sweep,
     "table": cmd_table,
+    "wandb-report": cmd_wandb_report,
 }
 
 

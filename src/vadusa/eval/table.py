@@ -159,7 +159,8 @@ def main_table(root: Path, families: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(row: dict[str, Any], key: str) -> str:
+def format_cell(row: dict[str, Any], key: str) -> str:
+    """One cell as the tables print it (WER and CER in %, with the WER interval)."""
     value = row.get(key)
     if value is None or value == "":
         return "-"
@@ -189,7 +190,7 @@ def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) 
     lines = ["| " + " | ".join(HEADER[c] for c in columns) + " |",
              "|" + "|".join("---" if c in ("family", "method", "question") else "---:"
                             for c in columns) + "|"]
-    lines += ["| " + " | ".join(_fmt(r, c) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(format_cell(r, c) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
