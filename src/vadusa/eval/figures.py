@@ -128,23 +128,26 @@ def accepted_vs_tau(curves: Mapping[str, Sequence[tuple[float, float]]], path: s
 def tree_vs_time(series: Mapping[str, Sequence[Mapping]], baselines: Mapping[str, float],
                  path: str | Path, title: str) -> Path:
     """Milliseconds per decoding step against the tree's node count, one line per series (a
-    chain is its own point), each point labelled with its accepted length; each baseline
-    (AR's step) a dashed line."""
+    chain is its own point), each point labelled with its accepted length; the baseline of a
+    series (AR's step in the same race), if given, a dashed line in its colour."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for name, points in series.items():
+    for n, (name, points) in enumerate(series.items()):
+        color = f"C{n}"
         trees = sorted((p for p in points if not p.get("chain")), key=lambda p: p["nodes"])
         chains = [p for p in points if p.get("chain")]
-        line = ax.plot([p["nodes"] for p in trees], [p["ms_per_step"] for p in trees], "o-",
-                       label=name)[0] if trees else None
+        if trees:
+            ax.plot([p["nodes"] for p in trees], [p["ms_per_step"] for p in trees], "o-",
+                    color=color, label=name)
         if chains:
             ax.scatter([p["nodes"] for p in chains], [p["ms_per_step"] for p in chains],
-                       marker="^", color=line.get_color() if line else None,
-                       label=f"{name}, chains")
-        for p in trees + chains:
+                       marker="^", color=color, label=f"{name}, chains")
+        for p in trees + chains:  # series alternate above and below, not on top of each other
             ax.annotate(f"{p['accepted']:.2f}", (p["nodes"], p["ms_per_step"]), fontsize=7,
-                        xytext=(4, 3), textcoords="offset points")
-    for name, ms in baselines.items():
-        ax.axhline(ms, linestyle="--", color="grey", alpha=0.7, label=name)
+                        color=color, xytext=(5, 3 if n % 2 == 0 else -10),
+                        textcoords="offset points")
+        if name in baselines:
+            ax.axhline(baselines[name], linestyle="--", color=color, alpha=0.6,
+                       label=f"AR step ({name} race)")
     ax.set_xscale("log", base=2)
     nodes = sorted({p["nodes"] for points in series.values() for p in points})
     ax.set_xticks(nodes, [str(n) for n in nodes])  # the sizes raced, not powers of two
@@ -156,7 +159,6 @@ def tree_vs_time(series: Mapping[str, Sequence[Mapping]], baselines: Mapping[str
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="best")
     return _save(fig, path)
-
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.tight_layout()

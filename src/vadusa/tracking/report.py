@@ -60,7 +60,8 @@ class FamilyReport:
     accepted_tau: dict[str, list[tuple[int, float]]] = dataclasses.field(default_factory=dict)
     # series name -> points {tree, nodes, chain, ms_per_step, accepted, speedup}
     tree_time: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
-    tree_baselines: dict[str, float] = dataclasses.field(default_factory=dict)  # AR ms/step
+    # series name -> AR's ms per step in the same race
+    tree_baselines: dict[str, float] = dataclasses.field(default_factory=dict)
     missing: list[str] = dataclasses.field(default_factory=list)
 
     @property
@@ -87,7 +88,10 @@ def _read_json(path: Path, sources: list[str], root: Path) -> Any:
     if not path.is_file():
         return None
     sources.append(path.relative_to(root).as_posix())
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:  # a job killed while writing it, say
+        raise ReportError(f"{path} is not JSON ({exc}): rerun the job that writes it") from exc
 
 
 def _number(text: str) -> float | str | None:
@@ -149,6 +153,11 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
             table_points[r["method"]].append({"speedup": r["speedup"], "wer": r["wer"],
                                               "label": label})
     rep.speed_wer.update(table_points)
+    # what eval.table read for those rows and the open questions' (it reads them itself)
+    for pattern in ("bench/{f}/*.json", "eval/{f}/*/test/metrics.json",
+                    "eval/{f}/open/*/test/metrics.json", "resynth/{f}/test/metrics.json"):
+        sources += [p.relative_to(root).as_posix()
+                    for p in sorted(root.glob(pattern.format(f=family)))]
     for mode in MODES:
         trials = root / "sweep" / family / mode / "trials.csv"
         if trials.is_file():
@@ -204,7 +213,7 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
             rep.tree_time[label] = points
             baseline = next((r for r in race if r["setting"] == r.get("baseline")), None)
             if baseline is not None:
-                rep.tree_baselines[f"AR step ({label} tree race)"] = _ms_per_step(baseline)
+                rep.tree_baselines[label] = _ms_per_step(baseline)
 
     # what is missing, with what makes it
     if not table_points:
