@@ -151,6 +151,26 @@ def test_files_backend_records_inputs_and_outputs(tmp_path: Path) -> None:
     assert "family: whisper" in config and "setting: frozen-tau3" in config
 
 
+def test_stage_inputs_are_the_experiments_own_files_once(tmp_path: Path) -> None:
+    from vadusa.cli import _use_inputs
+
+    cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=files"])
+    codec = cfg.experiment_dir / "tokens" / "encodec" / "codec" / "codec.pt"
+    trees = cfg.experiment_dir / "trees" / "encodec" / "frozen" / "tau3"
+    published = tmp_path / "published.pt"  # not the experiment's: no stage made it
+    for path in (codec, trees / "acceptance.json", trees / "tree-16.json", published):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    with open_tracker(cfg, stage="evaluate", out_dir=tmp_path / "eval") as tracker:
+        _use_inputs(cfg, tracker, models=[codec, codec, published, tmp_path / "gone.pt"],
+                    trees=["16", str(trees / "tree-16.json")])
+    records = json.loads((tmp_path / "eval" / "tracking" / "evaluate" / "artifacts.json")
+                         .read_text())
+    assert [(r["name"], r["type"], r["role"]) for r in records] == [
+        ("default-tokens-encodec-codec-codec.pt", "model", "input"),
+        ("default-trees-encodec-frozen-tau3", "trees", "input")]
+
+
 def test_names() -> None:
     cfg = load_config(overrides=["results_dir=/r", "experiment=exp.1"])
     assert run_name("evaluate", "whisper", "ar-b1-test") == "evaluate-whisper-ar-b1-test"

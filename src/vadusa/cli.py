@@ -348,8 +348,10 @@ def _use_inputs(cfg: Config, tracker: Any, models: Sequence[Path] = (),
             calibrated = (path.parent / "acceptance.json").is_file()
             inputs.append((path.parent if calibrated else path, "trees" if calibrated
                            else "tree"))
+    seen = set()  # encodec's codec is both its tokenizer and its vocoder: declared once
     for path, kind in inputs:
-        if path.exists() and path.resolve().is_relative_to(root):
+        if path.exists() and path.resolve().is_relative_to(root) and path.resolve() not in seen:
+            seen.add(path.resolve())
             tracker.use_artifact(path, artifact_name(cfg, path), kind)
 
 
