@@ -259,7 +259,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_training_lowers_the_loss_and_writes_outputs(trained: dict[str, Path]) -> None:
     out = trained["final"].parent
-    history = (out / "tracking" / "train-vocoder-toy" / "history.jsonl").read_text()
+    history = (out / "tracking" / "train-vocoder" / "history.jsonl").read_text()
     losses = [row["train/loss"] for row in map(json.loads, history.splitlines())
               if "train/loss" in row]
     assert len(losses) == 4
@@ -267,7 +267,15 @@ def test_training_lowers_the_loss_and_writes_outputs(trained: dict[str, Path]) -
     assert (out / "last.pt").is_file()
     samples = sorted(p.name for p in (out / "samples").iterdir())
     assert samples == ["mels.png", "spk_low-dev-0.copy.wav", "spk_low-dev-0.wav"]
-    assert (out / "tracking" / "train-vocoder-toy" / "vocoder" / "mels.png").is_file()
+    assert (out / "tracking" / "train-vocoder" / "vocoder" / "mels.png").is_file()
+    config = (out / "tracking" / "train-vocoder" / "config.yaml").read_text()
+    assert "family: toy" in config and "stage: train-vocoder" in config
+    artifacts = json.loads((out / "tracking" / "train-vocoder" / "artifacts.json").read_text())
+    [artifact] = artifacts  # out/ is outside results/default: an "ext-" name
+    assert (artifact["path"], artifact["type"], artifact["role"]) == (
+        str(trained["final"].resolve()), "model", "output")
+    assert artifact["name"].startswith("default-ext-")
+    assert artifact["name"].endswith("-unit2mel.pt")
 
 
 def test_checkpoint_decodes(trained: dict[str, Path]) -> None:

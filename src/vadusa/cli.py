@@ -233,6 +233,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true",
                    help="instead, the open questions of each family (target open_questions: "
                    "tau 1..4+, heads in {2, 4, 6}): open_<family>.md, .csv, .html, .png")
+
+    p = sub.add_parser("wandb-report", help="the methods compared per token family (speedup "
+                       "vs WER, accepted length vs tau, tree size vs time, the main table): a "
+                       "local page, and a W&B Report when online")
+    _common(p)
+    p.add_argument("--families", nargs="+", help="token families (default: those of "
+                   "tokens.families with results)")
+    p.add_argument("--out", help="output directory of the local page (default: "
+                   "results/<experiment>/wandb_report): index.html, the PNGs, data.json")
+    online = p.add_mutually_exclusive_group()
+    online.add_argument("--online", action="store_true", default=None,
+                        help="also build a W&B Report (needs `pip install wandb-workspaces` "
+                        "and `wandb login`; default: when tracking.mode or WANDB_MODE is "
+                        "online)")
+    online.add_argument("--offline", dest="online", action="store_false",
+                        help="only the local page, whatever tracking.mode says")
+    p.set_defaults(online=None)  # neither flag: tracking.mode decides
     return parser
 
 
@@ -311,6 +328,64 @@ def _vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
     return cfg.experiment_dir / "vocoder" / family / "unit2mel.pt"
 
 
+BENCH_COLUMNS = ("setting", "method", "batch_size", "tau", "heads", "tree", "acceptance",
+                 "gamma", "precision", "speedup", "mean_accepted", "tokens_per_second",
+                 "real_time_factor", "forwards_per_utterance", "wall_seconds")
+
+
+def _use_inputs(cfg: Config, tracker: Any, models: Sequence[Path] = (),
+                trees: Sequence[str] = ()) -> None:
+    """Declare the checkpoints (and calibrated trees) a stage reads as inputs of its run, under
+    the names their producing stages logged them. Only the experiment's own files: published
+    weights and node counts are no stage's output, and W&B would upload them anew."""
+    from vadusa.tracking import artifact_name  # noqa: PLC0415
+
+    root = cfg.experiment_dir.resolve()
+    inputs = [(Path(m), "model") for m in models]
+    for tree in trees:  # a tree file: its calibrate directory is the artifact
+        path = Path(str(tree))
+        if not str(tree).isdigit() and path.is_file():
+            calibrated = (path.parent / "acceptance.json").is_file()
+            inputs.append((path.parent if calibrated else path, "trees" if calibrated
+                           else "tree"))
+    seen = set()  # encodec's codec is both its tokenizer and its vocoder: declared once
+    for path, kind in inputs:
+        if path.exists() and path.resolve().is_relative_to(root) and path.resolve() not in seen:
+            seen.add(path.resolve())
+            tracker.use_artifact(path, artifact_name(cfg, path), kind)
+
+
+def _tokenizer_models(cfg: Config, family: str | None) -> list[Path]:
+    """The family's tokenizer checkpoints trained by the pipeline (``weights: scratch``)."""
+    from vadusa.tokenizers.registry import codec_path, family_dir  # noqa: PLC0415
+
+    if family in ("hubert", "wav2vec2") and getattr(cfg.tokens, family).weights == "scratch":
+        return [family_dir(cfg, family) / "ssl" / "model.pt"]
+    if family == "encodec" and cfg.tokens.encodec.weights == "scratch":
+        return [codec_path(cfg)]
+    return []
+
+
+def _draft_models(decoding: DecodingConfig) -> list[Path]:
+    return [Path(decoding.draft_checkpoint)] if decoding.draft_checkpoint else []
+
+
+def _decoding_setting(bundle: TTSBundle, decoding: DecodingConfig) -> str:
+    """One decoding setting named as ``vadusa bench`` names it (``ar-b1``, ``draft-g4``,
+    ``vadusa-hall-n16-t3``), with the heads' training mode after the method."""
+    from vadusa.decoding.bench import vadusa_settings  # noqa: PLC0415
+
+    if decoding.method == "ar":
+        return f"ar-b{decoding.batch_size}"
+    if decoding.method == "draft":
+        return f"draft-g{decoding.draft_tokens}"
+    typical = decoding.acceptance == "typical"
+    name = vadusa_settings([decoding.tau], [decoding.heads], [str(decoding.tree)],
+                           typical)[-1].name  # the typical setting comes last
+    mode = (bundle.meta.get("heads") or {}).get("mode")
+    return name.replace("-", f"-{mode}-", 1) if mode else name
+
+
 def _family(parser: argparse.ArgumentParser,
             choices: tuple[str, ...] = FAMILIES,
             required: bool = True) -> None:
@@ -371,6 +446,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.tokenizers.codec import CodecError  # noqa: PLC0415
     from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
+    from vadusa.tracking.report import ReportError  # noqa: PLC0415
     from vadusa.training.codec import CodecTrainError  # noqa: PLC0415
     from vadusa.training.heads import HeadsTrainError  # noqa: PLC0415
     from vadusa.training.ssl import SSLTrainError  # noqa: PLC0415
@@ -382,7 +458,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
             TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
-            TableError, SweepError, CodecError, CodecTrainError)
+            TableError, SweepError, CodecError, CodecTrainError, ReportError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -500,8 +576,8 @@ def cmd_tokenize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.tracking import open_tracker  # noqa: PLC0415
 
     out = Path(args.out) if args.out else family_dir(cfg, args.family)
-    with open_tracker(cfg, stage="tokenize", out_dir=out, name=f"tokenize-{args.family}",
-                      tags=(args.family,)) as tracker:
+    with open_tracker(cfg, stage="tokenize", out_dir=out, family=args.family) as tracker:
+        _use_inputs(cfg, tracker, models=_tokenizer_models(cfg, args.family))
         stats = tokenize_corpus(cfg, args.family, _corpus(cfg, args), out,
                                 out / "kmeans.npz", resolve_device(cfg.device))
         tracker.log_summary({f"tokens/{k}": stats[k] for k in (
@@ -642,9 +718,12 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
             raise UserFacingError(f"{vocoder_path} is a vocoder for {vocoder.family!r} "
                                   f"tokens, not {args.family!r}")
         tokenizer = load_tokenizer(cfg, args.family, device)
-    name = tokenizer.family
-    with open_tracker(cfg, stage="resynthesize", out_dir=out, name=f"resynth-{name}",
-                      tags=(name,)) as tracker:
+    source = args.split or ("list" if args.list else "librivox")
+    with open_tracker(cfg, stage="resynthesize", out_dir=out, family=tokenizer.family,
+                      setting=source) as tracker:
+        if not args.copy:
+            _use_inputs(cfg, tracker, models=[vocoder_path,
+                                              *_tokenizer_models(cfg, args.family)])
         metrics = rs.resynthesize(items, tokenizer, vocoder, WhisperJudge(cfg.judge), out,
                                   args.speaker)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "input_wer", "input_cer")})
@@ -681,9 +760,12 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
         references = reference_audio(_corpus(cfg, args), args.split, ids)
         similarity = SpeakerSimilarity(str(device))
     out = Path(args.out)
-    with open_tracker(cfg, stage="evaluate", out_dir=out,
-                      name=f"evaluate-{bundle.family}-{decoding.method}",
-                      tags=(bundle.family, decoding.method)) as tracker:
+    with open_tracker(cfg, stage="evaluate", out_dir=out, family=bundle.family,
+                      setting=f"{_decoding_setting(bundle, decoding)}-{args.split}",
+                      tags=(decoding.method, args.split)) as tracker:
+        _use_inputs(cfg, tracker, models=[Path(args.checkpoint), vocoder_path,
+                                          *_draft_models(decoding)],
+                    trees=[decoding.tree] if decoding.method == "vadusa" else [])
         metrics = evaluate_tts(bundle, requests, ids, decoding, vocoder,
                                WhisperJudge(cfg.judge), out, similarity, references)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "tokens_per_second",
@@ -708,6 +790,7 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     )
     from vadusa.decoding.run import load_draft, read_texts  # noqa: PLC0415
     from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
+    from vadusa.tracking import open_tracker  # noqa: PLC0415
 
     decoding = cfg.decoding  # bench's --tau/--heads/--tree are lists of settings, not one
     if args.precision:
@@ -740,6 +823,16 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     print(format_bench(results))
     if args.out:
         write_bench(Path(args.out), results)
+    # tracked after the race, so the W&B process does not share the CPU with the timing
+    run_dir = Path(args.out).with_suffix("") if args.out else cfg.experiment_dir / "bench"
+    with open_tracker(cfg, stage="bench", out_dir=run_dir, family=bundle.family,
+                      setting=Path(args.out).stem if args.out else None) as tracker:
+        _use_inputs(cfg, tracker, models=[Path(args.checkpoint), *_draft_models(decoding)],
+                    trees=[s.tree for s in settings if s.method == "vadusa"])
+        tracker.log_table("bench", BENCH_COLUMNS,
+                          [[r.get(c) for c in BENCH_COLUMNS] for r in results])
+        tracker.log_summary({f"{r['setting']}/{k}": r[k] for r in results
+                             for k in ("speedup", "mean_accepted", "tokens_per_second")})
     return 0
 
 
@@ -769,14 +862,23 @@ def cmd_train_joint(cfg: Config, args: argparse.Namespace) -> int:
 def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.decoding.calibrate import calibrate, format_table  # noqa: PLC0415
     from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
+    from vadusa.tracking import artifact_name, open_tracker  # noqa: PLC0415
 
     decoding = _decoding(cfg, args)
     bundle = _decoding_bundle(cfg, args.checkpoint, decoding)
     requests = split_requests(_corpus(cfg, args), args.split, args.limit)[0]
-    table, trees = calibrate(bundle, requests, decoding, args.nodes, Path(args.out))
+    out = Path(args.out)
+    table, trees = calibrate(bundle, requests, decoding, args.nodes, out)
     print(format_table(table))
     for path, expected in trees:
         print(f"{path}: expected {expected:.2f} tokens per step")
+    mode = (bundle.meta.get("heads") or {}).get("mode")
+    with open_tracker(cfg, stage="calibrate", out_dir=out, family=bundle.family,
+                      setting="-".join(p for p in (mode, f"tau{decoding.tau}") if p)) as tracker:
+        _use_inputs(cfg, tracker, models=[Path(args.checkpoint)])
+        tracker.log_summary({f"tree-{Path(path).stem.removeprefix('tree-')}/expected_length":
+                             expected for path, expected in trees})
+        tracker.log_artifact(out, artifact_name(cfg, out), "trees")
     return 0
 
 
@@ -795,7 +897,7 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
         run_study,
         search_space,
     )
-    from vadusa.tracking import open_tracker  # noqa: PLC0415
+    from vadusa.tracking import artifact_name, open_tracker  # noqa: PLC0415
     from vadusa.vocoder import load_vocoder  # noqa: PLC0415
 
     sweep = cfg.sweep
@@ -838,8 +940,9 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     print(f"sweep {name}: {completed(study)} of {sweep.trials} trials done; "
           f"{len(requests)} utterances per trial; space {space}", flush=True)
 
-    with open_tracker(cfg, stage="sweep", out_dir=out, name=f"sweep-{bundle.family}",
-                      tags=(bundle.family, "sweep")) as tracker:
+    with open_tracker(cfg, stage="sweep", out_dir=out, family=bundle.family,
+                      setting=out.name) as tracker:
+        _use_inputs(cfg, tracker, models=[Path(args.checkpoint), vocoder_path])
         def log(study: Any) -> None:
             trial = study.trials[-1]
             if trial.values is not None:
@@ -855,6 +958,8 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
                              "trials_this_worker": ran, "pareto_size": len(summary["pareto"]),
                              **{f"chosen/{k}": v for k, v in chosen.items()
                                 if isinstance(v, int | float)}})
+        tracker.log_artifact(out / "trials.csv", artifact_name(cfg, out / "trials.csv"),
+                             "table")
     print(f"{ran} trials run here; study: {summary['trials']}")
     for row in summary["pareto"]:
         print(f"  pareto: trial {row['number']}: tau {row['tau']} heads {row['heads']} "
@@ -868,11 +973,12 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
 @_guard
 def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.atomic import write_text_atomic  # noqa: PLC0415
-    from vadusa.eval.table import main_table, to_csv, to_html, to_markdown  # noqa: PLC0415
+    from vadusa.eval.table import COLUMNS, main_table, to_csv, to_html, to_markdown  # noqa: PLC0415
 
     families = args.families or list(cfg.tokens.families)
     out = Path(args.out) if args.out else cfg.experiment_dir / "tables"
     out.mkdir(parents=True, exist_ok=True)
+    written: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = []
     if args.open:
         from vadusa.eval.figures import open_questions  # noqa: PLC0415
         from vadusa.eval.table import OPEN_COLUMNS, open_rows  # noqa: PLC0415
@@ -890,13 +996,50 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
                            f"{family}: tolerance and head count (frozen heads, "
                            f"{h.open_utterances or 'all'} test utterances)")
             print(markdown, end="")
-        return 0
-    rows = main_table(cfg.experiment_dir, families)
-    markdown = to_markdown(rows)
-    write_text_atomic(out / f"{args.name}.md", markdown)
-    write_text_atomic(out / f"{args.name}.csv", to_csv(rows))
-    write_text_atomic(out / f"{args.name}.html", to_html(rows, title=f"{args.name} table"))
-    print(markdown, end="")
+            written.append((f"open_{family}", rows, OPEN_COLUMNS))
+    else:
+        rows = main_table(cfg.experiment_dir, families)
+        markdown = to_markdown(rows)
+        write_text_atomic(out / f"{args.name}.md", markdown)
+        write_text_atomic(out / f"{args.name}.csv", to_csv(rows))
+        write_text_atomic(out / f"{args.name}.html", to_html(rows, title=f"{args.name} table"))
+        print(markdown, end="")
+        written.append((args.name, rows, COLUMNS))
+    _track_tables(cfg, out, "open" if args.open else args.name, families, written)
+    return 0
+
+
+def _track_tables(cfg: Config, out: Path, setting: str, families: list[str],
+                  written: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]]) -> None:
+    """The tables as W&B tables (raw numbers), and their CSVs as artifacts."""
+    from vadusa.tracking import artifact_name, open_tracker  # noqa: PLC0415
+
+    # one family: a family's run; several: the experiment's, with the families as tags
+    family = families[0] if len(families) == 1 else None
+    with open_tracker(cfg, stage="table", out_dir=out, family=family, setting=setting,
+                      tags=tuple(families)) as tracker:
+        for name, rows, columns in written:
+            # "" (no tau for AR...) as None: a W&B table column keeps one type
+            tracker.log_table(f"tables/{name}", [*columns, "wer_low", "wer_high"],
+                              [[None if r.get(c) == "" else r.get(c) for c in columns]
+                               + list(r.get("wer_ci") or [None, None]) for r in rows])
+            csv_path = out / f"{name}.csv"
+            tracker.log_artifact(csv_path, artifact_name(cfg, csv_path), "table")
+
+
+@_guard
+def cmd_wandb_report(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tracking.report import collect, online_by_default, publish, write_page  # noqa: PLC0415
+
+    out = Path(args.out) if args.out else cfg.experiment_dir / "wandb_report"
+    report = collect(cfg, args.families)
+    page = write_page(report, out)
+    print(f"{page}: {', '.join(f.family for f in report.families) or 'no family'}"
+          + (f", tables {', '.join(report.tables)}" if report.tables else ""))
+    for missing in report.missing + [m for f in report.families for m in f.missing]:
+        print(f"  missing: {missing}")
+    if args.online if args.online is not None else online_by_default(cfg):
+        print(f"W&B Report: {publish(report, cfg, out)}")
     return 0
 
 
@@ -921,6 +1064,7 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "sweep": cmd_sweep,
     "table": cmd_table,
+    "wandb-report": cmd_wandb_report,
 }
 
 

@@ -79,6 +79,87 @@ def open_questions(rows: Sequence[Mapping], path: str | Path, title: str) -> Pat
     return _save(fig, path)
 
 
+def speed_vs_wer(series: Mapping[str, Sequence[Mapping]], path: str | Path, title: str) -> Path:
+    """WER against speedup, one marker style per series (methods, sweep trials...); a point's
+    ``label``, if any, is written next to it; AR sits at 1x."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    markers = "*osD^vPX<>"
+    for n, (name, points) in enumerate(series.items()):
+        if not points:
+            continue
+        cloud = len(points) > 12  # sweep trials: many small, faint points
+        ax.scatter([p["speedup"] for p in points], [100 * p["wer"] for p in points],
+                   marker=markers[n % len(markers)], s=12 if cloud else 60,
+                   alpha=0.35 if cloud else 0.9, label=name, zorder=2 if cloud else 3)
+        for p in points:
+            if p.get("label") and not cloud:
+                ax.annotate(str(p["label"]), (p["speedup"], 100 * p["wer"]), fontsize=7,
+                            xytext=(4, 3), textcoords="offset points")
+    ax.axvline(1.0, color="grey", linestyle=":", alpha=0.6)
+    ax.set_xlabel("speedup against AR (x)")
+    ax.set_ylabel("judge WER %")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="best")
+    return _save(fig, path)
+
+
+def accepted_vs_tau(curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path,
+                    title: str) -> Path:
+    """Mean accepted length (tokens per forward) against the tolerance tau, one line per
+    curve (heads mode, heads used, tree); AR accepts 1."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    taus: set[float] = set()
+    for name, points in curves.items():
+        points = sorted(points)
+        taus.update(x for x, _ in points)
+        ax.plot([x for x, _ in points], [y for _, y in points], "o-", label=name)
+    ax.axhline(1.0, color="grey", linestyle=":", alpha=0.6, label="AR")
+    ax.set_xticks(sorted(taus))
+    ax.set_xlabel("tolerance tau")
+    ax.set_ylabel("mean accepted length (tokens per forward)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    return _save(fig, path)
+
+
+def tree_vs_time(series: Mapping[str, Sequence[Mapping]], baselines: Mapping[str, float],
+                 path: str | Path, title: str) -> Path:
+    """Milliseconds per decoding step against the tree's node count, one line per series (a
+    chain is its own point), each point labelled with its accepted length; the baseline of a
+    series (AR's step in the same race), if given, a dashed line in its colour."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for n, (name, points) in enumerate(series.items()):
+        color = f"C{n}"
+        trees = sorted((p for p in points if not p.get("chain")), key=lambda p: p["nodes"])
+        chains = [p for p in points if p.get("chain")]
+        if trees:
+            ax.plot([p["nodes"] for p in trees], [p["ms_per_step"] for p in trees], "o-",
+                    color=color, label=name)
+        if chains:
+            ax.scatter([p["nodes"] for p in chains], [p["ms_per_step"] for p in chains],
+                       marker="^", color=color, label=f"{name}, chains")
+        for p in trees + chains:  # series alternate above and below, not on top of each other
+            ax.annotate(f"{p['accepted']:.2f}", (p["nodes"], p["ms_per_step"]), fontsize=7,
+                        color=color, xytext=(5, 3 if n % 2 == 0 else -10),
+                        textcoords="offset points")
+        if name in baselines:
+            ax.axhline(baselines[name], linestyle="--", color=color, alpha=0.6,
+                       label=f"AR step ({name} race)")
+    ax.set_xscale("log", base=2)
+    nodes = sorted({p["nodes"] for points in series.values() for p in points})
+    ax.set_xticks(nodes, [str(n) for n in nodes])  # the sizes raced, not powers of two
+    ax.minorticks_off()
+    ax.set_xlabel("tree size (nodes); labels: mean accepted length")
+    ax.set_ylabel("ms per decoding step (forward)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="best")
+    return _save(fig, path)
+
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)

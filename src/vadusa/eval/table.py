@@ -160,7 +160,8 @@ def main_table(root: Path, families: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _fmt(row: dict[str, Any], key: str) -> str:
+def format_cell(row: dict[str, Any], key: str) -> str:
+    """One cell as the tables print it (WER and CER in %, with the WER interval)."""
     value = row.get(key)
     if value is None or value == "":
         return "-"
@@ -190,7 +191,7 @@ def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) 
     lines = ["| " + " | ".join(HEADER[c] for c in columns) + " |",
              "|" + "|".join("---" if c in ("family", "method", "question") else "---:"
                             for c in columns) + "|"]
-    lines += ["| " + " | ".join(_fmt(r, c) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(format_cell(r, c) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -222,7 +223,7 @@ def to_html(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS,
     for i, r in enumerate(rows):
         next_family = i > 0 and r.get("family") != rows[i - 1].get("family")
         lines.append(('<tr class="next-family">' if next_family else "<tr>")
-                     + "".join(cell("td", c, _fmt(r, c)) for c in columns) + "</tr>")
+                     + "".join(cell("td", c, format_cell(r, c)) for c in columns) + "</tr>")
     lines += ["</tbody>", "</table>"]
     return "\n".join(lines) + "\n"
 

@@ -23,7 +23,12 @@ class Tracker:
         """An image file the stage wrote (PNG)."""
 
     def log_artifact(self, path: str | Path, name: str, kind: str) -> None:
-        """A file or directory the stage produced (checkpoint, tree, table), for lineage."""
+        """A file or directory the stage produced (checkpoint, trees, table), for lineage.
+        ``name`` comes from ``vadusa.tracking.artifact_name``, so consumers find it."""
+
+    def use_artifact(self, path: str | Path, name: str, kind: str) -> None:
+        """A file or directory the stage reads that an earlier stage logged with
+        ``log_artifact`` under the same ``name`` and ``kind``: the lineage edge."""
 
     def finish(self) -> None:
         """Flush and close."""

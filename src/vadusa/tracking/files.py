@@ -1,4 +1,5 @@
-"""Tracking to plain files: history as JSON lines, summary as JSON, tables as CSV."""
+"""Tracking to plain files: history as JSON lines, summary as JSON, tables as CSV, and the
+artifacts the stage produced (``role: output``) and read (``role: input``) in artifacts.json."""
 
 from __future__ import annotations
 
@@ -46,7 +47,14 @@ class FileTracker(Tracker):
         shutil.copyfile(path, target)
 
     def log_artifact(self, path: str | Path, name: str, kind: str) -> None:
-        self._artifacts.append({"path": str(Path(path).resolve()), "name": name, "type": kind})
+        self._record(path, name, kind, "output")
+
+    def use_artifact(self, path: str | Path, name: str, kind: str) -> None:
+        self._record(path, name, kind, "input")
+
+    def _record(self, path: str | Path, name: str, kind: str, role: str) -> None:
+        self._artifacts.append({"path": str(Path(path).resolve()), "name": name, "type": kind,
+                                "role": role})
         write_text_atomic(self.run_dir / "artifacts.json", json.dumps(self._artifacts, indent=1))
 
     def finish(self) -> None:

@@ -64,7 +64,7 @@ from vadusa.tokenizers.codec import (
     save_codec,
     scratch_arch,
 )
-from vadusa.tracking import open_tracker
+from vadusa.tracking import artifact_name, open_tracker
 from vadusa.training.common import rng_state, seed_everything, set_rng_state, warmup_cosine
 
 TRAIN_STATE_KIND = "codec-train"
@@ -237,7 +237,7 @@ def train_codec(cfg: Config, corpus_dir: Path, out_dir: Path) -> Path:
     if manifest_path(corpus_dir, "dev").is_file():
         dev = load_waves(corpus_dir, "dev", train.sample_rate, DEV_UTTERANCES, DEV_SECONDS)
 
-    with open_tracker(cfg, stage="train-codec", out_dir=out_dir, tags=("encodec",)) as tracker:
+    with open_tracker(cfg, stage="train-codec", out_dir=out_dir, family="encodec") as tracker:
         first_step, train_seconds = step, 0.0
         dev_metrics: dict[str, float] = {}
         window: list[dict[str, float]] = []
@@ -280,7 +280,7 @@ def train_codec(cfg: Config, corpus_dir: Path, out_dir: Path) -> Path:
                              "parameters": sum(p.numel() for p in model.parameters()),
                              "seconds_per_step": train_seconds / max(1, step - first_step),
                              **dev_metrics})
-        tracker.log_artifact(final, name="codec-encodec", kind="model")
+        tracker.log_artifact(final, artifact_name(cfg, final), "model")
     return final
 
 

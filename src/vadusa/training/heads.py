@@ -49,7 +49,7 @@ from vadusa.model.loading import load_tts
 from vadusa.model.transformer import causal_mask
 from vadusa.model.tts import TTSVocab
 from vadusa.tokenizers.store import read_meta
-from vadusa.tracking import open_tracker
+from vadusa.tracking import artifact_name, open_tracker
 from vadusa.training.common import (
     bucketed_batches,
     rng_state,
@@ -161,8 +161,9 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     stage = "train-joint" if joint else "train-heads"
 
-    with open_tracker(cfg, stage=stage, out_dir=out_dir, name=f"{stage}-{bundle.family}",
-                      tags=(bundle.family, mode)) as tracker:
+    with open_tracker(cfg, stage=stage, out_dir=out_dir, family=bundle.family,
+                      setting=f"k{h.count}", tags=(mode,)) as tracker:
+        tracker.use_artifact(base_path, artifact_name(cfg, base_path), "model")
         progress = tqdm(total=steps, initial=pos["step"], desc=f"{stage} ({bundle.family})",
                         unit="step")
         window: list[tuple[float, float]] = []
@@ -234,7 +235,8 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
                         state={"model": model.state_dict(), "heads": heads.state_dict()},
                         meta=meta)
         tracker.log_summary(final)
-        tracker.log_artifact(out_dir / "heads.pt", f"{mode}-heads-{bundle.family}", "model")
+        heads_file = out_dir / "heads.pt"
+        tracker.log_artifact(heads_file, artifact_name(cfg, heads_file), "model")
     return out_dir / "heads.pt"
 
 

@@ -59,7 +59,7 @@ from vadusa.tokenizers.ssl import (
     SAMPLE_RATE,
     scratch_arch,
 )
-from vadusa.tracking import open_tracker
+from vadusa.tracking import artifact_name, open_tracker
 from vadusa.training.common import (
     bucketed_batches,
     rng_state,
@@ -346,7 +346,7 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
     batches = epoch_batches(data, train, pos["batch_seed"])
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    with open_tracker(cfg, stage=f"train-ssl-{family}", out_dir=out_dir) as tracker:
+    with open_tracker(cfg, stage="train-ssl", out_dir=out_dir, family=family) as tracker:
         window: list[dict[str, float]] = []
         started = time.perf_counter()
         progress = tqdm(total=train.steps, initial=pos["step"], desc=f"train {family}",
@@ -403,7 +403,7 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
                               **dev})
         tracker.log_summary({"train/final_loss": pos["losses"][-1] if pos["losses"] else None,
                              **dev})
-        tracker.log_artifact(final, name=f"ssl-{family}", kind="model")
+        tracker.log_artifact(final, artifact_name(cfg, final), "model")
     return final
 
 

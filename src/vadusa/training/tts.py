@@ -53,7 +53,7 @@ from vadusa.devices import resolve_device
 from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
 from vadusa.model.tts import Example, TTSVocab, build_sequence
 from vadusa.tokenizers.store import TokenSplit, read_meta
-from vadusa.tracking import NullTracker, open_tracker
+from vadusa.tracking import NullTracker, artifact_name, open_tracker
 from vadusa.training.common import (
     bucketed_batches,
     rng_state,
@@ -261,8 +261,7 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     guide_layers = tuple(range(1, m.layers))  # head 0 of every layer but the first
 
-    tracking = open_tracker(cfg, stage=stage, out_dir=out_dir,
-                            name=f"{stage}-{family}", tags=(family,)) if dist.is_main \
+    tracking = open_tracker(cfg, stage=stage, out_dir=out_dir, family=family) if dist.is_main \
         else contextlib.nullcontext(NullTracker())
     with tracking as tracker:
         progress = tqdm(total=t.steps, initial=pos["step"],
@@ -336,7 +335,7 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         save_checkpoint(out_dir / "base.pt", kind=MODEL_KIND, config=cfg.to_dict(),
                         state=model.state_dict(), meta=model_meta)
         tracker.log_summary(final)
-        tracker.log_artifact(out_dir / "base.pt", f"base-{family}", "model")
+        tracker.log_artifact(out_dir / "base.pt", artifact_name(cfg, out_dir / "base.pt"), "model")
     dist.close()
     return out_dir / "base.pt"
 

@@ -30,7 +30,7 @@ from vadusa.data.audio import read, write_wav
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.devices import resolve_device
 from vadusa.tokenizers.store import TokenSplit
-from vadusa.tracking import Tracker, open_tracker
+from vadusa.tracking import Tracker, artifact_name, open_tracker
 from vadusa.training.common import (
     bucketed_batches,
     rng_state,
@@ -239,8 +239,7 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                "step": step, "epoch": epoch, "position": position,
                                "rng": rng_state()})
 
-    stage = f"train-vocoder-{family}"
-    with open_tracker(cfg, stage=stage, out_dir=out_dir, tags=(family,)) as tracker:
+    with open_tracker(cfg, stage="train-vocoder", out_dir=out_dir, family=family) as tracker:
         first_step, train_seconds = step, 0.0
         bar = tqdm(total=vc.steps, initial=step, desc=f"vocoder ({family})", unit="step")
         dev_loss = float("nan")
@@ -284,7 +283,7 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         tracker.log_summary({"dev_loss": dev_loss, "steps": step, "train_utterances": len(train),
                              "dev_utterances": len(dev), "dev_unknown_speaker": dev_unknown,
                              "seconds_per_step": train_seconds / max(1, step - first_step)})
-        tracker.log_artifact(final, name=f"unit2mel-{family}", kind="model")
+        tracker.log_artifact(final, artifact_name(cfg, final), "model")
         write_samples(final, dev, speakers, out_dir / "samples", tracker, device)
     return final
 
