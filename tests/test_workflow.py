@@ -57,6 +57,7 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert counts["open_table"] == "3" and counts["table_all"] == "1"
     assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "6"
     assert "results/default/tables/all.md" in out
+    assert counts["wandb_report"] == "1"  # the local page comparing the methods
     assert "results/default/tokens/encodec/codec/codec.pt" in out
     assert "results/default/vocoder/encodec" not in out
 

@@ -72,4 +72,5 @@ def reproduce_all_targets():
     return [default_targets(), rules.tokens.input, rules.resynthesis.input,
             expand(rules.evaluate_ar.output, family=FAMILIES),
             expand(rules.bench_ar.output, family=FAMILIES),
-            vadusa_targets(FAMILIES), rules.table_all.output, rules.open_questions.input]
+            vadusa_targets(FAMILIES), rules.table_all.output, rules.open_questions.input,
+            rules.wandb_report.output]

@@ -305,6 +305,28 @@ def vadusa_targets(families):
     ]
 
 
+rule wandb_report:
+    """The methods compared per family (speedup vs WER, accepted length vs tau, tree size vs
+    time, the main table) as a local page, results/<exp>/wandb_report/index.html (target
+    reproduce_all). With a W&B login, `vadusa wandb-report --online` also publishes a Report."""
+    input:
+        rules.table_all.output.csv,
+        vadusa_targets(FAMILIES),
+    output:
+        page=f"{RESULTS}/wandb_report/index.html",
+        data=f"{RESULTS}/wandb_report/data.json",
+    log:
+        f"{LOGS}/wandb_report.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "vadusa wandb-report --config {RESOLVED} --offline "
+        "--out {RESULTS}/wandb_report > {log} 2>&1"
+
+
 rule vadusa:
     input:
         rules.table.output,
