@@ -32,7 +32,8 @@ from vadusa.training.launch import (
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 PROFILE = Path("profiles") / "slurm"
 CPU_RULES = {"prepare_corpus", "corpus_qa"}  # every other submitted rule wants a GPU
-LOCAL_COMMANDS = {"table", "table_all", "open_table", "wandb_report"}  # local rules that run something
+# local rules that run something
+LOCAL_COMMANDS = {"table", "table_all", "open_table", "wandb_report"}
 
 # Snakemake's own view of the rules (its API, in a process of its own: it changes directory):
 # local = `localrule: True` (or a `localrules:` line), or nothing to run (aggregate targets)

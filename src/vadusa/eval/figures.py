@@ -98,11 +98,7 @@ def speed_vs_wer(series: Mapping[str, Sequence[Mapping]], path: str | Path, titl
     ax.axvline(1.0, color="grey", linestyle=":", alpha=0.6)
     ax.set_xlabel("speedup against AR (x)")
     ax.set_ylabel("judge WER %")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize="small", loc="best")
-    return _save(fig, path)
+    return _finish(fig, ax, title, path)
 
 
 def accepted_vs_tau(curves: Mapping[str, Sequence[tuple[float, float]]], path: str | Path,
@@ -154,11 +150,16 @@ def tree_vs_time(series: Mapping[str, Sequence[Mapping]], baselines: Mapping[str
     ax.minorticks_off()
     ax.set_xlabel("tree size (nodes); labels: mean accepted length")
     ax.set_ylabel("ms per decoding step (forward)")
+    return _finish(fig, ax, title, path)
+
+def _finish(fig: plt.Figure, ax: plt.Axes, title: str, path: str | Path) -> Path:
+    """Title, grid, a legend if anything is labelled, then save."""
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="best")
     return _save(fig, path)
+
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
     fig.tight_layout()
