@@ -7,8 +7,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -79,17 +81,49 @@ def test_config_typo_fails_the_workflow_naming_the_key(repo: Path, tmp_path: Pat
     assert "corpus.sythetic" in result.stdout + result.stderr
 
 
+def kill_during_base_training(repo: Path, workdir: Path, config: str) -> int:
+    """Start the DAG towards the default family's base model, SIGKILL it (Snakemake and every
+    job) as soon as training has written its first checkpoint, and return that checkpoint's
+    step."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    out = workdir / "results/tiny/models/whisper/base"
+    dag = subprocess.Popen([SNAKEMAKE, "-s", str(repo / "Snakefile"), "-d", str(workdir),
+                            "--cores", "2", str(out / "base.pt"), "--configfile", config],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                           start_new_session=True)
+    try:
+        while not (out / "last.pt").is_file():
+            assert dag.poll() is None, "the DAG ended before base training wrote a checkpoint"
+            time.sleep(0.01)
+    finally:
+        os.killpg(dag.pid, signal.SIGKILL)
+        dag.wait()
+    # checkpoints are written to a temporary file and renamed: last.pt is whole
+    return int(load_checkpoint(out / "last.pt")["state"]["position"]["step"])
+
+
 @requires_voices
 @pytest.mark.slow
 def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     tiny = str(repo / "config" / "tiny.yaml")
-    # the default target, the resynthesis of every family (hubert and encodec too) and of
-    # HiFi-GAN, and the encodec family through base model, heads, race and evaluation
-    result = snakemake(repo, tmp_path, "all", "resynthesis",
-                       "results/tiny/bench/encodec/vadusa-frozen.json",
-                       "results/tiny/eval/encodec/vadusa-frozen-tau3/test/metrics.json",
+    steps = load_config([tiny]).train.steps
+    # a fault: the DAG killed during base-model training, after its first checkpoint
+    killed_at = kill_during_base_training(repo, tmp_path, tiny)
+    assert 0 < killed_at < steps
+    assert not (tmp_path / "results/tiny/models/whisper/base/base.pt").exists()
+    # the whole DAG (reproduce_all: every family, method, open question and table), re-run
+    # after the kill: the base model resumes from its checkpoint, and the jobs that had
+    # finished (corpus, the default family's k-means and tokens) are not run again
+    result = snakemake(repo, tmp_path, "reproduce_all", "--rerun-incomplete",
                        "--configfile", tiny)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", (result.stdout + result.stderr)
+                             .split("Job stats")[1].split("\n\n")[0], re.M))
+    assert "prepare_corpus" not in counts and counts["train_base"] == "3"
+    assert counts["tokenize"] == "2" and counts["fit_kmeans"] == "1"  # hubert's; encodec: none
+    resumed = (tmp_path / "results/tiny/logs/train_base_whisper.log").read_text()
+    assert f"resuming from results/tiny/models/whisper/base/last.pt at step {killed_at}" \
+        in resumed, resumed[-2000:]
     corpus = tmp_path / "results" / "tiny" / "corpus"
     stats = json.loads((corpus / "stats.json").read_text())
     assert stats["speakers"] == 4 and all(stats["utterances"].values())
@@ -170,24 +204,25 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     table = (tmp_path / "results/tiny/tables/main.md").read_text()
     assert "| whisper | AR |" in table and "| whisper | VADUSA | 3 | 2 |" in table
     assert "| whisper | VADUSA-wt |" in table and "typical acceptance" in table
-    assert "| whisper | draft model, gamma 2 |" in table  # tiny.yaml: draft.bench_tokens [2]
+    every = (tmp_path / "results/tiny/tables/all.md").read_text()
+    for family in ("whisper", "hubert", "encodec"):  # tiny.yaml: draft.bench_tokens [2]
+        assert f"| {family} | AR |" in every and f"| {family} | VADUSA-wt |" in every
+        assert f"| {family} | draft model, gamma 2 |" in every
     draft = json.loads((tmp_path / "results/tiny/eval/whisper/draft/test/metrics.json")
                        .read_text())
     assert draft["method"] == "draft"
     assert draft["utterances"] + len(draft["failures"]) == stats["utterances"]["test"]
     # the open questions of the default family: tau 1, 3 and heads 1, 3 (tiny.yaml), each
     # setting evaluated next to AR on the same utterances and raced against it
-    open_run = snakemake(repo, tmp_path, "results/tiny/tables/open_whisper.md",
-                         "--configfile", tiny)
-    assert open_run.returncode == 0, open_run.stdout[-3000:] + open_run.stderr[-3000:]
     rows = list(csv.DictReader(open(tmp_path / "results/tiny/tables/open_whisper.csv")))
     assert [(r["question"], r["tau"], r["heads"]) for r in rows] == [
         ("AR", "", ""), ("tau", "1", "2"), ("tau", "3", "2"), ("heads", "3", "1"),
         ("heads", "3", "3")]
     assert all(r["speedup"] and r["wer"] for r in rows)
     assert (tmp_path / "results/tiny/models/whisper/frozen-k3/heads.pt").is_file()
-    again = snakemake(repo, tmp_path, "--configfile", tiny, "-n")
-    assert "Nothing to be done" in again.stdout + again.stderr
+    for target in ("all", "reproduce_all"):
+        again = snakemake(repo, tmp_path, target, "--configfile", tiny, "-n")
+        assert "Nothing to be done" in again.stdout + again.stderr, target
     # a judge setting changes: only corpus_qa re-runs
     edited = tmp_path / "tiny-edited.yaml"
     edited.write_text(Path(tiny).read_text().replace("qa_per_voice: 3", "qa_per_voice: 2"))
@@ -196,27 +231,42 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert "corpus_qa" in out and "prepare_corpus" not in out.split("Job stats")[-1]
     # the report of the run: a front page with the main table, the default family's plots
     # and the method and setup filled from tiny.yaml, and every figure and table of the
-    # default target in its category, with its caption
-    report = tmp_path / "report.html"
-    built = snakemake(repo, tmp_path, "--report", str(report), "--configfile", tiny)
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    page = report.read_text()
+    # target in its category, with its caption
 
-    def variable(script: str) -> object:  # the report's data: JSON in its own <script>
-        found = re.search(rf'<script id="{script}">\s*var \w+ = (.*);\n', page)
-        return json.loads(found.group(1))
+    def build_report(*target: str) -> tuple[str, dict, dict]:
+        report = tmp_path / "report.html"
+        built = snakemake(repo, tmp_path, *target, "--report", str(report), "--configfile", tiny)
+        assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+        page = report.read_text()
 
-    front, results, categories = (variable(script) for script in
-                                  ("workflow-desc", "results", "categories"))
+        def variable(script: str) -> object:  # the report's data: JSON in its own <script>
+            found = re.search(rf'<script id="{script}">\s*var \w+ = (.*);\n', page)
+            return json.loads(found.group(1))
+
+        return tuple(variable(script) for script in ("workflow-desc", "results", "categories"))
+
+    # the default target's: no open questions, no table over every family
+    front, results, categories = build_report()
     assert '<table class="vadusa-table">' in front and ">VADUSA-wt</td>" in front
-    assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
+    assert front.count("data:image/png;base64,") == 1  # the sweep's front
+    assert "The same table over every family" not in front
     assert "4 voices (flite_rms, flite_slt, flite_awb, festival_kal)" in front
     assert "K = 2" in front and "temperature 1.0" in front
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": {"whisper"}, "Main results": {"whisper"},
-        "Open questions": {"whisper"}, "Sweep": {"whisper, frozen heads"}}
-    # corpus 2, tokens 1, main table 2 (HTML, CSV), open questions 3, sweep 4 plots + 2 CSVs
-    assert len(results) == 14 and all(r["caption"] for r in results.values())
+        "Sweep": {"whisper, frozen heads"}}
+    # corpus 2, tokens 1, main table 2 (HTML, CSV), sweep 4 plots + 2 CSVs
+    assert len(results) == 11 and all(r["caption"] for r in results.values())
+    # reproduce_all's: every family, the open questions, the table over every family
+    front, everything, categories = build_report("reproduce_all")
+    assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
+    assert "The same table over every family" in front
+    families = {"whisper", "hubert", "encodec"}
+    assert {c: set(s) for c, s in categories.items()} == {
+        "Corpus": {"synthetic corpus"}, "Tokens": families,
+        "Main results": {"whisper", "all families"}, "Open questions": families,
+        "Sweep": {f"{f}, frozen heads" for f in families}}
+    assert set(results) < set(everything) and all(r["caption"] for r in everything.values())
     main = results["results/tiny/tables/main.html"]
     assert main["mime_type"] == "text/html"
     assert "The main table of the default token family, whisper" in main["caption"]

@@ -485,4 +485,7 @@ def _resume(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.
     model.load_state_dict(blob["state"]["model"])
     optimizer.load_state_dict(blob["state"]["optimizer"])
     set_rng_state(blob["state"]["rng"])
-    return dict(blob["state"]["position"])
+    position = dict(blob["state"]["position"])
+    print(f"[train-base] resuming from {path} at step {position['step']} of "
+          f"{cfg.train.steps}", flush=True)
+    return position
