@@ -29,7 +29,7 @@ def test_defaults_are_the_embedded_default(repo: Path) -> None:
     cfg = load_config([repo / "config" / "config.yaml"])
     assert cfg.corpus.source == "synthetic"
     assert len(cfg.corpus.synthetic.voices) >= 8
-    assert cfg.corpus.synthetic.hours == pytest.approx(3.0)  # sized for 90 min on 2 cores
+    assert cfg.corpus.synthetic.hours == pytest.approx(2.0)  # sized for 90 min on 2 cores
 
 
 def test_typo_names_key_and_file(tmp_path: Path) -> None:
