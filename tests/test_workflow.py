@@ -86,20 +86,21 @@ def kill_during_base_training(repo: Path, workdir: Path, config: str) -> int:
     job) as soon as training has written its first checkpoint, and return that checkpoint's
     step."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    out = workdir / "results/tiny/models/whisper/base"
+    target = "results/tiny/models/whisper/base/base.pt"  # relative to the working directory
+    out = workdir / target
     dag = subprocess.Popen([SNAKEMAKE, "-s", str(repo / "Snakefile"), "-d", str(workdir),
-                            "--cores", "2", str(out / "base.pt"), "--configfile", config],
+                            "--cores", "2", target, "--configfile", config],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                            start_new_session=True)
     try:
-        while not (out / "last.pt").is_file():
+        while not out.with_name("last.pt").is_file():
             assert dag.poll() is None, "the DAG ended before base training wrote a checkpoint"
             time.sleep(0.01)
     finally:
         os.killpg(dag.pid, signal.SIGKILL)
         dag.wait()
     # checkpoints are written to a temporary file and renamed: last.pt is whole
-    return int(load_checkpoint(out / "last.pt")["state"]["position"]["step"])
+    return int(load_checkpoint(out.with_name("last.pt"))["state"]["position"]["step"])
 
 
 @requires_voices
@@ -114,6 +115,9 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     # the whole DAG (reproduce_all: every family, method, open question and table), re-run
     # after the kill: the base model resumes from its checkpoint, and the jobs that had
     # finished (corpus, the default family's k-means and tokens) are not run again
+    # a killed Snakemake leaves its lock: it says to unlock, as a user would
+    unlocked = snakemake(repo, tmp_path, "reproduce_all", "--unlock", "--configfile", tiny)
+    assert unlocked.returncode == 0, unlocked.stderr[-3000:]
     result = snakemake(repo, tmp_path, "reproduce_all", "--rerun-incomplete",
                        "--configfile", tiny)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
