@@ -112,12 +112,12 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     killed_at = kill_during_base_training(repo, tmp_path, tiny)
     assert 0 < killed_at < steps
     assert not (tmp_path / "results/tiny/models/whisper/base/base.pt").exists()
-    # the whole DAG (reproduce_all: every family, method, open question and table), re-run
-    # after the kill: the base model resumes from its checkpoint, and the jobs that had
-    # finished (corpus, the default family's k-means and tokens) are not run again
     # a killed Snakemake leaves its lock: it says to unlock, as a user would
     unlocked = snakemake(repo, tmp_path, "reproduce_all", "--unlock", "--configfile", tiny)
     assert unlocked.returncode == 0, unlocked.stderr[-3000:]
+    # the whole DAG (reproduce_all: every family, method, open question and table), re-run
+    # after the kill: the base model resumes from its checkpoint, and the jobs that had
+    # finished (corpus, the default family's k-means and tokens) are not run again
     result = snakemake(repo, tmp_path, "reproduce_all", "--rerun-incomplete",
                        "--configfile", tiny)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
