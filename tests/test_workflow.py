@@ -24,10 +24,17 @@ from vadusa.devices import bf16_decodes_faster
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 
 
-def snakemake(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake_command(repo: Path, workdir: Path, *args: str) -> tuple[list[str], dict]:
+    """The Snakemake command line on ``workdir`` with 2 cores, and its environment (this
+    Python's scripts first on PATH)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run([SNAKEMAKE, "-s", str(repo / "Snakefile"), "-d", str(workdir),
-                           "--cores", "2", *args], capture_output=True, text=True, env=env)
+    return [SNAKEMAKE, "-s", str(repo / "Snakefile"), "-d", str(workdir), "--cores", "2",
+            *args], env
+
+
+def snakemake(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command, env = snakemake_command(repo, workdir, *args)
+    return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
 def test_dry_run_default_config_plans_the_corpus(repo: Path, tmp_path: Path) -> None:
@@ -85,13 +92,11 @@ def kill_during_base_training(repo: Path, workdir: Path, config: str) -> int:
     """Start the DAG towards the default family's base model, SIGKILL it (Snakemake and every
     job) as soon as training has written its first checkpoint, and return that checkpoint's
     step."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     target = "results/tiny/models/whisper/base/base.pt"  # relative to the working directory
     out = workdir / target
-    dag = subprocess.Popen([SNAKEMAKE, "-s", str(repo / "Snakefile"), "-d", str(workdir),
-                            "--cores", "2", target, "--configfile", config],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                           start_new_session=True)
+    command, env = snakemake_command(repo, workdir, target, "--configfile", config)
+    dag = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env=env, start_new_session=True)
     try:
         while not out.with_name("last.pt").is_file():
             assert dag.poll() is None, "the DAG ended before base training wrote a checkpoint"
