@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$PATH" WANDB_MODE=disabled WANDB_SILENT=true
 ruff check src tests
-exec python -m pytest -n 2 --durations=10 "$@"
+exec python -m pytest -n 2 --dist worksteal --durations=10 "$@"

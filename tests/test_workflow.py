@@ -110,6 +110,7 @@ def kill_during_base_training(repo: Path, workdir: Path, config: str) -> int:
 
 @requires_voices
 @pytest.mark.slow
+@pytest.mark.first
 def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     tiny = str(repo / "config" / "tiny.yaml")
     steps = load_config([tiny]).train.steps
