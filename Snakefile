@@ -24,6 +24,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/tokenize.smk"
 include: "workflow/rules/vocoder.smk"
+include: "workflow/rules/align.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/vadusa.smk"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from test_train_base import tiny_cfg, tiny_data
+from vadusa.checkpoint import CheckpointError, load_checkpoint
 from vadusa.cli import main
 from vadusa.devices import bf16_decodes_faster
 from vadusa.model.loading import SynthesisInputError, load_tts, synthesis_prefix
@@ -32,7 +34,7 @@ def test_decode_writes_records_and_batching_changes_nothing(checkpoint: Path,
                      "--set", "decoding.max_tokens_per_symbol=3"]) == 0
     one = [json.loads(x) for x in (tmp_path / "b1.jsonl").read_text().splitlines()]
     three = [json.loads(x) for x in (tmp_path / "b3.jsonl").read_text().splitlines()]
-    assert [r["speaker"] for r in one] == [None, "s1", None]
+    assert [r["speaker"] for r in one] == ["s0", "s1", "s0"]  # none given: the default voice
     assert [r["tokens"] for r in one] == [r["tokens"] for r in three]
     for r in one:
         assert r["forwards"] >= 1 and r["tokens_per_second"] > 0
@@ -70,12 +72,25 @@ def test_known_speaker_decodes_with_the_stored_prompt(checkpoint: Path) -> None:
     prompts = bundle.meta["prompts"]
     assert set(prompts) <= set(bundle.speakers) and prompts  # training conditions on prompts
     speaker, stored = next(iter(prompts.items()))
-    with_prompt, _ = synthesis_prefix(bundle, "one two.", speaker, None, 3.0)
-    no_speaker, _ = synthesis_prefix(bundle, "one two.", None, None, 3.0)
+    with_prompt = synthesis_prefix(bundle, "one two.", speaker, None, 3.0).ids
+    own_prompt = synthesis_prefix(bundle, "one two.", speaker, ("one.", [1, 2]), 3.0).ids
     # the prefix ends with bos + the prompt's speech tokens
     tail = with_prompt[-len(stored["tokens"]):].tolist()
     assert tail == [bundle.vocab.speech_offset + t for t in stored["tokens"]]
-    assert len(with_prompt) == len(no_speaker) + len(stored["text"]) + 1 + len(stored["tokens"])
+    assert own_prompt[-2:].tolist() == [bundle.vocab.speech_offset + t for t in (1, 2)]
+    assert (len(with_prompt) - len(stored["text"]) - len(stored["tokens"])
+            == len(own_prompt) - len(bundle.symbols.encode("one.")) - 2)
+
+
+def test_no_speaker_means_the_default_voice(checkpoint: Path) -> None:
+    """Training never shows the model its "unknown speaker" id: without a speaker it speaks
+    with its default voice, its first training speaker, prompt included."""
+    bundle = load_tts(checkpoint)
+    assert bundle.default_speaker == bundle.speakers[0]
+    default = synthesis_prefix(bundle, "one two.", None, None, 3.0).ids
+    first = synthesis_prefix(bundle, "one two.", bundle.speakers[0], None, 3.0).ids
+    assert default.tolist() == first.tolist()
+    assert bundle.vocab.speaker_input(bundle.vocab.unknown_speaker) not in default.tolist()
 
 
 def test_bench_runs_the_baseline_and_batched_ar_in_one_process(
@@ -141,3 +156,25 @@ def test_evaluate_records_failures_and_scores_the_rest(checkpoint: Path, tmp_pat
     assert metrics["wer"] == pytest.approx(2 / 6) and metrics["utterances"] == 2
     assert (tmp_path / "eval" / "metrics.json").is_file() and metrics["dtype"] == "float32"
     assert len(list((tmp_path / "eval" / "wavs").glob("*.wav"))) == len(scored)
+
+
+@pytest.mark.parametrize("content", ["pickle", "truncated"])
+def test_a_damaged_checkpoint_is_named_without_torchs_unsafe_advice(
+        checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture, content: str) -> None:
+    """torch's error for a file that is not weights-only says to retry with
+    weights_only=False, which runs the file's code: the user is told what the file is instead."""
+    bad = tmp_path / "bad.pt"
+    if content == "pickle":  # a pickle of a Python object, as an untrusted file might be
+        torch.save({"kind": "tts", "state": {}, "hook": collections.OrderedDict}, bad)
+    else:  # a checkpoint cut short, as a full disk leaves it
+        bad.write_bytes(checkpoint.read_bytes()[:1000])
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(bad)
+    message = str(err.value)
+    assert "damaged or not a vadusa checkpoint" in message and str(bad) in message
+    assert "will likely succeed" not in message and "arbitrary code" not in message
+    texts = tmp_path / "t.txt"
+    texts.write_text("one two.\n")
+    assert main(["decode", "--checkpoint", str(bad), "--texts", str(texts),
+                 "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert "damaged or not a vadusa checkpoint" in capsys.readouterr().err

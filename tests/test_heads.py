@@ -287,8 +287,8 @@ def test_decode_prefix_dispatches_on_the_method(trained: dict[str, Path]) -> Non
     from vadusa.model.loading import synthesis_prefix  # noqa: PLC0415
 
     bundle = load_tts(trained["frozen"])
-    prefix, budget = synthesis_prefix(bundle, "four five six one.", "s0", None, 3.0)
-    ar = decode_prefix(bundle, prefix, budget, DecodingConfig())
-    va = decode_prefix(bundle, prefix, budget, replace(DecodingConfig(), method="vadusa",
-                                                       tree="full:2x2"))
+    prefix = synthesis_prefix(bundle, "four five six one.", "s0", None, 3.0)
+    ar = decode_prefix(bundle, prefix, DecodingConfig())
+    va = decode_prefix(bundle, prefix, replace(DecodingConfig(), method="vadusa",
+                                               tree="full:2x2"))
     assert va.tokens == ar.tokens and va.forwards < ar.forwards

@@ -115,8 +115,8 @@ class Recorder:
         self.forward, self.name, self.log = model.forward, name, log
         model.forward = self
 
-    def __call__(self, tokens, pos, mask, cache_slots=None):  # noqa: ANN001, ANN204
-        logits = self.forward(tokens, pos, mask, cache_slots)
+    def __call__(self, tokens, pos, mask, cache_slots=None, frames=None):  # noqa: ANN001, ANN204
+        logits = self.forward(tokens, pos, mask, cache_slots, frames=frames)
         self.log.append((self.name, pos[0].tolist(), tokens[0].tolist(), logits[0].clone()))
         return logits
 

@@ -44,7 +44,17 @@ def load_checkpoint(path: str | Path, kind: str | None = None,
     try:
         blob = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001  (torch raises many types for bad files)
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        # torch's own message advises re-loading with weights_only=False, which would run
+        # whatever code the file holds: not advice to pass on for a file that is not ours
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            why = ("it holds Python objects besides tensors and plain data, which a vadusa "
+                   "checkpoint never does")
+        else:
+            why = f"it is truncated or not a torch file ({type(exc).__name__})"
+        raise CheckpointError(
+            f"{path} is damaged or not a vadusa checkpoint: {why}. Re-create it with the "
+            f"vadusa command that writes it (e.g. rerun its Snakemake rule); do not load it "
+            f"with weights_only=False") from None
     if not isinstance(blob, dict) or "kind" not in blob or "state" not in blob:
         raise CheckpointError(f"{path} is not a vadusa checkpoint (no kind/state)")
     if kind is not None and blob["kind"] != kind:

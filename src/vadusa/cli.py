@@ -89,11 +89,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
     p.add_argument("--out", help="output directory (default: vocoder/<family>)")
 
+    p = sub.add_parser("align", help="train a CTC phone recogniser on a family's tokens and "
+                       "write every split's phone durations in token frames")
+    _common(p)
+    _family(p)
+    _corpus_option(p)
+    p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
+    p.add_argument("--out", help="output directory (default: durations/<family>)")
+
+    p = sub.add_parser("train-durations", help="train the duration model (symbols + speaker "
+                       "-> frames) on the aligner's durations")
+    _common(p)
+    _family(p)
+    _corpus_option(p)
+    _durations_option(p)
+    p.add_argument("--out", help="output directory (default: models/<family>/durations)")
+
     p = sub.add_parser("train-base", help="train the AR TTS model on a token family")
     _common(p)
     _family(p)
     _corpus_option(p)
     p.add_argument("--tokens", help="token directory (default: tokens/<family>)")
+    _durations_option(p)
+    _duration_model_option(p)
     p.add_argument("--out", help="output directory (default: models/<family>/base)")
 
     p = sub.add_parser("train-draft", help="train a small draft model for draft-model "
@@ -103,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     _corpus_option(p)
     p.add_argument("--tokens", help="token directory (default: tokens/<family>; the family "
                    "is then read from it)")
+    _durations_option(p)
+    _duration_model_option(p)
     p.add_argument("--out", help="output directory (default: models/<family>/draft)")
 
     p = sub.add_parser("decode", help="decode a list of texts to speech tokens (jsonl)")
@@ -152,6 +172,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N utterances of the split (0: all)")
     p.add_argument("--out", required=True, help="output directory (wavs/, tokens.jsonl, "
                    "metrics.json)")
+
+    p = sub.add_parser("listen", help="a page of test utterances side by side (recording and "
+                       "each system), and the planned phone spans over the outputs")
+    _common(p)
+    _family(p)
+    _corpus_option(p)
+    p.add_argument("--split", choices=("train", "dev", "test"), default="test")
+    p.add_argument("--system", action="append", required=True, metavar="NAME=DIR",
+                   help="an `evaluate` or `resynthesize` output directory (repeatable)")
+    p.add_argument("--utterances", type=int, default=4, help="utterances shown (default: 4)")
+    p.add_argument("--out", required=True, help="output directory (index.html, alignment.png)")
 
     p = sub.add_parser("bench", help="decoding speed of several settings, side by side")
     _common(p)
@@ -310,7 +341,29 @@ def _heads_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="the base model (base.pt)")
     _corpus_option(parser)
     parser.add_argument("--tokens", help="token directory (default: tokens/<family>)")
+    _durations_option(parser)
     parser.add_argument("--out", required=True, help="output directory (heads.pt, last.pt)")
+
+
+def _durations_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--durations", help="the aligner's durations, `vadusa align`'s output "
+                        "(default: durations/<family>; with model.alignment: duration)")
+
+
+def _duration_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration-model", help="the duration model, `vadusa train-durations`"
+                        "'s durations.pt (default: models/<family>/durations/durations.pt; "
+                        "with model.alignment: duration)")
+
+
+def _durations_dir(cfg: Config, args: argparse.Namespace, family: str) -> Path:
+    return (Path(args.durations) if args.durations
+            else cfg.experiment_dir / "durations" / family)
+
+
+def _duration_model(cfg: Config, args: argparse.Namespace, family: str) -> Path:
+    return (Path(args.duration_model) if args.duration_model
+            else cfg.experiment_dir / "models" / family / "durations" / "durations.pt")
 
 
 def _corpus_option(parser: argparse.ArgumentParser) -> None:
@@ -430,6 +483,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.checkpoint import CheckpointError  # noqa: PLC0415
     from vadusa.data.audio import AudioError  # noqa: PLC0415
     from vadusa.data.candidates import CorpusSourceError  # noqa: PLC0415
+    from vadusa.data.durations import DurationStoreError  # noqa: PLC0415
     from vadusa.data.manifest import ManifestError  # noqa: PLC0415
     from vadusa.data.synthetic import CorpusError  # noqa: PLC0415
     from vadusa.data.text import TextError  # noqa: PLC0415
@@ -437,6 +491,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.decoding.tree import TreeError  # noqa: PLC0415
     from vadusa.eval.evaluate import EvaluationError  # noqa: PLC0415
     from vadusa.eval.judge import JudgeError  # noqa: PLC0415
+    from vadusa.eval.listen import ListenError  # noqa: PLC0415
     from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
     from vadusa.eval.similarity import SimilarityError  # noqa: PLC0415
     from vadusa.eval.table import TableError  # noqa: PLC0415
@@ -447,7 +502,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
     from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
     from vadusa.tracking.report import ReportError  # noqa: PLC0415
+    from vadusa.training.aligner import AlignTrainError  # noqa: PLC0415
     from vadusa.training.codec import CodecTrainError  # noqa: PLC0415
+    from vadusa.training.durations import DurationTrainError  # noqa: PLC0415
     from vadusa.training.heads import HeadsTrainError  # noqa: PLC0415
     from vadusa.training.ssl import SSLTrainError  # noqa: PLC0415
     from vadusa.training.tts import TTSTrainError  # noqa: PLC0415
@@ -458,7 +515,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
             JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
             TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
-            TableError, SweepError, CodecError, CodecTrainError, ReportError)
+            TableError, SweepError, CodecError, CodecTrainError, ReportError, AlignTrainError,
+            DurationTrainError, DurationStoreError, ListenError)
 
 
 def _guard(fn):  # noqa: ANN001, ANN202
@@ -605,13 +663,48 @@ def cmd_train_vocoder(cfg: Config, args: argparse.Namespace) -> int:
 
 
 @_guard
+def cmd_align(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.training.aligner import train_aligner  # noqa: PLC0415
+
+    tokens = Path(args.tokens) if args.tokens else family_dir(cfg, args.family)
+    out = Path(args.out) if args.out else cfg.experiment_dir / "durations" / args.family
+    qa = json.loads(train_aligner(cfg, args.family, _corpus(cfg, args), tokens, out)
+                    .read_text())
+    print(f"{args.family}: dev phone error rate {100 * qa['dev_phone_error_rate']:.1f} %, "
+          f"{sum(qa['unaligned'].values())} utterances not aligned, "
+          f"{qa['mean_frames_per_spoken_symbol']:.2f} frames per spoken symbol -> {out}")
+    return 0
+
+
+@_guard
+def cmd_train_durations(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.training.durations import train_durations  # noqa: PLC0415
+
+    out = (Path(args.out) if args.out
+           else cfg.experiment_dir / "models" / args.family / "durations")
+    print(train_durations(cfg, _corpus(cfg, args), _durations_dir(cfg, args, args.family),
+                          out, args.family))
+    return 0
+
+
+def _alignment_inputs(cfg: Config, args: argparse.Namespace, family: str) -> dict[str, Any]:
+    """train_base's durations and duration model, when the config aligns by durations."""
+    if cfg.model.alignment != "duration":
+        return {}
+    return {"durations_dir": _durations_dir(cfg, args, family),
+            "duration_model": _duration_model(cfg, args, family)}
+
+
+@_guard
 def cmd_train_base(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
     from vadusa.training.tts import train_base  # noqa: PLC0415
 
     tokens = Path(args.tokens) if args.tokens else family_dir(cfg, args.family)
     out = Path(args.out) if args.out else cfg.experiment_dir / "models" / args.family / "base"
-    print(train_base(cfg, args.family, _corpus(cfg, args), tokens, out))
+    print(train_base(cfg, args.family, _corpus(cfg, args), tokens, out,
+                     **_alignment_inputs(cfg, args, args.family)))
     return 0
 
 
@@ -628,7 +721,7 @@ def cmd_train_draft(cfg: Config, args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else cfg.experiment_dir / "models" / family / "draft"
     # the base model's training, with the draft's sizes and steps (Config.for_draft)
     print(train_base(cfg.for_draft(), family, _corpus(cfg, args), tokens, out,
-                     stage="train-draft"))
+                     stage="train-draft", **_alignment_inputs(cfg, args, family)))
     return 0
 
 
@@ -655,7 +748,7 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.data import audio  # noqa: PLC0415
     from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.model.loading import synthesis_prefix  # noqa: PLC0415
+    from vadusa.model.loading import resolve_speaker, synthesis_prefix  # noqa: PLC0415
     from vadusa.vocoder import load_vocoder, voice_for  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
@@ -670,19 +763,39 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
         wave, rate = audio.read(args.prompt_wav)
         prompt = (args.prompt_text, load_tokenizer(cfg, bundle.family, device)
                   .encode(wave, rate).tolist())
-    prefix, budget = synthesis_prefix(bundle, args.text, args.speaker, prompt,
-                                      cfg.decoding.max_tokens_per_symbol)
-    result = decode_prefix(bundle, prefix, budget, decoding,
-                           draft=_draft_bundle(bundle, decoding))
+    prefix = synthesis_prefix(bundle, args.text, args.speaker, prompt,
+                              cfg.decoding.max_tokens_per_symbol)
+    speaker = resolve_speaker(bundle, args.speaker)
+    if args.speaker is None and speaker is not None:
+        print(f"no --speaker: speaking with the model's default voice, {speaker}")
+    result = decode_prefix(bundle, prefix, decoding, draft=_draft_bundle(bundle, decoding))
     if not result.tokens:
         raise UserFacingError("the model produced no speech tokens for this text")
     vocoder_path = _vocoder_path(cfg, args, bundle.family)
     vocoder = load_vocoder(vocoder_path, device=device, family=bundle.family)
-    voice = voice_for(vocoder, args.speaker)
+    voice = voice_for(vocoder, speaker)
     wave, rate = vocoder.decode(np.asarray(result.tokens), voice)
     audio.write_wav(args.out, wave, rate)
     print(f"{len(result.tokens)} tokens in {result.seconds:.2f} s "
           f"({len(result.tokens) / result.seconds:.1f} tokens/s) -> {args.out}")
+    return 0
+
+
+@_guard
+def cmd_listen(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.eval.listen import listening_page  # noqa: PLC0415
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+    from vadusa.tokenizers.store import read_meta  # noqa: PLC0415
+
+    systems = {}
+    for spec in args.system:
+        name, sep, directory = spec.partition("=")
+        if not sep or not name or not directory:
+            raise UserFacingError(f"--system {spec!r}: expected NAME=DIR, e.g. AR=eval/ar/test")
+        systems[name] = Path(directory)
+    frame_rate = float(read_meta(family_dir(cfg, args.family))["frame_rate"])
+    print(listening_page(_corpus(cfg, args), args.split, systems, args.utterances,
+                         Path(args.out), frame_rate))
     return 0
 
 
@@ -844,7 +957,7 @@ def _train_heads(cfg: Config, args: argparse.Namespace, joint: bool) -> int:
     family = load_tts(args.checkpoint).family
     tokens = Path(args.tokens) if args.tokens else family_dir(cfg, family)
     print(train_heads(cfg, Path(args.checkpoint), _corpus(cfg, args), tokens, Path(args.out),
-                      joint=joint))
+                      joint=joint, durations_dir=_durations_dir(cfg, args, family)))
     return 0
 
 
@@ -1052,12 +1165,15 @@ COMMANDS = {
     "fit-kmeans": cmd_fit_kmeans,
     "tokenize": cmd_tokenize,
     "train-vocoder": cmd_train_vocoder,
+    "align": cmd_align,
+    "train-durations": cmd_train_durations,
     "train-base": cmd_train_base,
     "train-draft": cmd_train_draft,
     "decode": cmd_decode,
     "synthesize": cmd_synthesize,
     "resynthesize": cmd_resynthesize,
     "evaluate": cmd_evaluate,
+    "listen": cmd_listen,
     "bench": cmd_bench,
     "train-heads": cmd_train_heads,
     "train-joint": cmd_train_joint,

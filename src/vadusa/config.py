@@ -298,6 +298,44 @@ class ModelConfig:
     speaker_embedding: bool = True  # a learned speaker token in front of the text
     prompt: bool = True  # condition on another utterance of the speaker (text + tokens)
     prompt_max_seconds: float = 3.0  # only utterances this short serve as prompts
+    # how the model knows where it is in the text (model/tts.py, training/tts.py):
+    #   none: plain VALL-E, attention finds its own way;
+    #   guided: today's paper-scale default, DC-TTS's diagonal penalty on one head per layer
+    #     (train.guide_weight, train.guide_sigma);
+    #   duration: durations from the aligner (vadusa align) in training and from the duration
+    #     model in synthesis give every speech position its phone as input features
+    alignment: str = "guided"
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """The CTC phone recogniser that aligns text to a family's tokens (``vadusa align``)."""
+
+    # our choice for 2 CPU cores: about 4 minutes; dev phone error rate about 25 % on the
+    # embedded default, enough for durations (the alignment only needs the boundaries)
+    steps: int = 800
+    batch_frames: int = 6000  # token frames per batch
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    dim: int = 192
+    hidden: int = 160
+    checkpoint_every: int = 200
+    figure_utterances: int = 4  # dev alignments drawn over their spectrograms for the report
+
+
+@dataclass(frozen=True)
+class DurationsConfig:
+    """The duration model: symbols + speaker -> frames (``vadusa train-durations``)."""
+
+    steps: int = 1500
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    dim: int = 256
+    layers: int = 3
+    kernel: int = 5
+    dropout: float = 0.1
+    checkpoint_every: int = 500
 
 
 @dataclass(frozen=True)
@@ -490,6 +528,8 @@ class Config:
     tokens: TokensConfig = field(default_factory=TokensConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    durations: DurationsConfig = field(default_factory=DurationsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)

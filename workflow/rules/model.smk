@@ -4,6 +4,7 @@
 
 rule train_base:
     input:
+        unpack(alignment_inputs),
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:

@@ -167,6 +167,7 @@ rule sweep:
 
 rule train_draft:
     input:
+        unpack(alignment_inputs),
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
@@ -294,10 +295,54 @@ rule table_all:
         "--out {RESULTS}/tables > {log} 2>&1"
 
 
+LISTEN_TAU = CFG.heads.eval_taus[0]
+
+
+def listen_systems(wildcards):
+    """The evaluation directories `vadusa listen` puts side by side (NAME=DIR)."""
+    root, family = RESULTS, wildcards.family
+    systems = {"resynthesis": f"{root}/resynth/{family}/test",
+               "AR": f"{root}/eval/{family}/ar/test"}
+    for mode, name in (("frozen", "VADUSA"), ("joint", "VADUSA-wt")):
+        systems[f"{name} tau {LISTEN_TAU}"] = (
+            f"{root}/eval/{family}/vadusa-{mode}-tau{LISTEN_TAU}/test")
+    return " ".join(f"--system '{name}={path}'" for name, path in systems.items())
+
+
+rule listen:
+    """A few test utterances to listen to side by side (recording, resynthesis, AR, VADUSA and
+    VADUSA-wt at the first eval tau) and where decoding planned each phone."""
+    input:
+        expand(rules.resynthesize.output, source="test", allow_missing=True),
+        rules.evaluate_ar.output,
+        expand(rules.evaluate_vadusa.output, mode=["frozen", "joint"], tau=LISTEN_TAU,
+               allow_missing=True),
+    output:
+        page=reported(f"{RESULTS}/listen/{{family}}/index.html", "listen", "Listen",
+                      "{family}", "audio", "test utterances side by side"),
+        figure=reported(f"{RESULTS}/listen/{{family}}/alignment.png", "listen_alignment",
+                        "Listen", "{family}", "figure", "planned phones over the outputs"),
+    params:
+        systems=listen_systems,
+    log:
+        f"{LOGS}/listen_{{family}}.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    shell:
+        "vadusa listen --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
+        "--split test --utterances 4 {params.systems} "
+        "--out {RESULTS}/listen/{wildcards.family} > {log} 2>&1"
+
+
 def vadusa_targets(families):
     """Everything VADUSA builds for ``families``: both kinds of heads, their races (tau x
-    heads, tree sizes), evaluations, the frozen heads' calibration and sweep."""
+    heads, tree sizes), evaluations, the frozen heads' calibration and sweep, and the
+    listening page."""
     return [
+        expand(rules.listen.output, family=families),
         expand(rules.sweep.output.chosen, family=families, mode="frozen"),
         expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),
         expand(rules.bench_trees.output, family=families, mode=["frozen", "joint"]),

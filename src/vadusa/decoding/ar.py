@@ -9,7 +9,10 @@ every row go to the shared slots P, P+1, ... (P = the longest prefix), with row-
 positions L_b, L_b + 1, ...; masks hide the padding slots. So rows never see each other's
 padding and each row decodes exactly as it would alone.
 
-Shapes: B batch, L prefix length, S cache slots, V output vocabulary.
+A model with per-position frame features (its text alignment, model/tts.py) gets each row's
+table with every call; a position reads its own row, so batching changes nothing there either.
+
+Shapes: B batch, L prefix length, S cache slots, V output vocabulary, F frame features.
 """
 
 from __future__ import annotations
@@ -38,21 +41,36 @@ class DecodeResult:
     accept_lengths: list[int] = field(default_factory=list)  # tokens per forward (AR: all 1)
 
 
+def stack_frames(tables: list[torch.Tensor] | None, device: torch.device
+                 ) -> torch.Tensor | None:
+    """Per-row (S_b, F) frame tables -> one (B, max S_b, F) table; a shorter one is extended
+    with its last row, which is what positions past a table read anyway."""
+    if tables is None:
+        return None
+    rows = max(len(t) for t in tables)
+    return torch.stack([torch.cat([t, t[-1:].expand(rows - len(t), -1)]) for t in tables]
+                       ).to(device)
+
+
 @torch.inference_mode()
 def ar_decode(model: Transformer, prefix: torch.Tensor, *, speech_offset: int, eos: int,
-              max_new: int, sampling: SamplingConfig, seed: int, utterance: int
-              ) -> DecodeResult:
-    """Decode one utterance: prefix (L,) input ids -> up to ``max_new`` output ids."""
+              max_new: int, sampling: SamplingConfig, seed: int, utterance: int,
+              frames: torch.Tensor | None = None) -> DecodeResult:
+    """Decode one utterance: prefix (L,) input ids -> up to ``max_new`` output ids; ``frames``
+    (S_f, F), the utterance's frame features if the model reads them."""
     return ar_decode_batch(model, [prefix], speech_offset=speech_offset, eos=eos,
                            max_new=[max_new], sampling=sampling, seed=seed,
-                           utterances=[utterance])[0]
+                           utterances=[utterance],
+                           frames=None if frames is None else [frames])[0]
 
 
 @torch.inference_mode()
 def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_offset: int,
                     eos: int, max_new: list[int], sampling: SamplingConfig, seed: int,
-                    utterances: list[int]) -> list[DecodeResult]:
+                    utterances: list[int], frames: list[torch.Tensor] | None = None
+                    ) -> list[DecodeResult]:
     device = model.head.weight.device
+    table = stack_frames(frames, device)  # (B, S_f, F) or None
     start = time.perf_counter()
     B, lengths = len(prefixes), [len(p) for p in prefixes]
     P, steps = max(lengths), max(max_new)
@@ -69,7 +87,7 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
     seen = slots[:P]  # attention spans the slots written so far only
     mask = (seen[None, None, :] <= pos[:, :, None]) & (seen[None, None, :] < length[:, None,
                                                                                       None])
-    logits = model(tokens, pos, mask)  # (B, P, V)
+    logits = model(tokens, pos, mask, frames=table)  # (B, P, V)
     last = logits[torch.arange(B), length - 1]  # (B, V)
     forwards = 1
 
@@ -99,7 +117,8 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
         seen = slots[:slot + 1]
         mask = ((seen < length[:, None]) | (seen >= P))[:, None]  # (B, 1, slot + 1)
         last = model(speech_offset + step_tokens[:, None], pos, mask,
-                     cache_slots=torch.tensor([slot], device=device))[:, 0]  # (B, V)
+                     cache_slots=torch.tensor([slot], device=device),
+                     frames=table)[:, 0]  # (B, V)
         forwards += 1
     if device.type == "cuda":
         torch.cuda.synchronize()

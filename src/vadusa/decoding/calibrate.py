@@ -53,18 +53,20 @@ def acceptance_table(bundle: TTSBundle, requests: list[Request], decoding: Decod
     hits = torch.zeros(n_heads, ranks)
     counts = torch.zeros(n_heads)
     for request in tqdm(requests, desc="calibrate", unit="utt"):
-        prefix, budget = synthesis_prefix(bundle, request.text, request.speaker, None,
-                                          decoding.max_tokens_per_symbol)
-        out = ar_decode(model, prefix.to(device), speech_offset=bundle.vocab.speech_offset,
-                        eos=eos, max_new=budget, sampling=sampling, seed=decoding.seed,
-                        utterance=request.index).tokens
-        T, L = len(out), len(prefix)
+        prefix = synthesis_prefix(bundle, request.text, request.speaker, None,
+                                  decoding.max_tokens_per_symbol)
+        out = ar_decode(model, prefix.ids.to(device), speech_offset=bundle.vocab.speech_offset,
+                        eos=eos, max_new=prefix.budget, sampling=sampling, seed=decoding.seed,
+                        utterance=request.index, frames=prefix.frames).tokens
+        T, L = len(out), len(prefix.ids)
         if T < 2:
             continue
-        seq = torch.cat([prefix, bundle.vocab.speech_offset + torch.tensor(out)]).to(device)
+        seq = torch.cat([prefix.ids, bundle.vocab.speech_offset + torch.tensor(out)]).to(device)
         n = len(seq)
+        frames = None if prefix.frames is None else prefix.frames[None].to(device)
         hidden = model.hidden(seq[None], torch.arange(n, device=device)[None],
-                              causal_mask(n, device)[None])[0, L - 1:L - 1 + T]  # (T, C)
+                              causal_mask(n, device)[None],
+                              frames=frames)[0, L - 1:L - 1 + T]  # (T, C)
         # row j of these produced output j
         logprobs = processed_logprobs(speech_only(model.head(hidden), eos), sampling).cpu()
         heads = bundle.heads(hidden[None], n_heads)[:, 0]  # (K, T, V)

@@ -20,7 +20,14 @@ from vadusa.decoding.sampling import SamplingConfig
 from vadusa.decoding.speculative import DraftModelDecoder
 from vadusa.decoding.tree import chain_tree, full_tree, greedy_tree, load_tree, tree_buffers
 from vadusa.decoding.vadusa import VadusaDecoder
-from vadusa.model.loading import SynthesisInputError, TTSBundle, load_tts, synthesis_prefix
+from vadusa.model.loading import (
+    Prefix,
+    SynthesisInputError,
+    TTSBundle,
+    load_tts,
+    resolve_speaker,
+    synthesis_prefix,
+)
 
 
 @dataclass(frozen=True)
@@ -151,20 +158,22 @@ def draft_decoder(bundle: TTSBundle, cfg: DecodingConfig, draft: TTSBundle | Non
                              gamma=cfg.draft_tokens)
 
 
-def decode_prefix(bundle: TTSBundle, prefix: torch.Tensor, budget: int, cfg: DecodingConfig,
+def decode_prefix(bundle: TTSBundle, prefix: Prefix, cfg: DecodingConfig,
                   utterance: int = 0, draft: TTSBundle | None = None) -> DecodeResult:
     """One utterance with the method of ``cfg`` (what ``vadusa synthesize`` runs); ``draft``:
     the draft model of ``--method draft`` when the caller already loaded it."""
     device = bundle.model.head.weight.device
+    ids = prefix.ids.to(device)
     if cfg.method == "vadusa":
-        return vadusa_decoder(bundle, cfg).decode(prefix.to(device), max_new=budget,
-                                                  seed=cfg.seed, utterance=utterance)
+        return vadusa_decoder(bundle, cfg).decode(ids, max_new=prefix.budget, seed=cfg.seed,
+                                                  utterance=utterance, frames=prefix.frames)
     if cfg.method == "draft":
-        return draft_decoder(bundle, cfg, draft).decode(prefix.to(device), max_new=budget,
-                                                        seed=cfg.seed, utterance=utterance)
-    return ar_decode(bundle.model, prefix.to(device), speech_offset=bundle.vocab.speech_offset,
-                     eos=bundle.vocab.eos, max_new=budget, sampling=sampling_of(cfg),
-                     seed=cfg.seed, utterance=utterance)
+        return draft_decoder(bundle, cfg, draft).decode(ids, max_new=prefix.budget,
+                                                        seed=cfg.seed, utterance=utterance,
+                                                        frames=prefix.frames)
+    return ar_decode(bundle.model, ids, speech_offset=bundle.vocab.speech_offset,
+                     eos=bundle.vocab.eos, max_new=prefix.budget, sampling=sampling_of(cfg),
+                     seed=cfg.seed, utterance=utterance, frames=prefix.frames)
 
 
 def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingConfig,
@@ -174,8 +183,8 @@ def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingCon
     one at a time); one record per request. ``decoder``: the speculative decoder of ``cfg``
     when the caller already built it (a benchmark calling this utterance by utterance);
     ``draft``: the draft model of ``--method draft`` when the caller already loaded it."""
-    prepared = [(r, *synthesis_prefix(bundle, r.text, r.speaker, None,
-                                      cfg.max_tokens_per_symbol)) for r in requests]
+    prepared = [(r, synthesis_prefix(bundle, r.text, r.speaker, None,
+                                     cfg.max_tokens_per_symbol)) for r in requests]
     if cfg.method in ("vadusa", "draft"):
         if cfg.batch_size != 1:
             name = "VADUSA" if cfg.method == "vadusa" else "Draft-model decoding"
@@ -185,25 +194,33 @@ def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingCon
             decoder = (vadusa_decoder(bundle, cfg) if cfg.method == "vadusa"
                        else draft_decoder(bundle, cfg, draft))
         device = bundle.model.head.weight.device
-        for request, prefix, budget in prepared:
-            result = decoder.decode(prefix.to(device), max_new=budget, seed=cfg.seed,
-                                    utterance=request.index)
-            yield _record(bundle, request, result, cfg.method, 1)
+        for request, prefix in prepared:
+            result = decoder.decode(prefix.ids.to(device), max_new=prefix.budget, seed=cfg.seed,
+                                    utterance=request.index, frames=prefix.frames)
+            yield _record(bundle, request, result, cfg.method, 1, prefix)
         return
     for start in range(0, len(prepared), cfg.batch_size):
         chunk = prepared[start:start + cfg.batch_size]
         results = ar_decode_batch(
-            bundle.model, [prefix for _, prefix, _ in chunk],
+            bundle.model, [prefix.ids for _, prefix in chunk],
             speech_offset=bundle.vocab.speech_offset, eos=bundle.vocab.eos,
-            max_new=[budget for _, _, budget in chunk], sampling=sampling_of(cfg),
-            seed=cfg.seed, utterances=[r.index for r, _, _ in chunk])
-        for (request, _, _), result in zip(chunk, results, strict=True):
-            yield _record(bundle, request, result, "ar", len(chunk))
+            max_new=[prefix.budget for _, prefix in chunk], sampling=sampling_of(cfg),
+            seed=cfg.seed, utterances=[r.index for r, _ in chunk],
+            frames=None if chunk[0][1].frames is None else [p.frames for _, p in chunk])
+        for (request, prefix), result in zip(chunk, results, strict=True):
+            yield _record(bundle, request, result, "ar", len(chunk), prefix)
 
 
 def _record(bundle: TTSBundle, request: Request, result: DecodeResult, method: str,
-            batch_size: int) -> dict[str, Any]:
-    return {"index": request.index, "text": request.text, "speaker": request.speaker,
+            batch_size: int, prefix: Prefix) -> dict[str, Any]:
+    """One decoded request; with durations, the plan it was decoded with (``lead`` frames of
+    silence and the frames of each text symbol) and those symbols."""
+    plan = {}
+    if prefix.durations is not None:
+        plan = {"plan": {"lead": prefix.durations[0], "durations": prefix.durations[1],
+                         "symbols": [bundle.symbols.symbols[s] for s in prefix.text]}}
+    return plan | {"index": request.index, "text": request.text,
+            "speaker": resolve_speaker(bundle, request.speaker),
             "method": method, "tokens": result.tokens, "stopped_at_eos": result.stopped,
             "seconds": result.seconds, "forwards": result.forwards,
             "batch_size": batch_size, "accept_lengths": result.accept_lengths,

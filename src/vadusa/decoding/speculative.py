@@ -136,12 +136,15 @@ class DraftModelDecoder:
         return drawn[position]
 
     @torch.inference_mode()
-    def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int
-               ) -> DecodeResult:
+    def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int,
+               frames: torch.Tensor | None = None) -> DecodeResult:
         """prefix (L,) input ids -> up to ``max_new`` output ids, sampled as the target would
-        sample them; ``forwards`` counts the target's passes (the draft's are extra, cheap)."""
+        sample them; ``forwards`` counts the target's passes (the draft's are extra, cheap).
+        ``frames`` (S_f, F): the utterance's frame features, for models that read them (the
+        draft is trained with the target's config, so both read the same table)."""
         target, draft = self.target, self.draft
         device = target.head.weight.device
+        table = None if frames is None else frames[None].to(device)  # (1, S_f, F)
         start = time.perf_counter()
         L = len(prefix)
         S = L + max_new  # every sequence entry a model may be fed: prefix + output
@@ -153,7 +156,7 @@ class DraftModelDecoder:
 
         # prefill: the target's own first token, draw 0 of position 0 (as AR decoding)
         logits = target(sequence[None, :L], torch.arange(L, device=device)[None],
-                        causal_over_cache(0, L, device))[0, -1]  # (V,)
+                        causal_over_cache(0, L, device), frames=table)[0, -1]  # (V,)
         first = int(keyed_samples(self._logprobs(logits), self._gumbel(seed, utterance, 0,
                                                                        drawn))[0])
         stopped = first == self.eos
@@ -172,7 +175,8 @@ class DraftModelDecoder:
             # propose: catch up on entries [seen, L + n), then sample g drafts one by one
             logits = draft(sequence[None, seen:L + n],
                            torch.arange(seen, L + n, device=device)[None],
-                           causal_over_cache(seen, L + n - seen, device))[0, -1]  # (V,)
+                           causal_over_cache(seen, L + n - seen, device),
+                           frames=table)[0, -1]  # (V,)
             drafts: list[int] = []
             q: list[torch.Tensor] = []  # the draft's (V,) probabilities at each proposal
             for i in range(min(self.gamma, max_new - n)):
@@ -180,7 +184,7 @@ class DraftModelDecoder:
                     e = L + n + i - 1
                     logits = draft(sequence[None, e:e + 1],
                                    torch.tensor([[e]], device=device),
-                                   causal_over_cache(e, 1, device))[0, -1]  # (V,)
+                                   causal_over_cache(e, 1, device), frames=table)[0, -1]
                 logq = self._logprobs(logits)  # (V,)
                 token = int(keyed_samples(logq, self._gumbel(seed, utterance, n + i,
                                                              drawn))[0])
@@ -194,7 +198,7 @@ class DraftModelDecoder:
             # verify: the last emitted token and every draft in one causal target pass
             c, T = L + n - 1, 1 + len(drafts)  # entry of the last emitted token; pass length
             logits = target(sequence[None, c:c + T], torch.arange(c, c + T, device=device)[None],
-                            causal_over_cache(c, T, device))[0]  # (T, V)
+                            causal_over_cache(c, T, device), frames=table)[0]  # (T, V)
             logp = self._logprobs(logits)  # (T, V): row i is the target at position n + i
             p = logp.exp()
             forwards += 1

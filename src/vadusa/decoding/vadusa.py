@@ -15,6 +15,9 @@ sample) and the draft heads' logits from the hidden state that produced it:
    as AR decoding would), which becomes the next root; the draft heads read the same node's
    hidden state for the next candidates.
 
+A model with frame features (its text alignment) gets the utterance's table with both calls:
+a node reads the row of its position, prefix + depth, the row AR decoding reads there.
+
 Every draw is keyed by (seed, utterance, position, draw), so with tau = 1 each emitted token
 is exactly the token AR decoding samples at that position: same output, fewer forwards.
 
@@ -92,10 +95,13 @@ class VadusaDecoder:
         return torch.stack(rows)
 
     @torch.inference_mode()
-    def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int
-               ) -> DecodeResult:
+    def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int,
+               frames: torch.Tensor | None = None) -> DecodeResult:
+        """prefix (L,) input ids -> up to ``max_new`` output ids; ``frames`` (S_f, F), the
+        utterance's frame features if the model reads them."""
         model, tree = self.model, self.tree
         device = model.head.weight.device
+        table = None if frames is None else frames[None].to(device)  # (1, S_f, F)
         start = time.perf_counter()
         L, N = len(prefix), tree.size
         S = L + max_new + N + 1
@@ -106,7 +112,8 @@ class VadusaDecoder:
         # prefill: the base's logits and the heads' logits at the prefix's last position
         pos = torch.arange(L, device=device)[None]  # (1, L)
         hidden = model.hidden(prefix[None].to(device), pos,
-                              (slots[None, :L] <= pos[0, :, None])[None])  # (1, L, C)
+                              (slots[None, :L] <= pos[0, :, None])[None],
+                              frames=table)  # (1, L, C)
         last = hidden[:, -1:]  # (1, 1, C)
         base_logprobs = processed_logprobs(speech_only(model.head(last)[0, 0], self.eos),
                                            self.sampling).cpu()  # (V,)
@@ -127,7 +134,7 @@ class VadusaDecoder:
             mask[0, :, :c] = True
             mask[0, :, c:c + N] = self.tree_mask
             hidden = model.hidden(self.speech_offset + tokens[None], (c + self.depth)[None],
-                                  mask, cache_slots=slots[c:c + N])  # (1, N, C)
+                                  mask, cache_slots=slots[c:c + N], frames=table)  # (1, N, C)
             forwards += 1
             logprobs = processed_logprobs(speech_only(model.head(hidden[0]), self.eos),
                                           self.sampling).cpu()  # (N, V) for each node's next

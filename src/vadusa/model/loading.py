@@ -3,7 +3,13 @@
 ``base.pt`` holds the weights and everything needed to use them (see training/tts.py): the
 transformer's shape, the vocabularies, the speakers, the text symbols and the token family.
 ``heads.pt`` (training/heads.py) holds the same plus the draft heads (``meta["heads"]``); it
-loads into the same bundle with ``heads`` set.
+loads into the same bundle with ``heads`` set. A model trained with durations
+(``model.alignment: duration``) carries its duration model in ``meta["durations"]`` (weights
+included), so synthesis plans the frames of a text from the checkpoint alone.
+
+Without a speaker, a model with a speaker embedding speaks with its **default voice**, the
+first of its training speakers (``TTSBundle.default_speaker``): training never shows it the
+"unknown speaker" id, so decoding on it would condition on an untrained embedding.
 """
 
 from __future__ import annotations
@@ -18,9 +24,11 @@ import torch
 
 from vadusa.checkpoint import CheckpointError, load_checkpoint
 from vadusa.data.text import SymbolTable, normalize
+from vadusa.model.aligner import spoken
 from vadusa.model.draft_heads import DraftHeads
+from vadusa.model.durations import DurationConfig, DurationModel
 from vadusa.model.transformer import Transformer, TransformerConfig
-from vadusa.model.tts import TTSVocab, build_sequence
+from vadusa.model.tts import INSIDE, TTSVocab, build_sequence
 
 
 class SynthesisInputError(ValueError):
@@ -37,10 +45,22 @@ class TTSBundle:
     frame_rate: float
     meta: dict[str, Any]
     heads: DraftHeads | None = None  # draft heads, when loaded from a heads.pt
+    durations: DurationModel | None = None  # plans the frames of a text (alignment duration)
 
     @property
     def max_seq(self) -> int:
         return self.model.cfg.max_seq
+
+    @property
+    def alignment(self) -> str:
+        return self.meta.get("alignment", "guided")
+
+    @property
+    def default_speaker(self) -> str | None:
+        """The voice used when none is given (see the module docstring)."""
+        if not self.meta.get("speaker_embedding", True) or not self.speakers:
+            return None
+        return self.speakers[0]
 
     @property
     def dtype(self) -> torch.dtype:
@@ -52,7 +72,7 @@ class TTSBundle:
             return self
         model = copy.deepcopy(self.model).to(dtype)
         heads = None if self.heads is None else copy.deepcopy(self.heads).to(dtype)
-        return replace(self, model=model, heads=heads)
+        return replace(self, model=model, heads=heads)  # the duration model stays float32
 
 
 def load_tts(path: str | Path, device: str | torch.device = "cpu",
@@ -73,7 +93,9 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu",
     if vocab_size is not None and vocab.n_units != vocab_size:
         raise SynthesisInputError(f"{path} has a vocabulary of {vocab.n_units} units, the "
                                   f"tokens given have {vocab_size}")
-    model = Transformer(TransformerConfig(**meta["transformer"]))
+    arch = dict(meta["transformer"])
+    arch["frame_features"] = tuple(arch.get("frame_features", ()))
+    model = Transformer(TransformerConfig(**arch))
     heads = None
     if blob["kind"] == "vadusa":
         model.load_state_dict(blob["state"]["model"])
@@ -86,9 +108,14 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu",
     model.to(device=device, dtype=dtype).eval()
     symbols = SymbolTable(symbols=tuple(meta["symbols"]),
                           frontend=meta.get("text_frontend", "characters"))  # older: letters
+    durations = None
+    if "durations" in meta:
+        durations = DurationModel(DurationConfig(**meta["durations"]["model"]))
+        durations.load_state_dict(meta["durations"]["state"])
+        durations.to(device=device).eval()  # float32 always: it runs once per text
     return TTSBundle(model, vocab, symbols,
                      list(meta["speakers"]), meta["family"], float(meta["frame_rate"]), meta,
-                     heads)
+                     heads, durations)
 
 
 def text_ids(bundle: TTSBundle, text: str) -> list[int]:
@@ -101,11 +128,15 @@ def text_ids(bundle: TTSBundle, text: str) -> list[int]:
     return bundle.symbols.encode(normalized)
 
 
+def resolve_speaker(bundle: TTSBundle, speaker: str | None) -> str | None:
+    """The speaker a request is decoded for: the one given, else the default voice."""
+    return speaker if speaker is not None else bundle.default_speaker
+
+
 def speaker_index(bundle: TTSBundle, speaker: str | None) -> int | None:
     if not bundle.meta.get("speaker_embedding", True):
         return None
-    if speaker is None:
-        return bundle.vocab.unknown_speaker
+    speaker = resolve_speaker(bundle, speaker)
     if speaker not in bundle.speakers:
         raise SynthesisInputError(f"unknown speaker {speaker!r}; known speakers: "
                                   f"{', '.join(bundle.speakers)}")
@@ -116,11 +147,41 @@ def max_new_tokens(bundle: TTSBundle, n_symbols: int, per_symbol: float) -> int:
     return math.ceil(per_symbol * n_symbols) + 10
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """What decoding one text starts from."""
+
+    ids: torch.Tensor  # (L,) input ids ending in bos + prompt speech
+    budget: int  # speech tokens to decode at most
+    frames: torch.Tensor | None = None  # (L', F) frame features by position (with durations)
+    durations: tuple[int, list[int]] | None = None  # the planned (lead, frames per symbol)
+    text: tuple[int, ...] = ()  # the text's symbol ids (what ``durations`` times)
+
+
+def plan_durations(bundle: TTSBundle, ids: list[int], speaker: str | None
+                   ) -> tuple[int, list[int]]:
+    """The duration model's (lead, frames per symbol) for a text's symbol ids."""
+    assert bundle.durations is not None
+    seen = set(bundle.meta["durations"]["seen"])
+    unseen = sorted({bundle.symbols.symbols[s] for s in ids if s not in seen})
+    if unseen:
+        raise SynthesisInputError(
+            f"the duration model never saw the symbol(s) {' '.join(unseen)} in training, so it "
+            f"cannot time them; rephrase the text without the words that give them, or train "
+            f"on a corpus that has them")
+    # a speaker the duration model does not know gets its "unknown speaker", the average
+    # voice it learns from training examples with the speaker dropped (training/durations.py)
+    index = (bundle.speakers.index(speaker) if speaker in bundle.speakers
+             else bundle.durations.cfg.n_speakers)
+    return bundle.durations.predict(ids, index, spoken(bundle.symbols.symbols))
+
+
 def synthesis_prefix(bundle: TTSBundle, text: str, speaker: str | None,
-                     prompt: tuple[str, list[int]] | None, per_symbol: float
-                     ) -> tuple[torch.Tensor, int]:
-    """(L,) input ids ending in ``bos`` + prompt speech, and the token budget to decode."""
+                     prompt: tuple[str, list[int]] | None, per_symbol: float) -> Prefix:
+    """The prefix of a text (``[spk] text [bos]`` + prompt speech), the token budget to decode
+    and, with durations, the frame features the planned durations give."""
     ids = text_ids(bundle, text)
+    speaker = resolve_speaker(bundle, speaker)
     if prompt is not None:
         prompt_text, prompt_speech = text_ids(bundle, prompt[0]) + [0], list(prompt[1])
     elif speaker is not None and speaker in bundle.meta.get("prompts", {}):
@@ -129,12 +190,17 @@ def synthesis_prefix(bundle: TTSBundle, text: str, speaker: str | None,
         prompt_text, prompt_speech = list(stored["text"]) + [0], list(stored["tokens"])
     else:
         prompt_text, prompt_speech = [], []
-    prefix = build_sequence(bundle.vocab, speaker_index(bundle, speaker), prompt_text, ids,
-                            prompt_speech, None).input_ids
-    budget = max_new_tokens(bundle, len(ids), per_symbol)
+    durations = plan_durations(bundle, ids, speaker) if bundle.durations is not None else None
+    example = build_sequence(bundle.vocab, speaker_index(bundle, speaker), prompt_text, ids,
+                             prompt_speech, None, durations=durations)
+    prefix = example.input_ids
+    if durations is None:
+        budget = max_new_tokens(bundle, len(ids), per_symbol)
+    else:  # the plan, and room to end a little late
+        budget = durations[0] + sum(durations[1]) + INSIDE
     if len(prefix) + budget > bundle.max_seq:
         raise SynthesisInputError(
             f"text too long for the model: {len(ids)} symbols need up to {budget} speech tokens"
             f" after a {len(prefix)}-token prefix, beyond model.max_seq={bundle.max_seq}; "
             "split the text into sentences and synthesize them one by one")
-    return prefix, budget
+    return Prefix(prefix, budget, example.frames, durations, tuple(ids))

@@ -10,9 +10,15 @@ Shape legend:
     S' the first S' <= S cache slots, those a call attends to
     H  attention heads          D  head width (C / H)
     V  output vocabulary
+    F  per-position features      S_f rows of a feature table
 
 Positions are rotary (RoPE): a position enters attention only as a rotation of queries and
 keys, so a tree node at depth d simply gets position ``prefix + d``, whatever its slot.
+
+Per-position input features (``frames``, e.g. the TTS model's text alignment, model/tts.py)
+are another function of the position, like the rotation: the caller passes one table over
+positions per sequence, and each new token adds the embeddings of its position's row, so a tree
+node gets the features of its position, never those of its slot.
 
 Training may ask for the attention weights of the first head of some layers (``probes``)
 to put a loss on them (guided attention, ``training/tts.py``); decoding never does.
@@ -39,6 +45,8 @@ class TransformerConfig:
     max_seq: int = 1024
     dropout: float = 0.0
     rope_base: float = 10000.0
+    # cardinality of each per-position input feature (``frames`` of ``hidden``); () = none
+    frame_features: tuple[int, ...] = ()
 
 
 class RMSNorm(nn.Module):
@@ -155,6 +163,7 @@ class Transformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.frame_embed = nn.ModuleList(nn.Embedding(n, cfg.dim) for n in cfg.frame_features)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers))
         self.norm = RMSNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.output_size, bias=False)
@@ -193,7 +202,8 @@ class Transformer(nn.Module):
 
     def hidden(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
                cache_slots: torch.Tensor | None = None,
-               probes: dict[int, torch.Tensor | None] | None = None) -> torch.Tensor:
+               probes: dict[int, torch.Tensor | None] | None = None,
+               frames: torch.Tensor | None = None) -> torch.Tensor:
         """Last hidden states (B, T, C).
 
         tokens (B, T) ids; input_pos (B, T) rotary positions; attn_mask (B, T, S') boolean,
@@ -202,10 +212,14 @@ class Transformer(nn.Module):
         themselves (S' = T); cache_slots (T,) where the new keys and
         values are written (default: ``input_pos[0]``, i.e. slot = position); ``probes``, a
         dict keyed by layer index, receives head 0's attention weights (B, T, S') of those
-        layers."""
+        layers; ``frames`` (B or 1, S_f, F) integer features by position, required when the
+        model was built with ``frame_features``: each token adds the embeddings of row
+        ``input_pos`` (positions past the table read its last row)."""
         if self.blocks[0].attn.cache is not None and cache_slots is None:
             cache_slots = input_pos[0]
         x = self.embed(tokens)  # (B, T, C)
+        if self.frame_embed:
+            x = x + self.frame_embedding(frames, input_pos)
         cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]  # (B, T, D/2)
         for i, block in enumerate(self.blocks):
             probe = probes is not None and i in probes
@@ -214,11 +228,25 @@ class Transformer(nn.Module):
                 probes[i] = probs
         return self.norm(x)
 
+    def frame_embedding(self, frames: torch.Tensor | None, input_pos: torch.Tensor
+                        ) -> torch.Tensor:
+        """(B, T, C): the sum of the feature embeddings of each position's row of ``frames``."""
+        if frames is None:
+            raise ValueError("this model reads per-position frame features (its text "
+                             "alignment): pass frames=, the table of the utterance")
+        rows = input_pos.clamp_max(frames.shape[1] - 1)  # (B, T)
+        if frames.shape[0] == 1:  # one table for every row of the batch
+            picked = frames[0, rows]  # (B, T, F)
+        else:
+            picked = frames[torch.arange(len(rows), device=rows.device)[:, None], rows]
+        return sum(embed(picked[..., f]) for f, embed in enumerate(self.frame_embed))
+
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
                 cache_slots: torch.Tensor | None = None,
-                probes: dict[int, torch.Tensor | None] | None = None) -> torch.Tensor:
+                probes: dict[int, torch.Tensor | None] | None = None,
+                frames: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, V); arguments as in ``hidden``."""
-        return self.head(self.hidden(tokens, input_pos, attn_mask, cache_slots, probes))
+        return self.head(self.hidden(tokens, input_pos, attn_mask, cache_slots, probes, frames))
 
 
 def causal_mask(T: int, device: torch.device | None = None) -> torch.Tensor:

@@ -83,6 +83,9 @@ class TokenSplit:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __contains__(self, utt_id: object) -> bool:
+        return utt_id in self._position
+
     def __getitem__(self, i: int) -> np.ndarray:
         start = int(self.offsets[i])
         return np.asarray(self._data[start:start + int(self.lengths[i])], dtype=np.int64)

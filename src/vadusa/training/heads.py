@@ -57,7 +57,7 @@ from vadusa.training.common import (
     set_rng_state,
     warmup_cosine,
 )
-from vadusa.training.tts import TTSData, collate
+from vadusa.training.tts import TTSData, TTSTrainError, collate, collate_frames
 
 MODEL_KIND = "vadusa"
 TRAIN_KIND = "vadusa-train"
@@ -103,20 +103,32 @@ def head_losses(head_logits: torch.Tensor, targets: torch.Tensor, ranks: int,
     return losses, hits, counts
 
 
-def _forward(model: torch.nn.Module, heads: DraftHeads, inputs: torch.Tensor, joint: bool
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> base logits (B, L, V) and head logits (K, B, L, V)."""
+def _forward(model: torch.nn.Module, heads: DraftHeads, inputs: torch.Tensor, joint: bool,
+             frames: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> base logits (B, L, V) and head logits (K, B, L, V); ``frames`` (B, L, F), the frame
+    features of a model trained with durations."""
     B, L = inputs.shape
     pos = torch.arange(L, device=inputs.device).expand(B, L)
     mask = causal_mask(L, inputs.device).expand(B, L, L)
     with contextlib.nullcontext() if joint else torch.no_grad():
-        hidden = model.hidden(inputs, pos, mask)  # (B, L, C)
+        hidden = model.hidden(inputs, pos, mask, frames=frames)  # (B, L, C)
     return model.head(hidden), heads(hidden)
 
 
+def _batch(examples: list, vocab: TTSVocab, device: torch.device
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """-> inputs, targets (B, L) and frame features (B, L, F) or None, on ``device``."""
+    inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
+    frames = collate_frames(examples)
+    return (inputs.to(device), targets.to(device),
+            None if frames is None else frames.to(device))
+
+
 def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path,
-                out_dir: Path, joint: bool = False) -> Path:
-    """Train ``heads.count`` draft heads on a trained base model; resume from ``last.pt``."""
+                out_dir: Path, joint: bool = False, durations_dir: Path | None = None
+                ) -> Path:
+    """Train ``heads.count`` draft heads on a trained base model; resume from ``last.pt``.
+    A base trained with durations needs them again (``durations_dir``, ``vadusa align``)."""
     h = cfg.heads
     base_path, out_dir = Path(base_path), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -131,10 +143,19 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
     prompt, speaker_embedding = bool(bundle.meta.get("prompt")), bool(
         bundle.meta.get("speaker_embedding", True))
     prompt_seconds = float(bundle.meta.get("prompt_max_seconds", cfg.model.prompt_max_seconds))
-    train = TTSData(corpus_dir, tokens_dir, "train", bundle.symbols, bundle.speakers,
-                    prompt_seconds)
-    dev = TTSData(corpus_dir, tokens_dir, "dev", bundle.symbols, bundle.speakers,
-                  prompt_seconds)
+    timing = None
+    if bundle.durations is not None:
+        if durations_dir is None:
+            raise HeadsTrainError(f"{base_path} reads frame features from durations: pass the "
+                                  f"aligner's durations it was trained on (--durations)")
+        timing = Path(durations_dir)
+    try:
+        train = TTSData(corpus_dir, tokens_dir, "train", bundle.symbols, bundle.speakers,
+                        prompt_seconds, timing)
+        dev = TTSData(corpus_dir, tokens_dir, "dev", bundle.symbols, bundle.speakers,
+                      prompt_seconds, timing)
+    except TTSTrainError as exc:
+        raise HeadsTrainError(str(exc)) from exc
 
     seed_everything(cfg.seed)
     heads = DraftHeads(h.count, model.cfg.dim, model.cfg.output_size, model.head).to(device)
@@ -178,8 +199,7 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
             rng = random.Random(f"{cfg.seed}-heads-{pos['step']}")
             examples = [train.example(i, vocab, rng, prompt, speaker_embedding, True)
                         for i in batches[pos["batch_index"]]]
-            inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
-            inputs, targets = inputs.to(device), targets.to(device)
+            inputs, targets, frames = _batch(examples, vocab, device)
             pos["batch_index"] += 1
             scale = warmup_cosine(pos["step"], h.warmup_steps, steps)
             for group in optimizer.param_groups:
@@ -187,7 +207,7 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
             model.train(joint)
             heads.train()
             with autocast:
-                base_logits, head_logits = _forward(model, heads, inputs, joint)
+                base_logits, head_logits = _forward(model, heads, inputs, joint, frames)
                 losses, _, _ = head_losses(head_logits, targets, 1,
                                            base_logits if h.distill else None)
                 heads_loss = sum(losses)
@@ -257,9 +277,8 @@ def evaluate_heads(model: torch.nn.Module, heads: DraftHeads, data: TTSData, voc
     for start in range(0, n_eval, 8):
         examples = [data.example(i, vocab, rng, prompt, speaker_embedding)
                     for i in range(start, min(n_eval, start + 8))]
-        inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
-        inputs, targets = inputs.to(device), targets.to(device)
-        base_logits, head_logits = _forward(model, heads, inputs, False)
+        inputs, targets, frames = _batch(examples, vocab, device)
+        base_logits, head_logits = _forward(model, heads, inputs, False, frames)
         losses, batch_hits, batch_counts = head_losses(head_logits, targets, ranks)
         head_loss += torch.tensor([float(x) for x in losses]) * batch_counts
         hits, counts = hits + batch_hits, counts + batch_counts

@@ -8,14 +8,21 @@
 The prompt's speech tokens are targets too (``train.prompt_loss``): the prompt is a real
 utterance of its own text, so its tokens teach the same mapping at no extra compute.
 
-Guided attention (``train.guide_weight``): a small model on a few hours of speech learns *what*
-speech sounds like long before it learns *which text* it is saying; left alone it babbles
-plausible speech of the right length. DC-TTS's remedy is a penalty on attention weights far
-from the diagonal of the text/speech alignment, ``W = 1 - exp(-(t/P - q/Q)^2 / (2 sigma^2))``
-for text position t of P and speech position q of Q. Here it is put on head 0 of every layer
-but the first, separately for the prompt (prompt speech -> prompt text) and the target (target
-speech -> target text); attending to anything but that text costs 1. The other heads are free.
-At inference nothing changes: the guided heads have learned to find their place by content.
+Alignment (``model.alignment``): ``none`` leaves the model to find its place in the text by
+attention alone; ``guided`` adds the guided-attention loss below; ``duration`` gives every
+speech position the frame features of its phone (model/tts.py) from the aligner's durations
+(``vadusa align``), and stores the duration model (``vadusa train-durations``) in ``base.pt``,
+which plans those features at synthesis.
+
+Guided attention (``train.guide_weight``, with ``model.alignment: guided``): a small model on a
+few hours of speech learns *what* speech sounds like long before it learns *which text* it is
+saying; left alone it babbles plausible speech of the right length. DC-TTS's remedy is a
+penalty on attention weights far from the diagonal of the text/speech alignment, ``W = 1 -
+exp(-(t/P - q/Q)^2 / (2 sigma^2))`` for text position t of P and speech position q of Q. Here
+it is put on head 0 of every layer but the first, separately for the prompt (prompt speech ->
+prompt text) and the target (target speech -> target text); attending to anything but that text
+costs 1. The other heads are free. At inference nothing changes: the guided heads have learned
+to find their place by content.
 
 The prompt of an utterance is another, short (``model.prompt_max_seconds``) utterance of the
 same speaker, drawn per step from a generator seeded by (seed, step, utterance), so a resumed
@@ -47,11 +54,13 @@ from tqdm import tqdm
 
 from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.config import Config
+from vadusa.data.durations import Durations, read_durations
+from vadusa.data.durations import read_meta as read_duration_meta
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.data.text import SymbolTable, symbol_table
 from vadusa.devices import resolve_device
 from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
-from vadusa.model.tts import Example, TTSVocab, build_sequence
+from vadusa.model.tts import Example, TTSVocab, build_sequence, frame_feature_sizes
 from vadusa.tokenizers.store import TokenSplit, read_meta
 from vadusa.tracking import NullTracker, artifact_name, open_tracker
 from vadusa.training.common import (
@@ -78,24 +87,38 @@ class Utterance:
     text: list[int]  # symbol ids of the normalized text
     tokens: np.ndarray  # (Q,) speech token ids
     seconds: float
+    durations: Durations | None = None  # frames per symbol (with durations)
 
 
 class TTSData:
-    """One split as training sequences: text ids, speech tokens, speakers, prompt choices."""
+    """One split as training sequences: text ids, speech tokens, speakers, prompt choices,
+    and with ``durations_dir`` (``vadusa align``'s output) each utterance's durations."""
 
     def __init__(self, corpus_dir: Path, tokens_dir: Path, split: str, symbols: SymbolTable,
-                 speakers: list[str], prompt_max_seconds: float) -> None:
+                 speakers: list[str], prompt_max_seconds: float,
+                 durations_dir: Path | None = None) -> None:
         store = TokenSplit(tokens_dir, split)
         records = {r.id: r for r in read_manifest(manifest_path(corpus_dir, split))}
         index = {name: i for i, name in enumerate(speakers)}
+        timing = None if durations_dir is None else read_durations(durations_dir, split)
         self.items: list[Utterance] = []
         for utt_id, tokens in store:
             rec = records.get(utt_id)
             if rec is None or rec.speaker not in index or len(tokens) == 0:
                 continue  # tokens of another corpus version, or a speaker unseen in training
-            self.items.append(Utterance(utt_id, index[rec.speaker],
-                                        symbols.encode(rec.normalized_text), tokens,
-                                        rec.duration))
+            text = symbols.encode(rec.normalized_text)
+            durations = None
+            if timing is not None:
+                durations = timing.get(utt_id)
+                if durations is None:
+                    continue  # aligned before the corpus changed: nothing to learn from
+                if len(durations.durations) != len(text) or durations.frames != len(tokens):
+                    raise TTSTrainError(
+                        f"{utt_id}: the durations in {durations_dir} do not fit its text and "
+                        f"tokens ({len(durations.durations)} symbols and {durations.frames} "
+                        f"frames, against {len(text)} and {len(tokens)}); rerun `vadusa align`")
+            self.items.append(Utterance(utt_id, index[rec.speaker], text, tokens,
+                                        rec.duration, durations))
         if not self.items:
             raise TTSTrainError(f"no usable {split} utterances in {tokens_dir} for the "
                                 f"speakers of the training split")
@@ -111,8 +134,11 @@ class TTSData:
                 use_speaker: bool, prompt_loss: bool = False,
                 text_of: int | None = None) -> Example:
         """Utterance i as a sequence; ``text_of`` puts another utterance's text in front of
-        its speech (a probe of how much the model reads the text)."""
+        its speech (a probe of how much the model reads the text; not with durations)."""
         utt = self.items[i]
+        durations = None
+        if utt.durations is not None and text_of is None:
+            durations = (utt.durations.lead, list(utt.durations.durations))
         text = utt.text if text_of is None else self.items[text_of].text
         prompt_text: list[int] = []
         prompt_speech: list[int] = []
@@ -121,7 +147,7 @@ class TTSData:
             prompt = self.items[rng.choice(candidates)]
             prompt_text, prompt_speech = prompt.text + [0], prompt.tokens.tolist()  # 0 = space
         return build_sequence(vocab, utt.speaker if use_speaker else None, prompt_text,
-                              text, prompt_speech, utt.tokens.tolist(), prompt_loss)
+                              text, prompt_speech, utt.tokens.tolist(), prompt_loss, durations)
 
     def default_prompts(self, speakers: list[str]) -> dict[str, dict[str, Any]]:
         """One fixed prompt per speaker, stored in ``base.pt`` so that decoding a text for a
@@ -149,6 +175,18 @@ def collate(examples: list[Example], pad_input: int) -> tuple[torch.Tensor, torc
         inputs[b, :len(e.input_ids)] = e.input_ids
         targets[b, :len(e.targets)] = e.targets
     return inputs, targets
+
+
+def collate_frames(examples: list[Example]) -> torch.Tensor | None:
+    """(B, L, F) frame features of a batch, zero-padded (padding positions carry no loss);
+    None when the examples have none."""
+    if examples[0].frames is None:
+        return None
+    L = max(len(e.input_ids) for e in examples)
+    frames = torch.zeros(len(examples), L, examples[0].frames.shape[1], dtype=torch.long)
+    for b, e in enumerate(examples):
+        frames[b, :len(e.input_ids)] = e.frames[:len(e.input_ids)]
+    return frames
 
 
 def corrupt_speech(inputs: torch.Tensor, vocab: TTSVocab, rate: float,
@@ -185,7 +223,7 @@ def guide_penalty(examples: list[Example], L: int, sigma: float
 
 def sequence_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
                   guide: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  guide_layers: tuple[int, ...] = ()
+                  guide_layers: tuple[int, ...] = (), frames: torch.Tensor | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean CE over target positions, the count of correct top-1 predictions, and the mean
     guided-attention penalty of ``guide_layers`` (0 without ``guide``).
@@ -196,7 +234,7 @@ def sequence_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.T
     pos = torch.arange(L, device=inputs.device).expand(B, L)
     probes = {i: None for i in guide_layers} if guide is not None else None
     logits = model(inputs, pos, causal_mask(L, inputs.device).expand(B, L, L),
-                   probes=probes)  # (B, L, V)
+                   probes=probes, frames=frames)  # (B, L, V)
     valid = targets != -100
     loss = F.cross_entropy(logits[valid].float(), targets[valid])
     correct = (logits[valid].argmax(-1) == targets[valid]).sum()
@@ -210,17 +248,47 @@ def sequence_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.T
 
 def build_model(cfg: Config, vocab: TTSVocab) -> Transformer:
     m = cfg.model
+    features = frame_feature_sizes(vocab.n_symbols) if m.alignment == "duration" else ()
     return Transformer(TransformerConfig(
         vocab_size=vocab.input_size, output_size=vocab.output_size, dim=m.dim,
         layers=m.layers, heads=m.heads, ffn_mult=m.ffn_mult, max_seq=m.max_seq,
-        dropout=m.dropout))
+        dropout=m.dropout, frame_features=features))
+
+
+def duration_model_meta(path: Path, durations_dir: Path, symbols: SymbolTable,
+                        speakers: list[str]) -> dict[str, Any]:
+    """The duration model as ``base.pt`` carries it (weights in the metadata), checked against
+    the durations the base trains on and its symbols and speakers."""
+    blob = load_checkpoint(path, kind="durations")
+    meta = blob["meta"]
+    aligned = read_duration_meta(durations_dir)
+    problems = []
+    if meta.get("aligner") != aligned.get("aligner"):
+        problems.append(f"it was trained on other durations than those in {durations_dir}")
+    if list(meta["symbols"]) != list(symbols.symbols):
+        problems.append("its text symbols differ")
+    if list(meta["speakers"]) != list(speakers):
+        problems.append("its speakers differ")
+    if problems:
+        raise TTSTrainError(f"duration model {path} does not fit this run: "
+                            f"{'; '.join(problems)}; rerun `vadusa train-durations`")
+    return {"model": meta["model"], "state": blob["state"], "seen": meta["seen"],
+            "dev": meta.get("dev", {}), "aligner": meta.get("aligner")}
 
 
 def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
-               out_dir: Path, stage: str = "train-base") -> Path:
+               out_dir: Path, stage: str = "train-base", durations_dir: Path | None = None,
+               duration_model: Path | None = None) -> Path:
     """Train the AR model on ``family`` tokens; resume from ``out_dir/last.pt`` if present.
-    ``stage`` names the run in tracking and the progress bar (``train-draft`` for a draft)."""
+    ``stage`` names the run in tracking and the progress bar (``train-draft`` for a draft).
+    With ``model.alignment: duration``, ``durations_dir`` (``vadusa align``) and
+    ``duration_model`` (``vadusa train-durations``) are required."""
     corpus_dir, tokens_dir, out_dir = Path(corpus_dir), Path(tokens_dir), Path(out_dir)
+    with_durations = cfg.model.alignment == "duration"
+    if with_durations and (durations_dir is None or duration_model is None):
+        raise TTSTrainError("model.alignment: duration needs the aligner's durations "
+                            "(--durations, from `vadusa align`) and the duration model "
+                            "(--duration-model, from `vadusa train-durations`)")
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = read_meta(tokens_dir)
     if meta["family"] != family:
@@ -231,8 +299,11 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     vocab = TTSVocab(n_symbols=len(symbols), n_units=int(meta["vocab_size"]),
                      n_speakers=len(speakers))
     m, t = cfg.model, cfg.train
-    train = TTSData(corpus_dir, tokens_dir, "train", symbols, speakers, m.prompt_max_seconds)
-    dev = TTSData(corpus_dir, tokens_dir, "dev", symbols, speakers, m.prompt_max_seconds)
+    timing = Path(durations_dir) if with_durations else None
+    train = TTSData(corpus_dir, tokens_dir, "train", symbols, speakers, m.prompt_max_seconds,
+                    timing)
+    dev = TTSData(corpus_dir, tokens_dir, "dev", symbols, speakers, m.prompt_max_seconds,
+                  timing)
     allowance = int(m.prompt_max_seconds * float(meta["frame_rate"]) + 40) if m.prompt else 0
     too_long = [u.id for u, n in zip(train.items, train.lengths(allowance), strict=True)
                 if n > m.max_seq]
@@ -254,12 +325,17 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                   "frame_rate": float(meta["frame_rate"]),
                   "transformer": dict(vars(model.cfg)), "prompt": m.prompt,
                   "speaker_embedding": m.speaker_embedding,
-                  "prompts": train.default_prompts(speakers) if m.prompt else {}}
+                  "prompts": train.default_prompts(speakers) if m.prompt else {},
+                  "alignment": m.alignment}
+    if with_durations:
+        model_meta["durations"] = duration_model_meta(Path(duration_model), timing, symbols,
+                                                      speakers)
     pos = _resume(out_dir / "last.pt", cfg, model, optimizer, model_meta)
     lengths = train.lengths(allowance)
     batches = bucketed_batches(lengths, t.batch_tokens, random.Random(pos["batch_seed"]))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    guide_layers = tuple(range(1, m.layers))  # head 0 of every layer but the first
+    probe_layers = tuple(range(1, m.layers))  # head 0 of every layer but the first
+    guide_layers = probe_layers if m.alignment == "guided" else ()
 
     tracking = open_tracker(cfg, stage=stage, out_dir=out_dir, family=family) if dist.is_main \
         else contextlib.nullcontext(NullTracker())
@@ -281,10 +357,11 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                       t.prompt_loss)
                         for i in batches[pos["batch_index"] + dist.rank]]
             inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
+            frames = collate_frames(examples)
             inputs = corrupt_speech(inputs, vocab, t.token_noise,
                                     torch.Generator().manual_seed(cfg.seed * 100003 + pos["step"]))
             guide = None
-            if t.guide_weight > 0:
+            if t.guide_weight > 0 and guide_layers:
                 W, rows = guide_penalty(examples, inputs.shape[1], t.guide_sigma)
                 guide = (W.to(device), rows.to(device))
             pos["batch_index"] += dist.world
@@ -294,7 +371,8 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             model.train()
             with autocast:
                 loss, correct, guide_loss = sequence_loss(
-                    net, inputs.to(device), targets.to(device), guide, guide_layers)
+                    net, inputs.to(device), targets.to(device), guide, guide_layers,
+                    None if frames is None else frames.to(device))
             optimizer.zero_grad(set_to_none=True)
             (loss + t.guide_weight * guide_loss).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
@@ -322,8 +400,8 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             dist.close()
             return out_dir / "base.pt"
         final = evaluate(model, dev, vocab, cfg, device)
-        if guide_layers:
-            figure = plot_alignment(model, dev, vocab, cfg, device, guide_layers,
+        if probe_layers:
+            figure = plot_alignment(model, dev, vocab, cfg, device, probe_layers,
                                     out_dir / "alignment.png")
             tracker.log_figure("train-base/alignment", figure)
         model_meta["dev"] = final
@@ -350,7 +428,9 @@ def evaluate(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Config,
     model.eval()
     n_eval = min(len(data), cfg.train.eval_utterances)
     result: dict[str, float] = {}
-    for text_of in (None, lambda i: (i + 1) % n_eval):
+    probes = [None] if data.items[0].durations is not None else [None,
+                                                                 lambda i: (i + 1) % n_eval]
+    for text_of in probes:
         rng = random.Random(cfg.seed)
         total_loss = total_correct = total = 0.0
         for start in range(0, n_eval, 8):
@@ -358,7 +438,9 @@ def evaluate(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Config,
                                      text_of=None if text_of is None else text_of(i))
                         for i in range(start, min(n_eval, start + 8))]
             inputs, targets = collate(examples, vocab.speech_offset + vocab.pad)
-            loss, correct, _ = sequence_loss(model, inputs.to(device), targets.to(device))
+            frames = None if text_of is not None else collate_frames(examples)
+            loss, correct, _ = sequence_loss(model, inputs.to(device), targets.to(device),
+                                             frames=None if frames is None else frames.to(device))
             n = int((targets != -100).sum())
             total_loss += float(loss) * n
             total_correct += float(correct)
@@ -387,7 +469,8 @@ def plot_alignment(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Conf
     probes: dict[int, torch.Tensor | None] = {i: None for i in layers}
     L = inputs.shape[1]
     model(inputs, torch.arange(L, device=device)[None], causal_mask(L, device)[None],
-          probes=probes)
+          probes=probes, frames=None if example.frames is None else example.frames[None].to(
+              device))
     t0, t1, q0, q1 = example.segments[-1]
     fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3.5), squeeze=False)
     for ax, layer in zip(axes[0], layers, strict=True):
@@ -469,6 +552,9 @@ def _resume(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.
     differences = [key for key in ("family", "vocab", "quantizer", "speakers", "symbols",
                                    "transformer")
                    if blob["meta"].get(key) != meta[key]]
+    if (blob["meta"].get("durations") or {}).get("aligner") != (
+            meta.get("durations") or {}).get("aligner"):
+        differences.append("durations")
     saved, now = blob.get("config") or {}, cfg.to_dict()
     if saved.get("seed") != now["seed"]:
         differences.append("seed")

@@ -1,0 +1,211 @@
+"""``vadusa train-durations``: the duration model (model/durations.py) on the aligner's
+durations of the train split, checked on dev.
+
+    <durations>/train.jsonl.gz + texts + speakers -> DurationModel -> MSE on log(1 + frames)
+    -> <out>/durations.pt (weights + everything to use them: symbols, speakers, the symbols
+       seen in training, dev errors) and last.pt (training state, for an exact resume)
+
+One example in ten has its speaker replaced by "unknown speaker", so that id learns the
+average voice's timing (used for speakers the model does not know).
+
+Dev errors in frames: the mean absolute error per spoken symbol, and the error of each
+utterance's total length in percent (what decides how long synthesis speaks).
+
+Shapes: B batch, P text symbols.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from vadusa.checkpoint import load_checkpoint, save_checkpoint
+from vadusa.config import Config
+from vadusa.data.durations import read_durations
+from vadusa.data.durations import read_meta as read_duration_meta
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.data.text import symbol_table
+from vadusa.devices import resolve_device
+from vadusa.model.aligner import spoken
+from vadusa.model.durations import DurationConfig, DurationModel
+from vadusa.tracking import open_tracker
+from vadusa.training.common import rng_state, seed_everything, set_rng_state, warmup_cosine
+
+MODEL_KIND = "durations"
+TRAIN_KIND = "durations-train"
+LOG_EVERY = 10
+SPEAKER_DROPOUT = 0.1
+
+
+class DurationTrainError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Item:
+    text: list[int]
+    speaker: int
+    lead: int
+    durations: list[int]
+
+
+def load_items(corpus_dir: Path, durations_dir: Path, split: str, speakers: list[str]
+               ) -> list[Item]:
+    meta = read_duration_meta(durations_dir)
+    symbols = symbol_table(meta["text_frontend"])
+    table = read_durations(durations_dir, split)
+    index = {name: i for i, name in enumerate(speakers)}
+    items = []
+    for rec in read_manifest(manifest_path(corpus_dir, split)):
+        found = table.get(rec.id)
+        if found is None or rec.speaker not in index:
+            continue
+        text = symbols.encode(rec.normalized_text)
+        if len(text) != len(found.durations):
+            raise DurationTrainError(f"{rec.id}: {len(found.durations)} durations for "
+                                     f"{len(text)} symbols; the durations in {durations_dir} "
+                                     f"come from another text front end, rerun `vadusa align`")
+        items.append(Item(text, index[rec.speaker], found.lead, list(found.durations)))
+    return items
+
+
+def batch_of(model: DurationModel, items: list[Item], is_spoken: torch.Tensor,
+             device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> inputs (B, 1 + P), speakers (B,), targets log(1 + frames) (B, 1 + P), and which
+    slots are scored (B, 1 + P): the lead and the spoken symbols."""
+    P = max(len(it.text) for it in items)
+    inputs = torch.full((len(items), 1 + P), model.pad, dtype=torch.long)
+    targets = torch.zeros(len(items), 1 + P)
+    scored = torch.zeros(len(items), 1 + P, dtype=torch.bool)
+    for b, it in enumerate(items):
+        n = len(it.text)
+        inputs[b, :1 + n] = model.inputs(it.text)
+        targets[b, :1 + n] = torch.tensor([it.lead] + it.durations, dtype=torch.float).log1p()
+        scored[b, 0] = True
+        scored[b, 1:1 + n] = is_spoken[torch.tensor(it.text, dtype=torch.long)]
+    speakers = torch.tensor([it.speaker for it in items])
+    return inputs.to(device), speakers.to(device), targets.to(device), scored.to(device)
+
+
+@torch.no_grad()
+def dev_errors(model: DurationModel, items: list[Item], is_spoken: torch.Tensor
+               ) -> dict[str, float]:
+    model.eval()
+    abs_errors, length_errors = [], []
+    for it in items:
+        lead, durations = model.predict(it.text, it.speaker, is_spoken)
+        truth = np.array([it.lead] + it.durations)
+        guess = np.array([lead] + durations)
+        mask = np.array([True] + [bool(is_spoken[s]) for s in it.text])
+        abs_errors += np.abs(guess - truth)[mask].tolist()
+        length_errors.append(abs(guess.sum() - truth.sum()) / max(1, truth.sum()))
+    return {"durations/dev_mae_frames": float(np.mean(abs_errors)),
+            "durations/dev_length_error": float(np.mean(length_errors))}
+
+
+def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir: Path,
+                    family: str | None = None) -> Path:
+    """Train (or resume) the duration model; returns ``out_dir/durations.pt``."""
+    corpus_dir, durations_dir, out_dir = Path(corpus_dir), Path(durations_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    d = cfg.durations
+    meta = read_duration_meta(durations_dir)
+    if meta["text_frontend"] != cfg.text.frontend:
+        raise DurationTrainError(f"{durations_dir} aligns {meta['text_frontend']} symbols, the "
+                                 f"config reads {cfg.text.frontend}: rerun `vadusa align`")
+    speakers = sorted({r.speaker for r in read_manifest(manifest_path(corpus_dir, "train"))})
+    train = load_items(corpus_dir, durations_dir, "train", speakers)
+    dev = load_items(corpus_dir, durations_dir, "dev", speakers)
+    if not train:
+        raise DurationTrainError(f"no train durations in {durations_dir}")
+    symbols = tuple(meta["symbols"])
+    is_spoken = spoken(symbols)
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    model = DurationModel(DurationConfig(n_symbols=len(symbols), n_speakers=len(speakers),
+                                         dim=d.dim, layers=d.layers, kernel=d.kernel,
+                                         dropout=d.dropout)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=d.lr, weight_decay=0.01)
+    identity = {"family": meta["family"], "aligner": meta.get("aligner"),
+                "symbols": list(symbols), "speakers": speakers,
+                "durations": dict(vars(d)), "seed": cfg.seed}
+    pos = _resume(out_dir / "last.pt", identity, model, optimizer)
+    family = family or meta["family"]
+
+    with open_tracker(cfg, stage="train-durations", out_dir=out_dir, family=family) as tracker:
+        progress = tqdm(total=d.steps, initial=pos["step"], desc=f"durations ({family})",
+                        unit="step")
+        window: list[float] = []
+        while pos["step"] < d.steps:
+            rng = random.Random(f"{cfg.seed}-{pos['step']}")
+            chunk = [train[rng.randrange(len(train))] for _ in range(d.batch_size)]
+            inputs, spk, targets, scored = batch_of(model, chunk, is_spoken, device)
+            dropped = torch.tensor([rng.random() < SPEAKER_DROPOUT for _ in chunk],
+                                   device=device)
+            spk = torch.where(dropped, model.cfg.n_speakers, spk)
+            lr = d.lr * warmup_cosine(pos["step"], d.warmup_steps, d.steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            loss = (model(inputs, spk) - targets)[scored].square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            pos["step"] += 1
+            window.append(float(loss.detach()))
+            progress.update(1)
+            progress.set_postfix(mse=f"{window[-1]:.3f}")
+            if pos["step"] % LOG_EVERY == 0:
+                tracker.log({"durations/mse": float(np.mean(window)), "durations/lr": lr},
+                            step=pos["step"])
+                window.clear()
+            if pos["step"] % d.checkpoint_every == 0 or pos["step"] == d.steps:
+                save_checkpoint(out_dir / "last.pt", kind=TRAIN_KIND, config=cfg.to_dict(),
+                                meta=identity,
+                                state={"model": model.state_dict(),
+                                       "optimizer": optimizer.state_dict(), "position": pos,
+                                       "rng": rng_state()})
+        progress.close()
+        errors = dev_errors(model, dev, is_spoken) if dev else {}
+        seen = sorted({s for it in train for s in it.text})
+        save_checkpoint(out_dir / "durations.pt", kind=MODEL_KIND, config=cfg.to_dict(),
+                        state=model.state_dict(),
+                        meta=identity | {"model": dict(vars(model.cfg)), "seen": seen,
+                                         "frame_rate": float(meta["frame_rate"]),
+                                         "text_frontend": meta["text_frontend"],
+                                         "dev": errors})
+        tracker.log_summary(errors)
+        print(" ".join(f"{k}={v:.3f}" for k, v in errors.items()), flush=True)
+    return out_dir / "durations.pt"
+
+
+def _resume(path: Path, identity: dict[str, Any], model: DurationModel,
+            optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    fresh: dict[str, Any] = {"step": 0}
+    if not path.is_file():
+        return fresh
+    blob = load_checkpoint(path, kind=TRAIN_KIND)
+    same = {k: v for k, v in blob["meta"].items() if k != "durations"} == {
+        k: v for k, v in identity.items() if k != "durations"} and all(
+        blob["meta"]["durations"].get(k) == v for k, v in identity["durations"].items()
+        if k != "checkpoint_every")
+    if not same:
+        stale = path.with_name("last.stale.pt")
+        path.replace(stale)
+        print(f"[train-durations] {path} belongs to another run: moved it to {stale}, "
+              f"starting over", flush=True)
+        return fresh
+    model.load_state_dict(blob["state"]["model"])
+    optimizer.load_state_dict(blob["state"]["optimizer"])
+    set_rng_state(blob["state"]["rng"])
+    print(f"[train-durations] resuming from {path} at step {blob['state']['position']['step']}",
+          flush=True)
+    return dict(blob["state"]["position"])
