@@ -5,6 +5,7 @@
 #   snakemake reproduce_all --cores 2                    # every family, method and question
 #   snakemake --cores 2 --configfile config/tiny.yaml    # CI smoke run
 #   snakemake corpus --cores 2                           # just the corpus
+#   snakemake ablation --cores 2                         # the AR model per alignment variant
 #   snakemake --report results/report.html               # the report of the default target
 from snakemake.utils import min_version
 
@@ -27,6 +28,7 @@ include: "workflow/rules/vocoder.smk"
 include: "workflow/rules/align.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/vadusa.smk"
+include: "workflow/rules/ablation.smk"
 
 
 rule all:

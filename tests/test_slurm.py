@@ -33,7 +33,7 @@ SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snak
 PROFILE = Path("profiles") / "slurm"
 CPU_RULES = {"prepare_corpus", "corpus_qa"}  # every other submitted rule wants a GPU
 # local rules that run something
-LOCAL_COMMANDS = {"table", "table_all", "open_table", "wandb_report"}
+LOCAL_COMMANDS = {"table", "table_all", "open_table", "wandb_report", "ablation_table", "listen"}
 
 # Snakemake's own view of the rules (its API, in a process of its own: it changes directory):
 # local = `localrule: True` (or a `localrules:` line), or nothing to run (aggregate targets)

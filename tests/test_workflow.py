@@ -130,6 +130,9 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", (result.stdout + result.stderr)
                              .split("Job stats")[1].split("\n\n")[0], re.M))
     assert "prepare_corpus" not in counts and counts["train_base"] == "3"
+    # tiny aligns by durations; the default family's aligner and duration model ran before
+    # base training was killed
+    assert counts["align"] == "2" and counts["train_durations"] == "2"
     assert counts["tokenize"] == "2" and counts["fit_kmeans"] == "1"  # hubert's; encodec: none
     resumed = (tmp_path / "results/tiny/logs/train_base_whisper.log").read_text()
     assert f"resuming from results/tiny/models/whisper/base/last.pt at step {killed_at}" \
@@ -199,6 +202,18 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert copy["wer"] <= 0.5  # HiFi-GAN on the recordings' own mels stays intelligible
     base = load_checkpoint(tmp_path / "results/tiny/models/whisper/base/base.pt")
     assert base["meta"]["text_frontend"] == "phonemes"  # tiny.yaml reads phonemes
+    # alignment by durations: every split aligned, the duration model inside base.pt, and
+    # every decoded utterance carries the plan it was decoded with
+    assert base["meta"]["alignment"] == "duration" and base["meta"]["durations"]["seen"]
+    aligned = json.loads((tmp_path / "results/tiny/durations/whisper/qa.json").read_text())
+    assert aligned["utterances"] == {s: stats["utterances"][s] for s in ("train", "dev", "test")}
+    assert 0 <= aligned["dev_phone_error_rate"]
+    decoded = [json.loads(x) for x in (tmp_path / "results/tiny/eval/whisper/ar/test/"
+                                       "tokens.jsonl").read_text().splitlines()]
+    assert all(len(d["plan"]["durations"]) == len(d["plan"]["symbols"]) for d in decoded)
+    page = (tmp_path / "results/tiny/listen/whisper/index.html").read_text()
+    assert page.count("<audio") == 5 * min(4, stats["utterances"]["test"])  # + the recording
+    assert "VADUSA tau 3" in page and "VADUSA-wt tau 3" in page
     tree = json.loads((tmp_path / "results/tiny/trees/whisper/frozen/tau3/tree-4.json")
                       .read_text())
     assert tree["nodes"] == 4 and tree["tau"] == 3
@@ -264,9 +279,10 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert "K = 2" in front and "temperature 1.0" in front
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": {"whisper"}, "Main results": {"whisper"},
-        "Sweep": {"whisper, frozen heads"}}
-    # corpus 2, tokens 1, main table 2 (HTML, CSV), sweep 4 plots + 2 CSVs
-    assert len(results) == 11 and all(r["caption"] for r in results.values())
+        "Sweep": {"whisper, frozen heads"}, "Alignment": {"whisper"}, "Listen": {"whisper"}}
+    # corpus 2, tokens 1, main table 2 (HTML, CSV), sweep 4 plots + 2 CSVs, alignments 1,
+    # listening page and its figure 2
+    assert len(results) == 14 and all(r["caption"] for r in results.values())
     # reproduce_all's: every family, the open questions, the table over every family
     front, everything, categories = build_report("reproduce_all")
     assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
@@ -275,7 +291,8 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": families,
         "Main results": {"whisper", "all families"}, "Open questions": families,
-        "Sweep": {f"{f}, frozen heads" for f in families}}
+        "Sweep": {f"{f}, frozen heads" for f in families}, "Alignment": families,
+        "Listen": families}
     assert set(results) < set(everything) and all(r["caption"] for r in everything.values())
     main = results["results/tiny/tables/main.html"]
     assert main["mime_type"] == "text/html"

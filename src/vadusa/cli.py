@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--open", action="store_true",
                    help="instead, the open questions of each family (target open_questions: "
                    "tau 1..4+, heads in {2, 4, 6}): open_<family>.md, .csv, .html, .png")
+    p.add_argument("--ablation", action="store_true",
+                   help="instead, the alignment ablation of each family (target ablation): "
+                   "ablation_<family>.md, .csv, .html")
 
     p = sub.add_parser("wandb-report", help="the methods compared per token family (speedup "
                        "vs WER, accepted length vs tau, tree size vs time, the main table): a "
@@ -1092,7 +1095,20 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else cfg.experiment_dir / "tables"
     out.mkdir(parents=True, exist_ok=True)
     written: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = []
-    if args.open:
+    if args.ablation:
+        from vadusa.eval.table import ABLATION_COLUMNS, ablation_rows  # noqa: PLC0415
+
+        for family in families:
+            rows = ablation_rows(cfg.experiment_dir, family, cfg.model.alignment,
+                                 dict(cfg.ablation.variants))
+            markdown = to_markdown(rows, ABLATION_COLUMNS)
+            write_text_atomic(out / f"ablation_{family}.md", markdown)
+            write_text_atomic(out / f"ablation_{family}.csv", to_csv(rows, ABLATION_COLUMNS))
+            write_text_atomic(out / f"ablation_{family}.html",
+                              to_html(rows, ABLATION_COLUMNS, f"alignment ablation: {family}"))
+            print(markdown, end="")
+            written.append((f"ablation_{family}", rows, ABLATION_COLUMNS))
+    elif args.open:
         from vadusa.eval.figures import open_questions  # noqa: PLC0415
         from vadusa.eval.table import OPEN_COLUMNS, open_rows  # noqa: PLC0415
 
@@ -1118,7 +1134,8 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
         write_text_atomic(out / f"{args.name}.html", to_html(rows, title=f"{args.name} table"))
         print(markdown, end="")
         written.append((args.name, rows, COLUMNS))
-    _track_tables(cfg, out, "open" if args.open else args.name, families, written)
+    setting = "ablation" if args.ablation else "open" if args.open else args.name
+    _track_tables(cfg, out, setting, families, written)
     return 0
 
 

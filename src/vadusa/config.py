@@ -311,8 +311,9 @@ class ModelConfig:
 class AlignConfig:
     """The CTC phone recogniser that aligns text to a family's tokens (``vadusa align``)."""
 
-    # our choice for 2 CPU cores: about 4 minutes; dev phone error rate about 25 % on the
-    # embedded default, enough for durations (the alignment only needs the boundaries)
+    # our choice for 2 CPU cores: 800 steps, 7 minutes on one core beside the vocoder, reach a
+    # dev phone error rate of 21 % on the embedded default's Whisper units: enough for the
+    # boundaries, which is all the durations need
     steps: int = 800
     batch_frames: int = 6000  # token frames per batch
     lr: float = 3e-3
@@ -327,7 +328,9 @@ class AlignConfig:
 class DurationsConfig:
     """The duration model: symbols + speaker -> frames (``vadusa train-durations``)."""
 
-    steps: int = 1500
+    # our choice: 500 steps (about 2 minutes on one core) reach the dev error of 1500 on the
+    # embedded default (1.06 frames per symbol, total length within 5 %)
+    steps: int = 500
     batch_size: int = 32
     lr: float = 2e-3
     warmup_steps: int = 50
@@ -495,6 +498,24 @@ class SweepConfig:
     max_wer_increase: float = 0.02
 
 
+#: ``snakemake ablation``: the AR model again with each variant's overrides (model.* and
+#: train.* keys only, same steps), beside the configured model. Our choice of levers: the
+#: alignment schemes, and on top of durations token noise and no dropout (alignment issue).
+DEFAULT_ABLATION = {
+    "none": ("model.alignment=none",),
+    "guided": ("model.alignment=guided",),
+    "duration-noise": ("model.alignment=duration", "train.token_noise=0.1"),
+    "duration-dropout0": ("model.alignment=duration", "model.dropout=0.0"),
+}
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Variants of the AR model trained and judged side by side (``snakemake ablation``)."""
+
+    variants: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ABLATION))
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
     """The Whisper ASR that scores intelligibility (WER/CER)."""
@@ -536,6 +557,7 @@ class Config:
     draft: DraftModelConfig = field(default_factory=DraftModelConfig)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
     judge: JudgeConfig = field(default_factory=JudgeConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 

@@ -21,7 +21,7 @@ rule align:
         config_digest=CFG.section_hash("align", "text", "seed"),
     log:
         f"{LOGS}/align_{{family}}.log",
-    threads: 2
+    threads: PAIRED  # beside the vocoder, which starts at the same time
     resources:
         mem_mb=8000,
         runtime=120,

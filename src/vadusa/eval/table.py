@@ -152,6 +152,49 @@ def open_rows(root: Path, family: str, taus: list[int], heads: list[int], tau_fo
     return rows
 
 
+ABLATION_COLUMNS = ("method", "settings", "wer", "cer", "ratio", "dev_loss", "dev_acc",
+                    "minutes")
+
+
+def _model_row(root: Path, model: Path, metrics: Path, name: str, settings: str,
+               floor: float | None) -> dict[str, Any]:
+    """One AR model of the ablation: its training (dev loss and accuracy, minutes) from the
+    checkpoint's metadata, its test quality from its evaluation."""
+    from vadusa.checkpoint import load_checkpoint  # noqa: PLC0415  (torch only where needed)
+
+    row: dict[str, Any] = {"method": name, "settings": settings}
+    if model.is_file():
+        blob = load_checkpoint(model)
+        meta, steps = blob["meta"], blob["config"]["train"]["steps"]
+        row |= {"dev_loss": meta["dev"].get("dev/loss"), "dev_acc": meta["dev"].get("dev/acc"),
+                "minutes": meta.get("seconds_per_step", 0.0) * steps / 60}
+    row |= _quality(_read(metrics))
+    if floor and row.get("wer") is not None:
+        row["ratio"] = row["wer"] / floor
+    return row
+
+
+def ablation_rows(root: Path, family: str, alignment: str,
+                  variants: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+    """The alignment ablation of one family: the resynthesis floor, the configured model (its
+    ``model.alignment``), then each variant (``snakemake ablation``)."""
+    resynth = _read(root / "resynth" / family / "test" / "metrics.json")
+    floor = resynth["wer"] if resynth else None
+    rows = [{"method": f"{r['method']}", "settings": "", "wer": r["wer"], "cer": r["cer"],
+             "wer_ci": r["wer_ci"]} for r in floor_rows(root, family)]
+    rows.append(_model_row(root, root / "models" / family / "base" / "base.pt",
+                           root / "eval" / family / "ar" / "test" / "metrics.json",
+                           "AR, the configured model", f"model.alignment={alignment}", floor))
+    for name, overrides in variants.items():
+        where = root / "ablation" / family / name
+        rows.append(_model_row(root, where / "base.pt", where / "test" / "metrics.json",
+                               f"AR, {name}", ", ".join(overrides), floor))
+    if all(r.get("wer") is None for r in rows):
+        raise TableError(f"no evaluations under {root} for {family}: run `snakemake "
+                         f"ablation` first")
+    return rows
+
+
 def main_table(root: Path, families: list[str]) -> list[dict[str, Any]]:
     rows = [row for family in families for row in family_rows(root, family)]
     if not rows:
@@ -177,20 +220,26 @@ def format_cell(row: dict[str, Any], key: str) -> str:
         return f"{value:.2f}"
     if key == "speedup":
         return f"{value:.2f}x"
-    if key == "rtf":
+    if key == "rtf" or key in ("dev_loss", "dev_acc"):
         return f"{value:.3f}"
+    if key == "ratio":
+        return f"{value:.2f}x"
+    if key == "minutes":
+        return f"{value:.1f}"
     return str(value)
 
 
+TEXT_COLUMNS = ("family", "method", "question", "settings")
 HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "tau",
           "heads": "heads", "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
-          "accepted": "accepted length", "speedup": "speedup", "rtf": "RTF"}
+          "accepted": "accepted length", "speedup": "speedup", "rtf": "RTF",
+          "settings": "settings", "ratio": "WER / resynthesis WER", "dev_loss": "dev loss",
+          "dev_acc": "dev top-1", "minutes": "training minutes"}
 
 
 def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
     lines = ["| " + " | ".join(HEADER[c] for c in columns) + " |",
-             "|" + "|".join("---" if c in ("family", "method", "question") else "---:"
-                            for c in columns) + "|"]
+             "|" + "|".join("---" if c in TEXT_COLUMNS else "---:" for c in columns) + "|"]
     lines += ["| " + " | ".join(format_cell(r, c) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -213,7 +262,7 @@ def to_html(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS,
     Snakemake report shows (it renders HTML, not markdown). A line separates the families."""
 
     def cell(tag: str, column: str, value: str) -> str:
-        align = ' class="text"' if column in ("family", "method", "question") else ""
+        align = ' class="text"' if column in TEXT_COLUMNS else ""
         return f"<{tag}{align}>{html.escape(value)}</{tag}>"
 
     lines = ["<!DOCTYPE html>", '<meta charset="utf-8">', f"<title>{html.escape(title)}</title>",

@@ -1,0 +1,100 @@
+# The alignment ablation (target `ablation`, not part of the default target): the AR model of
+# the default family trained again with each variant of ablation.variants (overrides of
+# model.* and train.* keys: the same corpus, tokens, durations and steps), judged on the test
+# split like the configured model, and one table beside it and the resynthesis floor:
+# tables/ablation_<family>.{md,csv,html}. docs/alignment.md reads it.
+from vadusa.config import ConfigError, load_config
+
+ABLATION = {}
+for _name, _overrides in CFG.ablation.variants.items():
+    try:
+        ABLATION[_name] = load_config([RESOLVED], list(_overrides))
+    except ConfigError as exc:
+        raise WorkflowError(f"ablation.variants.{_name}: {exc}")
+
+
+wildcard_constraints:
+    variant="|".join(ABLATION) or "-",
+
+
+def variant_inputs(wildcards):
+    """A variant's durations and duration model, when it aligns by durations."""
+    if ABLATION[wildcards.variant].model.alignment != "duration":
+        return {}
+    family = wildcards.family
+    return {"durations": expand(rules.align.output.durations, family=family),
+            "duration_model": expand(rules.train_durations.output, family=family)}
+
+
+def variant_overrides(wildcards):
+    return " ".join(f"--set '{o}'" for o in CFG.ablation.variants[wildcards.variant])
+
+
+rule ablation_train:
+    input:
+        unpack(variant_inputs),
+        tokens=rules.tokenize.output.tokens,
+        manifests=rules.prepare_corpus.output.manifests,
+    output:
+        f"{RESULTS}/ablation/{{family}}/{{variant}}/base.pt",
+    params:
+        overrides=variant_overrides,
+        config_digest=CFG.section_hash("model", "train", "text", "seed", "ablation"),
+    log:
+        f"{LOGS}/ablation_train_{{family}}_{{variant}}.log",
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=720,
+    shell:
+        "vadusa train-base --config {RESOLVED} {params.overrides} --family {wildcards.family} "
+        "--corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
+        "--out {RESULTS}/ablation/{wildcards.family}/{wildcards.variant} > {log} 2>&1"
+
+
+rule ablation_evaluate:
+    input:
+        model=rules.ablation_train.output,
+        vocoder=vocoder_for,
+    output:
+        f"{RESULTS}/ablation/{{family}}/{{variant}}/test/metrics.json",
+    params:
+        config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
+    log:
+        f"{LOGS}/ablation_evaluate_{{family}}_{{variant}}.log",
+    threads: PAIRED
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
+        "--checkpoint {input.model} --split test --corpus {CORPUS} --vocoder {input.vocoder} "
+        "--method ar --out {RESULTS}/ablation/{wildcards.family}/{wildcards.variant}/test "
+        "> {log} 2>&1"
+
+
+rule ablation_table:
+    input:
+        expand(rules.ablation_evaluate.output, variant=list(ABLATION), allow_missing=True),
+        rules.evaluate_ar.output,
+        expand(rules.resynthesize.output, source="test", allow_missing=True),
+    output:
+        markdown=f"{RESULTS}/tables/ablation_{{family}}.md",
+        csv=f"{RESULTS}/tables/ablation_{{family}}.csv",
+        html=reported(f"{RESULTS}/tables/ablation_{{family}}.html", "ablation_table",
+                      "Alignment", "{family}", "table", "AR WER per alignment variant"),
+    log:
+        f"{LOGS}/ablation_table_{{family}}.log",
+    localrule: True
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "vadusa table --config {RESOLVED} --ablation --families {wildcards.family} "
+        "--out {RESULTS}/tables > {log} 2>&1"
+
+
+rule ablation:
+    input:
+        expand(rules.ablation_table.output, family=CFG.tokens.default_family),
