@@ -258,3 +258,43 @@ def test_tau_one_reproduces_ar_token_for_token_with_durations(aligned: dict[str,
                                                            tree=tree), utterance=i)
             assert vadusa.tokens == ar.tokens, (text, tree)
             assert vadusa.forwards <= ar.forwards
+
+
+@pytest.mark.parametrize("stage", ["align", "durations"])
+def test_a_killed_run_resumes_where_it_stopped(aligned: dict[str, Path], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture,
+                                               stage: str) -> None:
+    """Killed after its first checkpoint, the aligner or the duration model resumes from
+    last.pt and ends with the weights of an uninterrupted run."""
+    from vadusa.checkpoint import load_checkpoint  # noqa: PLC0415
+    from vadusa.training import aligner as aligner_training  # noqa: PLC0415
+    from vadusa.training import durations as durations_training  # noqa: PLC0415
+
+    module = aligner_training if stage == "align" else durations_training
+    cfg = replace(aligned["cfg"], align=replace(aligned["cfg"].align, steps=12,
+                                                checkpoint_every=6),
+                  durations=replace(aligned["cfg"].durations, steps=12, checkpoint_every=6))
+
+    def run(out: Path) -> Path:
+        if stage == "align":
+            train_aligner(cfg, "toy", aligned["corpus"], aligned["tokens"], out)
+            return out / "aligner.pt"
+        return train_durations(cfg, aligned["corpus"], aligned["durations"], out)
+
+    straight = run(tmp_path / "a")
+    real_save = module.save_training_state
+
+    def save_then_die(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+
+    monkeypatch.setattr(module, "save_training_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+    monkeypatch.setattr(module, "save_training_state", real_save)
+    capsys.readouterr()
+    resumed = run(tmp_path / "b")
+    assert f"resuming from {tmp_path / 'b' / 'last.pt'} at step 6" in capsys.readouterr().out
+    a, b = load_checkpoint(straight)["state"], load_checkpoint(resumed)["state"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import collections
 import json
 from pathlib import Path
 
@@ -158,6 +157,10 @@ def test_evaluate_records_failures_and_scores_the_rest(checkpoint: Path, tmp_pat
     assert len(list((tmp_path / "eval" / "wavs").glob("*.wav"))) == len(scored)
 
 
+class Payload:
+    """A Python object in a .pt file: what a weights-only load refuses to run."""
+
+
 @pytest.mark.parametrize("content", ["pickle", "truncated"])
 def test_a_damaged_checkpoint_is_named_without_torchs_unsafe_advice(
         checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture, content: str) -> None:
@@ -165,7 +168,7 @@ def test_a_damaged_checkpoint_is_named_without_torchs_unsafe_advice(
     weights_only=False, which runs the file's code: the user is told what the file is instead."""
     bad = tmp_path / "bad.pt"
     if content == "pickle":  # a pickle of a Python object, as an untrusted file might be
-        torch.save({"kind": "tts", "state": {}, "hook": collections.OrderedDict}, bad)
+        torch.save({"kind": "tts", "state": {}, "hook": Payload()}, bad)
     else:  # a checkpoint cut short, as a full disk leaves it
         bad.write_bytes(checkpoint.read_bytes()[:1000])
     with pytest.raises(CheckpointError) as err:

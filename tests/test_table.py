@@ -12,8 +12,10 @@ import pytest
 
 from vadusa.eval.figures import open_questions
 from vadusa.eval.table import (
+    ABLATION_COLUMNS,
     OPEN_COLUMNS,
     TableError,
+    ablation_rows,
     main_table,
     open_rows,
     to_csv,
@@ -199,3 +201,41 @@ def test_open_questions_rows_pair_each_setting_with_its_speed_and_quality(tmp_pa
         in markdown
     figure = open_questions(rows, tmp_path / "open.png", "whisper")
     assert figure.stat().st_size > 10_000  # two panels drawn
+
+
+def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) -> None:
+    import torch  # noqa: PLC0415
+
+    from vadusa.checkpoint import save_checkpoint  # noqa: PLC0415
+
+    root = tmp_path / "results" / "x"
+    _write(root / "resynth/whisper/test/metrics.json",
+           {"wer": 0.40, "cer": 0.2, "input_wer": 0.1, "input_cer": 0.05,
+            "ci": {"wer": {"low": 0.35, "high": 0.45}}})
+
+    def model(path: Path, loss: float, seconds: float) -> None:
+        save_checkpoint(path, kind="tts", config={"train": {"steps": 600}},
+                        state={"w": torch.zeros(1)},
+                        meta={"dev": {"dev/loss": loss, "dev/acc": 0.5},
+                              "seconds_per_step": seconds})
+
+    model(root / "models/whisper/base/base.pt", 1.2, 0.8)
+    _write(root / "eval/whisper/ar/test/metrics.json", _metrics(0.50, 0.3, None))
+    model(root / "ablation/whisper/none/base.pt", 2.0, 1.0)
+    _write(root / "ablation/whisper/none/test/metrics.json", _metrics(1.0, 0.7, None))
+    rows = ablation_rows(root, "whisper", "duration", {"none": ("model.alignment=none",),
+                                                      "noise": ("train.token_noise=0.1",)})
+    assert [r["method"] for r in rows] == [
+        "recordings (judge floor)", "resynthesis (tokens -> vocoder)",
+        "AR, the configured model", "AR, none", "AR, noise"]
+    configured, none, missing = rows[2:]
+    assert configured["settings"] == "model.alignment=duration"
+    assert configured["ratio"] == pytest.approx(0.50 / 0.40)
+    assert configured["minutes"] == pytest.approx(0.8 * 600 / 60)
+    assert none["ratio"] == pytest.approx(2.5) and none["dev_loss"] == 2.0
+    assert missing.get("wer") is None  # not run yet: "-" in the table
+    markdown = to_markdown(rows, ABLATION_COLUMNS)
+    assert "| AR, the configured model | model.alignment=duration | 50.0 [45.0, 55.0] |" \
+        in markdown and "1.25x" in markdown and "| 8.0 |" in markdown
+    with pytest.raises(TableError, match="snakemake ablation"):
+        ablation_rows(tmp_path / "empty", "whisper", "none", {})

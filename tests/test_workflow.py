@@ -72,6 +72,26 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert counts["wandb_report"] == "1"  # the local page comparing the methods
     assert "results/default/tokens/encodec/codec/codec.pt" in out
     assert "results/default/vocoder/encodec" not in out
+    # the embedded default aligns by durations: an aligner and a duration model per family
+    assert counts["align"] == "3" and counts["train_durations"] == "3"
+    assert counts["listen"] == "3"
+
+
+def test_ablation_plans_one_model_per_variant(repo: Path, tmp_path: Path) -> None:
+    """`snakemake ablation`: the default family's AR model again per variant (variants that
+    align by durations read the same aligner and duration model), each judged, one table."""
+    result = snakemake(repo, tmp_path, "ablation", "-n", "--configfile",
+                       str(repo / "config/config.yaml"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
+    variants = load_config([repo / "config/config.yaml"]).ablation.variants
+    assert counts["ablation_train"] == counts["ablation_evaluate"] == str(len(variants))
+    assert counts["align"] == "1" and counts["ablation_table"] == "1"
+    for name, overrides in variants.items():
+        assert f"results/default/ablation/whisper/{name}/base.pt" in out
+        assert all(f"--set '{o}'" in out for o in overrides)
+    assert "results/default/tables/ablation_whisper.html" in out
 
 
 @pytest.mark.parametrize("name", ["libritts.yaml", "libriheavy.yaml"])

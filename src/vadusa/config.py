@@ -500,11 +500,13 @@ class SweepConfig:
 
 #: ``snakemake ablation``: the AR model again with each variant's overrides (model.* and
 #: train.* keys only, same steps), beside the configured model. Our choice of levers: the
-#: alignment schemes, and on top of durations token noise and no dropout (alignment issue).
+#: alignment schemes without token noise (none and guided as the model was before durations),
+#: and on top of durations no token noise, more of it, and no dropout.
 DEFAULT_ABLATION = {
-    "none": ("model.alignment=none",),
-    "guided": ("model.alignment=guided",),
-    "duration-noise": ("model.alignment=duration", "train.token_noise=0.1"),
+    "none": ("model.alignment=none", "train.token_noise=0.0"),
+    "guided": ("model.alignment=guided", "train.token_noise=0.0"),
+    "duration": ("model.alignment=duration", "train.token_noise=0.0"),
+    "duration-noise0.2": ("model.alignment=duration", "train.token_noise=0.2"),
     "duration-dropout0": ("model.alignment=duration", "model.dropout=0.0"),
 }
 

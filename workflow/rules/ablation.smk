@@ -3,6 +3,8 @@
 # model.* and train.* keys: the same corpus, tokens, durations and steps), judged on the test
 # split like the configured model, and one table beside it and the resynthesis floor:
 # tables/ablation_<family>.{md,csv,html}. docs/alignment.md reads it.
+import re
+
 from vadusa.config import ConfigError, load_config
 
 ABLATION = {}
@@ -14,7 +16,7 @@ for _name, _overrides in CFG.ablation.variants.items():
 
 
 wildcard_constraints:
-    variant="|".join(ABLATION) or "-",
+    variant="|".join(map(re.escape, ABLATION)) or "-",
 
 
 def variant_inputs(wildcards):

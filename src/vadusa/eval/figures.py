@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on clusters and CI
 import matplotlib.pyplot as plt  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def grouped_bars(
@@ -31,7 +35,7 @@ def grouped_bars(
     if len(groups) > 1:
         ax.legend()
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def sorted_bars(values: Sequence[float], path: str | Path, title: str, ylabel: str) -> Path:
@@ -43,7 +47,7 @@ def sorted_bars(values: Sequence[float], path: str | Path, title: str, ylabel: s
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def open_questions(rows: Sequence[Mapping], path: str | Path, title: str) -> Path:
@@ -76,7 +80,7 @@ def open_questions(rows: Sequence[Mapping], path: str | Path, title: str) -> Pat
         if handles:
             right.legend(handles=handles, fontsize="small", loc="best")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def speed_vs_wer(series: Mapping[str, Sequence[Mapping]], path: str | Path, title: str) -> Path:
@@ -118,7 +122,7 @@ def accepted_vs_tau(curves: Mapping[str, Sequence[tuple[float, float]]], path: s
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def tree_vs_time(series: Mapping[str, Sequence[Mapping]], baselines: Mapping[str, float],
@@ -158,13 +162,48 @@ def _finish(fig: plt.Figure, ax: plt.Axes, title: str, path: str | Path) -> Path
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def phone_spans(ax: plt.Axes, wave: np.ndarray, rate: int, title: str,
+                spans: tuple[int, Sequence[str], Sequence[int]] | None, frame_rate: float,
+                end_line: bool = False) -> None:
+    """One panel: the log-mel spectrogram of ``wave`` and, with ``spans`` = (lead frames,
+    symbols, frames per symbol), a line where each spoken symbol begins and its label (and
+    with ``end_line`` a cyan line where the spans end)."""
+    import torch  # noqa: PLC0415  (torch only for the panels that need a spectrogram)
+    import torchaudio  # noqa: PLC0415
+
+    hop = rate // 100
+    mel = torchaudio.transforms.MelSpectrogram(rate, n_fft=4 * hop, hop_length=hop,
+                                               n_mels=64)(torch.from_numpy(wave))
+    ax.imshow(mel.clamp_min(1e-5).log().numpy(), origin="lower", aspect="auto",
+              extent=(0, len(wave) / rate, 0, 64), cmap="magma")
+    if spans is not None:
+        t, symbols, frames = spans
+        for symbol, n in zip(symbols, frames, strict=True):
+            if n == 0:
+                continue
+            ax.axvline(t / frame_rate, color="white", lw=0.6, alpha=0.8)
+            ax.text((t + n / 2) / frame_rate, 58, symbol, color="white", ha="center",
+                    fontsize=8)
+            t += n
+        if end_line:
+            ax.axvline(t / frame_rate, color="cyan", lw=1.2)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("mel band")
+
+
+def stacked_panels(count: int, height: float = 2.5) -> tuple[plt.Figure, list[plt.Axes]]:
+    """A figure of ``count`` full-width panels, one above the other."""
+    fig, axes = plt.subplots(count, 1, figsize=(14, height * count), squeeze=False)
+    return fig, list(axes[:, 0])

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from vadusa.atomic import write_text_atomic
 from vadusa.data import audio
@@ -97,39 +96,17 @@ def plot_plans(chosen: list, systems: dict[str, Path], decoded: dict[str, dict],
                frame_rate: float, path: Path) -> Path:
     """One panel per utterance and decoded system: the output's log-mel spectrogram with the
     phone boundaries and symbols of the durations its decoding planned, if it planned any."""
-    import matplotlib  # noqa: PLC0415  (only this command draws)
+    from vadusa.eval.figures import phone_spans, save_figure, stacked_panels  # noqa: PLC0415
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    import torchaudio  # noqa: PLC0415
-
-    panels = [(rec, name) for rec in chosen for name in decoded] or [(rec, name) for rec in
-                                                                      chosen for name in systems]
-    fig, axes = plt.subplots(len(panels), 1, figsize=(14, 2.4 * len(panels)), squeeze=False)
-    for ax, (rec, name) in zip(axes[:, 0], panels, strict=True):
+    panels = [(rec, name) for rec in chosen for name in decoded] or [
+        (rec, name) for rec in chosen for name in systems]
+    fig, axes = stacked_panels(len(panels), 2.4)
+    for ax, (rec, name) in zip(axes, panels, strict=True):
         wave, rate = audio.read(Path(systems[name]) / "wavs" / f"{rec.id}.wav")
-        hop = rate // 100
-        mel = torchaudio.transforms.MelSpectrogram(rate, n_fft=4 * hop, hop_length=hop,
-                                                   n_mels=64)(torch.from_numpy(wave))
-        ax.imshow(mel.clamp_min(1e-5).log().numpy(), origin="lower", aspect="auto",
-                  extent=(0, len(wave) / rate, 0, 64), cmap="magma")
         plan = decoded.get(name, {}).get(rec.id, {}).get("plan")
-        if plan is not None:
-            t = plan["lead"]
-            for symbol, frames in zip(plan["symbols"], plan["durations"], strict=True):
-                if frames == 0:
-                    continue
-                ax.axvline(t / frame_rate, color="white", lw=0.6, alpha=0.8)
-                ax.text((t + frames / 2) / frame_rate, 58, symbol, color="white",
-                        ha="center", fontsize=8)
-                t += frames
-            ax.axvline(t / frame_rate, color="cyan", lw=1.2)  # where the plan ends: eos due
         note = "" if plan is not None else " (no planned durations)"
-        ax.set_title(f"{name}, {rec.id}: {rec.text}{note}", fontsize=9)
-        ax.set_ylabel("mel band")
-    axes[-1, 0].set_xlabel("seconds (white: planned phone starts; cyan: planned end)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        spans = None if plan is None else (plan["lead"], plan["symbols"], plan["durations"])
+        phone_spans(ax, wave, rate, f"{name}, {rec.id}: {rec.text}{note}", spans, frame_rate,
+                    end_line=True)
+    axes[-1].set_xlabel("seconds (white: planned phone starts; cyan: planned end)")
+    return save_figure(fig, path)

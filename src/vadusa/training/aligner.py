@@ -20,7 +20,6 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from vadusa.atomic import write_text_atomic
-from vadusa.checkpoint import file_digest, load_checkpoint, save_checkpoint
+from vadusa.checkpoint import file_digest, save_checkpoint
 from vadusa.config import Config
 from vadusa.data.durations import Durations, write_durations, write_meta
 from vadusa.data.manifest import SPLITS, Utterance, manifest_path, read_manifest
@@ -47,9 +46,9 @@ from vadusa.tokenizers.store import TokenSplit, read_meta
 from vadusa.tracking import open_tracker
 from vadusa.training.common import (
     bucketed_batches,
-    rng_state,
+    resume_training_state,
+    save_training_state,
     seed_everything,
-    set_rng_state,
     warmup_cosine,
 )
 
@@ -161,9 +160,13 @@ def train_aligner(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                           n_symbols=len(symbols), dim=a.dim,
                                           hidden=a.hidden)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+    settings = {k: v for k, v in vars(a).items()
+                if k not in ("checkpoint_every", "figure_utterances")}  # what changes weights
     identity = {"family": family, "tokens": meta.get("quantizer_sha256"),
-                "symbols": list(symbols.symbols), "align": dict(vars(a)), "seed": cfg.seed}
-    pos = _resume(out_dir / "last.pt", identity, model, optimizer, cfg.seed)
+                "symbols": list(symbols.symbols), "align": settings, "seed": cfg.seed}
+    pos = resume_training_state(out_dir / "last.pt", TRAIN_KIND, identity, model, optimizer,
+                                {"step": 0, "epoch": 0, "batch_index": 0,
+                                 "batch_seed": cfg.seed * 1000}, "align")
     lengths = [len(it.tokens) for it in train]
 
     with open_tracker(cfg, stage="align", out_dir=out_dir, family=family) as tracker:
@@ -201,11 +204,8 @@ def train_aligner(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                             step=pos["step"])
                 window.clear()
             if pos["step"] % a.checkpoint_every == 0 or pos["step"] == a.steps:
-                save_checkpoint(out_dir / "last.pt", kind=TRAIN_KIND, config=cfg.to_dict(),
-                                meta=identity,
-                                state={"model": model.state_dict(),
-                                       "optimizer": optimizer.state_dict(), "position": pos,
-                                       "rng": rng_state()})
+                save_training_state(out_dir / "last.pt", TRAIN_KIND, cfg.to_dict(), identity,
+                                    model, optimizer, pos)
         progress.close()
 
         started = time.perf_counter()
@@ -249,70 +249,25 @@ def train_aligner(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     return out_dir / "qa.json"
 
 
-def _resume(path: Path, identity: dict[str, Any], model: PhoneRecognizer,
-            optimizer: torch.optim.Optimizer, seed: int) -> dict[str, Any]:
-    fresh = {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": seed * 1000}
-    if not path.is_file():
-        return fresh
-    blob = load_checkpoint(path, kind=TRAIN_KIND)
-    saved = {k: v for k, v in blob["meta"].items() if k != "align"}
-    now = {k: v for k, v in identity.items() if k != "align"}
-    changed = {k for k in identity["align"] if k not in ("checkpoint_every", "figure_utterances")
-               and blob["meta"].get("align", {}).get(k) != identity["align"][k]}
-    if saved != now or changed:
-        stale = path.with_name("last.stale.pt")
-        path.replace(stale)
-        print(f"[align] {path} belongs to another run: moved it to {stale}, starting over",
-              flush=True)
-        return fresh
-    model.load_state_dict(blob["state"]["model"])
-    optimizer.load_state_dict(blob["state"]["optimizer"])
-    set_rng_state(blob["state"]["rng"])
-    print(f"[align] resuming from {path} at step {blob['state']['position']['step']}",
-          flush=True)
-    return dict(blob["state"]["position"])
-
-
 def plot_alignments(model: PhoneRecognizer, items: list[Item], symbols: SymbolTable,
                     is_spoken: torch.Tensor, frame_rate: float, device: torch.device,
                     path: Path) -> Path | None:
     """Each item's log-mel spectrogram with its spoken symbols' boundaries and labels."""
     if not items:
         return None
-    import matplotlib  # noqa: PLC0415  (only this stage draws)
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-    import torchaudio  # noqa: PLC0415
-
     from vadusa.data import audio  # noqa: PLC0415
+    from vadusa.eval.figures import phone_spans, save_figure, stacked_panels  # noqa: PLC0415
 
-    fig, axes = plt.subplots(len(items), 1, figsize=(14, 2.6 * len(items)), squeeze=False)
-    for ax, it, lp in zip(axes[:, 0], items, log_probs_of(model, items, device), strict=True):
+    fig, axes = stacked_panels(len(items), 2.6)
+    for ax, it, lp in zip(axes, items, log_probs_of(model, items, device), strict=True):
         wave, rate = audio.read(it.record.audio_path, it.record.offset, it.record.num_samples)
-        hop = rate // 100
-        mel = torchaudio.transforms.MelSpectrogram(rate, n_fft=4 * hop, hop_length=hop,
-                                                   n_mels=64)(torch.from_numpy(wave))
-        ax.imshow(mel.clamp_min(1e-5).log().numpy(), origin="lower", aspect="auto",
-                  extent=(0, len(wave) / rate, 0, 64), cmap="magma")
         try:
             lead, durations = force_align(lp, it.text, is_spoken)
         except AlignmentError:
-            ax.set_title(f"{it.record.id}: could not be aligned")
+            phone_spans(ax, wave, rate, f"{it.record.id}: could not be aligned", None,
+                        frame_rate)
             continue
-        t = lead
-        for s, d in zip(it.text, durations, strict=True):
-            if d == 0:
-                continue
-            ax.axvline(t / frame_rate, color="white", lw=0.6, alpha=0.8)
-            ax.text((t + d / 2) / frame_rate, 58, symbols.symbols[s], color="white",
-                    ha="center", fontsize=8)
-            t += d
-        ax.set_title(f"{it.record.id}: {it.record.normalized_text}", fontsize=9)
-        ax.set_ylabel("mel band")
-    axes[-1, 0].set_xlabel("seconds")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        phone_spans(ax, wave, rate, f"{it.record.id}: {it.record.normalized_text}",
+                    (lead, [symbols.symbols[s] for s in it.text], durations), frame_rate)
+    axes[-1].set_xlabel("seconds")
+    return save_figure(fig, path)

@@ -19,13 +19,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from vadusa.checkpoint import load_checkpoint, save_checkpoint
+from vadusa.checkpoint import save_checkpoint
 from vadusa.config import Config
 from vadusa.data.durations import read_durations
 from vadusa.data.durations import read_meta as read_duration_meta
@@ -35,7 +34,12 @@ from vadusa.devices import resolve_device
 from vadusa.model.aligner import spoken
 from vadusa.model.durations import DurationConfig, DurationModel
 from vadusa.tracking import open_tracker
-from vadusa.training.common import rng_state, seed_everything, set_rng_state, warmup_cosine
+from vadusa.training.common import (
+    resume_training_state,
+    save_training_state,
+    seed_everything,
+    warmup_cosine,
+)
 
 MODEL_KIND = "durations"
 TRAIN_KIND = "durations-train"
@@ -134,9 +138,10 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
                                          dropout=d.dropout)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=d.lr, weight_decay=0.01)
     identity = {"family": meta["family"], "aligner": meta.get("aligner"),
-                "symbols": list(symbols), "speakers": speakers,
-                "durations": dict(vars(d)), "seed": cfg.seed}
-    pos = _resume(out_dir / "last.pt", identity, model, optimizer)
+                "symbols": list(symbols), "speakers": speakers, "seed": cfg.seed,
+                "durations": {k: v for k, v in vars(d).items() if k != "checkpoint_every"}}
+    pos = resume_training_state(out_dir / "last.pt", TRAIN_KIND, identity, model, optimizer,
+                                {"step": 0}, "train-durations")
     family = family or meta["family"]
 
     with open_tracker(cfg, stage="train-durations", out_dir=out_dir, family=family) as tracker:
@@ -168,11 +173,8 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
                             step=pos["step"])
                 window.clear()
             if pos["step"] % d.checkpoint_every == 0 or pos["step"] == d.steps:
-                save_checkpoint(out_dir / "last.pt", kind=TRAIN_KIND, config=cfg.to_dict(),
-                                meta=identity,
-                                state={"model": model.state_dict(),
-                                       "optimizer": optimizer.state_dict(), "position": pos,
-                                       "rng": rng_state()})
+                save_training_state(out_dir / "last.pt", TRAIN_KIND, cfg.to_dict(), identity,
+                                    model, optimizer, pos)
         progress.close()
         errors = dev_errors(model, dev, is_spoken) if dev else {}
         seen = sorted({s for it in train for s in it.text})
@@ -185,27 +187,3 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
         tracker.log_summary(errors)
         print(" ".join(f"{k}={v:.3f}" for k, v in errors.items()), flush=True)
     return out_dir / "durations.pt"
-
-
-def _resume(path: Path, identity: dict[str, Any], model: DurationModel,
-            optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    fresh: dict[str, Any] = {"step": 0}
-    if not path.is_file():
-        return fresh
-    blob = load_checkpoint(path, kind=TRAIN_KIND)
-    same = {k: v for k, v in blob["meta"].items() if k != "durations"} == {
-        k: v for k, v in identity.items() if k != "durations"} and all(
-        blob["meta"]["durations"].get(k) == v for k, v in identity["durations"].items()
-        if k != "checkpoint_every")
-    if not same:
-        stale = path.with_name("last.stale.pt")
-        path.replace(stale)
-        print(f"[train-durations] {path} belongs to another run: moved it to {stale}, "
-              f"starting over", flush=True)
-        return fresh
-    model.load_state_dict(blob["state"]["model"])
-    optimizer.load_state_dict(blob["state"]["optimizer"])
-    set_rng_state(blob["state"]["rng"])
-    print(f"[train-durations] resuming from {path} at step {blob['state']['position']['step']}",
-          flush=True)
-    return dict(blob["state"]["position"])

@@ -424,7 +424,8 @@ def evaluate(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Config,
     """Validation loss and top-1 accuracy on the first ``train.eval_utterances`` of a split,
     with fixed prompts (seeded by the configuration's seed); and ``dev/text_gain``, how much
     the loss rises when each utterance's speech follows the next utterance's text: near 0, the
-    model ignores the text (it babbles); it grows as the model learns to read."""
+    model ignores the text (it babbles); it grows as the model learns to read. A model with
+    durations has no text gain: its frame features come from its own text's durations."""
     model.eval()
     n_eval = min(len(data), cfg.train.eval_utterances)
     result: dict[str, float] = {}
