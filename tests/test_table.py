@@ -219,12 +219,17 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
                         meta={"dev": {"dev/loss": loss, "dev/acc": 0.5},
                               "seconds_per_step": seconds})
 
+    def judged(wer: float, errors: list[int]) -> dict:  # 10 words per utterance
+        return _metrics(wer, 0.3, None) | {"per_utterance": [
+            {"id": f"u{i}", "word_errors": e, "words": 10} for i, e in enumerate(errors)]}
+
     model(root / "models/whisper/base/base.pt", 1.2, 0.8)
-    _write(root / "eval/whisper/ar/test/metrics.json", _metrics(0.50, 0.3, None))
+    _write(root / "eval/whisper/ar/test/metrics.json", judged(0.50, [5, 5, 5, 5]))
     model(root / "ablation/whisper/none/base.pt", 2.0, 1.0)
-    _write(root / "ablation/whisper/none/test/metrics.json", _metrics(1.0, 0.7, None))
-    rows = ablation_rows(root, "whisper", "duration", {"none": ("model.alignment=none",),
-                                                      "noise": ("train.token_noise=0.1",)})
+    _write(root / "ablation/whisper/none/test/metrics.json", judged(1.0, [10, 10, 10, 10]))
+    rows = ablation_rows(root, "whisper", "model.alignment=duration",
+                         {"none": ("model.alignment=none",),
+                          "noise": ("train.token_noise=0.1",)})
     assert [r["method"] for r in rows] == [
         "recordings (judge floor)", "resynthesis (tokens -> vocoder)",
         "AR, the configured model", "AR, none", "AR, noise"]
@@ -233,9 +238,15 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
     assert configured["ratio"] == pytest.approx(0.50 / 0.40)
     assert configured["minutes"] == pytest.approx(0.8 * 600 / 60)
     assert none["ratio"] == pytest.approx(2.5) and none["dev_loss"] == 2.0
+    # paired on the same utterances: 5 more errors in each of 4 x 10 words, every resample
+    assert none["paired"] == pytest.approx(0.5) and none["paired_ci"] == pytest.approx([0.5, 0.5])
+    assert "paired" not in configured
     assert missing.get("wer") is None  # not run yet: "-" in the table
     markdown = to_markdown(rows, ABLATION_COLUMNS)
     assert "| AR, the configured model | model.alignment=duration | 50.0 [45.0, 55.0] |" \
         in markdown and "1.25x" in markdown and "| 8.0 |" in markdown
+    assert "+50.0 [+50.0, +50.0]" in markdown
+    table = list(csv.DictReader(io.StringIO(to_csv(rows, ABLATION_COLUMNS))))
+    assert table[3]["paired"] == "0.5" and table[3]["paired_low"] == "0.5"
     with pytest.raises(TableError, match="snakemake ablation"):
         ablation_rows(tmp_path / "empty", "whisper", "none", {})

@@ -1099,7 +1099,10 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
         from vadusa.eval.table import ABLATION_COLUMNS, ablation_rows  # noqa: PLC0415
 
         for family in families:
-            rows = ablation_rows(cfg.experiment_dir, family, cfg.model.alignment,
+            configured = (f"model.alignment={cfg.model.alignment}, "
+                          f"train.token_noise={cfg.train.token_noise}, "
+                          f"model.dropout={cfg.model.dropout}")
+            rows = ablation_rows(cfg.experiment_dir, family, configured,
                                  dict(cfg.ablation.variants))
             markdown = to_markdown(rows, ABLATION_COLUMNS)
             write_text_atomic(out / f"ablation_{family}.md", markdown)

@@ -152,14 +152,32 @@ def open_rows(root: Path, family: str, taus: list[int], heads: list[int], tau_fo
     return rows
 
 
-ABLATION_COLUMNS = ("method", "settings", "wer", "cer", "ratio", "dev_loss", "dev_acc",
-                    "minutes")
+ABLATION_COLUMNS = ("method", "settings", "wer", "cer", "ratio", "paired", "dev_loss",
+                    "dev_acc", "minutes")
+
+
+def paired_difference(metrics: dict[str, Any], reference: dict[str, Any]
+                      ) -> dict[str, float | int] | None:
+    """WER of ``metrics`` minus WER of ``reference`` on the utterances both judged, with its
+    paired bootstrap interval (each resample draws utterances, both models' errors with them);
+    None without common utterances."""
+    from vadusa.eval.stats import bootstrap_ratio  # noqa: PLC0415
+
+    ours = {r["id"]: r for r in metrics.get("per_utterance", [])}
+    theirs = {r["id"]: r for r in reference.get("per_utterance", [])}
+    common = sorted(set(ours) & set(theirs))
+    if not common:
+        return None
+    return bootstrap_ratio([ours[i]["word_errors"] - theirs[i]["word_errors"] for i in common],
+                           [theirs[i]["words"] for i in common])
 
 
 def _model_row(root: Path, model: Path, metrics: Path, name: str, settings: str,
-               floor: float | None) -> dict[str, Any]:
+               floor: float | None, reference: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
     """One AR model of the ablation: its training (dev loss and accuracy, minutes) from the
-    checkpoint's metadata, its test quality from its evaluation."""
+    checkpoint's metadata, its test quality from its evaluation, and with ``reference`` (the
+    configured model's evaluation) the paired WER difference to it."""
     from vadusa.checkpoint import load_checkpoint  # noqa: PLC0415  (torch only where needed)
 
     row: dict[str, Any] = {"method": name, "settings": settings}
@@ -168,27 +186,35 @@ def _model_row(root: Path, model: Path, metrics: Path, name: str, settings: str,
         meta, steps = blob["meta"], blob["config"]["train"]["steps"]
         row |= {"dev_loss": meta["dev"].get("dev/loss"), "dev_acc": meta["dev"].get("dev/acc"),
                 "minutes": meta.get("seconds_per_step", 0.0) * steps / 60}
-    row |= _quality(_read(metrics))
+    judged = _read(metrics)
+    row |= _quality(judged)
     if floor and row.get("wer") is not None:
         row["ratio"] = row["wer"] / floor
+    difference = (paired_difference(judged, reference)
+                  if judged is not None and reference is not None else None)
+    if difference is not None:
+        row |= {"paired": difference["mean"],
+                "paired_ci": [difference["low"], difference["high"]]}
     return row
 
 
-def ablation_rows(root: Path, family: str, alignment: str,
+def ablation_rows(root: Path, family: str, configured: str,
                   variants: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
-    """The alignment ablation of one family: the resynthesis floor, the configured model (its
-    ``model.alignment``), then each variant (``snakemake ablation``)."""
+    """The alignment ablation of one family: the resynthesis floor, the configured model
+    (``configured``: its settings the variants vary, as text), then each variant (``snakemake
+    ablation``)."""
     resynth = _read(root / "resynth" / family / "test" / "metrics.json")
     floor = resynth["wer"] if resynth else None
     rows = [{"method": f"{r['method']}", "settings": "", "wer": r["wer"], "cer": r["cer"],
              "wer_ci": r["wer_ci"]} for r in floor_rows(root, family)]
-    rows.append(_model_row(root, root / "models" / family / "base" / "base.pt",
-                           root / "eval" / family / "ar" / "test" / "metrics.json",
-                           "AR, the configured model", f"model.alignment={alignment}", floor))
+    evaluation = root / "eval" / family / "ar" / "test" / "metrics.json"
+    rows.append(_model_row(root, root / "models" / family / "base" / "base.pt", evaluation,
+                           "AR, the configured model", configured, floor))
+    reference = _read(evaluation)
     for name, overrides in variants.items():
         where = root / "ablation" / family / name
         rows.append(_model_row(root, where / "base.pt", where / "test" / "metrics.json",
-                               f"AR, {name}", ", ".join(overrides), floor))
+                               f"AR, {name}", ", ".join(overrides), floor, reference))
     if all(r.get("wer") is None for r in rows):
         raise TableError(f"no evaluations under {root} for {family}: run `snakemake "
                          f"ablation` first")
@@ -224,6 +250,9 @@ def format_cell(row: dict[str, Any], key: str) -> str:
         return f"{value:.3f}"
     if key == "ratio":
         return f"{value:.2f}x"
+    if key == "paired":
+        low, high = row["paired_ci"]
+        return f"{100 * value:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
     if key == "minutes":
         return f"{value:.1f}"
     return str(value)
@@ -234,7 +263,8 @@ HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "
           "heads": "heads", "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
           "accepted": "accepted length", "speedup": "speedup", "rtf": "RTF",
           "settings": "settings", "ratio": "WER / resynthesis WER", "dev_loss": "dev loss",
-          "dev_acc": "dev top-1", "minutes": "training minutes"}
+          "dev_acc": "dev top-1", "minutes": "training minutes",
+          "paired": "WER - configured model's, same utterances [95 % CI]"}
 
 
 def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
@@ -278,12 +308,18 @@ def to_html(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS,
 
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
+    """The rows as CSV: raw numbers, each interval as <column>_low and <column>_high."""
+    intervals = [c for c in ("wer", "paired") if c in columns]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=[*columns, "wer_low", "wer_high"],
+    writer = csv.DictWriter(out, fieldnames=[*columns, *(f"{c}_{end}" for c in intervals
+                                                         for end in ("low", "high"))],
                             extrasaction="ignore")
     writer.writeheader()
     for r in rows:
-        ci = r.get("wer_ci") or ["", ""]
+        bounds = {}
+        for c in intervals:
+            low, high = r.get(f"{c}_ci") or ["", ""]
+            bounds |= {f"{c}_low": low, f"{c}_high": high}
         writer.writerow({c: r.get(c, "") if r.get(c) is not None else "" for c in columns}
-                        | {"wer_low": ci[0], "wer_high": ci[1]})
+                        | bounds)
     return out.getvalue()
