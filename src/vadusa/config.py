@@ -726,7 +726,9 @@ def _build(cls: type, data: Mapping[str, Any]) -> Any:
         elif typing.get_origin(hint) is tuple:
             value = tuple(value)
         elif typing.get_origin(hint) is dict:
-            value = dict(value)
+            _, value_hint = typing.get_args(hint) or (None, None)
+            as_tuple = typing.get_origin(value_hint) is tuple
+            value = {k: tuple(v) if as_tuple else v for k, v in value.items()}
         kwargs[f.name] = value
     return cls(**kwargs)
 
