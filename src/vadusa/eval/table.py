@@ -172,7 +172,7 @@ def paired_difference(metrics: dict[str, Any], reference: dict[str, Any]
                            [theirs[i]["words"] for i in common])
 
 
-def _model_row(root: Path, model: Path, metrics: Path, name: str, settings: str,
+def _model_row(model: Path, metrics: Path, name: str, settings: str,
                floor: float | None, reference: dict[str, Any] | None = None
                ) -> dict[str, Any]:
     """One AR model of the ablation: its training (dev loss and accuracy, minutes) from the
@@ -205,15 +205,15 @@ def ablation_rows(root: Path, family: str, configured: str,
     ablation``)."""
     resynth = _read(root / "resynth" / family / "test" / "metrics.json")
     floor = resynth["wer"] if resynth else None
-    rows = [{"method": f"{r['method']}", "settings": "", "wer": r["wer"], "cer": r["cer"],
+    rows = [{"method": r["method"], "settings": "", "wer": r["wer"], "cer": r["cer"],
              "wer_ci": r["wer_ci"]} for r in floor_rows(root, family)]
     evaluation = root / "eval" / family / "ar" / "test" / "metrics.json"
-    rows.append(_model_row(root, root / "models" / family / "base" / "base.pt", evaluation,
+    rows.append(_model_row(root / "models" / family / "base" / "base.pt", evaluation,
                            "AR, the configured model", configured, floor))
     reference = _read(evaluation)
     for name, overrides in variants.items():
         where = root / "ablation" / family / name
-        rows.append(_model_row(root, where / "base.pt", where / "test" / "metrics.json",
+        rows.append(_model_row(where / "base.pt", where / "test" / "metrics.json",
                                f"AR, {name}", ", ".join(overrides), floor, reference))
     if all(r.get("wer") is None for r in rows):
         raise TableError(f"no evaluations under {root} for {family}: run `snakemake "
