@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from vadusa.config import Config
-from vadusa.tokenizers.base import FeatureExtractor, Tokenizer
+from vadusa.tokenizers.base import FeatureExtractor, Tokenizer, TokenizerError
 from vadusa.tokenizers.kmeans import KMeansQuantizer
 
 FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")
@@ -40,6 +40,7 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
         model_dir = units.model_dir or judge_model_dir(cfg.judge)
         return WhisperEncoderFeatures(model_dir, pool=units.pool, threads=cfg.judge.threads,
                                       subtract_silence=units.subtract_silence,
+                                      layer=units.layer,
                                       device="cuda" if device.type == "cuda" else "cpu")
     if family in ("hubert", "wav2vec2"):
         from vadusa.tokenizers.ssl import build_ssl_extractor  # noqa: PLC0415
@@ -76,5 +77,17 @@ def load_tokenizer(cfg: Config, family: str, device: torch.device | None = None)
 
         model = load_codec_model(cfg.tokens.encodec, codec_path(cfg))
         return codec_tokenizer(model, device or torch.device("cpu"))
-    quantizer = KMeansQuantizer.load(family_dir(cfg, family) / "kmeans.npz")
-    return Tokenizer(family, build_extractor(cfg, family, device), quantizer)
+    return kmeans_tokenizer(cfg, family, family_dir(cfg, family) / "kmeans.npz", device)
+
+
+def kmeans_tokenizer(cfg: Config, family: str, kmeans_path: Path,
+                     device: torch.device | None = None) -> Tokenizer:
+    """The configured extractor with the k-means at ``kmeans_path``, which must have been
+    fitted on the same kind of features (same layer, etc.: same dims do not prove it)."""
+    extractor, quantizer = build_extractor(cfg, family, device), KMeansQuantizer.load(kmeans_path)
+    fitted, now = quantizer.settings.get("features"), getattr(extractor, "settings", {})
+    if fitted is not None and fitted != now:
+        raise TokenizerError(f"{kmeans_path} was fitted on {family} features {fitted}, the "
+                             f"config asks for {now}: rerun `vadusa fit-kmeans --family "
+                             f"{family}` (or set tokens.{family} back)")
+    return Tokenizer(family, extractor, quantizer)

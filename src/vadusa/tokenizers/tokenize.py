@@ -19,9 +19,15 @@ from vadusa.config import Config
 from vadusa.data import audio
 from vadusa.data.manifest import SPLITS, Utterance, manifest_path, read_manifest
 from vadusa.eval.figures import sorted_bars
-from vadusa.tokenizers.base import Tokenizer, TokenizerError, extract_features
+from vadusa.tokenizers.base import TokenizerError, extract_features
 from vadusa.tokenizers.kmeans import KMeansQuantizer
-from vadusa.tokenizers.registry import build_extractor, codec_file, load_tokenizer, n_clusters
+from vadusa.tokenizers.registry import (
+    build_extractor,
+    codec_file,
+    kmeans_tokenizer,
+    load_tokenizer,
+    n_clusters,
+)
 from vadusa.tokenizers.store import TokenSplit, write_meta, write_split
 
 
@@ -49,7 +55,8 @@ def fit_kmeans(cfg: Config, family: str, corpus_dir: Path, out_path: Path,
             break
     quantizer = KMeansQuantizer.fit(np.concatenate(feats), n_clusters(cfg, family), cfg.seed)
     quantizer.settings.update(family=family, utterances=len(feats),
-                              frame_rate=extractor.sample_rate / extractor.hop_length)
+                              frame_rate=extractor.sample_rate / extractor.hop_length,
+                              features=getattr(extractor, "settings", {}))
     quantizer.save(out_path)
     return quantizer
 
@@ -62,8 +69,7 @@ def tokenize_corpus(cfg: Config, family: str, corpus_dir: Path, out_dir: Path,
         tokenizer = load_tokenizer(cfg, family, device)
         quantizer_file = codec_file(cfg)
     else:
-        tokenizer = Tokenizer(family, build_extractor(cfg, family, device),
-                              KMeansQuantizer.load(kmeans_path))
+        tokenizer = kmeans_tokenizer(cfg, family, kmeans_path, device)
         quantizer_file = kmeans_path
     out_dir.mkdir(parents=True, exist_ok=True)
     write_meta(out_dir, {"family": family, "vocab_size": tokenizer.vocab_size,

@@ -30,7 +30,7 @@ class WhisperEncoderFeatures:
     sample_rate = 16000
 
     def __init__(self, model_dir: str | Path, pool: int = 1, threads: int = 2,
-                 device: str = "cpu", subtract_silence: bool = True) -> None:
+                 device: str = "cpu", subtract_silence: bool = True, layer: int = -1) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         logging.getLogger("faster_whisper").setLevel(logging.WARNING)
         import ctranslate2  # noqa: PLC0415
@@ -42,12 +42,27 @@ class WhisperEncoderFeatures:
                                   cpu_threads=threads, local_files_only=True)
         self.pool = pool
         self.subtract_silence = subtract_silence
+        # the last layer comes from CTranslate2 (int8, fast); another from the same weights in
+        # torch (float32), since CTranslate2 gives the last layer only
+        self.layer = layer
+        self.encoder = None
+        if layer != -1:
+            from vadusa.tokenizers.whisper_encoder import load_whisper_encoder  # noqa: PLC0415
+
+            self.encoder = load_whisper_encoder(model_dir).to(device)
+        # what the features are, recorded with a k-means so tokens never mix two kinds
+        self.settings = {"layer": layer, "subtract_silence": subtract_silence, "pool": pool}
         self.hop_length = 320 * pool  # 160-sample mel hop, x2 by the encoder's strided conv
         probe = self._encode_mel(np.zeros((80, 4), dtype=np.float32))
         self.dim = int(probe.shape[-1])
 
     def _encode_mel(self, mel: np.ndarray) -> np.ndarray:
         """(80, M) with M even -> (M / 2, D)."""
+        if self.encoder is not None:
+            device = self.encoder.positions.device
+            with torch.inference_mode():
+                (state,) = self.encoder(torch.from_numpy(mel)[None].to(device), (self.layer,))
+            return state[0].float().cpu().numpy()  # (1, M / 2, D) -> (M / 2, D)
         batch = self._storage.from_array(np.ascontiguousarray(mel[None]))  # (1, 80, M)
         return np.asarray(self.model.model.encode(batch, to_cpu=True))[0]
 
