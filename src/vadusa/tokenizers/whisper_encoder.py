@@ -63,13 +63,13 @@ class WhisperEncoder(nn.Module):
     def forward(self, mel: torch.Tensor, layers: tuple[int, ...] = (-1,)) -> list[torch.Tensor]:
         """mel (B, 80, M), M even and at most twice ``max_frames`` -> the hidden state
         (B, M/2, D) of each of ``layers`` (block index, or -1 for the normalised output)."""
-        x = F.gelu(self.conv1(mel))  # (B, D, M)
-        x = F.gelu(self.conv2(x)).transpose(1, 2)  # (B, D, M/2) -> (B, M/2, D)
-        x = x + self.positions[: x.shape[1]]
         wanted = {self.num_layers - 1 if layer == -1 else layer for layer in layers}
         if max(wanted) >= self.num_layers or min(wanted) < 0:
             raise ValueError(f"layers {layers}: this encoder has blocks 0..{self.num_layers - 1} "
                              f"(-1 = the final output)")
+        x = F.gelu(self.conv1(mel))  # (B, D, M)
+        x = F.gelu(self.conv2(x)).transpose(1, 2)  # (B, D, M/2) -> (B, M/2, D)
+        x = x + self.positions[: x.shape[1]]
         states: dict[int, torch.Tensor] = {}
         for index, block in enumerate(self.blocks):
             x = block(x)
@@ -89,7 +89,10 @@ def load_whisper_encoder(model_dir: str | Path) -> WhisperEncoder:
     dim, n_mels, _ = w["encoder/conv1/weight"].shape
     layers = sum(1 for k in w if k.startswith("encoder/layer_") and k.endswith("linear_1/bias")
                  and "self_attention" in k)
-    heads = int(w["encoder/num_heads"]) if "encoder/num_heads" in w else 6
+    if "encoder/num_heads" not in w:  # a guess would give wrong features without a sign
+        raise CT2FormatError(f"{model_dir}: the model does not say its encoder's head count "
+                             f"(encoder/num_heads); convert it with a recent ctranslate2")
+    heads = int(w["encoder/num_heads"])
     positions = w["encoder/position_encodings/encodings"]
     encoder = WhisperEncoder(n_mels, dim, heads, layers, positions.shape[0])
     names = {"conv1.weight": "conv1/weight", "conv1.bias": "conv1/bias",
