@@ -250,3 +250,23 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
     assert table[3]["paired"] == "0.5" and table[3]["paired_low"] == "0.5"
     with pytest.raises(TableError, match="snakemake ablation"):
         ablation_rows(tmp_path / "empty", "whisper", "none", {})
+
+
+def test_copy_synthesis_and_librivox_floors_sit_beside_the_test_floors(results: Path) -> None:
+    _write(results / "resynth/whisper/test/metrics.json",
+           {"wer": 0.31, "cer": 0.12, "input_wer": 0.05, "input_cer": 0.02, "ci": {}})
+    _write(results / "resynth/copy/test/metrics.json",
+           {"wer": 0.13, "cer": 0.06, "input_wer": 0.05, "input_cer": 0.02,
+            "ci": {"wer": {"low": 0.10, "high": 0.16}}})
+    _write(results / "resynth/whisper/librivox/metrics.json",
+           {"wer": 0.10, "cer": 0.05, "input_wer": 0.08, "input_cer": 0.03,
+            "ci": {"wer": {"low": 0.04, "high": 0.16}}})
+    rows = main_table(results, ["whisper"])
+    assert [r["method"] for r in rows[:6]] == [
+        "recordings (judge floor)", "copy synthesis (mel -> HiFi-GAN)",
+        "resynthesis (tokens -> vocoder)", "LibriVox: recordings (judge floor)",
+        "LibriVox: resynthesis (tokens -> vocoder)", "AR"]
+    assert (rows[1]["wer"], rows[1]["wer_ci"]) == (0.13, [0.10, 0.16])
+    assert (rows[3]["wer"], rows[3]["wer_ci"]) == (0.08, None)
+    assert (rows[4]["wer"], rows[4]["cer"], rows[4]["wer_ci"]) == (0.10, 0.05, [0.04, 0.16])
+    assert rows[2]["wer_ci"] is None  # no interval recorded: none shown

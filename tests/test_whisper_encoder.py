@@ -144,7 +144,7 @@ def test_a_kmeans_of_another_layer_is_refused(tmp_path: Path) -> None:
     from vadusa.tokenizers.kmeans import KMeansQuantizer
     from vadusa.tokenizers.registry import kmeans_tokenizer
 
-    cfg = load_config(overrides=[f"results_dir={tmp_path}"])
+    cfg = load_config(overrides=[f"results_dir={tmp_path}", "tokens.whisper.layer=-1"])
     settings = {"layer": 2, "subtract_silence": True, "pool": 1}
     KMeansQuantizer(np.zeros((4, 384), np.float32), {"features": settings}).save(
         tmp_path / "kmeans.npz")

@@ -249,6 +249,10 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     table = (tmp_path / "results/tiny/tables/main.md").read_text()
     assert "| whisper | AR |" in table and "| whisper | VADUSA | 3 | 2 |" in table
     assert "| whisper | VADUSA-wt |" in table and "typical acceptance" in table
+    # the floors beside it: copy synthesis of the test split and the LibriVox round trip
+    for floor in ("copy synthesis (mel -> HiFi-GAN)", "LibriVox: recordings (judge floor)",
+                  "LibriVox: resynthesis (tokens -> vocoder)"):
+        assert f"| whisper | {floor} |" in table, floor
     every = (tmp_path / "results/tiny/tables/all.md").read_text()
     for family in ("whisper", "hubert", "encodec"):  # tiny.yaml: draft.bench_tokens [2]
         assert f"| {family} | AR |" in every and f"| {family} | VADUSA-wt |" in every

@@ -233,10 +233,13 @@ rule evaluate_draft:
 
 
 def table_inputs(families, draft=True):
-    """What a main table over ``families`` reads: AR, VADUSA and VADUSA-wt, each family's
-    test resynthesis (the quality floors) and, with ``draft``, the classic draft model."""
+    """What a main table over ``families`` reads: AR, VADUSA and VADUSA-wt, the quality
+    floors (each family's resynthesis of the test split and of the five LibriVox recordings,
+    and HiFi-GAN's copy synthesis of the test split) and, with ``draft``, the classic draft
+    model."""
     inputs = [
-        expand(rules.resynthesize.output, family=families, source="test"),
+        expand(rules.resynthesize.output, family=families, source=["test", "librivox"]),
+        expand(rules.copy_synthesis.output, source="test"),
         expand(rules.evaluate_ar.output, family=families),
         expand(rules.bench_ar.output, family=families),
         expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),

@@ -12,9 +12,12 @@ Where each figure comes from (all under ``results/<experiment>/``):
                                                against the faster AR at batch 1 (bench.py)
     AR speed: bench/<family>/ar.json           that baseline row
     draft model: bench/<family>/draft.json, eval/<family>/draft/test/metrics.json
-    floors: resynth/<family>/test/metrics.json the test recordings themselves and their
-                                               round trip through tokens and the vocoder,
-                                               judged alike: the best WER any method can reach
+    floors: resynth/<family>/{test,librivox}/metrics.json   the test recordings (and the five
+                                               LibriVox ones) themselves and their round trip
+                                               through tokens and the vocoder, judged alike:
+                                               the best WER any method can reach;
+                                               resynth/copy/<source>/metrics.json: copy
+                                               synthesis, HiFi-GAN's own ceiling
     quality: eval/<family>/<method>/test/metrics.json   WER, CER (Whisper judge), SIM, with
                                                bootstrap intervals; only the settings the
                                                DAG evaluates (heads.eval_taus, all heads,
@@ -53,23 +56,33 @@ def _quality(metrics: dict[str, Any] | None) -> dict[str, Any]:
             "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None}
 
 
-def floor_rows(root: Path, family: str) -> list[dict[str, Any]]:
-    """The quality floors of one family, for context: the judge on the test recordings, and on
-    their resynthesis (audio -> tokens -> vocoder), when ``resynthesize`` has run on test."""
-    resynth = _read(root / "resynth" / family / "test" / "metrics.json")
-    if resynth is None:
-        return []
-    ci = resynth.get("ci", {})
-
-    def interval(key: str) -> list[float] | None:
-        return [ci[key]["low"], ci[key]["high"]] if key in ci else None
-
+def floor_rows(root: Path, family: str, librivox: bool = True) -> list[dict[str, Any]]:
+    """The quality floors of one family, for context: the judge on the test recordings, on
+    their copy synthesis (each recording's own mel through HiFi-GAN: the vocoder's ceiling) and
+    on their resynthesis (audio -> tokens -> vocoder); then, with ``librivox``, the same round
+    trip on the five LibriVox recordings (real speech of speakers never seen here). Each row is
+    there when its ``resynthesize`` run is."""
     blank = {"family": family, "tau": "", "heads": "", "tree": "", "sim": None,
              "accepted": None, "speedup": None, "rtf": None}
-    return [blank | {"method": "recordings (judge floor)", "wer": resynth["input_wer"],
-                     "cer": resynth["input_cer"], "wer_ci": interval("input_wer")},
-            blank | {"method": "resynthesis (tokens -> vocoder)", "wer": resynth["wer"],
-                     "cer": resynth["cer"], "wer_ci": interval("wer")}]
+
+    def judged(metrics: dict[str, Any], method: str, key: str = "") -> dict[str, Any]:
+        ci = metrics.get("ci", {}).get(f"{key}wer")
+        return blank | {"method": method, "wer": metrics[f"{key}wer"],
+                        "cer": metrics[f"{key}cer"],
+                        "wer_ci": [ci["low"], ci["high"]] if ci else None}
+
+    rows = []
+    sources = [("test", "")] + ([("librivox", "LibriVox: ")] if librivox else [])
+    for source, label in sources:
+        resynth = _read(root / "resynth" / family / source / "metrics.json")
+        copy = _read(root / "resynth" / "copy" / source / "metrics.json")
+        if resynth is not None:
+            rows.append(judged(resynth, f"{label}recordings (judge floor)", "input_"))
+        if copy is not None:
+            rows.append(judged(copy, f"{label}copy synthesis (mel -> HiFi-GAN)"))
+        if resynth is not None:
+            rows.append(judged(resynth, f"{label}resynthesis (tokens -> vocoder)"))
+    return rows
 
 
 def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
@@ -206,7 +219,7 @@ def ablation_rows(root: Path, family: str, configured: str,
     resynth = _read(root / "resynth" / family / "test" / "metrics.json")
     floor = resynth["wer"] if resynth else None
     rows = [{"method": r["method"], "settings": "", "wer": r["wer"], "cer": r["cer"],
-             "wer_ci": r["wer_ci"]} for r in floor_rows(root, family)]
+             "wer_ci": r["wer_ci"]} for r in floor_rows(root, family, librivox=False)]
     evaluation = root / "eval" / family / "ar" / "test" / "metrics.json"
     rows.append(_model_row(root / "models" / family / "base" / "base.pt", evaluation,
                            "AR, the configured model", configured, floor))
