@@ -344,3 +344,44 @@ def test_another_models_state_is_moved_aside_not_resumed(trained: dict[str, Path
     stale = load_checkpoint(out / "last.stale.pt")
     assert stale["meta"]["model"]["dim"] != 16  # the other run's state, kept
     assert load_checkpoint(out / "unit2mel.pt")["meta"]["model"]["dim"] == 16  # trained anew
+
+
+def test_weight_average_is_what_the_checkpoint_holds_and_it_resumes(
+        trained: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vocoder.ema: the final checkpoint holds the moving average of the weights (not the last
+    step's), the average travels in last.pt, and a run stopped half way ends exactly like one
+    that was not."""
+    overrides = [*TINY, "vocoder.ema=0.9", "tracking.backend=none"]
+    monkeypatch.setattr(vocoder_training, "SAMPLE_UTTERANCES", 1)
+    whole = vocoder_training.train_vocoder(
+        load_config(overrides=[*overrides, f"results_dir={tmp_path / 'a'}"]), "toy",
+        trained["corpus"], trained["tokens"], tmp_path / "a")
+    averaged = load_checkpoint(whole)
+    last = load_checkpoint(tmp_path / "a" / "last.pt", kind=vocoder_training.TRAIN_STATE_KIND)
+    assert averaged["meta"]["ema"] == 0.9
+    for name, tensor in averaged["state"].items():  # the average, not the last weights
+        if tensor.is_floating_point():
+            assert torch.equal(tensor, last["state"]["ema"][name]), name
+    assert any(not torch.equal(averaged["state"][k], last["state"]["model"][k])
+               for k in averaged["state"])
+    vocoder = UnitVocoder.load(whole, family="toy")  # decodes like any unit2mel
+    wave, _ = vocoder.decode(np.array([0, 1, 2, 3] * 20), "spk_low")
+    assert np.isfinite(wave).all() and len(wave) > 0
+
+    real_save = vocoder_training.save_checkpoint
+
+    def crash_after_first_state(path: Path, **kwargs: object) -> None:
+        real_save(path, **kwargs)
+        if kwargs["kind"] == vocoder_training.TRAIN_STATE_KIND:
+            raise KeyboardInterrupt("simulated crash")
+
+    cfg = load_config(overrides=[*overrides, f"results_dir={tmp_path / 'b'}"])
+    monkeypatch.setattr(vocoder_training, "save_checkpoint", crash_after_first_state)
+    with pytest.raises(KeyboardInterrupt):
+        vocoder_training.train_vocoder(cfg, "toy", trained["corpus"], trained["tokens"],
+                                       tmp_path / "b")
+    monkeypatch.setattr(vocoder_training, "save_checkpoint", real_save)
+    resumed = load_checkpoint(vocoder_training.train_vocoder(
+        cfg, "toy", trained["corpus"], trained["tokens"], tmp_path / "b"))
+    for name, tensor in averaged["state"].items():
+        assert torch.equal(resumed["state"][name], tensor), name

@@ -288,6 +288,9 @@ class VocoderConfig:
     # on block-2 units, resynthesis 21.4 % against 23.3 % on 48 dev utterances (docs/vocoder.md)
     lr: float = 3e-3
     warmup_steps: int = 100
+    # decay of an exponential moving average of the weights, which the final checkpoint and
+    # the dev loss use (0 = off: the last step's weights)
+    ema: float = 0.0
     checkpoint_every: int = 200
 
 

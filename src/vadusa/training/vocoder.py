@@ -15,6 +15,7 @@ is saved with the weights.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from dataclasses import dataclass
@@ -215,8 +216,10 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     meta = {"family": family, "vocab_size": vocab_size, "frame_rate": frame_rate,
             "quantizer": token_meta.get("quantizer_sha256"), "speakers": speakers,
             "hifigan": vc.hifigan, "mel": mel_settings(),
-            "model": model.hparams}
+            "model": model.hparams} | ({"ema": vc.ema} if vc.ema > 0 else {})
     step, epoch, position = 0, 0, 0
+    # the moving average of the weights (vocoder.ema), kept beside them in float32
+    ema = WeightAverage(model, vc.ema) if vc.ema > 0 else None
     last_path = out_dir / "last.pt"
     if last_path.is_file():
         blob = load_checkpoint(last_path, kind=TRAIN_STATE_KIND, map_location=device)
@@ -232,12 +235,19 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, position = state["step"], state["epoch"], state["position"]
         set_rng_state(state["rng"])
+        if ema is not None:  # meta["ema"] matched: the state holds the average
+            ema.load_state_dict(state["ema"])
 
     def save_state() -> None:
         save_checkpoint(last_path, kind=TRAIN_STATE_KIND, config=cfg.to_dict(), meta=meta,
                         state={"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                "step": step, "epoch": epoch, "position": position,
-                               "rng": rng_state()})
+                               "rng": rng_state()}
+                        | ({"ema": ema.state_dict()} if ema is not None else {}))
+
+    def final_weights() -> Unit2Mel:
+        """The weights a checkpoint and the dev loss use: the average, when kept."""
+        return model if ema is None else ema.model()
 
     with open_tracker(cfg, stage="train-vocoder", out_dir=out_dir, family=family) as tracker:
         first_step, train_seconds = step, 0.0
@@ -255,6 +265,8 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                 position += 1
                 lr = vc.lr * warmup_cosine(step, vc.warmup_steps, vc.steps)
                 parts = train_step(model, optimizer, batch, lr, device)
+                if ema is not None:
+                    ema.update(model, step)
                 train_seconds += time.perf_counter() - started
                 step += 1
                 for name, value in parts.items():
@@ -267,18 +279,18 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                 | {"train/lr": lr}, step=step)
                     running = {}
                 if step % vc.checkpoint_every == 0 or step == vc.steps:
-                    dev_loss = evaluate(model, dev, budget_frames, device)
+                    dev_loss = evaluate(final_weights(), dev, budget_frames, device)
                     tracker.log({"dev/loss": dev_loss}, step=step)
                     save_state()
             if position >= len(batches):
                 epoch, position = epoch + 1, 0
         bar.close()
         if first_step == vc.steps:  # nothing left to train: a finished run, re-entered
-            dev_loss = evaluate(model, dev, budget_frames, device)
+            dev_loss = evaluate(final_weights(), dev, budget_frames, device)
 
         final = out_dir / "unit2mel.pt"
         save_checkpoint(final, kind=CHECKPOINT_KIND, config=cfg.to_dict(),
-                        state={k: v.cpu() for k, v in model.state_dict().items()},
+                        state={k: v.cpu() for k, v in final_weights().state_dict().items()},
                         meta=meta | {"steps": step, "dev_loss": dev_loss})
         tracker.log_summary({"dev_loss": dev_loss, "steps": step, "train_utterances": len(train),
                              "dev_utterances": len(dev), "dev_unknown_speaker": dev_unknown,
@@ -286,6 +298,39 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         tracker.log_artifact(final, artifact_name(cfg, final), "model")
         write_samples(final, dev, speakers, out_dir / "samples", tracker, device)
     return final
+
+
+class WeightAverage:
+    """An exponential moving average of a model's floating-point weights. The decay ramps up
+    as (1 + t) / (10 + t) towards ``decay`` so that the first steps' weights, far from the
+    trained ones, do not linger in the average."""
+
+    def __init__(self, model: Unit2Mel, decay: float) -> None:
+        self.decay, self.template = decay, model
+        self.average = {k: v.detach().float().clone() for k, v in model.state_dict().items()
+                        if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: Unit2Mel, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if k in self.average:
+                self.average[k].mul_(d).add_(v.float(), alpha=1 - d)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.cpu() for k, v in self.average.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, v in state.items():
+            self.average[k].copy_(v)
+
+    def model(self) -> Unit2Mel:
+        """A copy of the model holding the averaged weights."""
+        averaged = copy.deepcopy(self.template)
+        state = averaged.state_dict()
+        averaged.load_state_dict({k: self.average[k].to(state[k].dtype) if k in self.average
+                                  else state[k] for k in state})
+        return averaged
 
 
 def train_step(model: Unit2Mel, optimizer: torch.optim.Optimizer, batch: Batch, lr: float,
