@@ -208,6 +208,15 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
     assert by["vadusa-h3-n4-t3"]["mean_accepted"] >= by["vadusa-h3-n4-t1"]["mean_accepted"]
     assert by["vadusa-h3-n4-t1"]["forwards_per_utterance"] < by["ar-b1"][
         "forwards_per_utterance"]
+    # the bound: accepted length x t_1 / t_pass from bare forwards timed in the same run, and
+    # the share of it each setting reached per token
+    assert "of bound" in printed and "bound: accepted x t_1 / t_pass" in printed
+    for r in results:
+        assert r["forward_ms"] > 0 and r["bound_context"] > 0
+        assert r["bound"] == pytest.approx(r["mean_accepted"] * by[fastest_ar]["forward_ms"]
+                                           / r["forward_ms"])
+        assert r["bound_fraction"] == pytest.approx(r["rate_speedup"] / r["bound"])
+    assert by[fastest_ar]["bound"] == pytest.approx(1.0)
 
 
 def test_vadusa_needs_heads_and_a_fitting_tree(trained: dict[str, Path], tmp_path: Path,

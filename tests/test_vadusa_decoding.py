@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from vadusa.decoding.acceptance import AcceptRule, accepted
+from vadusa.decoding.acceptance import AcceptRule, accepted, accepted_by_parent
 from vadusa.decoding.ar import ar_decode
 from vadusa.decoding.sampling import SamplingConfig, gumbel_noise
 from vadusa.decoding.tree import (
@@ -148,6 +148,29 @@ def test_typical_acceptance_thresholds_on_entropy() -> None:
     assert accepted(rule, torch.tensor([2]), flat[None], noise[:1]).tolist() == [True]
 
 
+@pytest.mark.parametrize("rule", [AcceptRule("tolerance", tau=1), AcceptRule("tolerance", tau=3),
+                                  AcceptRule("typical")], ids=["tau1", "tau3", "typical"])
+def test_acceptance_once_per_parent_decides_exactly_as_per_node(rule: AcceptRule) -> None:
+    """The lean pass reads each parent's distribution and draws once; its decisions must be
+    those of the per-node rule on the same keys, node for node."""
+    tree = tree_buffers(greedy_tree(ACC, 16))
+    parents = sorted(set(tree.parent[1:].tolist()))
+    parent_of = torch.tensor([parents.index(q) for q in tree.parent[1:].tolist()])
+    gen = torch.Generator().manual_seed(3)
+    decisions = 0
+    for trial in range(200):
+        logprobs = (3 * torch.randn(len(parents), V, generator=gen, dtype=torch.float64)
+                    ).log_softmax(-1)  # (P, V)
+        noise = gumbel_noise(1, trial, 0, rule.draws, V * len(parents)).view(
+            rule.draws, len(parents), V).transpose(0, 1)  # (P, T, V)
+        tokens = torch.randint(0, V, (tree.size - 1,), generator=gen)
+        per_node = accepted(rule, tokens, logprobs[parent_of], noise[parent_of])
+        lean = accepted_by_parent(rule, tokens, parent_of, logprobs, noise)
+        assert torch.equal(lean, per_node), trial
+        decisions += int(per_node.sum())
+    assert decisions > 100  # some drafts were accepted: the comparison is not all-False
+
+
 def test_longest_accepted_run_wins() -> None:
     tree = tree_buffers([(0,), (1,), (0, 0), (1, 0), (1, 0, 0)])
     node = {(): 0} | {p: i + 1 for i, p in enumerate(tree.paths)}
@@ -241,6 +264,57 @@ def test_tau_one_reproduces_ar_decoding_token_for_token(sampling: SamplingConfig
         assert got.forwards == len(got.accept_lengths)
         total_accepted += len(got.tokens) - (got.forwards - 1)
     assert total_accepted > 100  # drafts were really accepted, not just bonus tokens
+
+
+class EosHeads(nn.Module):
+    """Draft heads whose first guess is always eos, then units 0, 1, 2, ...: every tree
+    drafts the end of speech at every depth."""
+
+    def __init__(self, n_heads: int) -> None:
+        super().__init__()
+        self.n = n_heads
+
+    def __len__(self) -> int:
+        return self.n
+
+    def stacked(self, n_heads: int | None = None) -> EosHeads:
+        return self
+
+    def draft(self, hidden: torch.Tensor) -> torch.Tensor:
+        logits = -torch.arange(V, dtype=torch.float64).expand(self.n, V).clone()  # (K, V)
+        logits[:, EOS] = 1.0
+        return logits
+
+
+@pytest.mark.parametrize("tau", [1, 3, 4])
+def test_under_tolerance_speech_ends_where_ar_ends_it(tau: int) -> None:
+    """A base whose next-token distribution never changes (uniform over 10 units and eos:
+    its final norm is zeroed) ends an utterance at the first position whose draw 0 is eos.
+    With heads that draft eos at every depth, tolerance would accept it whenever it is among
+    tau samples (1 - (10/11)^tau per position, 25 % at tau 3 against AR's 9 %); with the end
+    of speech following the base's own draw, every utterance has exactly AR's length."""
+    model = tiny(4)
+    with torch.no_grad():
+        model.norm.weight.zero_()
+    tree = tree_buffers(greedy_tree(ACC, 12))
+    decoder = VadusaDecoder(model, EosHeads(4), tree, AcceptRule("tolerance", tau=tau),
+                            SamplingConfig(), speech_offset=OFFSET, eos=EOS)
+    prefix = torch.randint(0, OFFSET, (5,), generator=torch.Generator().manual_seed(0))
+    ar_lengths, lengths, accepted_drafts = [], [], 0
+    for utt in range(60):
+        ar = ar_decode(model, prefix, speech_offset=OFFSET, eos=EOS, max_new=200,
+                       sampling=SamplingConfig(), seed=3, utterance=utt)
+        got = decoder.decode(prefix, max_new=200, seed=3, utterance=utt)
+        assert got.stopped == ar.stopped
+        ar_lengths.append(len(ar.tokens))
+        lengths.append(len(got.tokens))
+        accepted_drafts += len(got.tokens) - (got.forwards - 1)
+        if tau == 1:
+            assert got.tokens == ar.tokens
+    assert lengths == ar_lengths
+    assert 5 < sum(ar_lengths) / len(ar_lengths) < 20  # geometric, mean 10: the test has teeth
+    if tau > 1:  # drafts were accepted through the tolerance, not only bonus tokens
+        assert accepted_drafts > 0
 
 
 def test_real_draft_heads_decode_and_tolerance_accepts_more() -> None:

@@ -385,8 +385,9 @@ def _vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
 
 
 BENCH_COLUMNS = ("setting", "method", "batch_size", "tau", "heads", "tree", "acceptance",
-                 "gamma", "precision", "speedup", "mean_accepted", "tokens_per_second",
-                 "real_time_factor", "forwards_per_utterance", "wall_seconds")
+                 "gamma", "precision", "speedup", "rate_speedup", "bound", "bound_fraction",
+                 "mean_accepted", "tokens_per_second", "real_time_factor",
+                 "forwards_per_utterance", "wall_seconds")
 
 
 def _use_inputs(cfg: Config, tracker: Any, models: Sequence[Path] = (),

@@ -58,6 +58,31 @@ def accepted(rule: AcceptRule, tokens: torch.Tensor, logprobs: torch.Tensor,
     return probs.gather(-1, tokens[:, None])[:, 0] > threshold
 
 
+def accepted_by_parent(rule: AcceptRule, tokens: torch.Tensor, parent_of: torch.Tensor,
+                       logprobs: torch.Tensor, noise: torch.Tensor, eos: int | None = None
+                       ) -> torch.Tensor:
+    """``accepted`` with each distribution read once: tokens (N,) drafts; parent_of (N,) the
+    index of each draft's parent among the P parents; logprobs (P, V) of the base at each
+    parent's children's position and noise (P, T, V) that position's keyed draws -> (N,) bool.
+    Children of one parent sit at one position and share its distribution and draws, so the
+    tolerance rule samples tau tokens per parent (not per child) and looks each child up among
+    its parent's samples: the same decisions as ``accepted`` on the expanded rows.
+
+    With ``eos``, the end of speech follows the base model's own rule whatever tau is: a
+    position ends iff its draw 0 (AR's sample there) is eos. A drafted eos is accepted only
+    then, and any other draft is refused then, so an utterance ends where AR decoding with
+    the same keys would end it, not about tau times as often. tau = 1 decides as before."""
+    if rule.name != "tolerance":
+        return accepted(rule, tokens, logprobs[parent_of], noise[parent_of])
+    samples = (logprobs[:, None].to(noise.dtype) + noise[:, :rule.tau]).argmax(-1)  # (P, T)
+    among = (samples[parent_of] == tokens[:, None]).any(-1)  # (N,)
+    if eos is None:
+        return among
+    ends = samples[parent_of, 0] == eos  # (N,): the base ends speech at this draft's position
+    is_eos = tokens == eos
+    return torch.where(ends, is_eos, among & ~is_eos)
+
+
 def sample(logprobs: torch.Tensor, noise: torch.Tensor) -> int:
     """The base model's own token at one position: draw 0 of its key (as AR decoding)."""
     return int(keyed_samples(logprobs, noise[:1])[0])

@@ -117,7 +117,7 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
         seen = slots[:slot + 1]
         mask = ((seen < length[:, None]) | (seen >= P))[:, None]  # (B, 1, slot + 1)
         last = model(speech_offset + step_tokens[:, None], pos, mask,
-                     cache_slots=torch.tensor([slot], device=device),
+                     cache_slots=slice(slot, slot + 1),
                      frames=table)[:, 0]  # (B, V)
         forwards += 1
     if device.type == "cuda":

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
 from vadusa.decoding.run import Request, decode_requests, draft_decoder, vadusa_decoder
+from vadusa.decoding.vadusa import VadusaDecoder
 from vadusa.devices import PRECISIONS, bf16_decodes_faster
 from vadusa.model.loading import TTSBundle
 
@@ -117,7 +118,10 @@ def _summary(setting: Setting, cfg: DecodingConfig, records: list[dict[str, Any]
             "forwards_per_utterance": forwards / len(records),
             "mean_accepted": sum(accepted) / max(1, len(accepted)),
             "accept_length_histogram": {str(k): v for k, v in sorted(histogram.items())},
-            "audio_seconds": audio_seconds}
+            "audio_seconds": audio_seconds,
+            # the cache length an average forward sees: the prefix and half the utterance
+            "mean_context": sum(r.get("prefix_length", 0) + len(r["tokens"]) / 2
+                                for r in records) / len(records)}
 
 
 def _in_precision(bundle: TTSBundle, setting: Setting,
@@ -142,13 +146,14 @@ def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingCo
 
 def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
           settings: list[Setting], keep_tokens: bool = False,
-          draft: TTSBundle | None = None) -> list[dict[str, Any]]:
+          draft: TTSBundle | None = None, bounds: bool = True) -> list[dict[str, Any]]:
     """Every setting on the same requests. The settings take turns chunk by chunk (a chunk is
     as many utterances as the largest batch, one for speculative settings): a slow spell of a
     shared machine then lands on every setting alike instead of on whichever ran during it.
     With ``keep_tokens`` each result also holds ``utterance_tokens``, in request order.
     ``draft``: the draft model of draft-model settings (default: that of
-    ``decoding.draft_checkpoint``), used in each setting's precision."""
+    ``decoding.draft_checkpoint``), used in each setting's precision. With ``bounds``, each
+    row also gets its physical bound and the fraction of it reached (``add_bounds``)."""
     copies: dict[str, TTSBundle] = {}
     bundles = [_in_precision(bundle, s, copies) for s in settings]
     draft_copies: dict[torch.dtype, TTSBundle] = {}  # the draft in each precision, once
@@ -185,10 +190,81 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         # with tau > 1 the utterances come out a little longer or shorter than AR's: the
         # ratio of token rates is the speedup per generated token
         r["rate_speedup"] = r["tokens_per_second"] / base_rate
+    if bounds:
+        widths = [d.tree.size if isinstance(d, VadusaDecoder) else s.gamma + 1
+                  if s.method == "draft" else 1
+                  for s, d in zip(settings, decoders, strict=True)]
+        timing = add_bounds(results, bundles, widths)
+        for r in results:
+            r["bound_context"] = timing["context"]
+            if r["method"] == "ar" and r["batch_size"] > 1:  # a batch is not bounded by this
+                r["bound"] = r["bound_fraction"] = None
     if keep_tokens:
         for r, recs in zip(results, records, strict=True):
             r["utterance_tokens"] = [list(rec["tokens"]) for rec in recs]
     return results
+
+
+@torch.inference_mode()
+def bare_forward_seconds(bundle: TTSBundle, width: int, context: int, repeats: int = 30
+                         ) -> float:
+    """Median seconds of one bare forward of ``width`` new tokens (base head included) on a KV
+    cache already holding ``context`` positions: what an AR step (width 1) or a tree pass
+    (width = the tree's nodes) costs the model alone, without any decoder work."""
+    model = bundle.model
+    device = model.head.weight.device
+    S = context + width
+    model.setup_cache(batch=1, max_seq=S)
+    frames = None
+    if model.frame_embed:  # a model that reads its alignment: any table of the right shape
+        frames = torch.zeros(1, S, len(model.cfg.frame_features), dtype=torch.long,
+                             device=device)
+    slots = torch.arange(S, device=device)
+    tokens = torch.randint(0, model.cfg.output_size, (1, S), device=device)
+    pos = slots[:context][None]  # (1, context)
+    model(tokens[:, :context], pos, (slots[None, :context] <= pos[0, :, None])[None],
+          frames=frames)  # fill the cache
+    new = slots[context:][None]  # (1, width)
+    mask = (slots[None, :] <= new[0, :, None])[None]  # (1, width, S): causal, like a chain
+    times = []
+    for _ in range(repeats + 2):  # two warm-up calls
+        start = time.perf_counter()
+        model(tokens[:, context:], new, mask, cache_slots=slice(context, S), frames=frames)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    model.clear_cache()
+    return sorted(times[2:])[repeats // 2]
+
+
+def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],
+               widths: list[int], repeats: int = 30) -> dict[str, Any]:
+    """The physical bound of each setting next to what it reached: a speculative pass that
+    accepts ``mean_accepted`` tokens and costs t_N (bare forward of the tree's N nodes) can be
+    at most mean_accepted x t_1 / t_N faster per token than AR, t_1 the bare forward of one
+    token in the baseline's precision, both on a cache as long as an average step sees.
+    ``widths``: the tokens each setting's pass verifies (AR: 1). Adds ``bound`` and
+    ``bound_fraction`` (rate_speedup / bound) to every row; returns the forward timings."""
+    baseline = baseline_row(results)
+    base_bundle = bundles[results.index(baseline)]
+    context = round(sum(r["mean_context"] for r in results) / len(results))
+    timings: dict[tuple[str, int], float] = {}
+
+    def seconds(bundle: TTSBundle, width: int) -> float:
+        key = (str(bundle.dtype), width)
+        if key not in timings:
+            timings[key] = bare_forward_seconds(bundle, width, context, repeats)
+        return timings[key]
+
+    t_1 = seconds(base_bundle, 1)
+    for r, bundle, width in zip(results, bundles, widths, strict=True):
+        t_n = seconds(bundle, width)
+        r["forward_ms"] = 1000 * t_n
+        r["bound"] = r["mean_accepted"] * t_1 / t_n
+        r["bound_fraction"] = r["rate_speedup"] / r["bound"]
+    return {"context": context, "ar_forward_ms": 1000 * t_1,
+            "forward_ms": {f"{dtype.removeprefix('torch.')}-w{width}": 1000 * t
+                           for (dtype, width), t in timings.items()}}
 
 
 def baseline_row(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -200,14 +276,20 @@ def baseline_row(results: list[dict[str, Any]]) -> dict[str, Any]:
 def format_bench(results: list[dict[str, Any]]) -> str:
     width = max(12, *(len(r["setting"]) for r in results))
     head = (f"{'setting':<{width}} {'utts':>5} {'tokens':>7} {'wall s':>8} {'tokens/s':>9} "
-            f"{'RTF':>7} {'fwd/utt':>8} {'accepted':>8} {'speedup':>8} {'per token':>9}")
+            f"{'RTF':>7} {'fwd/utt':>8} {'accepted':>8} {'speedup':>8} {'per token':>9} "
+            f"{'bound':>6} {'of bound':>8}")
     lines = [f"speedup: against {results[0]['baseline']}", head, "-" * len(head)]
     for r in results:
         lines.append(f"{r['setting']:<{width}} {r['utterances']:>5} {r['tokens']:>7} "
                      f"{r['wall_seconds']:>8.2f} {r['tokens_per_second']:>9.1f} "
                      f"{r['real_time_factor']:>7.3f} {r['forwards_per_utterance']:>8.1f} "
                      f"{r['mean_accepted']:>8.2f} {r['speedup']:>7.2f}x "
-                     f"{r['rate_speedup']:>8.2f}x")
+                     f"{r['rate_speedup']:>8.2f}x {_ratio(r.get('bound')):>6} "
+                     f"{_share(r.get('bound_fraction')):>8}")
+    if results[0].get("bound") is not None:
+        lines.append(f"bound: accepted x t_1 / t_pass, bare forwards on a cache of "
+                     f"{results[0]['bound_context']} positions; 'per token' is the rate "
+                     "speedup (tokens/s over the baseline's), 'speedup' the wall-time one")
     lines.append("")
     lines.append("tokens per forward (accept-length histogram, share of forwards):")
     for r in results:
@@ -216,6 +298,14 @@ def format_bench(results: list[dict[str, Any]]) -> str:
                           for k, v in r["accept_length_histogram"].items())
         lines.append(f"  {r['setting']:<{width}} {shares}")
     return "\n".join(lines)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f} %"
 
 
 def write_bench(path: Path, results: list[dict[str, Any]]) -> None:

@@ -224,6 +224,7 @@ def _record(bundle: TTSBundle, request: Request, result: DecodeResult, method: s
             "method": method, "tokens": result.tokens, "stopped_at_eos": result.stopped,
             "seconds": result.seconds, "forwards": result.forwards,
             "batch_size": batch_size, "accept_lengths": result.accept_lengths,
+            "prefix_length": len(prefix.ids),
             "tokens_per_second": len(result.tokens) / result.seconds,
             "audio_seconds": len(result.tokens) / bundle.frame_rate}
 

@@ -31,7 +31,7 @@ import time
 
 import torch
 
-from vadusa.decoding.acceptance import AcceptRule, accepted, sample
+from vadusa.decoding.acceptance import AcceptRule, accepted_by_parent, sample
 from vadusa.decoding.ar import DecodeResult
 from vadusa.decoding.sampling import SamplingConfig, gumbel_noise, processed_logprobs, speech_only
 from vadusa.decoding.tree import TreeBuffers
@@ -75,8 +75,19 @@ class VadusaDecoder:
         self.sampling, self.speech_offset, self.eos = sampling, speech_offset, eos
         device = model.head.weight.device
         self.tree_mask = tree.mask.to(device)
+        dtype = model.head.weight.dtype
+        self.tree_bias = torch.zeros(tree.mask.shape, dtype=dtype, device=device).masked_fill_(
+            ~self.tree_mask, float("-inf"))  # (N, N): 0 where a node may attend, else -inf
         self.depth = tree.depth.to(device)
-        self.drafter = heads.stacked(self.n_heads)  # all heads in two batched products
+        # the heads the tree reads (no deeper than it), all in two batched products
+        self.drafter = heads.stacked(min(self.n_heads, tree.max_depth))
+        # acceptance reads the base's distribution at parent nodes only (children of a parent
+        # share its row): P parents, and each node's index among them
+        parents = sorted(set(tree.parent[1:].tolist()))
+        self.parents = torch.tensor(parents, dtype=torch.long)  # (P,)
+        self.parent_of = torch.tensor([parents.index(q) for q in tree.parent[1:].tolist()],
+                                      dtype=torch.long)  # (N - 1,)
+        self.child_depth = tree.depth[self.parents] + 1  # (P,): the position children verify
 
     def _noise(self, seed: int, utterance: int, first: int, cache: dict[int, torch.Tensor]
                ) -> torch.Tensor:
@@ -130,18 +141,21 @@ class VadusaDecoder:
             # verify: the root (the last emitted token) sits at slot and position c, the tree
             # in slots [c, c + N)
             c = L + len(out) - 1
-            mask = torch.zeros(1, N, c + N, dtype=torch.bool, device=device)  # slots seen
-            mask[0, :, :c] = True
-            mask[0, :, c:c + N] = self.tree_mask
+            # additive mask over the slots seen: the prefix all (0), the tree its own pattern
+            mask = torch.zeros(1, N, c + N, dtype=self.tree_bias.dtype, device=device)
+            mask[0, :, c:c + N] = self.tree_bias
             hidden = model.hidden(self.speech_offset + tokens[None], (c + self.depth)[None],
-                                  mask, cache_slots=slots[c:c + N], frames=table)  # (1, N, C)
+                                  mask, cache_slots=slice(c, c + N), frames=table)  # (1, N, C)
             forwards += 1
-            logprobs = processed_logprobs(speech_only(model.head(hidden[0]), self.eos),
-                                          self.sampling).cpu()  # (N, V) for each node's next
+            logits = model.head(hidden[0])  # (N, V): each node's next token
+            # only the rows acceptance reads (the parents'); the bonus row comes later
+            logprobs = processed_logprobs(speech_only(logits[self.parents], self.eos),
+                                          self.sampling).cpu()  # (P, V)
             noise = self._noise(seed, utterance, len(out) - 1, drawn)  # (D + 2, T, V)
             ok = torch.ones(N, dtype=torch.bool)
-            ok[1:] = accepted(self.rule, drafts.cpu(), logprobs[tree.parent[1:]],
-                              noise[tree.depth[1:]])  # a node's own position's draws
+            ok[1:] = accepted_by_parent(self.rule, drafts.cpu(), self.parent_of, logprobs,
+                                        noise[self.child_depth],  # children's position's draws
+                                        eos=self.eos)
             run = longest_accepted(ok, tree)  # root first
 
             # commit: accepted drafts (up to eos) move to the slots right after the root
@@ -159,7 +173,9 @@ class VadusaDecoder:
             if not stopped and len(out) < max_new:
                 # the bonus token: the base's own sample after the last kept node (draw 0)
                 end = kept[-1]
-                bonus = sample(logprobs[end], noise[int(tree.depth[end]) + 1])
+                end_logprobs = processed_logprobs(speech_only(logits[end], self.eos),
+                                                  self.sampling).cpu()  # (V,)
+                bonus = sample(end_logprobs, noise[int(tree.depth[end]) + 1])
                 stopped = bonus == self.eos
                 if not stopped:
                     out.append(bonus)

@@ -3,7 +3,9 @@
 One row per token family x method: AR, VADUSA (draft heads on the frozen base) and VADUSA-wt
 (base and heads trained together), each at every tolerance tau and head count benchmarked,
 MEDUSA's typical acceptance, and a classic draft model (speculative sampling, lossless) at
-each gamma benchmarked. Columns: WER, CER, SIM, mean accepted length, speedup, RTF.
+each gamma benchmarked. Columns: WER, CER, SIM, mean accepted length, speedup per token (the
+headline: tokens/s over AR's), wall-time speedup, the physical bound (accepted length x the
+time of a bare 1-token forward over that of the pass) and the share of it reached, RTF.
 
 Where each figure comes from (all under ``results/<experiment>/``):
 
@@ -37,7 +39,7 @@ from vadusa.decoding.bench import baseline_row
 
 MODES = {"frozen": "VADUSA", "joint": "VADUSA-wt"}
 COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
-           "speedup", "rtf")
+           "speedup", "wall_speedup", "bound", "bound_fraction", "rtf")
 
 
 class TableError(ValueError):
@@ -56,6 +58,15 @@ def _quality(metrics: dict[str, Any] | None) -> dict[str, Any]:
             "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None}
 
 
+def _speed(bench_row: dict[str, Any]) -> dict[str, Any]:
+    """A race's speed columns: the headline is the per-token rate ratio (a tolerance that
+    ends utterances earlier or later changes the wall time without changing the speed), the
+    wall-time ratio beside it, and the physical bound with the share of it reached."""
+    return {"speedup": bench_row.get("rate_speedup", bench_row["speedup"]),
+            "wall_speedup": bench_row["speedup"], "bound": bench_row.get("bound"),
+            "bound_fraction": bench_row.get("bound_fraction")}
+
+
 def floor_rows(root: Path, family: str, librivox: bool = True) -> list[dict[str, Any]]:
     """The quality floors of one family, for context: the judge on the test recordings, on
     their copy synthesis (each recording's own mel through HiFi-GAN: the vocoder's ceiling) and
@@ -63,7 +74,7 @@ def floor_rows(root: Path, family: str, librivox: bool = True) -> list[dict[str,
     trip on the five LibriVox recordings (real speech of speakers never seen here). Each row is
     there when its ``resynthesize`` run is."""
     blank = {"family": family, "tau": "", "heads": "", "tree": "", "sim": None,
-             "accepted": None, "speedup": None, "rtf": None}
+             "accepted": None, "speedup": None, "wall_speedup": None, "rtf": None}
 
     def judged(metrics: dict[str, Any], method: str, key: str = "") -> dict[str, Any]:
         ci = metrics.get("ci", {}).get(f"{key}wer")
@@ -94,7 +105,7 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
         return []
     rows = floor_rows(root, family)
     ar = {"family": family, "method": "AR", "tau": "", "heads": "", "tree": "",
-          "accepted": 1.0, "speedup": 1.0} | _quality(ar_eval)
+          "accepted": 1.0, "speedup": 1.0, "wall_speedup": 1.0} | _quality(ar_eval)
     if ar_bench:
         ar["rtf"] = baseline_row(ar_bench)["real_time_factor"]
     rows.append(ar)
@@ -110,7 +121,7 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
             row = {"family": family, "tree": r["tree"], "heads": r["heads"],
                    "method": f"typical acceptance ({label} heads)" if typical else label,
                    "tau": "" if typical else r["tau"], "accepted": r["mean_accepted"],
-                   "speedup": r["speedup"], "rtf": r["real_time_factor"]}
+                   "rtf": r["real_time_factor"]} | _speed(r)
             if not typical and r["heads"] == all_heads:
                 metrics = _read(root / "eval" / family / f"vadusa-{mode}-tau{r['tau']}"
                                 / "test" / "metrics.json")
@@ -124,7 +135,7 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
             continue
         row = {"family": family, "method": f"draft model, gamma {r['gamma']}", "tau": "",
                "heads": "", "tree": "", "accepted": r["mean_accepted"],
-               "speedup": r["speedup"], "rtf": r["real_time_factor"]}
+               "rtf": r["real_time_factor"]} | _speed(r)
         if draft_eval is not None and draft_eval["decoding"].get("draft_tokens") == r["gamma"]:
             row |= _quality(draft_eval)
         rows.append(row)
@@ -257,8 +268,10 @@ def format_cell(row: dict[str, Any], key: str) -> str:
         return f"{value:.3f}"
     if key == "accepted":
         return f"{value:.2f}"
-    if key == "speedup":
+    if key in ("speedup", "wall_speedup", "bound"):
         return f"{value:.2f}x"
+    if key == "bound_fraction":
+        return f"{100 * value:.0f} %"
     if key == "rtf" or key in ("dev_loss", "dev_acc"):
         return f"{value:.3f}"
     if key == "ratio":
@@ -274,7 +287,9 @@ def format_cell(row: dict[str, Any], key: str) -> str:
 TEXT_COLUMNS = ("family", "method", "question", "settings")
 HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "tau",
           "heads": "heads", "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
-          "accepted": "accepted length", "speedup": "speedup", "rtf": "RTF",
+          "accepted": "accepted length", "speedup": "speedup per token",
+          "wall_speedup": "wall-time speedup", "bound": "bound", "bound_fraction": "of bound",
+          "rtf": "RTF",
           "settings": "settings", "ratio": "WER / resynthesis WER", "dev_loss": "dev loss",
           "dev_acc": "dev top-1", "minutes": "training minutes",
           "paired": "WER - configured model's, same utterances [95 % CI]"}

@@ -56,7 +56,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        # x * rsqrt(mean(x^2) + eps) * weight, fused: one kernel instead of five
+        return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
 
 
 def rope_tables(head_dim: int, max_seq: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,11 +68,12 @@ def rope_tables(head_dim: int, max_seq: int, base: float) -> tuple[torch.Tensor,
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs of channels of x (B, H, T, D) by the angles of each position (B, T, D/2)."""
-    x1, x2 = x[..., 0::2], x[..., 1::2]  # (B, H, T, D/2) each
-    cos, sin = cos[:, None].to(x.dtype), sin[:, None].to(x.dtype)  # (B, 1, T, D/2)
-    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B,H,T,D/2,2)
-    return rotated.flatten(-2)  # (B, H, T, D)
+    """Rotate pairs of channels of x (..., D) by angles cos, sin (..., D/2) that broadcast
+    against x's leading dimensions."""
+    x1, x2 = x[..., 0::2], x[..., 1::2]  # (..., D/2) each
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    rotated = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (..., D/2, 2)
+    return rotated.flatten(-2)  # (..., D)
 
 
 class KVCache(nn.Module):
@@ -84,9 +86,10 @@ class KVCache(nn.Module):
         self.register_buffer("k", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype, device=device), persistent=False)
 
-    def update(self, slots: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    def update(self, slots: torch.Tensor | slice, k: torch.Tensor, v: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write k, v (B, H, T, D) at cache slots (T,); return the whole cache."""
+        """Write k, v (B, H, T, D) at cache slots (T,) (a slice: contiguous slots, written
+        as a view rather than by index); return the whole cache."""
         self.k[:, :, slots] = k
         self.v[:, :, slots] = v
         return self.k, self.v
@@ -108,14 +111,16 @@ class Attention(nn.Module):
         self.cache: KVCache | None = None
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                mask: torch.Tensor, slots: torch.Tensor | None, probe: bool = False
+                mask: torch.Tensor, slots: torch.Tensor | slice | None, probe: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """-> output (B, T, C), and with ``probe`` head 0's attention weights (B, T, S')."""
+        """-> output (B, T, C), and with ``probe`` head 0's attention weights (B, T, S').
+        ``mask`` (B, T, S'): boolean (True = may attend) or additive (0 or -inf)."""
         B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=-1)  # 3 x (B, T, C)
-        q, k, v = (t.view(B, T, self.heads, self.head_dim).transpose(1, 2)
-                   for t in (q, k, v))  # (B, H, T, D)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        qkv = self.qkv(x).view(B, T, 3, self.heads, self.head_dim)  # (B, T, 3, H, D)
+        # queries and keys rotated in one call: (B, T, 2, H, D), angles (B, T, 1, 1, D/2)
+        qk = apply_rope(qkv[:, :, :2], cos[:, :, None, None], sin[:, :, None, None])
+        q, k = qk[:, :, 0].transpose(1, 2), qk[:, :, 1].transpose(1, 2)  # (B, H, T, D)
+        v = qkv[:, :, 2].transpose(1, 2)  # (B, H, T, D)
         if self.cache is not None and slots is not None:
             k, v = self.cache.update(slots, k, v)  # (B, H, S, D): attend over the cache
             # only the first S' slots the mask covers: the unwritten rest of a static cache
@@ -151,7 +156,7 @@ class Block(nn.Module):
         self.norm2, self.ffn = RMSNorm(cfg.dim), FeedForward(cfg)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                mask: torch.Tensor, slots: torch.Tensor | None, probe: bool = False
+                mask: torch.Tensor, slots: torch.Tensor | slice | None, probe: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         h, probs = self.attn(self.norm1(x), cos, sin, mask, slots, probe)
         x = x + h
@@ -201,7 +206,7 @@ class Transformer(nn.Module):
     # -- forward --------------------------------------------------------------------------
 
     def hidden(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
-               cache_slots: torch.Tensor | None = None,
+               cache_slots: torch.Tensor | slice | None = None,
                probes: dict[int, torch.Tensor | None] | None = None,
                frames: torch.Tensor | None = None) -> torch.Tensor:
         """Last hidden states (B, T, C).
@@ -210,14 +215,20 @@ class Transformer(nn.Module):
         True = may attend, over the first S' cache slots when a cache is set up (S' <= the
         cache length; later slots are not attended at all), else over the T positions
         themselves (S' = T); cache_slots (T,) where the new keys and
-        values are written (default: ``input_pos[0]``, i.e. slot = position); ``probes``, a
+        values are written, or a slice of contiguous slots (default: ``input_pos[0]``, i.e.
+        slot = position); ``probes``, a
         dict keyed by layer index, receives head 0's attention weights (B, T, S') of those
         layers; ``frames`` (B or 1, S_f, F) integer features by position, required when the
         model was built with ``frame_features``: each token adds the embeddings of row
         ``input_pos`` (positions past the table read its last row)."""
-        if self.blocks[0].attn.cache is not None and cache_slots is None:
+        decoding = self.blocks[0].attn.cache is not None
+        if decoding and cache_slots is None:
             cache_slots = input_pos[0]
         x = self.embed(tokens)  # (B, T, C)
+        if decoding and attn_mask.dtype == torch.bool and not probes:
+            # additive once per call, not a conversion inside every layer's attention
+            attn_mask = torch.zeros(attn_mask.shape, dtype=x.dtype, device=x.device
+                                    ).masked_fill_(~attn_mask, float("-inf"))
         if self.frame_embed:
             x = x + self.frame_embedding(frames, input_pos)
         cos, sin = self.rope_cos[input_pos], self.rope_sin[input_pos]  # (B, T, D/2)
@@ -242,7 +253,7 @@ class Transformer(nn.Module):
         return sum(embed(picked[..., f]) for f, embed in enumerate(self.frame_embed))
 
     def forward(self, tokens: torch.Tensor, input_pos: torch.Tensor, attn_mask: torch.Tensor,
-                cache_slots: torch.Tensor | None = None,
+                cache_slots: torch.Tensor | slice | None = None,
                 probes: dict[int, torch.Tensor | None] | None = None,
                 frames: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, T, V); arguments as in ``hidden``."""
