@@ -194,9 +194,8 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         widths = [d.tree.size if isinstance(d, VadusaDecoder) else s.gamma + 1
                   if s.method == "draft" else 1
                   for s, d in zip(settings, decoders, strict=True)]
-        timing = add_bounds(results, bundles, widths)
+        add_bounds(results, bundles, widths)
         for r in results:
-            r["bound_context"] = timing["context"]
             if r["method"] == "ar" and r["batch_size"] > 1:  # a batch is not bounded by this
                 r["bound"] = r["bound_fraction"] = None
     if keep_tokens:
@@ -206,11 +205,12 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
 
 
 @torch.inference_mode()
-def bare_forward_seconds(bundle: TTSBundle, width: int, context: int, repeats: int = 30
-                         ) -> float:
-    """Median seconds of one bare forward of ``width`` new tokens (base head included) on a KV
-    cache already holding ``context`` positions: what an AR step (width 1) or a tree pass
-    (width = the tree's nodes) costs the model alone, without any decoder work."""
+def bare_forward_seconds(bundle: TTSBundle, width: int, context: int, repeats: int = 30,
+                         median: bool = True) -> Any:
+    """Seconds of one bare forward of ``width`` new tokens (base head included) on a KV cache
+    already holding ``context`` positions: what an AR step (width 1) or a tree pass (width =
+    the tree's nodes) costs the model alone, without any decoder work. The median of
+    ``repeats`` calls after two warm-up calls; with ``median=False`` the list of them."""
     model = bundle.model
     device = model.head.weight.device
     S = context + width
@@ -234,37 +234,35 @@ def bare_forward_seconds(bundle: TTSBundle, width: int, context: int, repeats: i
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     model.clear_cache()
-    return sorted(times[2:])[repeats // 2]
+    return sorted(times[2:])[repeats // 2] if median else times[2:]
 
 
 def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],
-               widths: list[int], repeats: int = 30) -> dict[str, Any]:
+               widths: list[int], rounds: int = 6, repeats: int = 5) -> None:
     """The physical bound of each setting next to what it reached: a speculative pass that
-    accepts ``mean_accepted`` tokens and costs t_N (bare forward of the tree's N nodes) can be
+    accepts ``mean_accepted`` tokens and costs t_N (bare forward of the pass's N tokens) can be
     at most mean_accepted x t_1 / t_N faster per token than AR, t_1 the bare forward of one
     token in the baseline's precision, both on a cache as long as an average step sees.
-    ``widths``: the tokens each setting's pass verifies (AR: 1). Adds ``bound`` and
-    ``bound_fraction`` (rate_speedup / bound) to every row; returns the forward timings."""
+    ``widths``: the tokens each setting's pass verifies (AR: 1). The forwards of every width
+    take turns, ``repeats`` at a time for ``rounds`` rounds, so that a slow spell of a shared
+    machine lands on all of them; each is the median of its calls. Adds ``forward_ms``,
+    ``bound``, ``bound_fraction`` (rate_speedup / bound) and ``bound_context`` to every row."""
     baseline = baseline_row(results)
-    base_bundle = bundles[results.index(baseline)]
     context = round(sum(r["mean_context"] for r in results) / len(results))
-    timings: dict[tuple[str, int], float] = {}
-
-    def seconds(bundle: TTSBundle, width: int) -> float:
-        key = (str(bundle.dtype), width)
-        if key not in timings:
-            timings[key] = bare_forward_seconds(bundle, width, context, repeats)
-        return timings[key]
-
-    t_1 = seconds(base_bundle, 1)
+    base = bundles[results.index(baseline)]
+    passes = {(id(b), w): (b, w) for b, w in [(base, 1), *zip(bundles, widths, strict=True)]}
+    times: dict[tuple[int, int], list[float]] = {key: [] for key in passes}
+    for _ in range(rounds):
+        for key, (bundle, width) in passes.items():
+            times[key] += bare_forward_seconds(bundle, width, context, repeats, median=False)
+    seconds = {key: sorted(t)[len(t) // 2] for key, t in times.items()}  # medians
+    t_1 = seconds[(id(base), 1)]
     for r, bundle, width in zip(results, bundles, widths, strict=True):
-        t_n = seconds(bundle, width)
+        t_n = seconds[(id(bundle), width)]
         r["forward_ms"] = 1000 * t_n
         r["bound"] = r["mean_accepted"] * t_1 / t_n
         r["bound_fraction"] = r["rate_speedup"] / r["bound"]
-    return {"context": context, "ar_forward_ms": 1000 * t_1,
-            "forward_ms": {f"{dtype.removeprefix('torch.')}-w{width}": 1000 * t
-                           for (dtype, width), t in timings.items()}}
+        r["bound_context"] = context
 
 
 def baseline_row(results: list[dict[str, Any]]) -> dict[str, Any]:

@@ -74,10 +74,9 @@ class VadusaDecoder:
         self.model, self.heads, self.tree, self.rule = model, heads, tree, rule
         self.sampling, self.speech_offset, self.eos = sampling, speech_offset, eos
         device = model.head.weight.device
-        self.tree_mask = tree.mask.to(device)
         dtype = model.head.weight.dtype
         self.tree_bias = torch.zeros(tree.mask.shape, dtype=dtype, device=device).masked_fill_(
-            ~self.tree_mask, float("-inf"))  # (N, N): 0 where a node may attend, else -inf
+            ~tree.mask.to(device), float("-inf"))  # (N, N): 0 where a node may attend, -inf not
         self.depth = tree.depth.to(device)
         # the heads the tree reads (no deeper than it), all in two batched products
         self.drafter = heads.stacked(min(self.n_heads, tree.max_depth))
