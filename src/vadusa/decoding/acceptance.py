@@ -68,10 +68,11 @@ def accepted_by_parent(rule: AcceptRule, tokens: torch.Tensor, parent_of: torch.
     tolerance rule samples tau tokens per parent (not per child) and looks each child up among
     its parent's samples: the same decisions as ``accepted`` on the expanded rows.
 
-    With ``eos``, the end of speech follows the base model's own rule whatever tau is: a
-    position ends iff its draw 0 (AR's sample there) is eos. A drafted eos is accepted only
-    then, and any other draft is refused then, so an utterance ends where AR decoding with
-    the same keys would end it, not about tau times as often. tau = 1 decides as before."""
+    With ``eos``, under the tolerance rule the end of speech follows the base model's own
+    rule whatever tau is: a position ends iff its draw 0 (AR's sample there) is eos. A
+    drafted eos is accepted only then, and any other draft is refused then, so an utterance
+    ends where AR decoding with the same keys would end it, not about tau times as often.
+    tau = 1 decides as before."""
     if rule.name != "tolerance":
         return accepted(rule, tokens, logprobs[parent_of], noise[parent_of])
     samples = (logprobs[:, None].to(noise.dtype) + noise[:, :rule.tau]).argmax(-1)  # (P, T)
