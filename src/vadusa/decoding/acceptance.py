@@ -7,7 +7,9 @@ of that position, so all of them are pure functions of (model, seed, utterance, 
 - ``tolerance`` (the paper's): the base head samples tau times (draws 0..tau-1 of the
   position's key); the draft token is accepted iff it is among the samples, so
   P(accept c) = 1 - (1 - p(c))^tau. tau = 1 is lossless and, with the same keys, emits exactly
-  the tokens AR decoding emits. Greedy decoding is tau = 1 at temperature 0.
+  the tokens AR decoding emits. Greedy decoding is tau = 1 at temperature 0. The end of
+  speech is the exception (``accepted_by_parent``): eos is accepted only where draw 0 is eos,
+  and then nothing else is, so utterances end where AR would end them.
 - ``typical`` (MEDUSA-2's typical acceptance, a comparison point): accept c iff
   p(c) > min(epsilon, delta * exp(-H(p))), H the entropy of p. Lossy; no samples needed.
 

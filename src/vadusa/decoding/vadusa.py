@@ -9,7 +9,9 @@ sample) and the draft heads' logits from the hidden state that produced it:
    ``prefix + depth`` and attending to the committed prefix (through the KV cache), the root,
    its ancestors and itself (``TreeBuffers.mask``). The base head at a node's parent gives the
    distribution at the node's position; the acceptance rule (``decoding/acceptance.py``) says
-   yes or no per node; the longest root-to-leaf run of yeses wins (ties: the earlier path).
+   yes or no per node, reading each parent's distribution and draws once; the longest
+   root-to-leaf run of yeses wins (ties: the earlier path). Under tolerance, speech ends
+   where the base's own draw 0 is eos, as in AR decoding, whatever tau is.
 3. ``commit``: the accepted nodes' keys and values move to contiguous cache slots after the
    root; the base samples one bonus token at the last accepted node (draw 0 of that position,
    as AR decoding would), which becomes the next root; the draft heads read the same node's
