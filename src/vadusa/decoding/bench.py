@@ -205,12 +205,12 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
 
 
 @torch.inference_mode()
-def bare_forward_seconds(bundle: TTSBundle, width: int, context: int, repeats: int = 30,
-                         median: bool = True) -> Any:
-    """Seconds of one bare forward of ``width`` new tokens (base head included) on a KV cache
-    already holding ``context`` positions: what an AR step (width 1) or a tree pass (width =
-    the tree's nodes) costs the model alone, without any decoder work. The median of
-    ``repeats`` calls after two warm-up calls; with ``median=False`` the list of them."""
+def bare_forward_times(bundle: TTSBundle, width: int, context: int, repeats: int
+                       ) -> list[float]:
+    """Seconds of ``repeats`` bare forwards (after two warm-up calls) of ``width`` new tokens
+    (base head included) on a KV cache already holding ``context`` positions: what an AR step
+    (width 1) or a tree pass (width = the tree's nodes) costs the model alone, without any
+    decoder work."""
     model = bundle.model
     device = model.head.weight.device
     S = context + width
@@ -234,7 +234,7 @@ def bare_forward_seconds(bundle: TTSBundle, width: int, context: int, repeats: i
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     model.clear_cache()
-    return sorted(times[2:])[repeats // 2] if median else times[2:]
+    return times[2:]
 
 
 def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],
@@ -254,7 +254,7 @@ def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],
     times: dict[tuple[int, int], list[float]] = {key: [] for key in passes}
     for _ in range(rounds):
         for key, (bundle, width) in passes.items():
-            times[key] += bare_forward_seconds(bundle, width, context, repeats, median=False)
+            times[key] += bare_forward_times(bundle, width, context, repeats)
     seconds = {key: sorted(t)[len(t) // 2] for key, t in times.items()}  # medians
     t_1 = seconds[(id(base), 1)]
     for r, bundle, width in zip(results, bundles, widths, strict=True):

@@ -212,12 +212,12 @@ class Transformer(nn.Module):
         """Last hidden states (B, T, C).
 
         tokens (B, T) ids; input_pos (B, T) rotary positions; attn_mask (B, T, S') boolean,
-        True = may attend, over the first S' cache slots when a cache is set up (S' <= the
-        cache length; later slots are not attended at all), else over the T positions
-        themselves (S' = T); cache_slots (T,) where the new keys and
-        values are written, or a slice of contiguous slots (default: ``input_pos[0]``, i.e.
-        slot = position); ``probes``, a
-        dict keyed by layer index, receives head 0's attention weights (B, T, S') of those
+        True = may attend (or additive, 0 or -inf, built by the caller once), over the first
+        S' cache slots when a cache is set up (S' <= the cache length; later slots are not
+        attended at all), else over the T positions themselves (S' = T); cache_slots (T,)
+        where the new keys and values are written, or a slice of contiguous slots (default:
+        ``input_pos[0]``, i.e. slot = position); ``probes``, a dict keyed by layer index,
+        receives head 0's attention weights (B, T, S') of those
         layers; ``frames`` (B or 1, S_f, F) integer features by position, required when the
         model was built with ``frame_features``: each token adds the embeddings of row
         ``input_pos`` (positions past the table read its last row)."""
