@@ -8,8 +8,8 @@ from torch import nn
 from vadusa.decoding.ar import ar_decode, ar_decode_batch
 from vadusa.decoding.sampling import (
     SamplingConfig,
-    gumbel_noise,
     keyed_samples,
+    keyed_uniforms,
     processed_logprobs,
     speech_only,
 )
@@ -36,9 +36,9 @@ def reference_decode(model: Transformer, prefix: torch.Tensor, max_new: int,
     for t in range(max_new):
         x = torch.tensor(ids)[None]
         logits = model(x, torch.arange(len(ids))[None], causal_mask(len(ids))[None])[0, -1]
-        noise = gumbel_noise(seed, utterance, t, draws=1, size=V)
+        drawn = keyed_uniforms(seed, utterance, [t], draws=1)[0]  # (1,): draw 0 at t
         token = int(keyed_samples(processed_logprobs(speech_only(logits, EOS), sampling),
-                                  noise)[0])
+                                  drawn)[0])
         if token == EOS:
             break
         out.append(token)

@@ -301,3 +301,55 @@ def test_decode_prefix_dispatches_on_the_method(trained: dict[str, Path]) -> Non
     va = decode_prefix(bundle, prefix, replace(DecodingConfig(), method="vadusa",
                                                tree="full:2x2"))
     assert va.tokens == ar.tokens and va.forwards < ar.forwards
+
+
+def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    """heads.kind=hydra end to end: frozen training learns, the checkpoint says its kind and
+    loads as Hydra heads, calibration reads them with AR's tokens, and VADUSA at tau 1
+    decodes exactly what AR decodes."""
+    from vadusa.model.draft_heads import HydraHeads  # noqa: PLC0415
+
+    cfg = tiny_cfg(trained["tmp"], "train.steps=200", "model.dropout=0.0", *HEADS,
+                   "heads.kind=hydra", "heads.steps=60")
+    path = train_heads(cfg, trained["base"], trained["corpus"], trained["tokens"],
+                       tmp_path / "hydra")
+    blob = load_checkpoint(path, kind="vadusa")
+    assert blob["meta"]["heads"]["kind"] == "hydra"
+    losses = load_checkpoint(path.parent / "last.pt")["state"]["position"]["losses"]
+    assert np.mean(losses[-5:]) < np.mean(losses[:3]) - 1.0
+    bundle = load_tts(path)
+    assert isinstance(bundle.heads, HydraHeads) and len(bundle.heads) == 3
+    assert isinstance(load_tts(trained["frozen"]).heads, DraftHeads)  # medusa stays medusa
+
+    cal = tmp_path / "cal"
+    assert main(["calibrate", "--checkpoint", str(path), "--split", "dev", "--corpus",
+                 str(trained["corpus"]), "--nodes", "6", "--tau", "1", "--out", str(cal)]) == 0
+    table = json.loads((cal / "acceptance.json").read_text())["table"]
+    assert table[0][0] > 0  # head 1's top candidate is accepted sometimes
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("one two three.\ns1\tfour five six.\nsix one two.\n")
+    common = ["--texts", str(texts), "--set", "decoding.max_tokens_per_symbol=3",
+              "--precision", "float32"]
+    assert main(["decode", "--checkpoint", str(path), *common,
+                 "--out", str(tmp_path / "ar.jsonl")]) == 0
+    assert main(["decode", "--checkpoint", str(path), *common, "--method", "vadusa",
+                 "--tau", "1", "--tree", str(cal / "tree-6.json"),
+                 "--out", str(tmp_path / "v.jsonl")]) == 0
+    ar = [json.loads(x) for x in (tmp_path / "ar.jsonl").read_text().splitlines()]
+    va = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert [r["tokens"] for r in ar] == [r["tokens"] for r in va]
+    assert sum(r["forwards"] for r in va) < sum(r["forwards"] for r in ar)
+
+    # raced beside the MEDUSA heads in one bench run, named after the heads' folder
+    bench_json = tmp_path / "bench.json"
+    assert main(["bench", "--checkpoint", str(trained["frozen"]), "--also-heads", str(path),
+                 "--texts", str(texts), "--batch-sizes", "--tau", "1", "--heads", "3",
+                 "--tree", "4", "--precision", "float32", "--set",
+                 "decoding.max_tokens_per_symbol=3", "--out", str(bench_json)]) == 0
+    by = {r["setting"]: r for r in json.loads(bench_json.read_text())}
+    assert {"ar-b1", "vadusa-h3-n4-t1", "hydra-h3-n4-t1"} <= set(by)
+    assert by["hydra-h3-n4-t1"]["heads_from"] == "hydra"
+    assert by["hydra-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # the same base, lossless
+    assert by["hydra-h3-n4-t1"]["bound"] > 0

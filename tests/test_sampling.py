@@ -7,29 +7,43 @@ import torch
 from vadusa.decoding.sampling import (
     SamplingConfig,
     draw_key,
-    gumbel_noise,
     keyed_samples,
+    keyed_uniforms,
     processed_logprobs,
 )
 
 
-def test_noise_is_a_pure_function_of_its_key() -> None:
-    a = gumbel_noise(1, 2, 3, draws=2, size=10)
-    assert torch.equal(a, gumbel_noise(1, 2, 3, draws=2, size=10))
-    assert torch.equal(a[:1], gumbel_noise(1, 2, 3, draws=1, size=10))  # draw 0 is draw 0
-    for other in ((2, 2, 3), (1, 3, 3), (1, 2, 4)):
-        assert not torch.equal(a, gumbel_noise(*other, draws=2, size=10))
-    assert not torch.equal(a[0], a[1])
+def test_uniforms_are_a_pure_function_of_their_key() -> None:
+    a = keyed_uniforms(1, 2, range(3, 6), draws=2)  # (3 positions, 2 draws)
+    assert a.shape == (3, 2) and a.dtype == torch.float64
+    assert torch.equal(a, keyed_uniforms(1, 2, range(3, 6), draws=2))
+    assert torch.equal(a[:, :1], keyed_uniforms(1, 2, range(3, 6), draws=1))  # draw 0 is draw 0
+    assert torch.equal(a[1:2], keyed_uniforms(1, 2, [4], draws=2))  # a row is its position's
+    assert torch.equal(a[:, 1:], keyed_uniforms(1, 2, range(3, 6), draws=1, first_draw=1))
+    for other in ((2, 2), (1, 3)):
+        assert not torch.equal(a, keyed_uniforms(*other, range(3, 6), draws=2))
+    assert len(set(a.flatten().tolist())) == 6
+    # the vectorised hash is the scalar key's top 53 bits, bit for bit
+    for position, draw in ((3, 0), (5, 1)):
+        want = (draw_key(1, 2, position, draw) >> 11) * 2.0 ** -53
+        assert float(a[position - 3, draw]) == want
+    assert ((a >= 0) & (a < 1)).all()
 
 
-def test_gumbel_max_samples_the_distribution() -> None:
+def test_inverse_cdf_samples_the_distribution() -> None:
     probs = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
-    counts = torch.zeros(4)
-    for position in range(4000):
-        noise = gumbel_noise(7, 0, position, draws=1, size=4)
-        counts[keyed_samples(probs.log(), noise)] += 1
-    freq = counts / counts.sum()
-    assert torch.allclose(freq.double(), probs, atol=0.025)  # 4000 draws: sd <= 0.008
+    uniforms = keyed_uniforms(7, 0, range(4000), draws=1)  # (4000, 1)
+    ids = keyed_samples(probs.log()[None].expand(4000, 4), uniforms)[:, 0]
+    freq = torch.bincount(ids, minlength=4).double() / 4000
+    assert torch.allclose(freq, probs, atol=0.025)  # 4000 draws: sd <= 0.008
+
+
+def test_inverse_cdf_never_draws_a_token_without_mass() -> None:
+    probs = torch.tensor([0.0, 0.6, 0.0, 0.4, 0.0], dtype=torch.float64)
+    u = torch.tensor([0.0, 0.3, 0.6, 0.9, 1.0 - 2.0 ** -53])  # the last rounds to 1.0 * total
+    assert keyed_samples(probs.log(), u).tolist() == [1, 1, 3, 3, 3]
+    greedy = torch.tensor([-torch.inf, 0.0, -torch.inf], dtype=torch.float64)  # temperature 0
+    assert keyed_samples(greedy, torch.tensor([0.0, 0.5, 0.999])).tolist() == [1, 1, 1]
 
 
 def test_processing_temperature_topk_topp() -> None:
@@ -51,6 +65,6 @@ def test_every_seed_and_utterance_has_its_own_key() -> None:
     # shared their noise, so a new seed only reshuffled it across utterances
     keys = {draw_key(seed, utterance, 0, 0) for seed in range(16) for utterance in range(64)}
     assert len(keys) == 16 * 64
-    a = gumbel_noise(7, 0, 3, draws=1, size=32)
-    b = gumbel_noise(8, 15, 3, draws=1, size=32)  # 7 ^ 0 == 8 ^ 15
+    a = keyed_uniforms(7, 0, range(32), draws=1)
+    b = keyed_uniforms(8, 15, range(32), draws=1)  # 7 ^ 0 == 8 ^ 15
     assert not torch.equal(a, b)

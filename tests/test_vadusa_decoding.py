@@ -11,7 +11,7 @@ from torch import nn
 
 from vadusa.decoding.acceptance import AcceptRule, accepted, accepted_by_parent
 from vadusa.decoding.ar import ar_decode
-from vadusa.decoding.sampling import SamplingConfig, gumbel_noise
+from vadusa.decoding.sampling import SamplingConfig, keyed_uniforms, speech_only
 from vadusa.decoding.tree import (
     TreeError,
     chain_tree,
@@ -22,8 +22,8 @@ from vadusa.decoding.tree import (
     save_tree,
     tree_buffers,
 )
-from vadusa.decoding.vadusa import VadusaDecoder, longest_accepted
-from vadusa.model.draft_heads import DraftHeads
+from vadusa.decoding.vadusa import HydraDrafter, VadusaDecoder, longest_accepted
+from vadusa.model.draft_heads import DraftHeads, HydraHeads
 from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
 
 OFFSET, V = 20, 13  # input ids [0, 20) text, [20, 33) speech; output: 10 units, bos, eos, pad
@@ -128,8 +128,8 @@ def test_tolerance_acceptance_rate_is_one_minus_one_minus_p_to_the_tau() -> None
     trials = 4000
     for tau in (1, 2, 3, 4):
         rule = AcceptRule("tolerance", tau=tau)
-        hits = sum(bool(accepted(rule, torch.tensor([0]), logprobs,
-                                 gumbel_noise(7, 0, t, tau, 6)[None])[0])
+        drawn = keyed_uniforms(7, 0, range(trials), tau)  # (trials, tau)
+        hits = sum(bool(accepted(rule, torch.tensor([0]), logprobs, drawn[t:t + 1])[0])
                    for t in range(trials))
         want = 1 - (1 - 0.2) ** tau
         # 4 standard errors; accepting with probability tau * p or p would miss by > 0.08
@@ -140,7 +140,7 @@ def test_typical_acceptance_thresholds_on_entropy() -> None:
     peaky = torch.tensor([0.97, 0.01, 0.01, 0.01], dtype=torch.float64).log()
     flat = torch.full((4,), 0.25, dtype=torch.float64).log()
     rule = AcceptRule("typical", epsilon=0.09, delta=0.3)
-    noise = torch.zeros(2, 1, 4, dtype=torch.float64)
+    noise = torch.zeros(2, 1, dtype=torch.float64)
     # peaky: threshold = min(0.09, 0.3 * exp(-H)) ~ 0.26 * ... -> 0.01 is rejected
     assert accepted(rule, torch.tensor([1, 0]), torch.stack([peaky, peaky]), noise).tolist() \
         == [False, True]
@@ -161,8 +161,7 @@ def test_acceptance_once_per_parent_decides_exactly_as_per_node(rule: AcceptRule
     for trial in range(200):
         logprobs = (3 * torch.randn(len(parents), V, generator=gen, dtype=torch.float64)
                     ).log_softmax(-1)  # (P, V)
-        noise = gumbel_noise(1, trial, 0, rule.draws, V * len(parents)).view(
-            rule.draws, len(parents), V).transpose(0, 1)  # (P, T, V)
+        noise = keyed_uniforms(1, trial, range(len(parents)), rule.draws)  # (P, T)
         tokens = torch.randint(0, V, (tree.size - 1,), generator=gen)
         per_node = accepted(rule, tokens, logprobs[parent_of], noise[parent_of])
         lean = accepted_by_parent(rule, tokens, parent_of, logprobs, noise)
@@ -370,3 +369,101 @@ def test_compaction_keeps_exactly_the_accepted_paths_keys_and_values() -> None:
             assert torch.allclose(k, block.attn.cache.k, atol=1e-12)
             assert torch.allclose(v, block.attn.cache.v, atol=1e-12)
     model.clear_cache()
+
+
+# -- Hydra heads -------------------------------------------------------------------------------
+
+def hydra(model: Transformer, n_heads: int = 3, seed: int = 0) -> HydraHeads:
+    """Hydra heads with trained-looking weights (not the zero/copy initialisation)."""
+    torch.manual_seed(seed)
+    heads = HydraHeads(n_heads, 32, V, model.head, model.embed.weight[OFFSET:OFFSET + V]
+                       ).double()
+    with torch.no_grad():
+        heads.embed.weight.normal_(0, 1)
+        for head in heads.heads:
+            head.linear.weight.normal_(0, 0.3)
+    return heads
+
+
+def test_hydra_heads_start_as_medusa_and_read_exactly_the_tokens_before_their_guess() -> None:
+    head = nn.Linear(8, 5, bias=False)
+    fresh = HydraHeads(3, 8, 5, head)
+    x, tokens = torch.randn(2, 6, 8), torch.randint(0, 5, (2, 6))
+    out = fresh(x, tokens=tokens)  # (K, B, T, V)
+    assert out.shape == (3, 2, 6, 5)
+    for k in range(3):  # zero-initialised: every head starts as the base head, as MEDUSA's
+        torch.testing.assert_close(out[k], head(x))
+    with pytest.raises(ValueError, match="tokens"):
+        fresh(x)
+
+    heads = hydra(tiny(), n_heads=3)
+    x, tokens = torch.randn(1, 8, 32, dtype=torch.float64), torch.randint(0, 10, (1, 8))
+    out = heads(x, tokens=tokens)
+    for k in (1, 2, 3):  # head k at position 2 reads tokens 2 .. 2 + k - 1, nothing else
+        for j in range(8):
+            changed = tokens.clone()
+            changed[0, j] = (changed[0, j] + 1) % 10
+            moved = not torch.allclose(heads(x, tokens=changed)[k - 1, 0, 2], out[k - 1, 0, 2])
+            assert moved == (2 <= j < 2 + k), (k, j)
+        # one path at a time (decoding) computes what the teacher-forced pass computes, and
+        # so do the packed heads (the block's hidden share once, the tokens' by table lookup)
+        torch.testing.assert_close(heads.step(k, x[0, 2], tokens[:, 2:2 + k]),
+                                   out[k - 1, 0, 2][None])
+        packed = heads.stacked(3)
+        torch.testing.assert_close(packed.step(k, x[0, 2], packed.hidden_part(x[0, 2]),
+                                               tokens[:, 2:2 + k]), out[k - 1, 0, 2][None])
+    # past the end, -100 (no target) reads as pad
+    padded = tokens.clone()
+    padded[0, -1] = -100
+    torch.testing.assert_close(heads(x, tokens=padded)[0, 0, -1],
+                               heads.step(1, x[0, -1], torch.tensor([[V - 1]]))[0])
+
+
+def test_hydra_tree_drafts_each_nodes_top_ranks_given_its_own_path() -> None:
+    model = tiny(1)
+    heads = hydra(model, n_heads=3, seed=1)
+    tree = tree_buffers(greedy_tree(ACC[:3], 16))
+    drafter = HydraDrafter(heads, tree, EOS)
+    hidden, root = torch.randn(32, dtype=torch.float64), 4
+    tokens = torch.cat([torch.tensor([root]), drafter.draft(hidden, root)])  # (N,)
+    parents = tree.parent.tolist()
+    siblings_differ = False
+    for i in range(1, tree.size):
+        path, node = [], i
+        while node:
+            node = parents[node]
+            path.insert(0, int(tokens[node]))  # root .. parent
+        logits = heads.step(len(path), hidden, torch.tensor([path]))[0]
+        want = speech_only(logits, EOS).topk(int(tree.rank[i]) + 1).indices[-1]
+        assert int(tokens[i]) == int(want), i
+        same_rank = [j for j in range(1, tree.size) if tree.rank[j] == tree.rank[i]
+                     and tree.depth[j] == tree.depth[i] and parents[j] != parents[i]]
+        siblings_differ |= any(int(tokens[j]) != int(tokens[i]) for j in same_rank)
+    assert siblings_differ  # the path matters: the same rank under two parents differs
+
+
+@pytest.mark.parametrize("kind", ["medusa", "hydra"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_tau_one_with_real_heads_reproduces_ar_decoding(dtype: torch.dtype, kind: str) -> None:
+    model = tiny(2).to(dtype)
+    if kind == "hydra":
+        heads = hydra(tiny(2), n_heads=3, seed=2).to(dtype)
+    else:
+        torch.manual_seed(2)
+        heads = DraftHeads(3, 32, V, model.head).to(dtype)
+        with torch.no_grad():
+            for head in heads.heads:
+                head.block.linear.weight.normal_(0, 0.3)
+    tree = tree_buffers(greedy_tree(ACC[:3], 12))
+    decoder = VadusaDecoder(model, heads, tree, AcceptRule("tolerance", tau=1),
+                            SamplingConfig(), speech_offset=OFFSET, eos=EOS)
+    gen = torch.Generator().manual_seed(6)
+    drafted = 0
+    for utt in range(12):
+        prefix = torch.randint(0, OFFSET, (7,), generator=gen)
+        ar = ar_decode(model, prefix, speech_offset=OFFSET, eos=EOS, max_new=40,
+                       sampling=SamplingConfig(), seed=5, utterance=utt)
+        got = decoder.decode(prefix, max_new=40, seed=5, utterance=utt)
+        assert got.tokens == ar.tokens and got.stopped == ar.stopped, utt
+        drafted += len(got.tokens) - (got.forwards - 1)
+    assert drafted > 0  # some drafts were accepted, not only bonus tokens

@@ -65,7 +65,8 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert counts["train_ssl"] == "1" and counts["train_codec"] == "1"
     assert counts["fit_kmeans"] == "2" and counts["train_vocoder"] == "2"
     assert counts["tokenize"] == "3" and counts["train_base"] == "3"
-    assert counts["train_heads"] == "6" and counts["sweep"] == "3"
+    # heads.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones
+    assert counts["train_heads"] == "12" and counts["sweep"] == "6"
     assert counts["open_table"] == "3" and counts["table_all"] == "1"
     assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "6"
     assert "results/default/tables/all.md" in out
@@ -190,13 +191,18 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert min(b["speedup"] for b in bench[:1 + len(other)]) <= 1.0
     assert bench[0]["tokens"] == bench[-1]["tokens"] > 0
     # VADUSA: heads (frozen and joint), calibration, bench against AR, evaluation
-    for mode in ("frozen", "joint"):
+    # (and Hydra heads of the same mode raced beside them, in the same run)
+    for mode, hydra in (("frozen", "hydra"), ("joint", "hydra-joint")):
         bench = json.loads((tmp_path / f"results/tiny/bench/whisper/vadusa-{mode}.json")
                            .read_text())
-        assert [b["setting"] for b in bench] == ["ar-b1", *other, "vadusa-h2-n16-t1",
-                                                 "vadusa-h2-n16-t3", "typical-h2-n16"]
+        assert [b["setting"] for b in bench] == [
+            "ar-b1", *other, "vadusa-h2-n16-t1", "vadusa-h2-n16-t3", "typical-h2-n16",
+            f"{hydra}-h2-n16-t1", f"{hydra}-h2-n16-t3", f"typical-{hydra}-h2-n16"]
         by = {b["setting"]: b for b in bench}
         assert by["vadusa-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]  # tau = 1 is lossless
+        assert by[f"{hydra}-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]
+        assert load_checkpoint(tmp_path / f"results/tiny/models/whisper/{hydra}/heads.pt"
+                               )["meta"]["heads"]["kind"] == "hydra"
         evaluation = json.loads((tmp_path / f"results/tiny/eval/whisper/vadusa-{mode}-tau3/test/"
                                  "metrics.json").read_text())
         assert evaluation["method"] == "vadusa" and evaluation["decoding"]["tau"] == 3
@@ -249,6 +255,8 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     table = (tmp_path / "results/tiny/tables/main.md").read_text()
     assert "| whisper | AR |" in table and "| whisper | VADUSA | 3 | 2 |" in table
     assert "| whisper | VADUSA-wt |" in table and "typical acceptance" in table
+    assert "| whisper | VADUSA, Hydra heads | 3 | 2 |" in table
+    assert "| whisper | VADUSA-wt, Hydra heads | 3 | 2 |" in table
     # the floors beside it: copy synthesis of the test split and the LibriVox round trip
     for floor in ("copy synthesis (mel -> HiFi-GAN)", "LibriVox: recordings (judge floor)",
                   "LibriVox: resynthesis (tokens -> vocoder)"):
@@ -303,10 +311,11 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert "K = 2" in front and "temperature 1.0" in front
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": {"whisper"}, "Main results": {"whisper"},
-        "Sweep": {"whisper, frozen heads"}, "Alignment": {"whisper"}, "Listen": {"whisper"}}
-    # corpus 2, tokens 1, main table 2 (HTML, CSV), sweep 4 plots + 2 CSVs, alignments 1,
-    # listening page and its figure 2
-    assert len(results) == 14 and all(r["caption"] for r in results.values())
+        "Sweep": {"whisper, frozen heads", "whisper, hydra heads"}, "Alignment": {"whisper"},
+        "Listen": {"whisper"}}
+    # corpus 2, tokens 1, main table 2 (HTML, CSV), two sweeps of 4 plots + 2 CSVs,
+    # alignments 1, listening page and its figure 2
+    assert len(results) == 20 and all(r["caption"] for r in results.values())
     # reproduce_all's: every family, the open questions, the table over every family
     front, everything, categories = build_report("reproduce_all")
     assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
@@ -315,7 +324,8 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": families,
         "Main results": {"whisper", "all families"}, "Open questions": families,
-        "Sweep": {f"{f}, frozen heads" for f in families}, "Alignment": families,
+        "Sweep": {f"{f}, {m} heads" for f in families for m in ("frozen", "hydra")},
+        "Alignment": families,
         "Listen": families}
     assert set(results) < set(everything) and all(r["caption"] for r in everything.values())
     main = results["results/tiny/tables/main.html"]

@@ -203,6 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: decoding.tree)")
     p.add_argument("--typical", action="store_true",
                    help="also MEDUSA-2's typical acceptance, per heads and tree")
+    p.add_argument("--also-heads", nargs="+", default=[], metavar="HEADS_PT",
+                   help="other draft heads on the same base (e.g. heads.kind: hydra): their "
+                   "VADUSA settings race in the same run, named after the checkpoint's "
+                   "folder (models/whisper/hydra/heads.pt -> hydra-h4-n16-t3)")
     p.add_argument("--draft", help="draft-model settings: the draft model (base.pt from "
                    "`vadusa train-draft`; default: decoding.draft_checkpoint, if set)")
     p.add_argument("--draft-tokens", type=int, nargs="+", help="draft-model settings: tokens "
@@ -384,9 +388,9 @@ def _vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
     return cfg.experiment_dir / "vocoder" / family / "unit2mel.pt"
 
 
-BENCH_COLUMNS = ("setting", "method", "batch_size", "tau", "heads", "tree", "acceptance",
-                 "gamma", "precision", "speedup", "rate_speedup", "bound", "bound_fraction",
-                 "mean_accepted", "tokens_per_second", "real_time_factor",
+BENCH_COLUMNS = ("setting", "method", "heads_from", "batch_size", "tau", "heads", "tree",
+                 "acceptance", "gamma", "precision", "speedup", "rate_speedup", "bound",
+                 "bound_fraction", "mean_accepted", "tokens_per_second", "real_time_factor",
                  "forwards_per_utterance", "wall_seconds")
 
 
@@ -924,9 +928,24 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         d = decoding
         settings += vadusa_settings(args.tau or [d.tau], args.heads or [d.heads],
                                     args.tree or [str(d.tree)], args.typical)
-    elif args.tau or args.heads or args.tree or args.typical:
+    elif (args.tau or args.heads or args.tree or args.typical) and not args.also_heads:
         raise UserFacingError(f"{args.checkpoint} has no draft heads: VADUSA settings need a "
                               "heads.pt from `vadusa train-heads` or `vadusa train-joint`")
+    others = {}
+    for path in args.also_heads:
+        label = Path(path).parent.name or "heads"
+        while label in others or label in ("vadusa", "ar", "draft", "typical"):
+            label += "x"
+        others[label] = _decoding_bundle(cfg, path, decoding)
+        if others[label].heads is None:
+            raise UserFacingError(f"--also-heads {path} has no draft heads: give a heads.pt "
+                                  "from `vadusa train-heads` or `vadusa train-joint`")
+        if others[label].family != bundle.family:
+            raise UserFacingError(f"--also-heads {path} is a {others[label].family} model, "
+                                  f"{args.checkpoint} a {bundle.family} one")
+        d = decoding
+        settings += vadusa_settings(args.tau or [d.tau], args.heads or [d.heads],
+                                    args.tree or [str(d.tree)], args.typical, heads_from=label)
     draft = None
     if decoding.draft_checkpoint:  # draft-model settings whenever a draft model is known
         draft = load_draft(bundle, decoding)
@@ -934,7 +953,7 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     elif args.draft_tokens:
         raise UserFacingError("--draft-tokens needs a draft model: pass --draft DIR/base.pt "
                               "from `vadusa train-draft` (or set decoding.draft_checkpoint)")
-    results = bench(bundle, requests, decoding, settings, draft=draft)
+    results = bench(bundle, requests, decoding, settings, draft=draft, others=others)
     print(f"{bundle.family}, {len(requests)} utterances, {torch.get_num_threads()} threads, "
           f"{str(bundle.dtype).removeprefix('torch.')} unless named")
     print(format_bench(results))
@@ -944,7 +963,8 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     run_dir = Path(args.out).with_suffix("") if args.out else cfg.experiment_dir / "bench"
     with open_tracker(cfg, stage="bench", out_dir=run_dir, family=bundle.family,
                       setting=Path(args.out).stem if args.out else None) as tracker:
-        _use_inputs(cfg, tracker, models=[Path(args.checkpoint), *_draft_models(decoding)],
+        _use_inputs(cfg, tracker, models=[Path(args.checkpoint), *map(Path, args.also_heads),
+                                          *_draft_models(decoding)],
                     trees=[s.tree for s in settings if s.method == "vadusa"])
         tracker.log_table("bench", BENCH_COLUMNS,
                           [[r.get(c) for c in BENCH_COLUMNS] for r in results])

@@ -419,6 +419,9 @@ class HeadsConfig:
     MEDUSA-2 (head weight 0.2, decay 0.8, heads' learning rate x4)."""
 
     count: int = 4  # K: head k predicts the token k + 1 positions ahead
+    # medusa: independent heads over the hidden state (the paper's); hydra: head k also reads
+    # the tokens drafted before its guess (Hydra, arXiv 2402.05109; model/draft_heads.py)
+    kind: str = "medusa"
     steps: int = 400
     batch_tokens: int = 4000
     lr: float = 2e-3
@@ -446,6 +449,10 @@ class HeadsConfig:
     # trees raced against each other at the first eval tau with all heads (``bench_trees``):
     # node counts (greedy trees from the dev acceptance table), chain:D, full:WxD
     bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "chain:4")
+    # the workflow also trains Hydra heads (``kind`` hydra; modes "hydra" and "hydra-joint"
+    # beside "frozen" and "joint"), races each beside the MEDUSA heads of its mode in one
+    # bench run, evaluates and sweeps them: rows of their own in the main table
+    hydra: bool = True
     # VADUSA settings evaluated for WER (tau = 1 emits the AR tokens: its WER is the AR one)
     eval_taus: tuple[int, ...] = (3,)
     # the paper's open questions (target ``open_questions``, every family), on frozen heads:

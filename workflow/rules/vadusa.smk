@@ -1,11 +1,24 @@
 # VADUSA per family: draft heads on the frozen base (mode "frozen") and base + heads trained
-# together (mode "joint", VADUSA-wt); acceptance calibration and trees; the speed benchmark
-# against KV-cached AR decoding in one process; WER of VADUSA decoding at chosen tolerances.
+# together (mode "joint", VADUSA-wt); with heads.hydra, Hydra heads in both ways too (modes
+# "hydra", "hydra-joint"); acceptance calibration and trees; the speed benchmark against
+# KV-cached AR decoding in one process; WER of VADUSA decoding at chosen tolerances.
 
 
 wildcard_constraints:
-    mode="frozen|joint",
+    mode="frozen|joint|hydra|hydra-joint",
     tau=r"\d+",
+
+
+# the head modes the workflow builds, and which Hydra mode races beside which MEDUSA one
+HYDRA_OF = {"frozen": "hydra", "joint": "hydra-joint"} if CFG.heads.hydra else {}
+HEAD_MODES = ["frozen", "joint", *HYDRA_OF.values()]
+
+
+def raced_heads(wildcards):
+    """The Hydra heads a MEDUSA mode's bench races beside its own (none without heads.hydra)."""
+    if wildcards.mode not in HYDRA_OF:
+        return []
+    return [f"{RESULTS}/models/{wildcards.family}/{HYDRA_OF[wildcards.mode]}/heads.pt"]
 
 
 rule train_heads:
@@ -17,7 +30,9 @@ rule train_heads:
         f"{RESULTS}/models/{{family}}/{{mode}}/heads.pt",
     params:
         config_digest=CFG.section_hash("seed", *HeadsConfig.training_keys()),
-        command=lambda wildcards: "train-heads" if wildcards.mode == "frozen" else "train-joint",
+        command=lambda wildcards: ("train-joint" if wildcards.mode.endswith("joint")
+                                   else "train-heads"),
+        kind=lambda wildcards: "hydra" if wildcards.mode.startswith("hydra") else "medusa",
     log:
         f"{LOGS}/train_heads_{{family}}_{{mode}}.log",
     threads: PAIRED
@@ -25,8 +40,8 @@ rule train_heads:
         mem_mb=16000,
         runtime=240,
     shell:
-        "vadusa {params.command} --config {RESOLVED} --checkpoint {input.model} "
-        "--corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
+        "vadusa {params.command} --config {RESOLVED} --set heads.kind={params.kind} "
+        "--checkpoint {input.model} --corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
         "--out {RESULTS}/models/{wildcards.family}/{wildcards.mode} > {log} 2>&1"
 
 
@@ -54,8 +69,11 @@ rule calibrate:
 
 
 rule bench_vadusa:
+    """Every tau x heads setting (and typical acceptance) against AR in one process; a MEDUSA
+    mode's race also runs its Hydra twin's settings (named hydra-..., hydra-joint-...)."""
     input:
-        rules.train_heads.output,
+        model=rules.train_heads.output,
+        also=raced_heads,
     output:
         f"{RESULTS}/bench/{{family}}/vadusa-{{mode}}.json",
     params:
@@ -63,6 +81,8 @@ rule bench_vadusa:
                                        "heads.bench_utterances", exclude=NOT_DRAFT),
         taus=" ".join(str(t) for t in CFG.heads.bench_taus),
         heads=" ".join(str(k) for k in CFG.heads.bench_heads),
+        also=lambda wildcards, input: (f"--also-heads {' '.join(input.also)}" if input.also
+                                       else ""),
     log:
         f"{LOGS}/bench_{{family}}_vadusa_{{mode}}.log",
     threads: 2
@@ -70,9 +90,9 @@ rule bench_vadusa:
         mem_mb=8000,
         runtime=120,
     shell:
-        "vadusa bench --config {RESOLVED} --checkpoint {input} --split test --corpus {CORPUS} "
-        "--limit {CFG.heads.bench_utterances} --batch-sizes --tau {params.taus} "
-        "--heads {params.heads} --typical --out {output} > {log} 2>&1"
+        "vadusa bench --config {RESOLVED} --checkpoint {input.model} {params.also} --split test "
+        "--corpus {CORPUS} --limit {CFG.heads.bench_utterances} --batch-sizes "
+        "--tau {params.taus} --heads {params.heads} --typical --out {output} > {log} 2>&1"
 
 
 rule bench_trees:
@@ -243,7 +263,7 @@ def table_inputs(families, draft=True):
         expand(rules.evaluate_ar.output, family=families),
         expand(rules.bench_ar.output, family=families),
         expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),
-        expand(rules.evaluate_vadusa.output, family=families, mode=["frozen", "joint"],
+        expand(rules.evaluate_vadusa.output, family=families, mode=HEAD_MODES,
                tau=CFG.heads.eval_taus),
     ]
     if draft:
@@ -341,15 +361,16 @@ rule listen:
 
 
 def vadusa_targets(families):
-    """Everything VADUSA builds for ``families``: both kinds of heads, their races (tau x
-    heads, tree sizes), evaluations, the frozen heads' calibration and sweep, and the
-    listening page."""
+    """Everything VADUSA builds for ``families``: heads frozen and joint (MEDUSA, and Hydra with
+    heads.hydra), their races (tau x heads, tree sizes), evaluations, the frozen heads'
+    calibration and sweeps, and the listening page."""
     return [
         expand(rules.listen.output, family=families),
-        expand(rules.sweep.output.chosen, family=families, mode="frozen"),
+        expand(rules.sweep.output.chosen, family=families,
+               mode=["frozen"] + (["hydra"] if HYDRA_OF else [])),
         expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),
         expand(rules.bench_trees.output, family=families, mode=["frozen", "joint"]),
-        expand(rules.evaluate_vadusa.output, family=families, mode=["frozen", "joint"],
+        expand(rules.evaluate_vadusa.output, family=families, mode=HEAD_MODES,
                tau=CFG.heads.eval_taus),
         expand(rules.calibrate.output, family=families, mode="frozen",
                tau=CFG.heads.eval_taus),

@@ -1,8 +1,9 @@
 """Acceptance rules: does the base model accept a draft token at one position?
 
 Every rule sees the base model's processed log-probabilities at the draft's position
-(temperature, top-k, top-p applied; ``sampling.processed_logprobs``) and the keyed Gumbel noise
-of that position, so all of them are pure functions of (model, seed, utterance, position).
+(temperature, top-k, top-p applied; ``sampling.processed_logprobs``) and the keyed uniforms
+of that position (``sampling.keyed_uniforms``), so all of them are pure functions of
+(model, seed, utterance, position).
 
 - ``tolerance`` (the paper's): the base head samples tau times (draws 0..tau-1 of the
   position's key); the draft token is accepted iff it is among the samples, so
@@ -47,11 +48,11 @@ class AcceptRule:
 
 
 def accepted(rule: AcceptRule, tokens: torch.Tensor, logprobs: torch.Tensor,
-             noise: torch.Tensor) -> torch.Tensor:
-    """tokens (N,) drafts; logprobs (N, V) of the base at each draft's position; noise (N, T, V)
-    the position's keyed draws -> (N,) bool, accepted or not."""
+             uniforms: torch.Tensor) -> torch.Tensor:
+    """tokens (N,) drafts; logprobs (N, V) of the base at each draft's position; uniforms
+    (N, T) the position's keyed draws -> (N,) bool, accepted or not."""
     if rule.name == "tolerance":
-        samples = (logprobs[:, None].to(noise.dtype) + noise[:, :rule.tau]).argmax(-1)  # (N,T)
+        samples = keyed_samples(logprobs, uniforms[:, :rule.tau])  # (N, T)
         return (samples == tokens[:, None]).any(-1)
     probs = logprobs.exp()
     entropy = -(probs * logprobs.clamp_min(-1e4)).sum(-1)  # (N,)
@@ -61,11 +62,11 @@ def accepted(rule: AcceptRule, tokens: torch.Tensor, logprobs: torch.Tensor,
 
 
 def accepted_by_parent(rule: AcceptRule, tokens: torch.Tensor, parent_of: torch.Tensor,
-                       logprobs: torch.Tensor, noise: torch.Tensor, eos: int | None = None
+                       logprobs: torch.Tensor, uniforms: torch.Tensor, eos: int | None = None
                        ) -> torch.Tensor:
     """``accepted`` with each distribution read once: tokens (N,) drafts; parent_of (N,) the
     index of each draft's parent among the P parents; logprobs (P, V) of the base at each
-    parent's children's position and noise (P, T, V) that position's keyed draws -> (N,) bool.
+    parent's children's position and uniforms (P, T) that position's keyed draws -> (N,) bool.
     Children of one parent sit at one position and share its distribution and draws, so the
     tolerance rule samples tau tokens per parent (not per child) and looks each child up among
     its parent's samples: the same decisions as ``accepted`` on the expanded rows.
@@ -76,8 +77,8 @@ def accepted_by_parent(rule: AcceptRule, tokens: torch.Tensor, parent_of: torch.
     ends where AR decoding with the same keys would end it, not about tau times as often.
     tau = 1 decides as before."""
     if rule.name != "tolerance":
-        return accepted(rule, tokens, logprobs[parent_of], noise[parent_of])
-    samples = (logprobs[:, None].to(noise.dtype) + noise[:, :rule.tau]).argmax(-1)  # (P, T)
+        return accepted(rule, tokens, logprobs[parent_of], uniforms[parent_of])
+    samples = keyed_samples(logprobs, uniforms[:, :rule.tau])  # (P, T)
     among = (samples[parent_of] == tokens[:, None]).any(-1)  # (N,)
     if eos is None:
         return among
@@ -86,6 +87,7 @@ def accepted_by_parent(rule: AcceptRule, tokens: torch.Tensor, parent_of: torch.
     return torch.where(ends, is_eos, among & ~is_eos)
 
 
-def sample(logprobs: torch.Tensor, noise: torch.Tensor) -> int:
-    """The base model's own token at one position: draw 0 of its key (as AR decoding)."""
-    return int(keyed_samples(logprobs, noise[:1])[0])
+def sample(logprobs: torch.Tensor, uniforms: torch.Tensor) -> int:
+    """The base model's own token at one position from its (T,) uniforms: draw 0 (as AR
+    decoding)."""
+    return int(keyed_samples(logprobs, uniforms[:1])[0])

@@ -24,8 +24,8 @@ import torch
 
 from vadusa.decoding.sampling import (
     SamplingConfig,
-    gumbel_noise,
     keyed_samples,
+    keyed_uniforms,
     processed_logprobs,
     speech_only,
 )
@@ -90,6 +90,8 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
     logits = model(tokens, pos, mask, frames=table)  # (B, P, V)
     last = logits[torch.arange(B), length - 1]  # (B, V)
     forwards = 1
+    # draw 0 of every position each row may reach, made at once: (max_new_b, 1) per row
+    drawn = [keyed_uniforms(seed, utterances[b], range(max_new[b]), 1) for b in range(B)]
 
     out: list[list[int]] = [[] for _ in range(B)]
     done = [False] * B
@@ -100,8 +102,7 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
             if done[b]:
                 continue
             logprobs = processed_logprobs(speech_only(last[b], eos), sampling)
-            noise = gumbel_noise(seed, utterances[b], t, draws=1, size=logprobs.shape[-1])
-            token = int(keyed_samples(logprobs.cpu(), noise)[0])
+            token = int(keyed_samples(logprobs.cpu(), drawn[b][t])[0])
             if token == eos:
                 done[b] = stopped[b] = True
                 continue

@@ -48,6 +48,7 @@ class Setting:
     acceptance: str = "tolerance"
     precision: str = ""  # float32 | bfloat16; "" = the bundle's own
     gamma: int = 0  # draft-model settings only: tokens the draft proposes per step
+    heads_from: str = ""  # VADUSA: the label of other heads (``bench``'s ``others``); "" = own
 
 
 def ar_settings(batch_sizes: list[int], other_precision: str = "") -> list[Setting]:
@@ -70,8 +71,11 @@ def raced_precision(bundle: TTSBundle) -> str:
 
 
 def vadusa_settings(taus: list[int], heads: list[int], trees: list[str],
-                    typical: bool = False) -> list[Setting]:
-    """One VADUSA setting per (heads, tree, tau), plus typical acceptance per (heads, tree)."""
+                    typical: bool = False, heads_from: str = "") -> list[Setting]:
+    """One VADUSA setting per (heads, tree, tau), plus typical acceptance per (heads, tree).
+    With ``heads_from``, the settings use those other heads and carry their label as the
+    name's first word instead of "vadusa"."""
+    prefix = heads_from or "vadusa"
     settings = []
     for k in heads:
         for tree in trees:
@@ -79,11 +83,12 @@ def vadusa_settings(taus: list[int], heads: list[int], trees: list[str],
                      if str(tree).startswith(("chain:", "full:")) else Path(str(tree)).stem)
             head_label = f"h{k}" if k else "hall"
             for tau in taus:
-                settings.append(Setting(f"vadusa-{head_label}-{label}-t{tau}", "vadusa", 1,
-                                        tau, k, str(tree)))
+                settings.append(Setting(f"{prefix}-{head_label}-{label}-t{tau}", "vadusa", 1,
+                                        tau, k, str(tree), heads_from=heads_from))
             if typical:
-                settings.append(Setting(f"typical-{head_label}-{label}", "vadusa", 1, 1, k,
-                                        str(tree), "typical"))
+                name = f"typical-{heads_from + '-' if heads_from else ''}{head_label}-{label}"
+                settings.append(Setting(name, "vadusa", 1, 1, k, str(tree), "typical",
+                                        heads_from=heads_from))
     return settings
 
 
@@ -111,7 +116,7 @@ def _summary(setting: Setting, cfg: DecodingConfig, records: list[dict[str, Any]
     histogram = Counter(accepted)
     return {"setting": setting.name, "method": setting.method, "batch_size": setting.batch_size,
             "tau": cfg.tau, "heads": cfg.heads, "tree": str(cfg.tree),
-            "acceptance": cfg.acceptance,
+            "acceptance": cfg.acceptance, "heads_from": setting.heads_from or None,
             "gamma": cfg.draft_tokens if setting.method == "draft" else None,
             "utterances": len(records), "tokens": tokens, "wall_seconds": wall,
             "tokens_per_second": tokens / wall, "real_time_factor": wall / audio_seconds,
@@ -125,13 +130,21 @@ def _summary(setting: Setting, cfg: DecodingConfig, records: list[dict[str, Any]
 
 
 def _in_precision(bundle: TTSBundle, setting: Setting,
-                  copies: dict[str, TTSBundle]) -> TTSBundle:
-    """The bundle in the setting's precision (a copy made once per precision)."""
+                  copies: dict[tuple[str, str], TTSBundle],
+                  others: dict[str, TTSBundle] | None = None) -> TTSBundle:
+    """The setting's bundle (its own heads, or those of ``others`` it names) in the setting's
+    precision (a copy made once per heads and precision)."""
+    if setting.heads_from:
+        if not others or setting.heads_from not in others:
+            raise ValueError(f"setting {setting.name} reads heads {setting.heads_from!r} "
+                             f"that were not given")
+        bundle = others[setting.heads_from]
     if not setting.precision:
         return bundle
-    if setting.precision not in copies:
-        copies[setting.precision] = bundle.to(PRECISIONS[setting.precision])
-    return copies[setting.precision]
+    key = (setting.heads_from, setting.precision)
+    if key not in copies:
+        copies[key] = bundle.to(PRECISIONS[setting.precision])
+    return copies[key]
 
 
 def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
@@ -146,23 +159,26 @@ def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingCo
 
 def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
           settings: list[Setting], keep_tokens: bool = False,
-          draft: TTSBundle | None = None, bounds: bool = True) -> list[dict[str, Any]]:
+          draft: TTSBundle | None = None, bounds: bool = True,
+          others: dict[str, TTSBundle] | None = None) -> list[dict[str, Any]]:
     """Every setting on the same requests. The settings take turns chunk by chunk (a chunk is
     as many utterances as the largest batch, one for speculative settings): a slow spell of a
     shared machine then lands on every setting alike instead of on whichever ran during it.
     With ``keep_tokens`` each result also holds ``utterance_tokens``, in request order.
     ``draft``: the draft model of draft-model settings (default: that of
     ``decoding.draft_checkpoint``), used in each setting's precision. With ``bounds``, each
-    row also gets its physical bound and the fraction of it reached (``add_bounds``)."""
-    copies: dict[str, TTSBundle] = {}
-    bundles = [_in_precision(bundle, s, copies) for s in settings]
+    row also gets its physical bound and the fraction of it reached (``add_bounds``).
+    ``others``: other draft heads on the same base by label (settings with ``heads_from``),
+    e.g. Hydra heads raced against the bundle's own MEDUSA heads."""
+    copies: dict[tuple[str, str], TTSBundle] = {}
+    bundles = [_in_precision(bundle, s, copies, others) for s in settings]
     draft_copies: dict[torch.dtype, TTSBundle] = {}  # the draft in each precision, once
     drafts: list[TTSBundle | None] = []
     for s, b in zip(settings, bundles, strict=True):
         if s.method == "draft" and draft is not None and b.dtype not in draft_copies:
             draft_copies[b.dtype] = draft.to(b.dtype)
         drafts.append(draft_copies.get(b.dtype) if s.method == "draft" else None)
-    warm = {(s.method, s.precision): (s, b, d)
+    warm = {(s.method, s.precision, s.heads_from): (s, b, d)
             for s, b, d in zip(settings, bundles, drafts, strict=True)}
     for setting, model, draft_model in warm.values():  # warm-up: one utterance per method
         run_setting(model, requests[:1], decoding, setting, draft_model)

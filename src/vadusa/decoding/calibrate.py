@@ -29,7 +29,7 @@ from vadusa.config import DecodingConfig
 from vadusa.decoding.acceptance import AcceptRule, accepted
 from vadusa.decoding.ar import ar_decode
 from vadusa.decoding.run import Request, sampling_of
-from vadusa.decoding.sampling import gumbel_noise, processed_logprobs, speech_only
+from vadusa.decoding.sampling import keyed_uniforms, processed_logprobs, speech_only
 from vadusa.decoding.tree import expected_length, greedy_tree, save_tree
 from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
 from vadusa.model.transformer import causal_mask
@@ -49,7 +49,6 @@ def acceptance_table(bundle: TTSBundle, requests: list[Request], decoding: Decod
     sampling = sampling_of(decoding)
     model, eos = bundle.model, bundle.vocab.eos
     device = model.head.weight.device
-    V = model.cfg.output_size
     hits = torch.zeros(n_heads, ranks)
     counts = torch.zeros(n_heads)
     for request in tqdm(requests, desc="calibrate", unit="utt"):
@@ -69,16 +68,17 @@ def acceptance_table(bundle: TTSBundle, requests: list[Request], decoding: Decod
                               frames=frames)[0, L - 1:L - 1 + T]  # (T, C)
         # row j of these produced output j
         logprobs = processed_logprobs(speech_only(model.head(hidden), eos), sampling).cpu()
-        heads = bundle.heads(hidden[None], n_heads)[:, 0]  # (K, T, V)
+        # hydra heads read AR's own tokens on the way (teacher forcing on the output)
+        heads = bundle.heads(hidden[None], n_heads,
+                             tokens=torch.tensor(out, device=device)[None])[:, 0]  # (K, T, V)
         top = speech_only(heads, eos).topk(ranks, dim=-1).indices.cpu()  # (K, T, R)
-        noise = torch.stack([gumbel_noise(decoding.seed, request.index, j, rule.draws, V)
-                             for j in range(T)])  # (T, D, V)
+        drawn = keyed_uniforms(decoding.seed, request.index, range(T), rule.draws)  # (T, D)
         for k in range(1, n_heads + 1):
             if T - k <= 0:
                 break
             # candidates made at outputs 0..T-k-1 guess outputs k..T-1
             for r in range(ranks):
-                ok = accepted(rule, top[k - 1, :T - k, r], logprobs[k:], noise[k:])
+                ok = accepted(rule, top[k - 1, :T - k, r], logprobs[k:], drawn[k:])
                 hits[k - 1, r] += float(ok.sum())
             counts[k - 1] += T - k
     table = hits / counts.clamp_min(1)[:, None]

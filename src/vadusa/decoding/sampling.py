@@ -1,16 +1,17 @@
 """Sampling with keyed randomness: every draw is a pure function of
 (seed, utterance, position, draw index).
 
-We sample by Gumbel-max: ``argmax(log p + g)`` with Gumbel noise ``g`` generated from a
-counter-based generator (Philox) keyed by the draw's coordinates: the stream keyed by
-(seed, utterance, position) gives draw 0 in its first V numbers, draw 1 in the next V, and so
-on, so one generator serves every draw of a position (making one costs more than drawing
-from it, and a speculative decoder needs tau draws per position). AR decoding uses draw 0 at
-every position; a speculative decoder that verifies position ``t`` draws the same noise, so
-with tolerance 1 it emits exactly the AR token, and with tolerance tau it uses draws
-0..tau-1. Decoding order, batch composition and tree shape cannot change a sample.
+We sample by inverse CDF: draw d at output position t is a uniform ``u`` in [0, 1) made by
+hashing the key (seed, utterance, t, d) (splitmix64 rounds, ``draw_key``), and the token is
+the first id whose cumulative probability exceeds ``u``. A draw costs one hash per position
+and draw, not V random numbers, and the hashes of a whole utterance come in one vectorised
+call (``keyed_uniforms``), so a speculative decoder that needs tau draws per position reads
+them in place. AR decoding uses draw 0 at every position; a speculative decoder that
+verifies position ``t`` reads the same uniform, so with tolerance 1 it emits exactly the AR
+token, and with tolerance tau it uses draws 0..tau-1. Decoding order, batch composition and
+tree shape cannot change a sample.
 
-Shapes: V output vocabulary, N draws.
+Shapes: V output vocabulary, P positions, N draws.
 """
 
 from __future__ import annotations
@@ -43,14 +44,26 @@ def draw_key(seed: int, utterance: int, position: int, draw: int) -> int:
     return x
 
 
-def gumbel_noise(seed: int, utterance: int, position: int, draws: int, size: int
-                 ) -> torch.Tensor:
-    """(N, V) float64 Gumbel noise for draws 0..N-1 at one position of one utterance; draw d
-    is block d of the position's stream, whatever N is."""
-    generator = np.random.Generator(np.random.Philox(key=draw_key(seed, utterance, position,
-                                                                  0)))
-    u = generator.random(draws * size).reshape(draws, size)  # uniform in [0, 1)
-    return torch.from_numpy(-np.log(-np.log(np.clip(u, 1e-300, 1 - 1e-16))))  # (N, V)
+def _mix(x: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """One step of ``draw_key`` on uint64 arrays (numpy wraps uint64 products mod 2^64)."""
+    x = (x ^ value) * np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(31))) * np.uint64(0xBF58476D1CE4E5B9)
+    return x ^ (x >> np.uint64(29))
+
+
+def keyed_uniforms(seed: int, utterance: int, positions: range | list[int], draws: int,
+                   first_draw: int = 0) -> torch.Tensor:
+    """(P, N) float64 uniforms in [0, 1): row p, column d is draw ``first_draw + d`` at
+    ``positions[p]``, the top 53 bits of ``draw_key`` (so bit-identical to the scalar key)."""
+    x = np.array(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for value in (seed, utterance):
+            x = _mix(x, np.array(value & _MASK64, dtype=np.uint64))
+        pos = np.array([p & _MASK64 for p in positions], dtype=np.uint64)[:, None]  # (P, 1)
+        draw = np.array([(first_draw + d) & _MASK64 for d in range(draws)],
+                        dtype=np.uint64)[None, :]  # (1, N)
+        x = _mix(_mix(x, pos), draw)  # (P, N)
+    return torch.from_numpy((x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53)
 
 
 def processed_logprobs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
@@ -82,6 +95,16 @@ def speech_only(logits: torch.Tensor, eos: int) -> torch.Tensor:
     return masked
 
 
-def keyed_samples(logprobs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    """Gumbel-max: (V,) log-probabilities and (N, V) noise -> (N,) sampled ids."""
-    return (logprobs[None].to(noise.dtype) + noise).argmax(-1)
+def keyed_samples(logprobs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF sampling: (..., V) log-probabilities and (..., N) uniforms in [0, 1) ->
+    (..., N) sampled ids (leading dimensions shared). The first id whose cumulative
+    probability exceeds ``u`` times the total; ids of zero probability are never drawn (a
+    uniform that rounding puts past the last step falls to the last id with mass)."""
+    probs = logprobs.double().exp()  # (..., V)
+    cdf = probs.cumsum(-1)  # (..., V)
+    ids = torch.searchsorted(cdf, uniforms.to(cdf.dtype) * cdf[..., -1:], right=True)
+    V = probs.shape[-1]
+    if bool((ids >= V).any()):  # rare: u x total rounded up to the total itself
+        last = V - 1 - (probs.flip(-1) > 0).to(torch.uint8).argmax(-1, keepdim=True)
+        ids = torch.minimum(ids, last)  # the last id with mass
+    return ids

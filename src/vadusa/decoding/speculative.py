@@ -26,14 +26,12 @@ step, with n tokens emitted so far (the last of them not yet fed to the target):
 Keyed randomness (decoding/sampling.py), per output position t of an utterance:
 
 - the draft's proposal at t and the target's own samples at t (the prefill's first token, a
-  bonus token) use Gumbel draw 0 of t, the noise AR decoding uses at t. So the draft samples
-  as AR decoding with the draft model would, and with draft = target every proposal is the
+  bonus token) use draw 0 of t, the uniform AR decoding uses at t. So the draft samples as
+  AR decoding with the draft model would, and with draft = target every proposal is the
   target's AR token, is accepted (p = q), and the output is AR decoding's, token for token.
-- the acceptance uniform and the residual sample at t come from the same keyed Philox
-  generator as t's Gumbel draws, read from counter 2^192 on (``SPECULATIVE_COUNTER``): the
-  uniform, then V numbers of Gumbel noise. AR and VADUSA decoding read that generator from
-  counter 0 (draw d is block d), so they would need 2^192 counter steps (2^194 numbers) to
-  reach these: the two can never share a number.
+- the acceptance uniform and the residual sample at t are draws 2^40 and 2^40 + 1 of t's key
+  (``SPECULATIVE_DRAW``); AR and VADUSA decoding use draws 0..tau-1, so the two never share
+  a number.
 
 A position's numbers decide its own token only: the tokens before t are functions of the
 numbers of positions before t, so at t every draw is fresh, also when a proposal made at t
@@ -49,34 +47,28 @@ from __future__ import annotations
 import copy
 import time
 
-import numpy as np
 import torch
 
 from vadusa.decoding.ar import DecodeResult
 from vadusa.decoding.sampling import (
     SamplingConfig,
-    draw_key,
-    gumbel_noise,
     keyed_samples,
+    keyed_uniforms,
     processed_logprobs,
     speech_only,
 )
 from vadusa.model.transformer import Transformer
 
-#: Where a position's acceptance and residual numbers start in its keyed Philox stream (a
-#: 256-bit counter): far past the draws of AR and VADUSA decoding, which start at 0.
-SPECULATIVE_COUNTER = 1 << 192
+#: The draw index of a position's acceptance uniform (the residual sample's is the next one):
+#: far past the draws 0..tau-1 of AR and VADUSA decoding.
+SPECULATIVE_DRAW = 1 << 40
 
 
-def speculative_draws(seed: int, utterance: int, position: int, size: int
-                      ) -> tuple[float, torch.Tensor]:
-    """The acceptance uniform in [0, 1) and (1, V) Gumbel noise for the residual sample at
-    one output position of one utterance (the key of ``sampling.gumbel_noise``)."""
-    key = draw_key(seed, utterance, position, 0)
-    generator = np.random.Generator(np.random.Philox(key=key, counter=SPECULATIVE_COUNTER))
-    u = generator.random(1 + size)  # (1 + V,)
-    gumbel = -np.log(-np.log(np.clip(u[1:], 1e-300, 1 - 1e-16)))  # (V,)
-    return float(u[0]), torch.from_numpy(gumbel)[None]  # (1, V)
+def speculative_draws(seed: int, utterance: int, position: int) -> tuple[float, torch.Tensor]:
+    """The acceptance uniform in [0, 1) and the (1,) uniform of the residual sample at one
+    output position of one utterance (``sampling.keyed_uniforms``)."""
+    u = keyed_uniforms(seed, utterance, [position], 2, first_draw=SPECULATIVE_DRAW)[0]  # (2,)
+    return float(u[0]), u[1:]
 
 
 def accepts(p: torch.Tensor, q: torch.Tensor, token: int, u: float) -> bool:
@@ -126,15 +118,6 @@ class DraftModelDecoder:
         processed as the sampling config says (speech tokens and eos only)."""
         return processed_logprobs(speech_only(logits, self.eos), self.sampling).cpu()
 
-    def _gumbel(self, seed: int, utterance: int, position: int,
-                drawn: dict[int, torch.Tensor]) -> torch.Tensor:
-        """(1, V) draw 0 of a position, AR decoding's noise there. ``drawn`` keeps it: a
-        proposal rolled back is proposed again, at the same position, in the next step."""
-        if position not in drawn:
-            drawn[position] = gumbel_noise(seed, utterance, position, 1,
-                                           self.target.cfg.output_size)
-        return drawn[position]
-
     @torch.inference_mode()
     def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int,
                frames: torch.Tensor | None = None) -> DecodeResult:
@@ -152,13 +135,12 @@ class DraftModelDecoder:
         draft.setup_cache(batch=1, max_seq=S)
         sequence = torch.zeros(S, dtype=torch.long, device=device)  # prefix, then output
         sequence[:L] = prefix.to(device)
-        drawn: dict[int, torch.Tensor] = {}
+        drawn = keyed_uniforms(seed, utterance, range(max_new + 1), 1)  # (max_new + 1, 1)
 
         # prefill: the target's own first token, draw 0 of position 0 (as AR decoding)
         logits = target(sequence[None, :L], torch.arange(L, device=device)[None],
                         causal_over_cache(0, L, device), frames=table)[0, -1]  # (V,)
-        first = int(keyed_samples(self._logprobs(logits), self._gumbel(seed, utterance, 0,
-                                                                       drawn))[0])
+        first = int(keyed_samples(self._logprobs(logits), drawn[0])[0])
         stopped = first == self.eos
         out: list[int] = []
         if not stopped and max_new > 0:
@@ -169,8 +151,6 @@ class DraftModelDecoder:
 
         while not stopped and len(out) < max_new:
             n = len(out)
-            for position in [p for p in drawn if p < n]:  # never needed again
-                del drawn[position]
 
             # propose: catch up on entries [seen, L + n), then sample g drafts one by one
             logits = draft(sequence[None, seen:L + n],
@@ -186,8 +166,7 @@ class DraftModelDecoder:
                                    torch.tensor([[e]], device=device),
                                    causal_over_cache(e, 1, device), frames=table)[0, -1]
                 logq = self._logprobs(logits)  # (V,)
-                token = int(keyed_samples(logq, self._gumbel(seed, utterance, n + i,
-                                                             drawn))[0])
+                token = int(keyed_samples(logq, drawn[n + i])[0])
                 drafts.append(token)
                 q.append(logq.exp())
                 sequence[L + n + i] = self.speech_offset + token
@@ -206,7 +185,7 @@ class DraftModelDecoder:
             # speculative sampling: the accepted drafts, then one token of the target's
             emitted: list[int] = []
             for i, token in enumerate(drafts):
-                u, noise = speculative_draws(seed, utterance, n + i, p.shape[-1])
+                u, noise = speculative_draws(seed, utterance, n + i)
                 if not accepts(p[i], q[i], token, u):  # the residual's token instead
                     emitted.append(int(keyed_samples(residual(p[i], q[i]), noise)[0]))
                     accepted = i
@@ -216,7 +195,7 @@ class DraftModelDecoder:
                 accepted = g = len(drafts)
                 if drafts[-1] != self.eos and n + g < max_new:
                     emitted.append(int(keyed_samples(
-                        logp[g], self._gumbel(seed, utterance, n + g, drawn))[0]))
+                        logp[g], drawn[n + g])[0]))
             if self.eos in emitted:
                 emitted = emitted[:emitted.index(self.eos)]
                 stopped = True

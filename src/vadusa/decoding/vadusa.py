@@ -3,8 +3,10 @@
 One step, with the last emitted token as the tree's root (already the base model's own
 sample) and the draft heads' logits from the hidden state that produced it:
 
-1. ``candidates``: node i at depth d takes the rank-r_i token of head d (speech tokens and
-   eos only).
+1. draft: node i at depth d takes the rank-r_i token of head d (speech tokens and eos only).
+   Independent (MEDUSA) heads guess every depth at once (``candidates``); Hydra heads guess
+   depth d once per parent node at depth d - 1, reading that node's path
+   (``HydraDrafter``), so siblings' children may differ.
 2. ``verify``: one forward pass over the root and every node, each node at position
    ``prefix + depth`` and attending to the committed prefix (through the KV cache), the root,
    its ancestors and itself (``TreeBuffers.mask``). The base head at a node's parent gives the
@@ -24,7 +26,7 @@ Every draw is keyed by (seed, utterance, position, draw), so with tau = 1 each e
 is exactly the token AR decoding samples at that position: same output, fewer forwards.
 
 Shapes: L prefix length, N tree nodes (root included), S cache slots, C width, K heads,
-V output vocabulary, T draws per position.
+V output vocabulary, T draws per position, D the tree's depth.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ import torch
 
 from vadusa.decoding.acceptance import AcceptRule, accepted_by_parent, sample
 from vadusa.decoding.ar import DecodeResult
-from vadusa.decoding.sampling import SamplingConfig, gumbel_noise, processed_logprobs, speech_only
+from vadusa.decoding.sampling import (
+    SamplingConfig,
+    keyed_uniforms,
+    processed_logprobs,
+    speech_only,
+)
 from vadusa.decoding.tree import TreeBuffers
-from vadusa.model.draft_heads import DraftHeads
+from vadusa.model.draft_heads import DraftHeads, HydraHeads
 from vadusa.model.transformer import Transformer
 
 
@@ -48,14 +55,76 @@ def candidates(head_logits: torch.Tensor, tree: TreeBuffers, eos: int) -> torch.
     return top[tree.head[1:], tree.rank[1:]]  # (N - 1,)
 
 
-def longest_accepted(ok: torch.Tensor, tree: TreeBuffers) -> list[int]:
+class MedusaDrafter:
+    """Independent heads: every depth's candidates from one batched product of the heads."""
+
+    def __init__(self, heads: DraftHeads, tree: TreeBuffers, eos: int) -> None:
+        self.stacked = heads.stacked(tree.max_depth)  # no deeper than the tree reads
+        self.tree, self.eos = tree, eos
+        self.head, self.rank = tree.head[1:], tree.rank[1:]  # (N - 1,) each
+
+    def draft(self, hidden: torch.Tensor, root: int) -> torch.Tensor:
+        """hidden (C,) that produced ``root`` -> (N - 1,) draft tokens of the non-root nodes
+        (``candidates``)."""
+        logits = self.stacked.draft(hidden)  # (K, V)
+        if not hasattr(self, "allowed"):  # -inf on bos and pad, made once in the logits' dtype
+            self.allowed = speech_only(torch.zeros_like(logits[0]), self.eos)  # (V,)
+            self.head, self.rank = self.head.to(logits.device), self.rank.to(logits.device)
+        top = (logits + self.allowed).topk(self.tree.max_rank, dim=-1).indices  # (K, R)
+        return top[self.head, self.rank]  # (N - 1,)
+
+
+class HydraDrafter:
+    """Sequentially dependent heads: depth by depth, head d runs once per parent at depth
+    d - 1 on the path root .. parent, and the parent's children take its ranks."""
+
+    def __init__(self, heads: HydraHeads, tree: TreeBuffers, eos: int) -> None:
+        self.stacked = heads.stacked(tree.max_depth)  # no deeper than the tree reads
+        self.tree, self.eos = tree, eos
+        device = heads.embed.weight.device
+        # added to logits: -inf on bos and pad (as ``speech_only``, without a copy per call)
+        self.allowed = speech_only(torch.zeros(heads.pad + 1, dtype=self.stacked.dtype,
+                                               device=device), eos)  # (V,)
+        parent = tree.parent.tolist()
+        depth = tree.depth.tolist()
+        chain = [[0]]  # node indices from the root to each node
+        for i in range(1, tree.size):
+            chain.append(chain[parent[i]] + [i])
+        self.plan = []  # per depth d: parents' paths (P, d), children (n,), their parent, rank
+        for d in range(1, tree.max_depth + 1):
+            children = [i for i in range(1, tree.size) if depth[i] == d]
+            parents = sorted({parent[i] for i in children})
+            self.plan.append((
+                torch.tensor([chain[q] for q in parents], dtype=torch.long, device=device),
+                torch.tensor(children, dtype=torch.long, device=device),
+                torch.tensor([parents.index(parent[i]) for i in children], dtype=torch.long,
+                             device=device),
+                tree.rank[children].to(device),
+                int(tree.rank[children].max()) + 1))
+
+    def draft(self, hidden: torch.Tensor, root: int) -> torch.Tensor:
+        """hidden (C,) that produced ``root`` -> (N - 1,) draft tokens of the non-root nodes."""
+        tokens = torch.empty(self.tree.size, dtype=torch.long, device=hidden.device)  # (N,)
+        tokens[0] = root
+        shared = self.stacked.hidden_part(hidden)  # (K, C): every head's hidden-state share
+        for d, (paths, children, parent_of, rank, ranks) in enumerate(self.plan, start=1):
+            logits = self.stacked.step(d, hidden, shared, tokens[paths])  # (P, V)
+            top = (logits + self.allowed).topk(ranks, dim=-1).indices  # (P, R_d)
+            tokens[children] = top[parent_of, rank]
+        return tokens[1:]
+
+
+def longest_accepted(ok: torch.Tensor, tree: TreeBuffers,
+                     paths: list[list[int]] | None = None) -> list[int]:
     """ok (N,) per-node acceptance (root True) -> node indices of the longest accepted
-    root-to-leaf run, root first."""
+    root-to-leaf run, root first. ``paths``: ``tree.retrieve`` as lists, when the caller
+    keeps them (a decoder calls this every pass)."""
+    flags = ok.tolist()
     best: list[int] = [0]
-    for path in tree.retrieve.tolist():
+    for path in tree.retrieve.tolist() if paths is None else paths:
         run = [0]
         for node in path[1:]:
-            if node < 0 or not ok[node]:
+            if node < 0 or not flags[node]:
                 break
             run.append(node)
         if len(run) > len(best):
@@ -66,7 +135,7 @@ def longest_accepted(ok: torch.Tensor, tree: TreeBuffers) -> list[int]:
 class VadusaDecoder:
     """Speculative decoding of one utterance at a time with a fixed tree and rule."""
 
-    def __init__(self, model: Transformer, heads: DraftHeads, tree: TreeBuffers,
+    def __init__(self, model: Transformer, heads: DraftHeads | HydraHeads, tree: TreeBuffers,
                  rule: AcceptRule, sampling: SamplingConfig, *, speech_offset: int,
                  eos: int, n_heads: int | None = None) -> None:
         self.n_heads = n_heads or len(heads)
@@ -80,8 +149,8 @@ class VadusaDecoder:
         self.tree_bias = torch.zeros(tree.mask.shape, dtype=dtype, device=device).masked_fill_(
             ~tree.mask.to(device), float("-inf"))  # (N, N): 0 where a node may attend, -inf not
         self.depth = tree.depth.to(device)
-        # the heads the tree reads (no deeper than it), all in two batched products
-        self.drafter = heads.stacked(min(self.n_heads, tree.max_depth))
+        self.drafter = (HydraDrafter(heads, tree, eos) if isinstance(heads, HydraHeads)
+                        else MedusaDrafter(heads, tree, eos))
         # acceptance reads the base's distribution at parent nodes only (children of a parent
         # share its row): P parents, and each node's index among them
         parents = sorted(set(tree.parent[1:].tolist()))
@@ -89,22 +158,8 @@ class VadusaDecoder:
         self.parent_of = torch.tensor([parents.index(q) for q in tree.parent[1:].tolist()],
                                       dtype=torch.long)  # (N - 1,)
         self.child_depth = tree.depth[self.parents] + 1  # (P,): the position children verify
-
-    def _noise(self, seed: int, utterance: int, first: int, cache: dict[int, torch.Tensor]
-               ) -> torch.Tensor:
-        """(D + 2, T, V) keyed draws at the positions first, first + 1, ...: nodes of one depth
-        share a position and so share their draws. ``first`` is the root's output index;
-        ``cache`` keeps draws already made for this utterance (positions overlap between
-        steps), dropping those behind the root."""
-        V = self.model.cfg.output_size
-        for position in [p for p in cache if p < first]:
-            del cache[position]
-        rows = []
-        for position in range(first, first + self.tree.max_depth + 2):
-            if position not in cache:
-                cache[position] = gumbel_noise(seed, utterance, position, self.rule.draws, V)
-            rows.append(cache[position])
-        return torch.stack(rows)
+        self.paths = tree.retrieve.tolist()  # root-to-leaf node lists, for longest_accepted
+        self.depths = tree.depth.tolist()
 
     @torch.inference_mode()
     def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int,
@@ -119,7 +174,10 @@ class VadusaDecoder:
         S = L + max_new + N + 1
         model.setup_cache(batch=1, max_seq=S)
         slots = torch.arange(S, device=device)
-        drawn: dict[int, torch.Tensor] = {}  # keyed draws by output position
+        # every keyed draw the utterance may read, made at once: row t holds position t's
+        # draws (nodes of one depth share a position, and so their draws)
+        drawn = keyed_uniforms(seed, utterance, range(max_new + tree.max_depth + 2),
+                               self.rule.draws)  # (max_new + D + 2, T)
 
         # prefill: the base's logits and the heads' logits at the prefix's last position
         pos = torch.arange(L, device=device)[None]  # (1, L)
@@ -129,14 +187,13 @@ class VadusaDecoder:
         last = hidden[:, -1:]  # (1, 1, C)
         base_logprobs = processed_logprobs(speech_only(model.head(last)[0, 0], self.eos),
                                            self.sampling).cpu()  # (V,)
-        root = sample(base_logprobs, gumbel_noise(seed, utterance, 0, 1, base_logprobs.shape[-1]))
+        root = sample(base_logprobs, drawn[0])
         stopped = root == self.eos
         forwards, out, accept_lengths = 1, [], [0 if stopped else 1]  # tokens per forward
         if not stopped:
             out.append(root)
         while not stopped and len(out) < max_new:
-            head_logits = self.drafter.draft(last[0, 0])  # (K, V)
-            drafts = candidates(head_logits, tree, self.eos)  # (N - 1,)
+            drafts = self.drafter.draft(last[0, 0], out[-1])  # (N - 1,)
             tokens = torch.cat([torch.tensor([out[-1]], device=device), drafts])  # (N,)
 
             # verify: the root (the last emitted token) sits at slot and position c, the tree
@@ -152,15 +209,16 @@ class VadusaDecoder:
             # only the rows acceptance reads (the parents'); the bonus row comes later
             logprobs = processed_logprobs(speech_only(logits[self.parents], self.eos),
                                           self.sampling).cpu()  # (P, V)
-            noise = self._noise(seed, utterance, len(out) - 1, drawn)  # (D + 2, T, V)
+            here = drawn[len(out) - 1:]  # (.., T): row d is the draws at the root's depth d
             ok = torch.ones(N, dtype=torch.bool)
             ok[1:] = accepted_by_parent(self.rule, drafts.cpu(), self.parent_of, logprobs,
-                                        noise[self.child_depth],  # children's position's draws
+                                        here[self.child_depth],  # children's position's draws
                                         eos=self.eos)
-            run = longest_accepted(ok, tree)  # root first
+            run = longest_accepted(ok, tree, self.paths)  # root first
 
             # commit: accepted drafts (up to eos) move to the slots right after the root
-            emitted = [int(tokens[i]) for i in run[1:]]
+            token_list = tokens.tolist()
+            emitted = [token_list[i] for i in run[1:]]
             if self.eos in emitted:
                 emitted = emitted[:emitted.index(self.eos)]
                 stopped = True
@@ -176,7 +234,7 @@ class VadusaDecoder:
                 end = kept[-1]
                 end_logprobs = processed_logprobs(speech_only(logits[end], self.eos),
                                                   self.sampling).cpu()  # (V,)
-                bonus = sample(end_logprobs, noise[int(tree.depth[end]) + 1])
+                bonus = sample(end_logprobs, here[self.depths[end] + 1])
                 stopped = bonus == self.eos
                 if not stopped:
                     out.append(bonus)

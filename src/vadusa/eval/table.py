@@ -11,7 +11,9 @@ Where each figure comes from (all under ``results/<experiment>/``):
 
     speed: bench/<family>/vadusa-<mode>.json   every setting and AR decode the same test
                                                utterances in one process; the speedup is
-                                               against the faster AR at batch 1 (bench.py)
+                                               against the faster AR at batch 1 (bench.py);
+                                               Hydra heads' settings (heads_from hydra,
+                                               hydra-joint) are in frozen's and joint's
     AR speed: bench/<family>/ar.json           that baseline row
     draft model: bench/<family>/draft.json, eval/<family>/draft/test/metrics.json
     floors: resynth/<family>/{test,librivox}/metrics.json   the test recordings (and the five
@@ -37,7 +39,10 @@ from typing import Any
 
 from vadusa.decoding.bench import baseline_row
 
-MODES = {"frozen": "VADUSA", "joint": "VADUSA-wt"}
+MODES = {"frozen": "VADUSA", "joint": "VADUSA-wt", "hydra": "VADUSA, Hydra heads",
+         "hydra-joint": "VADUSA-wt, Hydra heads"}
+# Hydra heads race beside the MEDUSA heads of their mode, in that mode's bench
+RACED_IN = {"hydra": "frozen", "hydra-joint": "joint"}
 COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
            "speedup", "wall_speedup", "bound", "bound_fraction", "rtf")
 
@@ -65,6 +70,19 @@ def _speed(bench_row: dict[str, Any]) -> dict[str, Any]:
     return {"speedup": bench_row.get("rate_speedup", bench_row["speedup"]),
             "wall_speedup": bench_row["speedup"], "bound": bench_row.get("bound"),
             "bound_fraction": bench_row.get("bound_fraction")}
+
+
+def race_rows(root: Path, family: str, mode: str) -> list[dict[str, Any]]:
+    """The bench rows of one heads mode: its own race's (``bench/<family>/vadusa-<mode>.json``),
+    or, for a Hydra mode, its settings in the race of the MEDUSA mode it ran beside (rows with
+    ``heads_from`` = the mode), AR rows included."""
+    if mode in RACED_IN:
+        raced = _read(root / "bench" / family / f"vadusa-{RACED_IN[mode]}.json") or []
+        rows = [r for r in raced if r.get("heads_from") == mode]
+        if rows:
+            return [r for r in raced if r["method"] == "ar"] + rows
+    own = _read(root / "bench" / family / f"vadusa-{mode}.json") or []
+    return [r for r in own if not r.get("heads_from")]
 
 
 def floor_rows(root: Path, family: str, librivox: bool = True) -> list[dict[str, Any]]:
@@ -110,8 +128,7 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
         ar["rtf"] = baseline_row(ar_bench)["real_time_factor"]
     rows.append(ar)
     for mode, label in MODES.items():
-        bench = _read(root / "bench" / family / f"vadusa-{mode}.json") or []
-        settings = [r for r in bench if r["method"] == "vadusa"]
+        settings = [r for r in race_rows(root, family, mode) if r["method"] == "vadusa"]
         if not settings:
             continue
         all_heads = max(r["heads"] for r in settings)

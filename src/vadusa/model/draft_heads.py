@@ -14,6 +14,13 @@ At decoding time the heads run on one hidden state per step, where a dozen small
 cost more than the arithmetic; ``stacked`` packs the heads' weights once so that ``draft``
 computes all K heads in two batched matrix products (same numbers as ``forward``).
 
+``HydraHeads`` (``heads.kind: hydra``; Ankner et al. 2024, arXiv 2402.05109) make the heads
+sequentially dependent: head k also reads the embeddings of the k tokens between the hidden
+state and its guess (the base's token at t+1 and the drafts for t+2..t+k), so a head knows
+which path of the tree it extends. Its block is ``h + SiLU(W [h; e_1; ..; e_k] + b)`` with
+``W`` zero at the start: it begins as the MEDUSA head above. In a tree, head k runs once per
+parent node at depth k - 1, on that node's path (``decoding/vadusa.py``).
+
 Shapes: B batch, T positions, C model width, V output vocabulary, K heads.
 """
 
@@ -50,8 +57,13 @@ class DraftHead(nn.Module):
         return self.proj(self.block(hidden))  # (B, T, V)
 
 
+KINDS = ("medusa", "hydra")
+
+
 class DraftHeads(nn.Module):
     """K independent draft heads over the base model's final hidden states."""
+
+    kind = "medusa"
 
     def __init__(self, n_heads: int, dim: int, output_size: int, base_head: nn.Linear) -> None:
         super().__init__()
@@ -61,9 +73,11 @@ class DraftHeads(nn.Module):
     def __len__(self) -> int:
         return len(self.heads)
 
-    def forward(self, hidden: torch.Tensor, n_heads: int | None = None) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, n_heads: int | None = None,
+                tokens: torch.Tensor | None = None) -> torch.Tensor:
         """hidden (B, T, C) -> logits (K, B, T, V) of the first ``n_heads`` heads (default all):
-        entry k-1 predicts the token k+1 positions after each input position."""
+        entry k-1 predicts the token k+1 positions after each input position. ``tokens``
+        (read by ``HydraHeads`` only) are ignored."""
         heads = self.heads[: n_heads or len(self.heads)]
         return torch.stack([head(hidden) for head in heads])  # (K, B, T, V)
 
@@ -79,6 +93,126 @@ class DraftHeads(nn.Module):
         block_bias = torch.stack([h.block.linear.bias for h in heads])[:, None]  # (K, 1, C)
         proj_weight = torch.stack([h.proj.weight.T for h in heads])  # (K, C, V)
         return StackedHeads(block_weight.to(dtype), block_bias.to(dtype), proj_weight.to(dtype))
+
+
+class HydraHead(nn.Module):
+    """Head k: proj(h + SiLU(W [h; e_1; ..; e_k] + b)), W zero-initialised."""
+
+    def __init__(self, dim: int, depth: int, output_size: int, base_head: nn.Linear) -> None:
+        super().__init__()
+        self.linear = nn.Linear(dim * (depth + 1), dim)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+        self.proj = nn.Linear(dim, output_size, bias=False)
+        with torch.no_grad():
+            self.proj.weight.copy_(base_head.weight)
+
+    def forward(self, hidden: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """hidden (..., C), context (..., k C) the path's token embeddings -> (..., V)."""
+        x = torch.cat([hidden, context], -1)  # (..., (k + 1) C)
+        return self.proj(hidden + F.silu(self.linear(x)))
+
+
+class HydraHeads(nn.Module):
+    """K sequentially dependent draft heads: head k reads the hidden state at t and the
+    embeddings of the tokens at t+1..t+k (output ids, in a table of their own that starts as
+    a copy of the base's speech-token embeddings)."""
+
+    kind = "hydra"
+
+    def __init__(self, n_heads: int, dim: int, output_size: int, base_head: nn.Linear,
+                 embedding: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(output_size, dim)
+        if embedding is not None:  # (V, C): the base's input rows of the output ids
+            with torch.no_grad():
+                self.embed.weight.copy_(embedding)
+        self.heads = nn.ModuleList(HydraHead(dim, k, output_size, base_head)
+                                   for k in range(1, n_heads + 1))
+        self.pad = output_size - 1  # the pad output id stands in past the end
+
+    def __len__(self) -> int:
+        return len(self.heads)
+
+    def forward(self, hidden: torch.Tensor, n_heads: int | None = None,
+                tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden (B, T, C) and tokens (B, T), the output id each position's base head is to
+        emit (position i's token is the one at i + 1; -100 and ids past the end read as pad)
+        -> logits (K, B, T, V): entry k-1 at i guesses the token at i + k + 1 from tokens
+        i..i+k-1 (teacher forcing)."""
+        if tokens is None:
+            raise ValueError("hydra heads read the tokens before their guess: pass tokens")
+        K = n_heads or len(self.heads)
+        B, T, C = hidden.shape
+        ids = torch.where(tokens < 0, self.pad, tokens)  # (B, T)
+        ids = F.pad(ids, (0, K), value=self.pad)  # (B, T + K)
+        emb = self.embed(ids).to(hidden.dtype)  # (B, T + K, C)
+        out = []
+        for k, head in enumerate(self.heads[:K], start=1):
+            context = torch.cat([emb[:, j:j + T] for j in range(k)], -1)  # (B, T, k C)
+            out.append(head(hidden, context))
+        return torch.stack(out)  # (K, B, T, V)
+
+    @torch.no_grad()
+    def stacked(self, n_heads: int | None = None) -> StackedHydra:
+        """The first ``n_heads`` heads packed for decoding (a copy: take it again after the
+        heads change)."""
+        return StackedHydra(self, n_heads or len(self.heads))
+
+    def step(self, k: int, hidden: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
+        """One head on P paths at once: hidden (C,), path (P, k) output ids (the base's token,
+        then the drafts of depths 1..k-1) -> (P, V) logits of head k."""
+        P = path.shape[0]
+        context = self.embed(path).to(hidden.dtype).reshape(P, -1)  # (P, k, C) -> (P, k C)
+        return self.heads[k - 1](hidden.expand(P, -1), context)
+
+
+class StackedHydra:
+    """Hydra heads packed for decoding one hidden state at a time. Head k's block input
+    ``W [h; e_1; ..; e_k] + b`` splits into ``W_h h + b`` (the same for every node: computed
+    once per pass for all heads in one batched product) and ``sum_j W_j e_j``; each ``W_j E^T``
+    is precomputed as a (V, C) table, so a path's share is k row lookups instead of a product
+    (``step``: the numbers of ``HydraHeads.step`` up to float rounding)."""
+
+    def __init__(self, heads: HydraHeads, n_heads: int) -> None:
+        dtype = torch.promote_types(heads.embed.weight.dtype, torch.float32)
+        E = heads.embed.weight.detach().to(dtype)  # (V, C)
+        C = E.shape[1]
+        mods = heads.heads[:n_heads]
+        self.hidden_weight = torch.stack([m.linear.weight[:, :C].T for m in mods]
+                                         ).detach().to(dtype).contiguous()  # (K, C, C)
+        self.bias = torch.stack([m.linear.bias for m in mods])[:, None].detach().to(dtype)
+        # tables[k - 1][j]: (V, C), the contribution of token e_{j+1} to head k's block
+        self.tables = [torch.stack([E @ m.linear.weight[:, C * (j + 1):C * (j + 2)].detach()
+                                    .to(dtype).T for j in range(k)])
+                       for k, m in enumerate(mods, start=1)]  # (k, V, C) each
+        self.proj = [m.proj.weight.detach().to(dtype).T.contiguous() for m in mods]  # (C, V)
+        self.dtype = dtype
+
+    def hidden_part(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden (C,) -> (K, C): ``W_h h + b`` of every head."""
+        K, C = self.bias.shape[0], hidden.shape[-1]
+        x = hidden.to(self.dtype).reshape(1, 1, C).expand(K, 1, C)  # the same for every head
+        return torch.baddbmm(self.bias, x, self.hidden_weight)[:, 0]  # (K, 1, C) -> (K, C)
+
+    def step(self, k: int, hidden: torch.Tensor, hidden_part: torch.Tensor,
+             path: torch.Tensor) -> torch.Tensor:
+        """Head k on P paths: hidden (C,), hidden_part (K, C) from ``hidden_part``, path (P, k)
+        output ids -> (P, V) logits."""
+        table = self.tables[k - 1]  # (k, V, C)
+        z = hidden_part[k - 1] + table[torch.arange(k), path].sum(1)  # (P, k, C) -> (P, C)
+        x = hidden.to(self.dtype) + F.silu(z)  # (P, C)
+        return x @ self.proj[k - 1]  # (P, V)
+
+
+def make_heads(kind: str, n_heads: int, dim: int, output_size: int, base_head: nn.Linear,
+               embedding: torch.Tensor | None = None) -> DraftHeads | HydraHeads:
+    """The draft heads of ``kind`` (``KINDS``); ``embedding`` (V, C) seeds Hydra's table."""
+    if kind == "medusa":
+        return DraftHeads(n_heads, dim, output_size, base_head)
+    if kind == "hydra":
+        return HydraHeads(n_heads, dim, output_size, base_head, embedding)
+    raise ValueError(f"unknown draft heads kind {kind!r} (choose from {KINDS})")
 
 
 class StackedHeads:

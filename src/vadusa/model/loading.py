@@ -25,7 +25,7 @@ import torch
 from vadusa.checkpoint import CheckpointError, load_checkpoint
 from vadusa.data.text import SymbolTable, normalize
 from vadusa.model.aligner import spoken
-from vadusa.model.draft_heads import DraftHeads
+from vadusa.model.draft_heads import DraftHeads, HydraHeads, make_heads
 from vadusa.model.durations import DurationConfig, DurationModel
 from vadusa.model.transformer import Transformer, TransformerConfig
 from vadusa.model.tts import INSIDE, TTSVocab, build_sequence
@@ -44,7 +44,7 @@ class TTSBundle:
     family: str
     frame_rate: float
     meta: dict[str, Any]
-    heads: DraftHeads | None = None  # draft heads, when loaded from a heads.pt
+    heads: DraftHeads | HydraHeads | None = None  # draft heads, when loaded from a heads.pt
     durations: DurationModel | None = None  # plans the frames of a text (alignment duration)
 
     @property
@@ -99,7 +99,8 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu",
     heads = None
     if blob["kind"] == "vadusa":
         model.load_state_dict(blob["state"]["model"])
-        heads = DraftHeads(int(meta["heads"]["count"]), model.cfg.dim, model.cfg.output_size,
+        heads = make_heads(meta["heads"].get("kind", "medusa"),  # older: always medusa
+                           int(meta["heads"]["count"]), model.cfg.dim, model.cfg.output_size,
                            model.head)
         heads.load_state_dict(blob["state"]["heads"])
         heads.to(device=device, dtype=dtype).eval()

@@ -3,8 +3,10 @@
 Speed comes from ``decoding.bench``: AR at batch 1 (raced in both precisions where bfloat16
 may be faster: the faster one is the baseline) and the trial's setting decode the same
 utterances in one process, taking turns utterance by utterance, so the speedup is measured in
-the same run on the same machine. Quality: each utterance's tokens go through the unit
-vocoder to the Whisper judge, and the trial's WER sits next to AR's WER at the same sampling.
+the same run on the same machine. The objective is the speedup per token (tokens/s over AR's),
+the main table's headline; the wall-time ratio is kept beside it (``wall_speedup``). Quality:
+each utterance's tokens go through the unit vocoder to the Whisper judge, and the trial's WER
+sits next to AR's WER at the same sampling.
 
 Judging is the slow part on a CPU, so a transcript is cached by its tokens: tau = 1 settings
 (AR's tokens, in float32) and repeated settings are judged once.
@@ -60,7 +62,7 @@ class DecodingObjective:
                           str(params["tree"]))
         try:
             results = bench(self.bundle, self.requests, cfg, [*self.ar, setting],
-                            keep_tokens=True)
+                            keep_tokens=True, bounds=False)
         except ValueError as err:  # a setting the decoder refuses (e.g. a tree too deep)
             raise SweepTrialError(f"{setting.name}: {err}") from err
         ours, same_precision = results[-1], results[0]
@@ -70,9 +72,11 @@ class DecodingObjective:
         # reproduces (float32) and they do not change from trial to trial
         ar_wer, ar_cer = self.rates(same_precision["utterance_tokens"])
         forwards = ours["forwards_per_utterance"] * ours["utterances"]
-        return {"speedup": ours["speedup"], "wer": wer, "cer": cer,
+        # the objective is the speedup per token (the main table's headline): a tolerance
+        # that ends utterances earlier would otherwise look faster without being so
+        return {"speedup": ours["rate_speedup"], "wer": wer, "cer": cer,
                 "ar_wer": ar_wer, "ar_cer": ar_cer,
-                "rate_speedup": ours["rate_speedup"], "mean_accepted": ours["mean_accepted"],
+                "wall_speedup": ours["speedup"], "mean_accepted": ours["mean_accepted"],
                 "tokens_per_second": ours["tokens_per_second"],
                 "ar_tokens_per_second": baseline["tokens_per_second"],
                 "real_time_factor": ours["real_time_factor"],

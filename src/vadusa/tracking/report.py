@@ -37,10 +37,12 @@ from vadusa.eval.table import (
     COLUMNS,
     HEADER,
     MODES,
+    RACED_IN,
     TableError,
     family_rows,
     format_cell,
     open_rows,
+    race_rows,
 )
 
 TABLES = ("main", "all")  # `vadusa table` names: the default family's, and every family's
@@ -87,7 +89,8 @@ class Report:
 def _read_json(path: Path, sources: list[str], root: Path) -> Any:
     if not path.is_file():
         return None
-    sources.append(path.relative_to(root).as_posix())
+    if path.relative_to(root).as_posix() not in sources:
+        sources.append(path.relative_to(root).as_posix())
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:  # a job killed while writing it, say
@@ -183,8 +186,11 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
         rep.speed_wer["open questions (frozen)"] = open_points
 
     # accepted length against tau: every tolerance setting of the races
-    races = {label: _read_json(root / where / f"vadusa-{mode}.json", sources, root)
-             for mode, label in MODES.items()}
+    races = {}
+    for mode, label in MODES.items():  # Hydra modes read the race of their MEDUSA twin
+        if _read_json(root / where / f"vadusa-{RACED_IN.get(mode, mode)}.json", sources,
+                      root) is not None:
+            races[label] = race_rows(root, family, mode)
     races["open questions (frozen)"] = _read_json(root / where / "open.json", sources, root)
     for name, race in races.items():
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)

@@ -44,7 +44,7 @@ from tqdm import tqdm
 from vadusa.checkpoint import file_digest, load_checkpoint, save_checkpoint
 from vadusa.config import Config
 from vadusa.devices import resolve_device
-from vadusa.model.draft_heads import DraftHeads
+from vadusa.model.draft_heads import DraftHeads, HydraHeads, make_heads
 from vadusa.model.loading import load_tts
 from vadusa.model.transformer import causal_mask
 from vadusa.model.tts import TTSVocab
@@ -66,7 +66,7 @@ TOP = 5  # top-1..top-5 accuracy per head
 # heads.* keys that do not change the trained weights: a resume may differ in them
 NOT_TRAINING = {"checkpoint_every", "eval_every", "eval_utterances", "top_ranks",
                 "calibration_utterances", "tree_sizes", "bench_taus", "bench_heads",
-                "bench_utterances", "eval_taus", "bench_trees"}
+                "bench_utterances", "eval_taus", "bench_trees", "hydra"}
 
 
 class HeadsTrainError(ValueError):
@@ -103,16 +103,18 @@ def head_losses(head_logits: torch.Tensor, targets: torch.Tensor, ranks: int,
     return losses, hits, counts
 
 
-def _forward(model: torch.nn.Module, heads: DraftHeads, inputs: torch.Tensor, joint: bool,
-             frames: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(model: torch.nn.Module, heads: DraftHeads | HydraHeads, inputs: torch.Tensor,
+             targets: torch.Tensor, joint: bool, frames: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
     """-> base logits (B, L, V) and head logits (K, B, L, V); ``frames`` (B, L, F), the frame
-    features of a model trained with durations."""
+    features of a model trained with durations. Hydra heads read the data's tokens after
+    each position (``targets``, teacher forcing)."""
     B, L = inputs.shape
     pos = torch.arange(L, device=inputs.device).expand(B, L)
     mask = causal_mask(L, inputs.device).expand(B, L, L)
     with contextlib.nullcontext() if joint else torch.no_grad():
         hidden = model.hidden(inputs, pos, mask, frames=frames)  # (B, L, C)
-    return model.head(hidden), heads(hidden)
+    return model.head(hidden), heads(hidden, tokens=targets)
 
 
 def _batch(examples: list, vocab: TTSVocab, device: torch.device
@@ -158,7 +160,10 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
         raise HeadsTrainError(str(exc)) from exc
 
     seed_everything(cfg.seed)
-    heads = DraftHeads(h.count, model.cfg.dim, model.cfg.output_size, model.head).to(device)
+    V = model.cfg.output_size
+    heads = make_heads(h.kind, h.count, model.cfg.dim, V, model.head,
+                       model.embed.weight[vocab.speech_offset:vocab.speech_offset + V]
+                       ).to(device)
     if joint:
         optimizer = torch.optim.AdamW(
             [{"params": model.parameters(), "lr_scale": 1.0},
@@ -172,7 +177,7 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
         base_lr, steps = h.lr, h.steps
     mode = "joint" if joint else "frozen"
     meta = dict(bundle.meta) | {"heads": {
-        "count": h.count, "mode": mode, "base": file_digest(base_path),
+        "count": h.count, "kind": h.kind, "mode": mode, "base": file_digest(base_path),
         "settings": {k: v for k, v in vars(h).items() if k not in NOT_TRAINING}}}
 
     allowance = int(prompt_seconds * bundle.frame_rate + 40) if prompt else 0
@@ -207,7 +212,7 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
             model.train(joint)
             heads.train()
             with autocast:
-                base_logits, head_logits = _forward(model, heads, inputs, joint, frames)
+                base_logits, head_logits = _forward(model, heads, inputs, targets, joint, frames)
                 losses, _, _ = head_losses(head_logits, targets, 1,
                                            base_logits if h.distill else None)
                 heads_loss = sum(losses)
@@ -261,8 +266,9 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
 
 
 @torch.no_grad()
-def evaluate_heads(model: torch.nn.Module, heads: DraftHeads, data: TTSData, vocab: TTSVocab,
-                   cfg: Config, device: torch.device, prompt: bool, speaker_embedding: bool
+def evaluate_heads(model: torch.nn.Module, heads: DraftHeads | HydraHeads, data: TTSData,
+                   vocab: TTSVocab, cfg: Config, device: torch.device, prompt: bool,
+                   speaker_embedding: bool
                    ) -> tuple[dict[str, float], list[list[float]]]:
     """Dev metrics (per-head CE and top-1..5 accuracy, the base's loss and accuracy) and the
     rank table ``rank_acc[k][r]`` on the first ``heads.eval_utterances`` of the split."""
@@ -278,7 +284,7 @@ def evaluate_heads(model: torch.nn.Module, heads: DraftHeads, data: TTSData, voc
         examples = [data.example(i, vocab, rng, prompt, speaker_embedding)
                     for i in range(start, min(n_eval, start + 8))]
         inputs, targets, frames = _batch(examples, vocab, device)
-        base_logits, head_logits = _forward(model, heads, inputs, False, frames)
+        base_logits, head_logits = _forward(model, heads, inputs, targets, False, frames)
         losses, batch_hits, batch_counts = head_losses(head_logits, targets, ranks)
         head_loss += torch.tensor([float(x) for x in losses]) * batch_counts
         hits, counts = hits + batch_hits, counts + batch_counts
@@ -296,7 +302,7 @@ def evaluate_heads(model: torch.nn.Module, heads: DraftHeads, data: TTSData, voc
     return metrics, [[round(float(x), 6) for x in row[:h.top_ranks]] for row in rank_acc]
 
 
-def _save_state(path: Path, cfg: Config, model: torch.nn.Module, heads: DraftHeads,
+def _save_state(path: Path, cfg: Config, model: torch.nn.Module, heads: DraftHeads | HydraHeads,
                 optimizer: torch.optim.Optimizer, pos: dict[str, Any], meta: dict[str, Any],
                 joint: bool) -> None:
     state = {"heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
@@ -306,7 +312,7 @@ def _save_state(path: Path, cfg: Config, model: torch.nn.Module, heads: DraftHea
     save_checkpoint(path, kind=TRAIN_KIND, config=cfg.to_dict(), meta=meta, state=state)
 
 
-def _resume(path: Path, model: torch.nn.Module, heads: DraftHeads,
+def _resume(path: Path, model: torch.nn.Module, heads: DraftHeads | HydraHeads,
             optimizer: torch.optim.Optimizer, meta: dict[str, Any], seed: int, joint: bool
             ) -> dict[str, Any]:
     """The saved position of ``path`` if it belongs to this run (same base weights, head
