@@ -200,7 +200,9 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
             f"{hydra}-h2-n16-t1", f"{hydra}-h2-n16-t3", f"typical-{hydra}-h2-n16"]
         by = {b["setting"]: b for b in bench}
         assert by["vadusa-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]  # tau = 1 is lossless
-        assert by[f"{hydra}-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]
+        if mode == "frozen":  # the same frozen base: lossless against its AR too (joint
+            # heads each bring a base of their own, raced against the same AR's speed)
+            assert by[f"{hydra}-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]
         assert load_checkpoint(tmp_path / f"results/tiny/models/whisper/{hydra}/heads.pt"
                                )["meta"]["heads"]["kind"] == "hydra"
         evaluation = json.loads((tmp_path / f"results/tiny/eval/whisper/vadusa-{mode}-tau3/test/"

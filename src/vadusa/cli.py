@@ -204,9 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--typical", action="store_true",
                    help="also MEDUSA-2's typical acceptance, per heads and tree")
     p.add_argument("--also-heads", nargs="+", default=[], metavar="HEADS_PT",
-                   help="other draft heads on the same base (e.g. heads.kind: hydra): their "
-                   "VADUSA settings race in the same run, named after the checkpoint's "
-                   "folder (models/whisper/hydra/heads.pt -> hydra-h4-n16-t3)")
+                   help="other draft heads of the same family (e.g. heads.kind: hydra): their "
+                   "VADUSA settings race in the same run against the same AR baseline, named "
+                   "after the checkpoint's folder (models/whisper/hydra/heads.pt -> "
+                   "hydra-h4-n16-t3); joint heads decode with their own base")
     p.add_argument("--draft", help="draft-model settings: the draft model (base.pt from "
                    "`vadusa train-draft`; default: decoding.draft_checkpoint, if set)")
     p.add_argument("--draft-tokens", type=int, nargs="+", help="draft-model settings: tokens "

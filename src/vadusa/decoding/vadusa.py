@@ -4,7 +4,7 @@ One step, with the last emitted token as the tree's root (already the base model
 sample) and the draft heads' logits from the hidden state that produced it:
 
 1. draft: node i at depth d takes the rank-r_i token of head d (speech tokens and eos only).
-   Independent (MEDUSA) heads guess every depth at once (``candidates``); Hydra heads guess
+   Independent (MEDUSA) heads guess every depth at once (``MedusaDrafter``); Hydra heads guess
    depth d once per parent node at depth d - 1, reading that node's path
    (``HydraDrafter``), so siblings' children may differ.
 2. ``verify``: one forward pass over the root and every node, each node at position
@@ -48,13 +48,6 @@ from vadusa.model.draft_heads import DraftHeads, HydraHeads
 from vadusa.model.transformer import Transformer
 
 
-def candidates(head_logits: torch.Tensor, tree: TreeBuffers, eos: int) -> torch.Tensor:
-    """head_logits (K, V) at the root -> (N - 1,) draft tokens of the non-root nodes."""
-    allowed = speech_only(head_logits, eos)  # (K, V): no bos or pad
-    top = allowed.topk(tree.max_rank, dim=-1).indices  # (K, R)
-    return top[tree.head[1:], tree.rank[1:]]  # (N - 1,)
-
-
 class MedusaDrafter:
     """Independent heads: every depth's candidates from one batched product of the heads."""
 
@@ -62,12 +55,13 @@ class MedusaDrafter:
         self.stacked = heads.stacked(tree.max_depth)  # no deeper than the tree reads
         self.tree, self.eos = tree, eos
         self.head, self.rank = tree.head[1:], tree.rank[1:]  # (N - 1,) each
+        self.allowed: torch.Tensor | None = None  # made at the first call, in its dtype
 
     def draft(self, hidden: torch.Tensor, root: int) -> torch.Tensor:
-        """hidden (C,) that produced ``root`` -> (N - 1,) draft tokens of the non-root nodes
-        (``candidates``)."""
+        """hidden (C,) that produced ``root`` -> (N - 1,) draft tokens of the non-root nodes:
+        node i takes the rank-r_i speech token (or eos) of head d_i."""
         logits = self.stacked.draft(hidden)  # (K, V)
-        if not hasattr(self, "allowed"):  # -inf on bos and pad, made once in the logits' dtype
+        if self.allowed is None:  # -inf on bos and pad, made once in the logits' dtype
             self.allowed = speech_only(torch.zeros_like(logits[0]), self.eos)  # (V,)
             self.head, self.rank = self.head.to(logits.device), self.rank.to(logits.device)
         top = (logits + self.allowed).topk(self.tree.max_rank, dim=-1).indices  # (K, R)

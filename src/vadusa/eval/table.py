@@ -132,11 +132,12 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
         if not settings:
             continue
         all_heads = max(r["heads"] for r in settings)
+        heads_name = label if label.endswith("heads") else f"{label} heads"
         for r in sorted(settings, key=lambda r: (r["acceptance"] != "tolerance", r["heads"],
                                                  r["tau"])):
             typical = r["acceptance"] == "typical"
             row = {"family": family, "tree": r["tree"], "heads": r["heads"],
-                   "method": f"typical acceptance ({label} heads)" if typical else label,
+                   "method": f"typical acceptance ({heads_name})" if typical else label,
                    "tau": "" if typical else r["tau"], "accepted": r["mean_accepted"],
                    "rtf": r["real_time_factor"]} | _speed(r)
             if not typical and r["heads"] == all_heads:
