@@ -385,6 +385,13 @@ def hydra(model: Transformer, n_heads: int = 3, seed: int = 0) -> HydraHeads:
     return heads
 
 
+def path_logits(heads: HydraHeads, k: int, hidden: torch.Tensor, path: torch.Tensor
+                ) -> torch.Tensor:
+    """Head k on one path through the teacher-forced forward: hidden (C,), path (k,) output
+    ids -> (V,). Position 0 of a k-long sequence reads tokens 0..k-1."""
+    return heads(hidden.expand(1, k, -1), tokens=path[None])[k - 1, 0, 0]
+
+
 def test_hydra_heads_start_as_medusa_and_read_exactly_the_tokens_before_their_guess() -> None:
     head = nn.Linear(8, 5, bias=False)
     fresh = HydraHeads(3, 8, 5, head)
@@ -407,8 +414,8 @@ def test_hydra_heads_start_as_medusa_and_read_exactly_the_tokens_before_their_gu
             assert moved == (2 <= j < 2 + k), (k, j)
         # one path at a time (decoding) computes what the teacher-forced pass computes, and
         # so do the packed heads (the block's hidden share once, the tokens' by table lookup)
-        torch.testing.assert_close(heads.step(k, x[0, 2], tokens[:, 2:2 + k]),
-                                   out[k - 1, 0, 2][None])
+        torch.testing.assert_close(path_logits(heads, k, x[0, 2], tokens[0, 2:2 + k]),
+                                   out[k - 1, 0, 2])
         packed = heads.stacked(3)
         torch.testing.assert_close(packed.step(k, x[0, 2], packed.hidden_part(x[0, 2]),
                                                tokens[:, 2:2 + k]), out[k - 1, 0, 2][None])
@@ -416,7 +423,7 @@ def test_hydra_heads_start_as_medusa_and_read_exactly_the_tokens_before_their_gu
     padded = tokens.clone()
     padded[0, -1] = -100
     torch.testing.assert_close(heads(x, tokens=padded)[0, 0, -1],
-                               heads.step(1, x[0, -1], torch.tensor([[V - 1]]))[0])
+                               path_logits(heads, 1, x[0, -1], torch.tensor([V - 1])))
 
 
 def test_hydra_tree_drafts_each_nodes_top_ranks_given_its_own_path() -> None:
@@ -433,7 +440,7 @@ def test_hydra_tree_drafts_each_nodes_top_ranks_given_its_own_path() -> None:
         while node:
             node = parents[node]
             path.insert(0, int(tokens[node]))  # root .. parent
-        logits = heads.step(len(path), hidden, torch.tensor([path]))[0]
+        logits = path_logits(heads, len(path), hidden, torch.tensor(path))
         want = speech_only(logits, EOS).topk(int(tree.rank[i]) + 1).indices[-1]
         assert int(tokens[i]) == int(want), i
         same_rank = [j for j in range(1, tree.size) if tree.rank[j] == tree.rank[i]

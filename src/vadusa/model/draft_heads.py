@@ -159,20 +159,13 @@ class HydraHeads(nn.Module):
         heads change)."""
         return StackedHydra(self, n_heads or len(self.heads))
 
-    def step(self, k: int, hidden: torch.Tensor, path: torch.Tensor) -> torch.Tensor:
-        """One head on P paths at once: hidden (C,), path (P, k) output ids (the base's token,
-        then the drafts of depths 1..k-1) -> (P, V) logits of head k."""
-        P = path.shape[0]
-        context = self.embed(path).to(hidden.dtype).reshape(P, -1)  # (P, k, C) -> (P, k C)
-        return self.heads[k - 1](hidden.expand(P, -1), context)
-
 
 class StackedHydra:
     """Hydra heads packed for decoding one hidden state at a time. Head k's block input
     ``W [h; e_1; ..; e_k] + b`` splits into ``W_h h + b`` (the same for every node: computed
     once per pass for all heads in one batched product) and ``sum_j W_j e_j``; each ``W_j E^T``
     is precomputed as a (V, C) table, so a path's share is k row lookups instead of a product
-    (``step``: the numbers of ``HydraHeads.step`` up to float rounding)."""
+    (``step``: the numbers of ``HydraHeads.forward`` up to float rounding)."""
 
     def __init__(self, heads: HydraHeads, n_heads: int) -> None:
         dtype = torch.promote_types(heads.embed.weight.dtype, torch.float32)
