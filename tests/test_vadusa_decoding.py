@@ -432,7 +432,8 @@ def test_hydra_tree_drafts_each_nodes_top_ranks_given_its_own_path() -> None:
     tree = tree_buffers(greedy_tree(ACC[:3], 16))
     drafter = HydraDrafter(heads, tree, EOS)
     hidden, root = torch.randn(32, dtype=torch.float64), 4
-    tokens = torch.cat([torch.tensor([root]), drafter.draft(hidden, root)])  # (N,)
+    tokens = drafter.draft(hidden, root)  # (N,): the root, then the drafts
+    assert int(tokens[0]) == root
     parents = tree.parent.tolist()
     siblings_differ = False
     for i in range(1, tree.size):

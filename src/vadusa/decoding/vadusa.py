@@ -58,14 +58,15 @@ class MedusaDrafter:
         self.allowed: torch.Tensor | None = None  # made at the first call, in its dtype
 
     def draft(self, hidden: torch.Tensor, root: int) -> torch.Tensor:
-        """hidden (C,) that produced ``root`` -> (N - 1,) draft tokens of the non-root nodes:
-        node i takes the rank-r_i speech token (or eos) of head d_i."""
+        """hidden (C,) that produced ``root`` -> (N,) the tree's tokens, ``root`` first: node
+        i takes the rank-r_i speech token (or eos) of head d_i."""
         logits = self.stacked.draft(hidden)  # (K, V)
         if self.allowed is None:  # -inf on bos and pad, made once in the logits' dtype
             self.allowed = speech_only(torch.zeros_like(logits[0]), self.eos)  # (V,)
             self.head, self.rank = self.head.to(logits.device), self.rank.to(logits.device)
         top = (logits + self.allowed).topk(self.tree.max_rank, dim=-1).indices  # (K, R)
-        return top[self.head, self.rank]  # (N - 1,)
+        root_token = torch.tensor([root], device=logits.device)
+        return torch.cat([root_token, top[self.head, self.rank]])  # (N,)
 
 
 class HydraDrafter:
@@ -97,7 +98,7 @@ class HydraDrafter:
                 int(tree.rank[children].max()) + 1))
 
     def draft(self, hidden: torch.Tensor, root: int) -> torch.Tensor:
-        """hidden (C,) that produced ``root`` -> (N - 1,) draft tokens of the non-root nodes."""
+        """hidden (C,) that produced ``root`` -> (N,) the tree's tokens, ``root`` first."""
         tokens = torch.empty(self.tree.size, dtype=torch.long, device=hidden.device)  # (N,)
         tokens[0] = root
         shared = self.stacked.hidden_part(hidden)  # (K, C): every head's hidden-state share
@@ -105,7 +106,7 @@ class HydraDrafter:
             logits = self.stacked.step(d, hidden, shared, tokens[paths])  # (P, V)
             top = (logits + self.allowed).topk(ranks, dim=-1).indices  # (P, R_d)
             tokens[children] = top[parent_of, rank]
-        return tokens[1:]
+        return tokens
 
 
 def longest_accepted(ok: torch.Tensor, tree: TreeBuffers,
@@ -187,8 +188,8 @@ class VadusaDecoder:
         if not stopped:
             out.append(root)
         while not stopped and len(out) < max_new:
-            drafts = self.drafter.draft(last[0, 0], out[-1])  # (N - 1,)
-            tokens = torch.cat([torch.tensor([out[-1]], device=device), drafts])  # (N,)
+            tokens = self.drafter.draft(last[0, 0], out[-1])  # (N,): the root, then drafts
+            drafts = tokens[1:]  # (N - 1,)
 
             # verify: the root (the last emitted token) sits at slot and position c, the tree
             # in slots [c, c + N)
