@@ -168,6 +168,30 @@ def test_vadusa_tau_one_decodes_what_ar_decodes_through_the_cli(
     assert sum(r["forwards"] for r in va) < sum(r["forwards"] for r in ar)
 
 
+def test_bench_compile_races_fixed_shape_steps_that_decode_the_same_tokens(
+        trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``vadusa bench --compile``: AR steps and tree passes of the real model (it reads its
+    alignment table, padded to the fixed cache) traced into one graph each and run; every
+    setting decodes what the eager bench decodes, and the bound's forwards are compiled too."""
+    runs = {}
+    for mode in ("", "eager"):
+        out = tmp_path / f"bench{mode}.json"
+        assert main(["bench", "--checkpoint", str(trained["frozen"]), "--split", "test",
+                     "--corpus", str(trained["corpus"]), "--limit", "2", "--batch-sizes", "2",
+                     "--tau", "1", "3", "--heads", "3", "--tree", "6", "--precision",
+                     "float32", "--set", "decoding.max_tokens_per_symbol=3", "--out", str(out),
+                     *(["--compile", mode] if mode else [])]) == 0
+        runs[mode] = {r["setting"]: r for r in json.loads(out.read_text())}
+    assert "compiled (eager)" in capsys.readouterr().out
+    assert runs[""].keys() == runs["eager"].keys()
+    for name, r in runs["eager"].items():
+        assert r["compile"] == "eager" and runs[""][name]["compile"] is None
+        for key in ("tokens", "mean_accepted", "accept_length_histogram"):
+            assert r[key] == runs[""][name][key], (name, key)
+        assert r["forward_ms"] > 0 or r["batch_size"] > 1
+    assert runs["eager"]["vadusa-h3-n6-t1"]["tokens"] == runs["eager"]["ar-b1"]["tokens"]
+
+
 def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cal"

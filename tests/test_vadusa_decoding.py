@@ -173,11 +173,22 @@ def test_acceptance_once_per_parent_decides_exactly_as_per_node(rule: AcceptRule
 def test_longest_accepted_run_wins() -> None:
     tree = tree_buffers([(0,), (1,), (0, 0), (1, 0), (1, 0, 0)])
     node = {(): 0} | {p: i + 1 for i, p in enumerate(tree.paths)}
+    paths, on_path = tree.retrieve.clamp_min(0), tree.retrieve >= 0
+
+    def run(ok: torch.Tensor) -> list[int]:
+        path, length = longest_accepted(ok, paths, on_path)
+        return path[:int(length)].tolist()
+
     ok = torch.ones(6, dtype=torch.bool)
     ok[node[(0, 0)]] = False
-    assert longest_accepted(ok, tree) == [node[p] for p in ((), (1,), (1, 0), (1, 0, 0))]
+    assert run(ok) == [node[p] for p in ((), (1,), (1, 0), (1, 0, 0))]
     ok[node[(1,)]] = False
-    assert longest_accepted(ok, tree) == [0, node[(0,)]]
+    assert run(ok) == [0, node[(0,)]]
+    ok[node[(0,)]] = False
+    assert run(ok) == [0]  # nothing accepted: the root alone
+    ok[:] = True
+    ok[node[(1, 0, 0)]] = False  # two runs of 3: (0,)->(0, 0) and (1,)->(1, 0); first wins
+    assert run(ok) == [0, node[(0,)], node[(0, 0)]]
 
 
 def test_the_top_candidates_chain_comes_first() -> None:
@@ -475,3 +486,40 @@ def test_tau_one_with_real_heads_reproduces_ar_decoding(dtype: torch.dtype, kind
         assert got.tokens == ar.tokens and got.stopped == ar.stopped, utt
         drafted += len(got.tokens) - (got.forwards - 1)
     assert drafted > 0  # some drafts were accepted, not only bonus tokens
+
+
+@pytest.mark.parametrize("kind", ["medusa", "hydra"])
+def test_compiled_fixed_shape_passes_emit_the_eager_tokens(kind: str) -> None:
+    """``decoding.compile`` (static.py): a cache of one length, masks over all of it, slots
+    written by index and one traced graph per step width. Dynamo traces the AR step and the
+    tree pass with fullgraph=True (a graph break fails the test) and runs them eagerly; the
+    tokens are those of the eager decoders, for AR and for tau 1 and 3, and utterances of
+    other lengths reuse the graphs instead of compiling new ones."""
+    from torch._dynamo.utils import counters  # noqa: PLC0415
+
+    torch._dynamo.reset()
+    model = tiny(3).float()
+    heads = (hydra(tiny(3), n_heads=3, seed=4) if kind == "hydra"
+             else DraftHeads(3, 32, V, model.head)).float()
+    tree = tree_buffers(greedy_tree(ACC[:3], 10))
+    gen = torch.Generator().manual_seed(8)
+    graphs = []
+    for utt in range(3):
+        prefix = torch.randint(0, OFFSET, (5 + 2 * utt,), generator=gen)  # lengths differ
+        kwargs = dict(speech_offset=OFFSET, eos=EOS, max_new=30 + 5 * utt,
+                      sampling=SamplingConfig(), seed=2, utterance=utt)
+        ar = ar_decode(model, prefix, **kwargs)
+        assert ar_decode(model, prefix, **kwargs, compile="eager").tokens == ar.tokens
+        for tau in (1, 3):
+            eager, compiled = (
+                VadusaDecoder(model, heads, tree, AcceptRule("tolerance", tau=tau),
+                              SamplingConfig(), speech_offset=OFFSET, eos=EOS, compile=mode)
+                .decode(prefix, max_new=30 + 5 * utt, seed=2, utterance=utt)
+                for mode in ("", "eager"))
+            assert compiled.tokens == eager.tokens, (utt, tau)
+            assert compiled.accept_lengths == eager.accept_lengths
+            if tau == 1:
+                assert eager.tokens == ar.tokens
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[0] >= 2  # the AR step and the tree pass were traced
+    assert graphs[-1] == graphs[0]  # no new graph for other prefix and output lengths

@@ -214,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "the draft proposes per step, one setting each (default: "
                    "decoding.draft_tokens)")
     _precision_option(p)
+    p.add_argument("--compile", nargs="?", const="default", default="",
+                   choices=("default", "eager"),
+                   help="AR steps and tree passes with fixed shapes, compiled by "
+                   "torch.compile (CUDA graphs on a GPU); both sides of every ratio alike. "
+                   "'eager': traced into one graph but run eagerly (a check)")
     p.add_argument("--limit", type=int, help="only the first N texts (0: all)")
     p.add_argument("--out", help="write the results as JSON (one record per setting)")
 
@@ -954,9 +959,11 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     elif args.draft_tokens:
         raise UserFacingError("--draft-tokens needs a draft model: pass --draft DIR/base.pt "
                               "from `vadusa train-draft` (or set decoding.draft_checkpoint)")
-    results = bench(bundle, requests, decoding, settings, draft=draft, others=others)
+    results = bench(bundle, requests, decoding, settings, draft=draft, others=others,
+                    compile=args.compile)
     print(f"{bundle.family}, {len(requests)} utterances, {torch.get_num_threads()} threads, "
-          f"{str(bundle.dtype).removeprefix('torch.')} unless named")
+          f"{str(bundle.dtype).removeprefix('torch.')} unless named"
+          + (f", compiled ({args.compile})" if args.compile else ""))
     print(format_bench(results))
     if args.out:
         write_bench(Path(args.out), results)

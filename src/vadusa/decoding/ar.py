@@ -29,6 +29,7 @@ from vadusa.decoding.sampling import (
     processed_logprobs,
     speech_only,
 )
+from vadusa.decoding.static import pad_frames, static_slots, step_function
 from vadusa.model.transformer import Transformer
 
 
@@ -55,27 +56,31 @@ def stack_frames(tables: list[torch.Tensor] | None, device: torch.device
 @torch.inference_mode()
 def ar_decode(model: Transformer, prefix: torch.Tensor, *, speech_offset: int, eos: int,
               max_new: int, sampling: SamplingConfig, seed: int, utterance: int,
-              frames: torch.Tensor | None = None) -> DecodeResult:
+              frames: torch.Tensor | None = None, compile: str = "") -> DecodeResult:
     """Decode one utterance: prefix (L,) input ids -> up to ``max_new`` output ids; ``frames``
-    (S_f, F), the utterance's frame features if the model reads them."""
+    (S_f, F), the utterance's frame features if the model reads them; ``compile``: fixed
+    shapes and a compiled step (``decoding/static.py``)."""
     return ar_decode_batch(model, [prefix], speech_offset=speech_offset, eos=eos,
                            max_new=[max_new], sampling=sampling, seed=seed,
                            utterances=[utterance],
-                           frames=None if frames is None else [frames])[0]
+                           frames=None if frames is None else [frames], compile=compile)[0]
 
 
 @torch.inference_mode()
 def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_offset: int,
                     eos: int, max_new: list[int], sampling: SamplingConfig, seed: int,
-                    utterances: list[int], frames: list[torch.Tensor] | None = None
-                    ) -> list[DecodeResult]:
+                    utterances: list[int], frames: list[torch.Tensor] | None = None,
+                    compile: str = "") -> list[DecodeResult]:
     device = model.head.weight.device
     table = stack_frames(frames, device)  # (B, S_f, F) or None
+    step = step_function(model, compile)
     start = time.perf_counter()
     B, lengths = len(prefixes), [len(p) for p in prefixes]
     P, steps = max(lengths), max(max_new)
-    S = P + steps
-    model.setup_cache(batch=B, max_seq=S)
+    S = static_slots(model, P + steps) if compile else P + steps
+    if compile:
+        table = pad_frames(table, S)
+    model.setup_cache(batch=B, max_seq=S, keep=bool(compile))
     slots = torch.arange(S, device=device)
 
     # prefill: rows right-padded to P; row b sees its own slots [0, L_b), causally
@@ -90,40 +95,45 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
     logits = model(tokens, pos, mask, frames=table)  # (B, P, V)
     last = logits[torch.arange(B), length - 1]  # (B, V)
     forwards = 1
-    # draw 0 of every position each row may reach, made at once: (max_new_b, 1) per row
-    drawn = [keyed_uniforms(seed, utterances[b], range(max_new[b]), 1) for b in range(B)]
+    # draw 0 of every position each row may reach, made at once (rows padded to ``steps``)
+    drawn = torch.zeros(B, steps, 1, dtype=torch.float64)
+    for b in range(B):
+        drawn[b, :max_new[b]] = keyed_uniforms(seed, utterances[b], range(max_new[b]), 1)
+    drawn = drawn.to(device)  # (B, steps, 1)
+    own = slots < length[:, None]  # (B, S): each row's own prefix slots
 
     out: list[list[int]] = [[] for _ in range(B)]
     done = [False] * B
     stopped = [False] * B
     for t in range(steps):
-        step_tokens = torch.zeros(B, dtype=torch.long, device=device)
-        for b in range(B):
+        logprobs = processed_logprobs(speech_only(last, eos), sampling)  # (B, V)
+        sampled = keyed_samples(logprobs, drawn[:, t])[:, 0]  # (B,)
+        for b, token in enumerate(sampled.tolist()):  # the one host sync of a step
             if done[b]:
                 continue
-            logprobs = processed_logprobs(speech_only(last[b], eos), sampling)
-            token = int(keyed_samples(logprobs.cpu(), drawn[b][t])[0])
             if token == eos:
                 done[b] = stopped[b] = True
                 continue
             out[b].append(token)
-            step_tokens[b] = token
             if len(out[b]) >= max_new[b]:
                 done[b] = True
         if all(done):
             break
-        # one new token per row at the shared slot P + t, at row-wise position L_b + t
+        # one new token per row at the shared slot P + t, at row-wise position L_b + t (a
+        # finished row's token is never read)
         slot = P + t
         pos = (length + t)[:, None]  # (B, 1)
-        seen = slots[:slot + 1]
-        mask = ((seen < length[:, None]) | (seen >= P))[:, None]  # (B, 1, slot + 1)
-        last = model(speech_offset + step_tokens[:, None], pos, mask,
-                     cache_slots=slice(slot, slot + 1),
-                     frames=table)[:, 0]  # (B, V)
+        width = S if compile else slot + 1  # a fixed shape, or the slots written so far
+        mask = (own[:, :width] | ((slots[:width] >= P) & (slots[:width] <= slot)))[:, None]
+        hidden = step(speech_offset + sampled[:, None], pos, mask,
+                      cache_slots=slots[slot:slot + 1] if compile else slice(slot, slot + 1),
+                      frames=table)  # (B, 1, C)
+        last = model.head(hidden[:, 0])  # (B, V)
         forwards += 1
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    model.clear_cache()
+    if not compile:  # a compiled step keeps its cache (static.py)
+        model.clear_cache()
     return [DecodeResult(out[b], stopped[b], forwards, seconds, [1] * len(out[b]))
             for b in range(B)]

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
 from vadusa.decoding.run import Request, decode_requests, draft_decoder, vadusa_decoder
+from vadusa.decoding.static import static_slots, step_function
 from vadusa.decoding.vadusa import VadusaDecoder
 from vadusa.devices import PRECISIONS, bf16_decodes_faster
 from vadusa.model.loading import TTSBundle
@@ -148,19 +149,22 @@ def _in_precision(bundle: TTSBundle, setting: Setting,
 
 
 def run_setting(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
-                setting: Setting, draft: TTSBundle | None = None) -> dict[str, Any]:
+                setting: Setting, draft: TTSBundle | None = None, compile: str = ""
+                ) -> dict[str, Any]:
     """One setting on all requests, timed as one block; ``draft``: the draft model of a
-    draft-model setting (default: ``decoding.draft_checkpoint``'s)."""
+    draft-model setting (default: ``decoding.draft_checkpoint``'s); ``compile``: compiled
+    fixed-shape steps (``decoding/static.py``)."""
     cfg = _config(decoding, setting)
     start = time.perf_counter()
-    records = list(decode_requests(bundle, requests, cfg, draft=draft))
+    records = list(decode_requests(bundle, requests, cfg, draft=draft, compile=compile))
     return _summary(setting, cfg, records, time.perf_counter() - start)
 
 
 def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
           settings: list[Setting], keep_tokens: bool = False,
           draft: TTSBundle | None = None, bounds: bool = True,
-          others: dict[str, TTSBundle] | None = None) -> list[dict[str, Any]]:
+          others: dict[str, TTSBundle] | None = None, compile: str = ""
+          ) -> list[dict[str, Any]]:
     """Every setting on the same requests. The settings take turns chunk by chunk (a chunk is
     as many utterances as the largest batch, one for speculative settings): a slow spell of a
     shared machine then lands on every setting alike instead of on whichever ran during it.
@@ -169,7 +173,9 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
     ``decoding.draft_checkpoint``), used in each setting's precision. With ``bounds``, each
     row also gets its physical bound and the fraction of it reached (``add_bounds``).
     ``others``: other draft heads on the same base by label (settings with ``heads_from``),
-    e.g. Hydra heads raced against the bundle's own MEDUSA heads."""
+    e.g. Hydra heads raced against the bundle's own MEDUSA heads. ``compile``: every AR and
+    VADUSA setting (and the bound's bare forwards) runs compiled fixed-shape steps
+    (``decoding/static.py``); the warm-up utterance then also pays the compilation."""
     copies: dict[tuple[str, str], TTSBundle] = {}
     bundles = [_in_precision(bundle, s, copies, others) for s in settings]
     draft_copies: dict[torch.dtype, TTSBundle] = {}  # the draft in each precision, once
@@ -181,10 +187,10 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
     warm = {(s.method, s.precision, s.heads_from): (s, b, d)
             for s, b, d in zip(settings, bundles, drafts, strict=True)}
     for setting, model, draft_model in warm.values():  # warm-up: one utterance per method
-        run_setting(model, requests[:1], decoding, setting, draft_model)
+        run_setting(model, requests[:1], decoding, setting, draft_model, compile)
     chunk = max(s.batch_size for s in settings)
     configs = [_config(decoding, s) for s in settings]
-    decoders = [vadusa_decoder(b, cfg) if cfg.method == "vadusa"
+    decoders = [vadusa_decoder(b, cfg, compile) if cfg.method == "vadusa"
                 else draft_decoder(b, cfg, d) if cfg.method == "draft" else None
                 for b, cfg, d in zip(bundles, configs, drafts, strict=True)]  # untimed
     records: list[list[dict[str, Any]]] = [[] for _ in settings]
@@ -193,7 +199,7 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         part = requests[first:first + chunk]
         for i, (cfg, decoder) in enumerate(zip(configs, decoders, strict=True)):
             start = time.perf_counter()
-            records[i] += decode_requests(bundles[i], part, cfg, decoder)
+            records[i] += decode_requests(bundles[i], part, cfg, decoder, compile=compile)
             walls[i] += time.perf_counter() - start
     results = [_summary(s, cfg, r, w)
                for s, cfg, r, w in zip(settings, configs, records, walls, strict=True)]
@@ -201,6 +207,7 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
     base, base_rate = baseline["wall_seconds"], baseline["tokens_per_second"]
     for r, b in zip(results, bundles, strict=True):
         r["precision"] = str(b.dtype).removeprefix("torch.")
+        r["compile"] = compile or None
         r["baseline"] = baseline["setting"]
         r["speedup"] = base / r["wall_seconds"]
         # with tau > 1 the utterances come out a little longer or shorter than AR's: the
@@ -210,7 +217,7 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         widths = [d.tree.size if isinstance(d, VadusaDecoder) else s.gamma + 1
                   if s.method == "draft" else 1
                   for s, d in zip(settings, decoders, strict=True)]
-        add_bounds(results, bundles, widths)
+        add_bounds(results, bundles, widths, compile=compile)
         for r in results:
             if r["method"] == "ar" and r["batch_size"] > 1:  # a batch is not bounded by this
                 r["bound"] = r["bound_fraction"] = None
@@ -221,16 +228,18 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
 
 
 @torch.inference_mode()
-def bare_forward_times(bundle: TTSBundle, width: int, context: int, repeats: int
-                       ) -> list[float]:
+def bare_forward_times(bundle: TTSBundle, width: int, context: int, repeats: int,
+                       compile: str = "") -> list[float]:
     """Seconds of ``repeats`` bare forwards (after two warm-up calls) of ``width`` new tokens
     (base head included) on a KV cache already holding ``context`` positions: what an AR step
     (width 1) or a tree pass (width = the tree's nodes) costs the model alone, without any
-    decoder work."""
+    decoder work. ``compile``: the decoders' compiled fixed-shape step, on their cache length
+    (``decoding/static.py``)."""
     model = bundle.model
     device = model.head.weight.device
-    S = context + width
-    model.setup_cache(batch=1, max_seq=S)
+    step = step_function(model, compile)
+    S = static_slots(model, context + width) if compile else context + width
+    model.setup_cache(batch=1, max_seq=S, keep=bool(compile))
     frames = None
     if model.frame_embed:  # a model that reads its alignment: any table of the right shape
         frames = torch.zeros(1, S, len(model.cfg.frame_features), dtype=torch.long,
@@ -240,21 +249,27 @@ def bare_forward_times(bundle: TTSBundle, width: int, context: int, repeats: int
     pos = slots[:context][None]  # (1, context)
     model(tokens[:, :context], pos, (slots[None, :context] <= pos[0, :, None])[None],
           frames=frames)  # fill the cache
-    new = slots[context:][None]  # (1, width)
-    mask = (slots[None, :] <= new[0, :, None])[None]  # (1, width, S): causal, like a chain
+    new = slots[context:context + width][None]  # (1, width)
+    seen = slots if compile else slots[:context + width]  # the decoders' mask widths
+    mask = torch.zeros(1, width, len(seen), dtype=model.head.weight.dtype, device=device
+                       ).masked_fill_(seen[None, None] > new[0, :, None], float("-inf"))
+    written = new[0] if compile else slice(context, context + width)
     times = []
     for _ in range(repeats + 2):  # two warm-up calls
         start = time.perf_counter()
-        model(tokens[:, context:], new, mask, cache_slots=slice(context, S), frames=frames)
+        model.head(step(tokens[:, context:context + width], new, mask, cache_slots=written,
+                        frames=frames))
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    model.clear_cache()
+    if not compile:
+        model.clear_cache()
     return times[2:]
 
 
 def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],
-               widths: list[int], rounds: int = 6, repeats: int = 5) -> None:
+               widths: list[int], rounds: int = 6, repeats: int = 5,
+               compile: str = "") -> None:
     """The physical bound of each setting next to what it reached: a speculative pass that
     accepts ``mean_accepted`` tokens and costs t_N (bare forward of the pass's N tokens) can be
     at most mean_accepted x t_1 / t_N faster per token than AR, t_1 the bare forward of one
@@ -262,7 +277,8 @@ def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],
     ``widths``: the tokens each setting's pass verifies (AR: 1). The forwards of every width
     take turns, ``repeats`` at a time for ``rounds`` rounds, so that a slow spell of a shared
     machine lands on all of them; each is the median of its calls. Adds ``forward_ms``,
-    ``bound``, ``bound_fraction`` (rate_speedup / bound) and ``bound_context`` to every row."""
+    ``bound``, ``bound_fraction`` (rate_speedup / bound) and ``bound_context`` to every row.
+    ``compile``: the forwards are the compiled fixed-shape steps the settings ran."""
     baseline = baseline_row(results)
     context = round(sum(r["mean_context"] for r in results) / len(results))
     base = bundles[results.index(baseline)]
@@ -270,7 +286,7 @@ def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],
     times: dict[tuple[int, int], list[float]] = {key: [] for key in passes}
     for _ in range(rounds):
         for key, (bundle, width) in passes.items():
-            times[key] += bare_forward_times(bundle, width, context, repeats)
+            times[key] += bare_forward_times(bundle, width, context, repeats, compile)
     seconds = {key: sorted(t)[len(t) // 2] for key, t in times.items()}  # medians
     t_1 = seconds[(id(base), 1)]
     for r, bundle, width in zip(results, bundles, widths, strict=True):

@@ -79,8 +79,9 @@ def resolve_tree(bundle: TTSBundle, spec: str | int, n_heads: int) -> list[tuple
     return paths
 
 
-def vadusa_decoder(bundle: TTSBundle, cfg: DecodingConfig) -> VadusaDecoder:
-    """The speculative decoder a decoding config asks for (heads, tree, acceptance rule)."""
+def vadusa_decoder(bundle: TTSBundle, cfg: DecodingConfig, compile: str = "") -> VadusaDecoder:
+    """The speculative decoder a decoding config asks for (heads, tree, acceptance rule);
+    ``compile``: fixed shapes and a compiled tree pass (``decoding/static.py``)."""
     if bundle.heads is None:
         raise SynthesisInputError(
             "--method vadusa needs draft heads: pass a heads.pt from `vadusa train-heads` or "
@@ -93,7 +94,7 @@ def vadusa_decoder(bundle: TTSBundle, cfg: DecodingConfig) -> VadusaDecoder:
     tree = tree_buffers(resolve_tree(bundle, cfg.tree, n_heads))
     return VadusaDecoder(bundle.model, bundle.heads, tree, rule, sampling_of(cfg),
                          speech_offset=bundle.vocab.speech_offset, eos=bundle.vocab.eos,
-                         n_heads=n_heads)
+                         n_heads=n_heads, compile=compile)
 
 
 def check_draft(bundle: TTSBundle, draft: TTSBundle, name: str = "the draft model") -> None:
@@ -178,11 +179,14 @@ def decode_prefix(bundle: TTSBundle, prefix: Prefix, cfg: DecodingConfig,
 
 def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingConfig,
                     decoder: VadusaDecoder | DraftModelDecoder | None = None,
-                    draft: TTSBundle | None = None) -> Iterator[dict[str, Any]]:
+                    draft: TTSBundle | None = None, compile: str = ""
+                    ) -> Iterator[dict[str, Any]]:
     """Decode requests (AR in batches of ``cfg.batch_size``; VADUSA and draft-model decoding
     one at a time); one record per request. ``decoder``: the speculative decoder of ``cfg``
     when the caller already built it (a benchmark calling this utterance by utterance);
-    ``draft``: the draft model of ``--method draft`` when the caller already loaded it."""
+    ``draft``: the draft model of ``--method draft`` when the caller already loaded it;
+    ``compile``: AR and VADUSA steps compiled with fixed shapes (``decoding/static.py``;
+    the draft-model decoder stays eager)."""
     prepared = [(r, synthesis_prefix(bundle, r.text, r.speaker, None,
                                      cfg.max_tokens_per_symbol)) for r in requests]
     if cfg.method in ("vadusa", "draft"):
@@ -191,7 +195,7 @@ def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingCon
             raise SynthesisInputError(f"{name} decodes one utterance at a time: use "
                                       "decoding.batch_size=1 (--batch-size 1)")
         if decoder is None:
-            decoder = (vadusa_decoder(bundle, cfg) if cfg.method == "vadusa"
+            decoder = (vadusa_decoder(bundle, cfg, compile) if cfg.method == "vadusa"
                        else draft_decoder(bundle, cfg, draft))
         device = bundle.model.head.weight.device
         for request, prefix in prepared:
@@ -206,7 +210,8 @@ def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingCon
             speech_offset=bundle.vocab.speech_offset, eos=bundle.vocab.eos,
             max_new=[prefix.budget for _, prefix in chunk], sampling=sampling_of(cfg),
             seed=cfg.seed, utterances=[r.index for r, _ in chunk],
-            frames=None if chunk[0][1].frames is None else [p.frames for _, p in chunk])
+            frames=None if chunk[0][1].frames is None else [p.frames for _, p in chunk],
+            compile=compile)
         for (request, prefix), result in zip(chunk, results, strict=True):
             yield _record(bundle, request, result, "ar", len(chunk), prefix)
 

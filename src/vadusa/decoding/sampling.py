@@ -98,13 +98,12 @@ def speech_only(logits: torch.Tensor, eos: int) -> torch.Tensor:
 def keyed_samples(logprobs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF sampling: (..., V) log-probabilities and (..., N) uniforms in [0, 1) ->
     (..., N) sampled ids (leading dimensions shared). The first id whose cumulative
-    probability exceeds ``u`` times the total; ids of zero probability are never drawn (a
-    uniform that rounding puts past the last step falls to the last id with mass)."""
-    probs = logprobs.double().exp()  # (..., V)
-    cdf = probs.cumsum(-1)  # (..., V)
-    ids = torch.searchsorted(cdf, uniforms.to(cdf.dtype) * cdf[..., -1:], right=True)
-    V = probs.shape[-1]
-    if bool((ids >= V).any()):  # rare: u x total rounded up to the total itself
-        last = V - 1 - (probs.flip(-1) > 0).to(torch.uint8).argmax(-1, keepdim=True)
-        ids = torch.minimum(ids, last)  # the last id with mass
-    return ids
+    probability exceeds ``u`` times the total; ids of zero probability are never drawn. No
+    host synchronisation (a decoder on a GPU keeps sampling on the device)."""
+    cdf = logprobs.double().exp().cumsum(-1)  # (..., V)
+    total = cdf[..., -1:]  # (..., 1)
+    # rounding may put u x total on the total itself, past every step of the CDF: the float
+    # just below the total then picks the first id that reaches it, which has mass
+    target = torch.minimum(uniforms.to(cdf.dtype) * total,
+                           torch.nextafter(total, torch.zeros_like(total)))
+    return torch.searchsorted(cdf, target, right=True)

@@ -35,14 +35,16 @@ import time
 
 import torch
 
-from vadusa.decoding.acceptance import AcceptRule, accepted_by_parent, sample
+from vadusa.decoding.acceptance import AcceptRule, accepted_by_parent
 from vadusa.decoding.ar import DecodeResult
 from vadusa.decoding.sampling import (
     SamplingConfig,
+    keyed_samples,
     keyed_uniforms,
     processed_logprobs,
     speech_only,
 )
+from vadusa.decoding.static import pad_frames, static_slots, step_function
 from vadusa.decoding.tree import TreeBuffers
 from vadusa.model.draft_heads import DraftHeads, HydraHeads
 from vadusa.model.transformer import Transformer
@@ -57,16 +59,15 @@ class MedusaDrafter:
         self.head, self.rank = tree.head[1:], tree.rank[1:]  # (N - 1,) each
         self.allowed: torch.Tensor | None = None  # made at the first call, in its dtype
 
-    def draft(self, hidden: torch.Tensor, root: int) -> torch.Tensor:
-        """hidden (C,) that produced ``root`` -> (N,) the tree's tokens, ``root`` first: node
-        i takes the rank-r_i speech token (or eos) of head d_i."""
+    def draft(self, hidden: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+        """hidden (C,) that produced ``root`` (a 0-d id on the device) -> (N,) the tree's
+        tokens, ``root`` first: node i takes the rank-r_i speech token (or eos) of head d_i."""
         logits = self.stacked.draft(hidden)  # (K, V)
         if self.allowed is None:  # -inf on bos and pad, made once in the logits' dtype
             self.allowed = speech_only(torch.zeros_like(logits[0]), self.eos)  # (V,)
             self.head, self.rank = self.head.to(logits.device), self.rank.to(logits.device)
         top = (logits + self.allowed).topk(self.tree.max_rank, dim=-1).indices  # (K, R)
-        root_token = torch.tensor([root], device=logits.device)
-        return torch.cat([root_token, top[self.head, self.rank]])  # (N,)
+        return torch.cat([root.view(1), top[self.head, self.rank]])  # (N,)
 
 
 class HydraDrafter:
@@ -97,8 +98,9 @@ class HydraDrafter:
                 tree.rank[children].to(device),
                 int(tree.rank[children].max()) + 1))
 
-    def draft(self, hidden: torch.Tensor, root: int) -> torch.Tensor:
-        """hidden (C,) that produced ``root`` -> (N,) the tree's tokens, ``root`` first."""
+    def draft(self, hidden: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
+        """hidden (C,) that produced ``root`` (a 0-d id) -> (N,) the tree's tokens, root
+        first."""
         tokens = torch.empty(self.tree.size, dtype=torch.long, device=hidden.device)  # (N,)
         tokens[0] = root
         shared = self.stacked.hidden_part(hidden)  # (K, C): every head's hidden-state share
@@ -109,36 +111,34 @@ class HydraDrafter:
         return tokens
 
 
-def longest_accepted(ok: torch.Tensor, tree: TreeBuffers,
-                     paths: list[list[int]] | None = None) -> list[int]:
-    """ok (N,) per-node acceptance (root True) -> node indices of the longest accepted
-    root-to-leaf run, root first. ``paths``: ``tree.retrieve`` as lists, when the caller
-    keeps them (a decoder calls this every pass)."""
-    flags = ok.tolist()
-    best: list[int] = [0]
-    for path in tree.retrieve.tolist() if paths is None else paths:
-        run = [0]
-        for node in path[1:]:
-            if node < 0 or not flags[node]:
-                break
-            run.append(node)
-        if len(run) > len(best):
-            best = run
-    return best
+def longest_accepted(ok: torch.Tensor, paths: torch.Tensor, on_path: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """ok (N,) per-node acceptance (root True); paths (R, D + 1) the tree's root-to-leaf
+    node indices, root first, a short path padded with any index; on_path (R, D + 1) which
+    entries are real -> the longest accepted run's path (D + 1,) and its length (0-d, root
+    included). Ties go to the earlier path (argmax returns the first maximum). On the
+    device, without a host sync."""
+    runs = (ok[paths] & on_path).cumprod(-1).sum(-1)  # (R,): accepted nodes from the root
+    best = runs.argmax()
+    return paths[best], runs[best]
 
 
 class VadusaDecoder:
-    """Speculative decoding of one utterance at a time with a fixed tree and rule."""
+    """Speculative decoding of one utterance at a time with a fixed tree and rule. A pass
+    stays on the model's device from the draft to the bonus token and synchronises with the
+    host once, to learn what it emitted; ``compile`` runs the tree pass with fixed shapes and
+    compiled (``decoding/static.py``)."""
 
     def __init__(self, model: Transformer, heads: DraftHeads | HydraHeads, tree: TreeBuffers,
                  rule: AcceptRule, sampling: SamplingConfig, *, speech_offset: int,
-                 eos: int, n_heads: int | None = None) -> None:
+                 eos: int, n_heads: int | None = None, compile: str = "") -> None:
         self.n_heads = n_heads or len(heads)
         if tree.max_depth > self.n_heads:
             raise ValueError(f"the tree is {tree.max_depth} deep but only {self.n_heads} "
                              f"draft heads are in use; use a tree of depth <= {self.n_heads}")
         self.model, self.heads, self.tree, self.rule = model, heads, tree, rule
         self.sampling, self.speech_offset, self.eos = sampling, speech_offset, eos
+        self.compile, self.step = compile, step_function(model, compile)
         device = model.head.weight.device
         dtype = model.head.weight.dtype
         self.tree_bias = torch.zeros(tree.mask.shape, dtype=dtype, device=device).masked_fill_(
@@ -149,95 +149,114 @@ class VadusaDecoder:
         # acceptance reads the base's distribution at parent nodes only (children of a parent
         # share its row): P parents, and each node's index among them
         parents = sorted(set(tree.parent[1:].tolist()))
-        self.parents = torch.tensor(parents, dtype=torch.long)  # (P,)
+        self.parents = torch.tensor(parents, dtype=torch.long, device=device)  # (P,)
         self.parent_of = torch.tensor([parents.index(q) for q in tree.parent[1:].tolist()],
-                                      dtype=torch.long)  # (N - 1,)
-        self.child_depth = tree.depth[self.parents] + 1  # (P,): the position children verify
-        self.paths = tree.retrieve.tolist()  # root-to-leaf node lists, for longest_accepted
-        self.depths = tree.depth.tolist()
+                                      dtype=torch.long, device=device)  # (N - 1,)
+        self.child_depth = self.depth[self.parents] + 1  # (P,): the position children verify
+        # root-to-leaf paths (R, D + 1), root first; -1 pads a short path (read as the root,
+        # and never accepted: ``on_path``)
+        self.on_path = tree.retrieve.to(device) >= 0  # (R, D + 1)
+        self.paths = tree.retrieve.to(device).clamp_min(0)  # (R, D + 1)
+
+    def verify(self, tokens: torch.Tensor, logits: torch.Tensor, here: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One tree's decisions, on the device: tokens (N,) the root and drafts; logits (N, V)
+        the base at every node; here (D + 2, T) the draws of the positions the tree reaches
+        (row d: the root's depth d) -> the accepted path (D + 1,) node indices, root first
+        (entries past its length arbitrary), its length (0-d, root included) and the bonus
+        token (0-d: the base's own draw 0 after the path's last node)."""
+        # only the rows acceptance reads (the parents'); the bonus row comes after
+        logprobs = processed_logprobs(speech_only(logits[self.parents], self.eos),
+                                      self.sampling)  # (P, V)
+        ok = torch.ones(len(tokens), dtype=torch.bool, device=tokens.device)  # (N,)
+        ok[1:] = accepted_by_parent(self.rule, tokens[1:], self.parent_of, logprobs,
+                                    here[self.child_depth],  # children's position's draws
+                                    eos=self.eos)
+        path, length = longest_accepted(ok, self.paths, self.on_path)  # (D + 1,), 0-d
+        end = path[length - 1]  # 0-d: the last accepted node
+        end_logprobs = processed_logprobs(speech_only(logits[end], self.eos),
+                                          self.sampling)  # (V,)
+        bonus = keyed_samples(end_logprobs, here[self.depth[end] + 1, :1])[0]  # draw 0
+        return path, length, bonus
 
     @torch.inference_mode()
     def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int,
                frames: torch.Tensor | None = None) -> DecodeResult:
         """prefix (L,) input ids -> up to ``max_new`` output ids; ``frames`` (S_f, F), the
         utterance's frame features if the model reads them."""
-        model, tree = self.model, self.tree
+        model, tree, compile = self.model, self.tree, self.compile
         device = model.head.weight.device
         table = None if frames is None else frames[None].to(device)  # (1, S_f, F)
         start = time.perf_counter()
-        L, N = len(prefix), tree.size
+        L, N, D = len(prefix), tree.size, tree.max_depth
         S = L + max_new + N + 1
-        model.setup_cache(batch=1, max_seq=S)
+        if compile:
+            S = static_slots(model, S)
+            table = pad_frames(table, S)
+        model.setup_cache(batch=1, max_seq=S, keep=bool(compile))
         slots = torch.arange(S, device=device)
         # every keyed draw the utterance may read, made at once: row t holds position t's
         # draws (nodes of one depth share a position, and so their draws)
-        drawn = keyed_uniforms(seed, utterance, range(max_new + tree.max_depth + 2),
-                               self.rule.draws)  # (max_new + D + 2, T)
+        drawn = keyed_uniforms(seed, utterance, range(max_new + D + 2),
+                               self.rule.draws).to(device)  # (max_new + D + 2, T)
 
         # prefill: the base's logits and the heads' logits at the prefix's last position
         pos = torch.arange(L, device=device)[None]  # (1, L)
         hidden = model.hidden(prefix[None].to(device), pos,
                               (slots[None, :L] <= pos[0, :, None])[None],
                               frames=table)  # (1, L, C)
-        last = hidden[:, -1:]  # (1, 1, C)
-        base_logprobs = processed_logprobs(speech_only(model.head(last)[0, 0], self.eos),
-                                           self.sampling).cpu()  # (V,)
-        root = sample(base_logprobs, drawn[0])
-        stopped = root == self.eos
+        last = hidden[0, -1]  # (C,)
+        base_logprobs = processed_logprobs(speech_only(model.head(last), self.eos),
+                                           self.sampling)  # (V,)
+        root = keyed_samples(base_logprobs, drawn[0, :1])[0]  # 0-d, on the device
+        stopped = int(root) == self.eos
         forwards, out, accept_lengths = 1, [], [0 if stopped else 1]  # tokens per forward
         if not stopped:
-            out.append(root)
+            out.append(int(root))
+        targets = torch.arange(1, D + 1, device=device)  # (D,): slots after the root, from c
         while not stopped and len(out) < max_new:
-            tokens = self.drafter.draft(last[0, 0], out[-1])  # (N,): the root, then drafts
-            drafts = tokens[1:]  # (N - 1,)
+            tokens = self.drafter.draft(last, root)  # (N,): the root, then drafts
 
             # verify: the root (the last emitted token) sits at slot and position c, the tree
-            # in slots [c, c + N)
+            # in slots [c, c + N); the mask's last axis is the slots written so far, or with
+            # ``compile`` the whole cache (a fixed shape)
             c = L + len(out) - 1
-            # additive mask over the slots seen: the prefix all (0), the tree its own pattern
-            mask = torch.zeros(1, N, c + N, dtype=self.tree_bias.dtype, device=device)
+            mask = torch.full((1, N, S if compile else c + N), float("-inf"),
+                              dtype=self.tree_bias.dtype, device=device)
+            mask[0, :, :c] = 0  # the committed prefix
             mask[0, :, c:c + N] = self.tree_bias
-            hidden = model.hidden(self.speech_offset + tokens[None], (c + self.depth)[None],
-                                  mask, cache_slots=slice(c, c + N), frames=table)  # (1, N, C)
+            hidden = self.step(self.speech_offset + tokens[None], (c + self.depth)[None], mask,
+                               cache_slots=slots[c:c + N] if compile else slice(c, c + N),
+                               frames=table)[0]  # (N, C)
             forwards += 1
-            logits = model.head(hidden[0])  # (N, V): each node's next token
-            # only the rows acceptance reads (the parents'); the bonus row comes later
-            logprobs = processed_logprobs(speech_only(logits[self.parents], self.eos),
-                                          self.sampling).cpu()  # (P, V)
-            here = drawn[len(out) - 1:]  # (.., T): row d is the draws at the root's depth d
-            ok = torch.ones(N, dtype=torch.bool)
-            ok[1:] = accepted_by_parent(self.rule, drafts.cpu(), self.parent_of, logprobs,
-                                        here[self.child_depth],  # children's position's draws
-                                        eos=self.eos)
-            run = longest_accepted(ok, tree, self.paths)  # root first
+            logits = model.head(hidden)  # (N, V): each node's next token
+            path, length, bonus = self.verify(tokens, logits,
+                                              drawn[len(out) - 1:len(out) + D + 1])
 
-            # commit: accepted drafts (up to eos) move to the slots right after the root
-            token_list = tokens.tolist()
-            emitted = [token_list[i] for i in run[1:]]
+            # commit, on the device: the path's nodes move to the slots right after the root
+            # (those past the accepted length too: the next pass overwrites them)
+            model.compact_cache(path[1:] + c, targets + c)
+            root, last = bonus, hidden[path[length - 1]]  # the next pass's root and input
+            # the pass's one host sync: what it emitted
+            n, *path_tokens, bonus_token = torch.cat([length.view(1), tokens[path],
+                                                      bonus.view(1)]).tolist()
+            emitted = path_tokens[1:n]
             if self.eos in emitted:
                 emitted = emitted[:emitted.index(self.eos)]
                 stopped = True
             emitted = emitted[:max_new - len(out)]
-            kept = run[:1 + len(emitted)]
-            if kept != list(range(len(kept))):  # not already in place (the top chain is)
-                model.compact_cache(torch.tensor(kept[1:], device=device) + c,
-                                    torch.arange(1, len(kept), device=device) + c)
             out += emitted
             produced = len(emitted)
             if not stopped and len(out) < max_new:
                 # the bonus token: the base's own sample after the last kept node (draw 0)
-                end = kept[-1]
-                end_logprobs = processed_logprobs(speech_only(logits[end], self.eos),
-                                                  self.sampling).cpu()  # (V,)
-                bonus = sample(end_logprobs, here[self.depths[end] + 1])
-                stopped = bonus == self.eos
+                stopped = bonus_token == self.eos
                 if not stopped:
-                    out.append(bonus)
+                    out.append(bonus_token)
                     produced += 1
-                last = hidden[:, end:end + 1]  # (1, 1, C): the heads' next input
             accept_lengths.append(produced)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
-        model.clear_cache()
+        if not compile:  # a compiled pass keeps its cache (static.py)
+            model.clear_cache()
         return DecodeResult(out, bool(stopped), forwards, seconds, accept_lengths)

@@ -187,12 +187,24 @@ class Transformer(nn.Module):
 
     # -- the KV cache ---------------------------------------------------------------------
 
-    def setup_cache(self, batch: int, max_seq: int | None = None) -> None:
+    def setup_cache(self, batch: int, max_seq: int | None = None, keep: bool = False) -> None:
+        """Static (B, H, S, D) caches in every layer. With ``keep``, the caches of each shape
+        are kept and set up again by later calls (not zeroed: what a call may read, it
+        wrote), so that a compiled step keeps reading the buffers it was compiled against,
+        also when calls of two shapes take turns."""
         max_seq = max_seq or self.cfg.max_seq
         param = self.head.weight
+        key = (batch, max_seq, param.dtype, param.device)
+        kept = self.__dict__.setdefault("_kept_caches", {})
+        if keep and key in kept:
+            for block, cache in zip(self.blocks, kept[key], strict=True):
+                block.attn.cache = cache
+            return
         for block in self.blocks:
             block.attn.cache = KVCache(batch, self.cfg.heads, max_seq,
                                        self.cfg.dim // self.cfg.heads, param.dtype, param.device)
+        if keep:
+            kept[key] = [block.attn.cache for block in self.blocks]
 
     def clear_cache(self) -> None:
         for block in self.blocks:
