@@ -203,11 +203,18 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
     assert all(0 <= x <= 1 for row in table["table"] for x in row)
     paths, blob = load_tree(out / "tree-8.json")
     assert len(paths) == 8 and blob["expected_length"] > 1
+    # the machine's choice: the size with the most expected tokens per forward time
+    machine = table["machine"]
+    speed = {int(n): s["expected_length"] / s["forward_ms"] for n, s in machine["trees"].items()}
+    assert set(speed) == {4, 8} and machine["fastest"] == max(speed, key=speed.get)
+    fastest, blob = load_tree(out / "tree-fastest.json")
+    assert len(fastest) == machine["fastest"] and blob["machine"] == machine
     capsys.readouterr()
     bench_json = tmp_path / "bench.json"
     assert main(["bench", "--checkpoint", str(trained["frozen"]), "--split", "test",
                  "--corpus", str(trained["corpus"]), "--batch-sizes", "--tau", "1", "3",
-                 "--heads", "3", "--tree", "4", str(out / "tree-8.json"), "chain:3", "--typical",
+                 "--heads", "3", "--tree", "4", str(out / "tree-8.json"), "chain:3", "fastest",
+                 "--typical",
                  "--precision", "float32", "--set", "decoding.max_tokens_per_symbol=3",
                  "--out", str(bench_json)]) == 0
     printed = capsys.readouterr().out
@@ -217,7 +224,8 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
     other = ["ar-b1-bfloat16"] if bf16_decodes_faster(torch.device("cpu")) else []
     assert names == ["ar-b1", *other, "vadusa-h3-n4-t1", "vadusa-h3-n4-t3", "typical-h3-n4",
                      "vadusa-h3-tree-8-t1", "vadusa-h3-tree-8-t3", "typical-h3-tree-8",
-                     "vadusa-h3-chain3-t1", "vadusa-h3-chain3-t3", "typical-h3-chain3"]
+                     "vadusa-h3-chain3-t1", "vadusa-h3-chain3-t3", "typical-h3-chain3",
+                     "vadusa-h3-fastest-t1", "vadusa-h3-fastest-t3", "typical-h3-fastest"]
     for name in names:
         assert name in printed
     assert "accept-length histogram" in printed

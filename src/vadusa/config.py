@@ -394,8 +394,10 @@ class DecodingConfig:
     acceptance: str = "tolerance"  # tolerance (the paper's tau rule) | typical (MEDUSA-2)
     tau: int = 1  # tolerance: samples of the base head a draft token may match
     heads: int = 0  # draft heads used, 0 = all the checkpoint has
-    # a node count (a greedy tree from the checkpoint's dev acceptance table) or a tree file
-    # from ``vadusa calibrate``; our choice for 2 CPU cores, where a wider pass costs more
+    # a node count (a greedy tree from the checkpoint's dev acceptance table), fastest (the
+    # size with the most expected tokens per second on the machine decoding: run.resolve_tree)
+    # or a tree file from ``vadusa calibrate``; our choice for 2 CPU cores, where a wider pass
+    # costs more
     tree: str = "16"
     typical_epsilon: float = 0.09  # typical acceptance: hard threshold
     typical_delta: float = 0.3  # typical acceptance: entropy-scaled threshold
@@ -447,8 +449,9 @@ class HeadsConfig:
     bench_heads: tuple[int, ...] = (2, 4)
     bench_utterances: int = 40  # test utterances per bench setting (0: the whole split)
     # trees raced against each other at the first eval tau with all heads (``bench_trees``):
-    # node counts (greedy trees from the dev acceptance table), chain:D, full:WxD
-    bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "chain:4")
+    # node counts (greedy trees from the dev acceptance table), fastest (the size this machine
+    # promises most tokens per second with, timed when the decoder is made), chain:D, full:WxD
+    bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "fastest", "chain:4")
     # the workflow also trains Hydra heads (``kind`` hydra; modes "hydra" and "hydra-joint"
     # beside "frozen" and "joint"), races each beside the MEDUSA heads of its mode in one
     # bench run, evaluates and sweeps them: rows of their own in the main table

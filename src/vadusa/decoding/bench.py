@@ -32,7 +32,7 @@ from tqdm import tqdm
 from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
 from vadusa.decoding.run import Request, decode_requests, draft_decoder, vadusa_decoder
-from vadusa.decoding.static import static_slots, step_function
+from vadusa.decoding.timing import bare_forward_times
 from vadusa.decoding.vadusa import VadusaDecoder
 from vadusa.devices import PRECISIONS, bf16_decodes_faster
 from vadusa.model.loading import TTSBundle
@@ -225,46 +225,6 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         for r, recs in zip(results, records, strict=True):
             r["utterance_tokens"] = [list(rec["tokens"]) for rec in recs]
     return results
-
-
-@torch.inference_mode()
-def bare_forward_times(bundle: TTSBundle, width: int, context: int, repeats: int,
-                       compile: str = "") -> list[float]:
-    """Seconds of ``repeats`` bare forwards (after two warm-up calls) of ``width`` new tokens
-    (base head included) on a KV cache already holding ``context`` positions: what an AR step
-    (width 1) or a tree pass (width = the tree's nodes) costs the model alone, without any
-    decoder work. ``compile``: the decoders' compiled fixed-shape step, on their cache length
-    (``decoding/static.py``)."""
-    model = bundle.model
-    device = model.head.weight.device
-    step = step_function(model, compile)
-    S = static_slots(model, context + width) if compile else context + width
-    model.setup_cache(batch=1, max_seq=S, keep=bool(compile))
-    frames = None
-    if model.frame_embed:  # a model that reads its alignment: any table of the right shape
-        frames = torch.zeros(1, S, len(model.cfg.frame_features), dtype=torch.long,
-                             device=device)
-    slots = torch.arange(S, device=device)
-    tokens = torch.randint(0, model.cfg.output_size, (1, S), device=device)
-    pos = slots[:context][None]  # (1, context)
-    model(tokens[:, :context], pos, (slots[None, :context] <= pos[0, :, None])[None],
-          frames=frames)  # fill the cache
-    new = slots[context:context + width][None]  # (1, width)
-    seen = slots if compile else slots[:context + width]  # the decoders' mask widths
-    mask = torch.zeros(1, width, len(seen), dtype=model.head.weight.dtype, device=device
-                       ).masked_fill_(seen[None, None] > new[0, :, None], float("-inf"))
-    written = new[0] if compile else slice(context, context + width)
-    times = []
-    for _ in range(repeats + 2):  # two warm-up calls
-        start = time.perf_counter()
-        model.head(step(tokens[:, context:context + width], new, mask, cache_slots=written,
-                        frames=frames))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    if not compile:
-        model.clear_cache()
-    return times[2:]
 
 
 def add_bounds(results: list[dict[str, Any]], bundles: list[TTSBundle],

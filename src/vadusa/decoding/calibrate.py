@@ -30,6 +30,7 @@ from vadusa.decoding.acceptance import AcceptRule, accepted
 from vadusa.decoding.ar import ar_decode
 from vadusa.decoding.run import Request, sampling_of
 from vadusa.decoding.sampling import keyed_uniforms, processed_logprobs, speech_only
+from vadusa.decoding.timing import fastest_tree
 from vadusa.decoding.tree import expected_length, greedy_tree, save_tree
 from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
 from vadusa.model.transformer import causal_mask
@@ -88,7 +89,9 @@ def acceptance_table(bundle: TTSBundle, requests: list[Request], decoding: Decod
 def calibrate(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
               node_counts: list[int], out_dir: Path) -> tuple[list[list[float]],
                                                               list[tuple[Path, float]]]:
-    """Measure the table, write ``acceptance.json`` and ``tree-<N>.json`` per node count."""
+    """Measure the table, write ``acceptance.json`` and ``tree-<N>.json`` per node count, and
+    ``tree-fastest.json``: the one of them that promises the most tokens per second on this
+    machine in the bundle's precision (``timing.fastest_tree``; ``machine`` in both files)."""
     table, positions = acceptance_table(bundle, requests, decoding)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -98,14 +101,20 @@ def calibrate(bundle: TTSBundle, requests: list[Request], decoding: DecodingConf
         "sampling": {"temperature": decoding.temperature, "top_k": decoding.top_k,
                      "top_p": decoding.top_p, "seed": decoding.seed},
         "utterances": len(requests), "positions_per_head": positions}
-    write_text_atomic(out_dir / "acceptance.json",
-                      json.dumps(info | {"table": table}, indent=1) + "\n")
     trees = []
     for nodes in node_counts:
         paths = greedy_tree(table, nodes)
         expected = expected_length(paths, table)
         trees.append((save_tree(out_dir / f"tree-{nodes}.json", paths,
                                 expected_length=expected, **info), expected))
+    # which of them this machine decodes fastest with (expected tokens per forward time)
+    paths, scores = fastest_tree(bundle, table, tuple(node_counts))
+    machine = {"precision": str(bundle.dtype).removeprefix("torch."), "fastest": len(paths),
+               "trees": {str(n): score for n, score in scores.items()}}
+    save_tree(out_dir / "tree-fastest.json", paths,
+              expected_length=expected_length(paths, table), **info, machine=machine)
+    write_text_atomic(out_dir / "acceptance.json",
+                      json.dumps(info | {"table": table, "machine": machine}, indent=1) + "\n")
     return table, trees
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,7 @@ from vadusa.decoding.acceptance import AcceptRule
 from vadusa.decoding.ar import DecodeResult, ar_decode, ar_decode_batch
 from vadusa.decoding.sampling import SamplingConfig
 from vadusa.decoding.speculative import DraftModelDecoder
+from vadusa.decoding.timing import fastest_tree
 from vadusa.decoding.tree import chain_tree, full_tree, greedy_tree, load_tree, tree_buffers
 from vadusa.decoding.vadusa import VadusaDecoder
 from vadusa.model.loading import (
@@ -58,12 +61,16 @@ def sampling_of(cfg: DecodingConfig) -> SamplingConfig:
 
 def resolve_tree(bundle: TTSBundle, spec: str | int, n_heads: int) -> list[tuple[int, ...]]:
     """``decoding.tree``: a node count (a greedy tree from the checkpoint's dev acceptance
-    table), ``chain:D`` (top-1 of heads 1..D), ``full:WxD`` (every rank below W to depth D),
-    or a tree file written by ``vadusa calibrate``."""
+    table), ``fastest`` (the greedy tree of the size that promises the most tokens per second
+    on this machine and precision, ``timing.fastest_tree``; chosen once per model), ``chain:D``
+    (top-1 of heads 1..D), ``full:WxD`` (every rank below W to depth D), or a tree file
+    written by ``vadusa calibrate``."""
     text = str(spec).strip()
     if text.isdigit():
         table = bundle.meta["heads"]["rank_acc"][:n_heads]
         return greedy_tree(table, int(text))
+    if text == "fastest":
+        return _fastest(bundle, n_heads)
     if text.startswith("chain:") and text[6:].isdigit():
         paths = chain_tree(int(text[6:]))
     elif text.startswith("full:") and re.fullmatch(r"\d+x\d+", text[5:]):
@@ -77,6 +84,22 @@ def resolve_tree(bundle: TTSBundle, spec: str | int, n_heads: int) -> list[tuple
                                   f"are in use (decoding.heads); use more heads or a "
                                   f"shallower tree")
     return paths
+
+
+# the choice per model (weakly: a freed model's entry goes with it) and heads used
+_FASTEST: weakref.WeakKeyDictionary[torch.nn.Module, dict[int, list[tuple[int, ...]]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _fastest(bundle: TTSBundle, n_heads: int) -> list[tuple[int, ...]]:
+    chosen = _FASTEST.setdefault(bundle.model, {})
+    if n_heads not in chosen:
+        paths, scores = fastest_tree(bundle, bundle.meta["heads"]["rank_acc"][:n_heads])
+        print("decoding.tree fastest: " + ", ".join(
+            f"{n} nodes {s['expected_length']:.2f} / {s['forward_ms']:.2f} ms"
+            for n, s in scores.items()) + f" -> {len(paths)} nodes", file=sys.stderr)
+        chosen[n_heads] = paths
+    return chosen[n_heads]
 
 
 def vadusa_decoder(bundle: TTSBundle, cfg: DecodingConfig, compile: str = "") -> VadusaDecoder:
