@@ -304,8 +304,8 @@ def _decoding_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tau", type=int, help="VADUSA tolerance: samples of the base head a "
                         "draft token may match (decoding.tau)")
     parser.add_argument("--heads", type=int, help="draft heads used (decoding.heads; 0 = all)")
-    parser.add_argument("--tree", help="a node count or a tree file from `vadusa calibrate` "
-                        "(decoding.tree)")
+    parser.add_argument("--tree", help="a node count, fastest, or a tree file from "
+                        "`vadusa calibrate` (decoding.tree)")
     parser.add_argument("--acceptance", choices=("tolerance", "typical"),
                         help="acceptance rule (decoding.acceptance)")
     parser.add_argument("--draft", help="--method draft: the draft model, a base.pt from "
