@@ -1,14 +1,17 @@
-"""Where the time of a VADUSA pass goes: the model's forward against the decoder's own work.
+"""Where the time of a VADUSA pass goes: the model's forward against the decoder's own work,
+next to the same split for a KV-cached AR step.
 
-Wraps the decoder's calls with timers and decodes some test utterances at one setting:
+Wraps the decoders' calls with timers and decodes some test utterances at one setting:
 
     python scripts/profile_pass.py --config results/default/config.yaml \\
         --checkpoint results/default/models/whisper/frozen/heads.pt --tree 8 --threads 1
 
-prints milliseconds per pass for the forward (``hidden``), the base head over the tree's rows,
-the draft heads, the log-probabilities, acceptance, the longest accepted path, cache
-compaction, the bonus sample and the rest of the loop ("other"). Timers add a few
-microseconds per call; compare settings with ``vadusa bench``, not with this.
+prints milliseconds per AR step and per VADUSA pass (each utterance's prefill spread over its
+steps) for the forward, the base head, the draft heads, the log-probabilities, acceptance,
+the longest accepted path, keyed sampling (the root and bonus tokens), cache compaction and the
+rest of the loop ("other"), and the decoder's own work per pass above AR's per step (every
+line but the forward and the base head). Timers add a few microseconds per call; compare
+settings with ``vadusa bench``, not with this.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+import vadusa.decoding.ar as ar_module
 import vadusa.decoding.run as run
 import vadusa.decoding.vadusa as vadusa
 from vadusa.config import load_config
@@ -46,7 +50,9 @@ def main() -> None:
     decoding = replace(cfg.decoding, method="vadusa", tau=args.tau, heads=0, tree=args.tree,
                        batch_size=1)
     decoder = run.vadusa_decoder(bundle, decoding)
+    ar = replace(decoding, method="ar")
     list(run.decode_requests(bundle, requests[:1], decoding, decoder))  # warm-up
+    list(run.decode_requests(bundle, requests[:1], ar))
 
     seconds: dict[str, float] = defaultdict(float)
 
@@ -61,26 +67,35 @@ def main() -> None:
 
         setattr(owner, name, wrapper)
 
-    timed(bundle.model, "hidden", "forward")
+    timed(decoder, "step", "forward")  # the tree pass (the decoder holds its step)
+    timed(bundle.model, "hidden", "forward")  # AR's step, looked up per call
     timed(bundle.model.head, "forward", "base head")
     timed(decoder.drafter, "draft", "draft heads")
-    timed(vadusa, "processed_logprobs", "log-probabilities")
+    for module in (vadusa, ar_module):
+        timed(module, "processed_logprobs", "log-probabilities")
+        timed(module, "keyed_samples", "keyed sampling")
     timed(vadusa, "accepted_by_parent", "acceptance")
     timed(vadusa, "longest_accepted", "longest path")
-    timed(vadusa, "sample", "bonus sample")
     timed(bundle.model, "compact_cache", "compaction")
     timed(run, "synthesis_prefix", "prefix")
-    start = time.perf_counter()
-    records = list(run.decode_requests(bundle, requests, decoding, decoder))
-    wall = time.perf_counter() - start
-    passes = sum(r["forwards"] for r in records)
-    tokens = sum(len(r["tokens"]) for r in records)
-    print(f"{args.checkpoint}, tree {args.tree}, tau {args.tau}, {args.threads} thread(s): "
-          f"{passes} passes, {tokens / passes:.2f} tokens per pass, "
-          f"{1000 * wall / passes:.3f} ms per pass")
-    for label, s in seconds.items():
-        print(f"  {label:<18} {1000 * s / passes:.3f} ms")
-    print(f"  {'other':<18} {1000 * (wall - sum(seconds.values())) / passes:.3f} ms")
+    model_work = ("forward", "base head")
+    own: dict[str, float] = {}
+    for name, cfg, dec in (("AR", ar, None), ("VADUSA", decoding, decoder)):
+        seconds.clear()
+        records = list(run.decode_requests(bundle, requests, cfg, dec))
+        wall = sum(r["seconds"] for r in records)  # decoding only (prefill included)
+        steps = sum(r["forwards"] - 1 for r in records)  # per step: prefills spread over them
+        tokens = sum(len(r["tokens"]) for r in records)
+        print(f"{name}: {args.checkpoint}, tree {args.tree}, tau {args.tau}, "
+              f"{args.threads} thread(s): {steps} steps, {tokens / steps:.2f} tokens per "
+              f"step, {1000 * wall / steps:.3f} ms per step (prefills included)")
+        for label, s in seconds.items():
+            print(f"  {label:<18} {1000 * s / steps:.3f} ms")
+        other = wall - sum(v for k, v in seconds.items() if k != "prefix")
+        print(f"  {'other':<18} {1000 * other / steps:.3f} ms")
+        own[name] = (wall - sum(seconds[k] for k in model_work)) / steps
+    print(f"decoder's own work: VADUSA {1000 * own['VADUSA']:.3f} ms per pass, AR "
+          f"{1000 * own['AR']:.3f} ms per step: {1000 * (own['VADUSA'] - own['AR']):+.3f} ms")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from vadusa.config import CodecTrainConfig, Config, ConfigError, EncodecConfig, 
 from vadusa.tokenizers.base import TokenizerError
 from vadusa.tokenizers.codec import (
     CodecError,
-    CodecVocoder,
     build_scratch,
     codec_tokenizer,
     frame_rate,
@@ -33,8 +32,9 @@ from vadusa.tokenizers.codec import (
 )
 from vadusa.tokenizers.registry import build_extractor, codec_path, load_tokenizer
 from vadusa.training import codec as codec_training
-from vadusa.training.codec import CodecTrainError, codebooks_for_step, train_codec
+from vadusa.training.codec import codebooks_for_step, train_codec
 from vadusa.vocoder import VocoderError
+from vadusa.vocoder.codec import CodecVocoder
 
 TINY, TINY_TRAIN = TINY_CODEC, TINY_CODEC_TRAIN
 
@@ -277,7 +277,7 @@ def test_registry_loads_both_sources(tmp_path: Path,
 
 
 # --------------------------------------------------------------------------------------------
-# Training: finite losses, a loadable codec, resume (exact, and to more steps).
+# Training: finite losses, a loadable codec, resume (exact; another setting starts over).
 # --------------------------------------------------------------------------------------------
 
 
@@ -293,8 +293,9 @@ def tiny_config(tmp_path: Path, **train) -> Config:
                        + [f"tokens.encodec.scratch.{k}={v}" for k, v in values.items()])
 
 
-def test_train_then_resume_to_more_steps(tmp_path: Path, tiny_corpus: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_then_other_settings_start_over(tmp_path: Path, tiny_corpus: Path,
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "codec"
     final = train_codec(tiny_config(tmp_path), tiny_corpus, out)
     assert final == out / "codec.pt"
@@ -313,14 +314,18 @@ def test_train_then_resume_to_more_steps(tmp_path: Path, tiny_corpus: Path,
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(codec_training, "train_step", counting_step)
+    # only the evaluation cadence changed: the finished run is re-entered, not retrained
+    train_codec(tiny_config(tmp_path, eval_every=1), tiny_corpus, out)
+    assert not calls and "resuming from" in capsys.readouterr().out
+    # more steps are another run (the learning-rate schedule follows steps): it starts over,
+    # and the finished run's state is kept aside
     train_codec(tiny_config(tmp_path, steps=5), tiny_corpus, out)
-    assert len(calls) == 2  # steps 4 and 5 only: it went on from step 3
+    said = capsys.readouterr().out
+    assert len(calls) == 5 and "tokens.encodec.scratch.steps: 3 -> 5" in said
     second = load_checkpoint(out / "last.pt", "codec-train")["state"]
-    assert second["step"] == 5 and second["losses"][:3] == first["losses"]
+    assert second["step"] == 5 and len(second["losses"]) == 5
+    assert load_checkpoint(out / "last.stale.pt", "codec-train")["state"]["step"] == 3
     assert load_codec(out / "codec.pt")[1]["steps"] == 5
-
-    with pytest.raises(CodecTrainError, match="another configuration"):
-        train_codec(tiny_config(tmp_path, steps=5, lr=2e-3), tiny_corpus, out)
 
 
 class Interrupted(Exception):
@@ -332,16 +337,16 @@ def test_resume_is_exact(tmp_path: Path, tiny_corpus: Path,
     cfg = tiny_config(tmp_path, steps=4, checkpoint_every=2, eval_every=4)
     straight = train_codec(cfg, tiny_corpus, tmp_path / "straight")
 
-    real_save = codec_training.save_last
+    real_save = codec_training.save_training_state
 
     def save_then_die(*args, **kwargs):
         real_save(*args, **kwargs)
         raise Interrupted
 
-    monkeypatch.setattr(codec_training, "save_last", save_then_die)
+    monkeypatch.setattr(codec_training, "save_training_state", save_then_die)
     with pytest.raises(Interrupted):
         train_codec(cfg, tiny_corpus, tmp_path / "resumed")
-    monkeypatch.setattr(codec_training, "save_last", real_save)
+    monkeypatch.setattr(codec_training, "save_training_state", real_save)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt")["state"]["step"] == 2
     resumed = train_codec(cfg, tiny_corpus, tmp_path / "resumed")
 

@@ -20,9 +20,9 @@ from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.cli import main
 from vadusa.config import load_config
 from vadusa.data.manifest import manifest_path, read_manifest, write_manifest
-from vadusa.tokenizers.codec import CodecVocoder
 from vadusa.tokenizers.registry import codec_path, n_clusters
 from vadusa.vocoder import UnitVocoder, VocoderError, load_vocoder, voice_for
+from vadusa.vocoder.codec import CodecVocoder
 
 TINY = TINY_CODEC_TRAIN
 

@@ -131,16 +131,16 @@ def test_joint_training_moves_the_base(trained: dict[str, Path]) -> None:
 def test_heads_resume_equals_uninterrupted(trained: dict[str, Path], tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tiny_cfg(trained["tmp"], "train.steps=200", "model.dropout=0.0", *HEADS)
-    real_save = heads_training._save_state
+    real_save = heads_training.save_training_state
 
     def save_then_die(*args, **kwargs):  # noqa: ANN002, ANN003
         real_save(*args, **kwargs)
         raise KeyboardInterrupt("killed after the first checkpoint")
 
-    monkeypatch.setattr(heads_training, "_save_state", save_then_die)
+    monkeypatch.setattr(heads_training, "save_training_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_heads(cfg, trained["base"], trained["corpus"], trained["tokens"], tmp_path)
-    monkeypatch.setattr(heads_training, "_save_state", real_save)
+    monkeypatch.setattr(heads_training, "save_training_state", real_save)
     resumed = load_checkpoint(train_heads(cfg, trained["base"], trained["corpus"],
                                           trained["tokens"], tmp_path))
     straight = load_checkpoint(trained["frozen"])

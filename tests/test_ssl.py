@@ -314,11 +314,11 @@ def test_train_resume_and_extract(tmp_path: Path, tiny_corpus: Path, family: str
     assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
 
     # killed right after the step-3 checkpoint, then started again
-    real_save = ssl_training.save_last
-    monkeypatch.setattr(ssl_training, "save_last", _save_then_die(real_save))
+    real_save = ssl_training.save_training_state
+    monkeypatch.setattr(ssl_training, "save_training_state", _save_then_die(real_save))
     with pytest.raises(Interrupted):
         train_ssl(cfg, family, tiny_corpus, tmp_path / "resumed")
-    monkeypatch.setattr(ssl_training, "save_last", real_save)
+    monkeypatch.setattr(ssl_training, "save_training_state", real_save)
     half = load_checkpoint(tmp_path / "resumed" / "last.pt", "ssl-train")["state"]
     assert half["step"] == 3 and not (tmp_path / "resumed" / "model.pt").exists()
     resumed = train_ssl(cfg, family, tiny_corpus, tmp_path / "resumed")
@@ -337,12 +337,24 @@ def test_train_resume_and_extract(tmp_path: Path, tiny_corpus: Path, family: str
     assert feats.shape == (len(WAVE) // HOP_LENGTH, 32) and torch.isfinite(feats).all()
 
 
-def test_resume_refuses_another_config(tmp_path: Path, tiny_corpus: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ssl_training, "save_last", _save_then_die(ssl_training.save_last))
+def test_another_config_starts_over(tmp_path: Path, tiny_corpus: Path,
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture) -> None:
+    """A last.pt of other training settings is moved aside (named in the message), not
+    resumed; one that differs only in checkpoint cadence is resumed."""
+    real_save = ssl_training.save_training_state
+    monkeypatch.setattr(ssl_training, "save_training_state", _save_then_die(real_save))
     with pytest.raises(Interrupted):
         train_ssl(tiny_config(tmp_path, "wav2vec2"), "wav2vec2", tiny_corpus, tmp_path / "run")
-    with pytest.raises(ssl_training.SSLTrainError, match="another configuration"):
+    with pytest.raises(Interrupted):
         train_ssl(tiny_config(tmp_path, "wav2vec2", lr=2e-3), "wav2vec2", tiny_corpus,
                   tmp_path / "run")
+    said = capsys.readouterr().out
+    assert "tokens.wav2vec2.scratch.lr:" in said and "starting over" in said
+    assert load_checkpoint(tmp_path / "run" / "last.stale.pt", "ssl-train")["state"]["step"] == 3
+    assert load_checkpoint(tmp_path / "run" / "last.pt", "ssl-train")["state"]["step"] == 3
+    monkeypatch.setattr(ssl_training, "save_training_state", real_save)
+    train_ssl(tiny_config(tmp_path, "wav2vec2", lr=2e-3, checkpoint_every=2), "wav2vec2",
+              tiny_corpus, tmp_path / "run")
+    assert "resuming from" in capsys.readouterr().out
 

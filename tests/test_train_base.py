@@ -145,16 +145,16 @@ def test_train_resume_equals_uninterrupted(tmp_path: Path,
     losses = load_checkpoint(tmp_path / "a" / "last.pt")["state"]["position"]["losses"]
     assert len(losses) == 8 and all(np.isfinite(losses))
 
-    real_save = tts_training._save_state
+    real_save = tts_training.save_training_state
 
     def save_then_die(*args, **kwargs):  # noqa: ANN002, ANN003
         real_save(*args, **kwargs)
         raise KeyboardInterrupt("killed after the first checkpoint")
 
-    monkeypatch.setattr(tts_training, "_save_state", save_then_die)
+    monkeypatch.setattr(tts_training, "save_training_state", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train_base(cfg, "toy", corpus, tokens, tmp_path / "b")
-    monkeypatch.setattr(tts_training, "_save_state", real_save)
+    monkeypatch.setattr(tts_training, "save_training_state", real_save)
     resumed = train_base(cfg, "toy", corpus, tokens, tmp_path / "b")
     a, b = load_checkpoint(straight), load_checkpoint(resumed)
     assert load_checkpoint(tmp_path / "b" / "last.pt")["state"]["position"]["losses"] == losses
@@ -165,13 +165,17 @@ def test_train_resume_equals_uninterrupted(tmp_path: Path,
     assert meta["vocab"]["n_units"] == 16 and "dev/loss" in meta["dev"]
 
 
-def test_a_changed_training_setting_starts_over(tmp_path: Path) -> None:
+def test_a_changed_training_setting_starts_over(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
     corpus, tokens = tiny_data(tmp_path)
     train_base(tiny_cfg(tmp_path), "toy", corpus, tokens, tmp_path / "m")
     first = load_checkpoint(tmp_path / "m" / "last.pt")["state"]["position"]["losses"]
     # a finished run with other settings must not pass for this one
+    capsys.readouterr()
     train_base(tiny_cfg(tmp_path, "train.guide_weight=0.5", "train.eval_every=2"), "toy",
                corpus, tokens, tmp_path / "m")
+    said = capsys.readouterr().out
+    assert "belongs to another run (1 differ: train.guide_weight: 1.0 -> 0.5)" in said
     stale = load_checkpoint(tmp_path / "m" / "last.stale.pt")["state"]["position"]["losses"]
     again = load_checkpoint(tmp_path / "m" / "last.pt")["state"]["position"]["losses"]
     assert stale == first and len(again) == 8 and again != first

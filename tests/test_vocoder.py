@@ -306,18 +306,17 @@ def test_resume_equals_uninterrupted(trained: dict[str, Path], tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = load_config(overrides=[*TINY, f"results_dir={tmp_path}", "tracking.backend=none"])
     monkeypatch.setattr(vocoder_training, "SAMPLE_UTTERANCES", 1)
-    real_save = vocoder_training.save_checkpoint
+    real_save = vocoder_training.save_training_state
 
-    def crash_after_first_state(path: Path, **kwargs: object) -> None:
-        real_save(path, **kwargs)
-        if kwargs["kind"] == vocoder_training.TRAIN_STATE_KIND:
-            raise KeyboardInterrupt("simulated crash")
+    def crash_after_first_state(*args: object, **kwargs: object) -> None:
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt("simulated crash")
 
     out = tmp_path / "out"
-    monkeypatch.setattr(vocoder_training, "save_checkpoint", crash_after_first_state)
+    monkeypatch.setattr(vocoder_training, "save_training_state", crash_after_first_state)
     with pytest.raises(KeyboardInterrupt):
         vocoder_training.train_vocoder(cfg, "toy", trained["corpus"], trained["tokens"], out)
-    monkeypatch.setattr(vocoder_training, "save_checkpoint", real_save)
+    monkeypatch.setattr(vocoder_training, "save_training_state", real_save)
     steps_run = []
     real_step = vocoder_training.train_step
     monkeypatch.setattr(vocoder_training, "train_step",
@@ -334,13 +333,16 @@ def test_resume_equals_uninterrupted(trained: dict[str, Path], tmp_path: Path,
 
 
 def test_another_models_state_is_moved_aside_not_resumed(trained: dict[str, Path],
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "out"
     out.mkdir()
     shutil.copy(trained["final"].parent / "last.pt", out / "last.pt")
     cfg = load_config(overrides=[*TINY, "vocoder.dim=16", f"results_dir={tmp_path}",
                                  "tracking.backend=none"])
     vocoder_training.train_vocoder(cfg, "toy", trained["corpus"], trained["tokens"], out)
+    said = capsys.readouterr().out
+    assert "belongs to another run" in said and "vocoder.dim:" in said  # names what differs
     stale = load_checkpoint(out / "last.stale.pt")
     assert stale["meta"]["model"]["dim"] != 16  # the other run's state, kept
     assert load_checkpoint(out / "unit2mel.pt")["meta"]["model"]["dim"] == 16  # trained anew
@@ -368,19 +370,18 @@ def test_weight_average_is_what_the_checkpoint_holds_and_it_resumes(
     wave, _ = vocoder.decode(np.array([0, 1, 2, 3] * 20), "spk_low")
     assert np.isfinite(wave).all() and len(wave) > 0
 
-    real_save = vocoder_training.save_checkpoint
+    real_save = vocoder_training.save_training_state
 
-    def crash_after_first_state(path: Path, **kwargs: object) -> None:
-        real_save(path, **kwargs)
-        if kwargs["kind"] == vocoder_training.TRAIN_STATE_KIND:
-            raise KeyboardInterrupt("simulated crash")
+    def crash_after_first_state(*args: object, **kwargs: object) -> None:
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt("simulated crash")
 
     cfg = load_config(overrides=[*overrides, f"results_dir={tmp_path / 'b'}"])
-    monkeypatch.setattr(vocoder_training, "save_checkpoint", crash_after_first_state)
+    monkeypatch.setattr(vocoder_training, "save_training_state", crash_after_first_state)
     with pytest.raises(KeyboardInterrupt):
         vocoder_training.train_vocoder(cfg, "toy", trained["corpus"], trained["tokens"],
                                        tmp_path / "b")
-    monkeypatch.setattr(vocoder_training, "save_checkpoint", real_save)
+    monkeypatch.setattr(vocoder_training, "save_training_state", real_save)
     resumed = load_checkpoint(vocoder_training.train_vocoder(
         cfg, "toy", trained["corpus"], trained["tokens"], tmp_path / "b"))
     for name, tensor in averaged["state"].items():

@@ -339,3 +339,85 @@ def test_wandb_report_names_a_corrupt_result_file(
     assert main(_report_args(root, "--offline")) == 2
     err = capsys.readouterr().err
     assert "trees-frozen.json is not JSON" in err and "rerun the job that writes it" in err
+
+
+def test_only_the_wandb_backend_imports_wandb() -> None:
+    import ast  # noqa: PLC0415
+
+    import vadusa  # noqa: PLC0415
+
+    src = Path(vadusa.__file__).parent
+    importers = set()
+    for path in src.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("wandb", "wandb_workspaces") for n in names):
+                importers.add(path.relative_to(src).as_posix())
+    assert importers == {"tracking/wandb_backend.py"}
+
+
+def test_wandb_report_online_publishes_plots_and_tables(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The online Report against stand-ins for wandb.init and wandb_workspaces: what the run
+    logs and which blocks the Report gets."""
+    import types  # noqa: PLC0415
+
+    import wandb  # noqa: PLC0415
+
+    logged: dict[str, Any] = {}
+    inits: list[dict[str, Any]] = []
+
+    class Run:
+        entity, project = "ent", "proj"
+
+        def log(self, data: dict[str, Any]) -> None:
+            logged.update(data)
+
+        def finish(self) -> None:
+            pass
+
+    def init(**kwargs: Any) -> Run:
+        inits.append(kwargs)
+        return Run()
+
+    class Block:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.args, self.kwargs = args, kwargs
+
+    saved: list[Any] = []
+
+    class Report(Block):
+        url = "https://wandb.example/report"
+
+        def save(self) -> None:
+            saved.append(self)
+
+    v2 = types.ModuleType("wandb_workspaces.reports.v2")
+    for name in ("Runset", "PanelGrid", "MediaBrowser", "WeavePanelSummaryTable",
+                 "TableOfContents", "P", "H2"):
+        setattr(v2, name, type(name, (Block,), {}))
+    v2.Report = Report  # type: ignore[attr-defined]
+    reports = types.ModuleType("wandb_workspaces.reports")
+    reports.v2 = v2  # type: ignore[attr-defined]
+    workspaces = types.ModuleType("wandb_workspaces")
+    workspaces.reports = reports  # type: ignore[attr-defined]
+    for name, module in (("wandb_workspaces", workspaces),
+                         ("wandb_workspaces.reports", reports),
+                         ("wandb_workspaces.reports.v2", v2)):
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(wandb, "init", init)
+
+    root = tmp_path / "results" / "exp"
+    write_results(root)
+    assert main(_report_args(root, "--online")) == 0
+    assert "W&B Report: https://wandb.example/report" in capsys.readouterr().out
+    [run] = inits
+    assert (run["job_type"], run["name"], run["mode"]) == ("report", "report-exp", "online")
+    assert sorted(logged) == ["tables/main", "whisper/accepted_tau", "whisper/speed_wer",
+                              "whisper/table", "whisper/tree_time"]
+    [report] = saved
+    assert report.kwargs["title"] == "VADUSA: exp"
+    headings = [b.args[0] for b in report.blocks if type(b).__name__ == "H2"]
+    assert headings == ["whisper", "main table", "missing inputs"]

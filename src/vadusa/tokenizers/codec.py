@@ -22,7 +22,7 @@ That is our choice; what it costs in intelligibility is measured separately, by 
 
     model = load_codec_model(cfg.tokens.encodec, scratch_path)
     tokens = codec_tokenizer(model).encode(wave, 16000)  # (F,) int64 in [0, 1024)
-    wave, rate = CodecVocoder(model).decode(tokens, speaker="flite_rms")
+    wave, rate = CodecVocoder(model).decode(tokens, speaker="flite_rms")  # vadusa.vocoder.codec
 
 Shapes: T samples, B batch, D latent dims, F frames (ceil(T / hop)), Q codebooks.
 """
@@ -36,7 +36,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 from encodec import EncodecModel
 from encodec.modules import SEANetDecoder, SEANetEncoder
@@ -45,7 +44,6 @@ from encodec.quantization import ResidualVectorQuantizer
 from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.config import CodecTrainConfig, EncodecConfig
 from vadusa.tokenizers.base import Tokenizer
-from vadusa.vocoder import check_units
 
 FAMILY = "encodec"
 CHECKPOINT_KIND = "codec"
@@ -275,7 +273,7 @@ def reconstruct(model: EncodecModel, wave: torch.Tensor, codebooks: int) -> Reco
 
 
 # --------------------------------------------------------------------------------------------
-# The codec behind the tokenizer and vocoder contracts.
+# The codec behind the tokenizer contract (its vocoder: ``vadusa.vocoder.codec``).
 # --------------------------------------------------------------------------------------------
 
 
@@ -315,32 +313,3 @@ class FirstCodebook:
 def codec_tokenizer(model: EncodecModel, device: torch.device | str = "cpu") -> Tokenizer:
     """The family's tokenizer: checks and resampling of ``base``, then codebook 1's ids."""
     return Tokenizer(FAMILY, CodecEncoder(model, device), FirstCodebook(model))
-
-
-class CodecVocoder:
-    """The codec's decoder behind the vocoder contract, from codebook 1 alone.
-
-    ``speaker`` is accepted and ignored: the codec is speaker-agnostic, the voice is whatever
-    the tokens encode (the AR model chose it from its speaker embedding and prompt). So
-    ``speakers`` is empty (``vadusa.vocoder.voice_for`` then passes any speaker through), and
-    ``meta`` is the checkpoint's (``codec_meta`` for the published model)."""
-
-    def __init__(self, model: EncodecModel, device: torch.device | str = "cpu",
-                 meta: dict[str, Any] | None = None) -> None:
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        self.sample_rate = int(model.sample_rate)
-        self.vocab_size = int(model.quantizer.bins)
-        self.frame_rate = frame_rate(model)
-        self.family = FAMILY
-        self.speakers: list[str] = []
-        self.meta = meta if meta is not None else codec_meta(model, None)
-
-    def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
-        """(F,) codebook-1 ids -> ((F * hop,) float32 waveform in [-1, 1], sample rate)."""
-        ids = check_units(tokens, self.vocab_size, self.family)
-        codes = torch.from_numpy(ids).to(self.device)[None, None]  # (F,) -> (Q=1, B=1, F)
-        with torch.inference_mode():
-            latents = self.model.quantizer.decode(codes)  # (1, D, F)
-            wave = self.model.decoder(latents)[0, 0]  # (1, 1, F * hop) -> (F * hop,)
-        return wave.clamp(-1, 1).float().cpu().numpy(), self.sample_rate

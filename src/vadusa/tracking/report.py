@@ -14,7 +14,8 @@ same whether the runs were synced or not:
     tables/main.csv, tables/all.csv        the main table as ``vadusa table`` wrote it
 
 ``write_page`` always writes a local page (index.html with the plots embedded, the PNGs and
-data.json); ``publish`` also builds a W&B Report from the same content when asked to go online.
+data.json); ``publish`` also builds a W&B Report from the same content when asked to go online
+(through the W&B backend, ``vadusa.tracking.wandb_backend``: this module never imports wandb).
 What is missing is listed on the page, with the target that makes it.
 """
 
@@ -26,7 +27,6 @@ import dataclasses
 import datetime
 import html
 import json
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +43,13 @@ from vadusa.eval.table import (
     format_cell,
     open_rows,
     race_rows,
+)
+from vadusa.tracking.wandb_backend import (
+    ReportSection,
+    TableData,
+    WandbReportError,
+    publish_report,
+    wandb_mode,
 )
 
 TABLES = ("main", "all")  # `vadusa table` names: the default family's, and every family's
@@ -292,6 +299,12 @@ def _plots(rep: FamilyReport, out: Path) -> dict[str, Path]:
     return plots
 
 
+def _family_rows(report: Report, family: str) -> list[dict[str, Any]]:
+    """The family's rows of the main table (of every family's, if written)."""
+    return [r for r in report.tables.get("all", report.tables.get("main", []))
+            if r.get("family") == family]
+
+
 def _html_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] = COLUMNS) -> str:
     head = "".join(f"<th>{html.escape(HEADER.get(c, c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(format_cell(dict(r), c))}</td>"
@@ -331,8 +344,7 @@ def write_page(report: Report, out: Path) -> Path:
         parts.append(f'<h2 id="{html.escape(rep.family)}">{html.escape(rep.family)}</h2>')
         plots = _plots(rep, out)
         parts += [_image(path, title) for title, path in plots.items()]
-        rows = [r for r in report.tables.get("all", report.tables.get("main", []))
-                if r.get("family") == rep.family]
+        rows = _family_rows(report, rep.family)
         if rows:
             parts.append(f"<h3>{html.escape(rep.family)} in the main table</h3>"
                          + _html_table(rows))
@@ -353,73 +365,39 @@ def write_page(report: Report, out: Path) -> Path:
 
 def online_by_default(cfg: Config) -> bool:
     """Whether the tracking settings say online (``WANDB_MODE`` wins over tracking.mode)."""
-    mode = os.environ.get("WANDB_MODE", cfg.tracking.mode)
-    return cfg.tracking.backend == "wandb" and mode == "online"
+    return cfg.tracking.backend == "wandb" and wandb_mode(cfg) == "online"
+
+
+def _table_data(rows: Sequence[dict[str, Any]]) -> TableData:
+    """The main table's rows as W&B table columns and rows (the WER interval split in two)."""
+    return ([*COLUMNS, "wer_low", "wer_high"],
+            [[r.get(c) for c in COLUMNS] + list(r.get("wer_ci") or [None, None]) for r in rows])
 
 
 def publish(report: Report, cfg: Config, out: Path) -> str:
     """Log the report's plots and tables to a ``job_type=report`` run of the project, then
     save a W&B Report (per family: its plots and table; then the main table) that shows that
-    run. Needs the ``wandb-workspaces`` package and a W&B login. Returns the report's URL."""
-    try:
-        import wandb_workspaces.reports.v2 as wr  # noqa: PLC0415
-    except ImportError as exc:
-        raise ReportError(f"an online W&B Report needs the wandb-workspaces package, which "
-                          f"is not installed: `pip install wandb-workspaces`; the local page "
-                          f"is {out / 'index.html'}") from exc
-    import wandb  # noqa: PLC0415
-
+    run (``vadusa.tracking.wandb_backend.publish_report``). Needs the ``wandb-workspaces``
+    package and a W&B login. Returns the report's URL."""
     name = f"report-{cfg.experiment}"
-    try:
-        run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity or None,
-                         group=cfg.experiment, job_type="report", name=name, mode="online",
-                         dir=str(out), config={"experiment": cfg.experiment},
-                         settings=wandb.Settings(silent=True), reinit="finish_previous")
-    except Exception as exc:  # noqa: BLE001  (no login, no network: say so, keep the page)
-        raise ReportError(f"could not start an online W&B run ({exc}): `wandb login` first; "
-                          f"the local page is {out / 'index.html'}") from exc
-    panels: dict[str, list[str]] = {}
+    sections = []
     for rep in report.families:
-        keys = []
-        for title, path in _plots(rep, out).items():
-            key = f"{rep.family}/{path.stem.removeprefix(rep.family + '_')}"
-            run.log({key: wandb.Image(str(path), caption=title)})
-            keys.append(key)
-        rows = [r for r in report.tables.get("all", report.tables.get("main", []))
-                if r.get("family") == rep.family]
-        if rows:
-            run.log({f"{rep.family}/table": _wandb_table(wandb, rows)})
-        panels[rep.family] = keys
-    for table, rows in report.tables.items():
-        run.log({f"tables/{table}": _wandb_table(wandb, rows)})
-    entity, project = run.entity, run.project
-    run.finish()
-
-    def grid(media: list[str], tables: list[str]) -> Any:
-        runset = wr.Runset(entity=entity, project=project, name=name, query=name)
-        return wr.PanelGrid(runsets=[runset], panels=(
-            [wr.MediaBrowser(media_keys=media)] if media else [])
-            + [wr.WeavePanelSummaryTable(table_name=t) for t in tables])
-
-    blocks = [wr.TableOfContents(),
-              wr.P(f"Methods compared per token family for experiment {cfg.experiment}, from "
-                   f"the pipeline's result files (the run {name}).")]
-    for rep in report.families:
-        blocks += [wr.H2(rep.family), grid(panels[rep.family], [f"{rep.family}/table"])]
+        images = {f"{rep.family}/{path.stem.removeprefix(rep.family + '_')}": (path, title)
+                  for title, path in _plots(rep, out).items()}
+        rows = _family_rows(report, rep.family)
+        sections.append(ReportSection(rep.family, images, {
+            f"{rep.family}/table": _table_data(rows) if rows else None}))
     if report.tables:
-        blocks += [wr.H2("main table"), grid([], [f"tables/{t}" for t in report.tables])]
-    missing = report.missing + [m for f in report.families for m in f.missing]
-    if missing:
-        blocks += [wr.H2("missing inputs"), wr.P("; ".join(missing))]
-    web = wr.Report(entity=entity, project=project, title=f"VADUSA: {cfg.experiment}",
-                    description="speedup vs WER, accepted length vs tau, tree size vs time, "
-                                "the main table")
-    web.blocks = blocks
-    web.save()
-    return str(web.url)
-
-
-def _wandb_table(wandb: Any, rows: Sequence[dict[str, Any]]) -> Any:
-    return wandb.Table(columns=[*COLUMNS, "wer_low", "wer_high"],
-                       data=[[r.get(c) for c in COLUMNS] + list(r.get("wer_ci") or [None, None])
-                             for r in rows])
+        sections.append(ReportSection("main table", tables={
+            f"tables/{table}": _table_data(rows) for table, rows in report.tables.items()}))
+    try:
+        return publish_report(
+            cfg, out, name=name, title=f"VADUSA: {cfg.experiment}",
+            description="speedup vs WER, accepted length vs tau, tree size vs time, the main "
+                        "table",
+            intro=f"Methods compared per token family for experiment {cfg.experiment}, from "
+                  f"the pipeline's result files (the run {name}).",
+            sections=sections,
+            missing=report.missing + [m for f in report.families for m in f.missing])
+    except WandbReportError as exc:  # keep the page: say where it is
+        raise ReportError(f"{exc}; the local page is {out / 'index.html'}") from exc

@@ -1,4 +1,7 @@
-"""Weights & Biases backend: offline by default, never blocking a run.
+"""Weights & Biases backend: offline by default, never blocking a run. The one module that
+imports ``wandb`` (and ``wandb_workspaces``), each when first needed: the tracker of a stage's
+run (``WandbTracker``), and the publishing of a W&B Report (``publish_report``, for
+``vadusa wandb-report --online``; ``vadusa.tracking.report`` decides what it shows).
 
 Lineage offline: wandb 0.31's ``run.use_artifact`` refuses offline runs ("Cannot use artifact
 when in offline mode"). What it does online for an artifact object not logged yet is to log it
@@ -12,6 +15,7 @@ them oldest first. (A file changed in between becomes a new version the consumer
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -25,6 +29,11 @@ from vadusa.tracking.base import Tracker
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., None])
+
+
+def wandb_mode(cfg: Config) -> str:
+    """The mode W&B runs in: ``WANDB_MODE`` if set, else ``tracking.mode``."""
+    return os.environ.get("WANDB_MODE", cfg.tracking.mode)
 
 
 def _guarded(method: F) -> F:
@@ -52,7 +61,7 @@ class WandbTracker(Tracker):
         self._wandb = wandb
         self._warned: set[str] = set()
         self._used: set[str] = set()
-        self.mode = os.environ.get("WANDB_MODE", cfg.tracking.mode)
+        self.mode = wandb_mode(cfg)
         run_root = cfg.experiment_dir / "wandb"
         run_root.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
@@ -123,3 +132,73 @@ class WandbTracker(Tracker):
             self.run.finish()
         except Exception as exc:  # noqa: BLE001
             log.warning("W&B run.finish failed: %s: %s", type(exc).__name__, exc)
+
+
+# --- a W&B Report (online) ------------------------------------------------------------------
+
+TableData = tuple[Sequence[str], Sequence[Sequence[Any]]]  # columns, rows
+
+
+class WandbReportError(RuntimeError):
+    """The online W&B Report cannot be built (package missing, no login, no network)."""
+
+
+@dataclasses.dataclass
+class ReportSection:
+    """One heading of a W&B Report and the panel grid under it. ``images`` (key -> (PNG,
+    caption)) and ``tables`` (key -> columns and rows) are logged to the report's run; a
+    table of data None is not logged but still gets its panel."""
+
+    heading: str
+    images: dict[str, tuple[Path, str]] = dataclasses.field(default_factory=dict)
+    tables: dict[str, TableData | None] = dataclasses.field(default_factory=dict)
+
+
+def publish_report(cfg: Config, out: Path, name: str, title: str, description: str,
+                   intro: str, sections: Sequence[ReportSection],
+                   missing: Sequence[str] = ()) -> str:
+    """Log the sections' images and tables to an online run ``name`` (``job_type=report``,
+    in the experiment's group, written under ``out``), then save a W&B Report that shows that
+    run: a table of contents, ``intro``, each section's heading and panels, and ``missing``.
+    Needs the ``wandb-workspaces`` package and a W&B login. Returns the report's URL."""
+    try:
+        import wandb_workspaces.reports.v2 as wr  # noqa: PLC0415
+    except ImportError as exc:
+        raise WandbReportError("an online W&B Report needs the wandb-workspaces package, "
+                               "which is not installed: `pip install wandb-workspaces`") from exc
+    import wandb  # noqa: PLC0415
+
+    try:
+        run = wandb.init(project=cfg.tracking.project, entity=cfg.tracking.entity or None,
+                         group=cfg.experiment, job_type="report", name=name, mode="online",
+                         dir=str(out), config={"experiment": cfg.experiment},
+                         settings=wandb.Settings(silent=True), reinit="finish_previous")
+    except Exception as exc:  # noqa: BLE001  (no login, no network: say so)
+        raise WandbReportError(f"could not start an online W&B run ({exc}): `wandb login` "
+                               f"first") from exc
+    for section in sections:
+        for key, (path, caption) in section.images.items():
+            run.log({key: wandb.Image(str(path), caption=caption)})
+        for key, table in section.tables.items():
+            if table is not None:
+                columns, rows = table
+                run.log({key: wandb.Table(columns=list(columns),
+                                          data=[list(r) for r in rows])})
+    entity, project = run.entity, run.project
+    run.finish()
+
+    def grid(media: list[str], tables: list[str]) -> Any:
+        runset = wr.Runset(entity=entity, project=project, name=name, query=name)
+        return wr.PanelGrid(runsets=[runset], panels=(
+            [wr.MediaBrowser(media_keys=media)] if media else [])
+            + [wr.WeavePanelSummaryTable(table_name=t) for t in tables])
+
+    blocks = [wr.TableOfContents(), wr.P(intro)]
+    for section in sections:
+        blocks += [wr.H2(section.heading), grid(list(section.images), list(section.tables))]
+    if missing:
+        blocks += [wr.H2("missing inputs"), wr.P("; ".join(missing))]
+    web = wr.Report(entity=entity, project=project, title=title, description=description)
+    web.blocks = blocks
+    web.save()
+    return str(web.url)

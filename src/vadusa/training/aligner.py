@@ -44,13 +44,8 @@ from vadusa.model.aligner import (
 )
 from vadusa.tokenizers.store import TokenSplit, read_meta
 from vadusa.tracking import open_tracker
-from vadusa.training.common import (
-    bucketed_batches,
-    resume_training_state,
-    save_training_state,
-    seed_everything,
-    warmup_cosine,
-)
+from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 MODEL_KIND = "aligner"
 TRAIN_KIND = "aligner-train"
@@ -164,9 +159,11 @@ def train_aligner(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                 if k not in ("checkpoint_every", "figure_utterances")}  # what changes weights
     identity = {"family": family, "tokens": meta.get("quantizer_sha256"),
                 "symbols": list(symbols.symbols), "align": settings, "seed": cfg.seed}
-    pos = resume_training_state(out_dir / "last.pt", TRAIN_KIND, identity, model, optimizer,
-                                {"step": 0, "epoch": 0, "batch_index": 0,
-                                 "batch_seed": cfg.seed * 1000}, "align")
+    run = RunIdentity(cfg.to_dict(), ("seed", "align"), identity, ("family", "tokens", "symbols"))
+    stateful = {"model": model, "optimizer": optimizer}
+    saved = resume_training_state(out_dir, TRAIN_KIND, run, stateful, "align", total_steps=a.steps)
+    pos = dict(saved["position"]) if saved is not None else {
+        "step": 0, "epoch": 0, "batch_index": 0, "batch_seed": cfg.seed * 1000}
     lengths = [len(it.tokens) for it in train]
 
     with open_tracker(cfg, stage="align", out_dir=out_dir, family=family) as tracker:
@@ -204,8 +201,7 @@ def train_aligner(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                             step=pos["step"])
                 window.clear()
             if pos["step"] % a.checkpoint_every == 0 or pos["step"] == a.steps:
-                save_training_state(out_dir / "last.pt", TRAIN_KIND, cfg.to_dict(), identity,
-                                    model, optimizer, pos)
+                save_training_state(out_dir, TRAIN_KIND, run, stateful, position=pos)
         progress.close()
 
         started = time.perf_counter()

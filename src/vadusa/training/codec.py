@@ -26,8 +26,9 @@ the steps with more codebooks still teach encoder and decoder finer detail.
 Resume: ``out_dir/last.pt`` holds model, optimizers, step, the torch RNG (k-means and dead-code
 replacement draw from it) and the train losses; a step's crops and its k come from a generator
 seeded by (seed, step). A resumed run therefore repeats the uninterrupted run's losses exactly.
-``steps`` may be raised to train a finished run further (the learning rate then follows the new
-schedule); any other change of ``tokens.encodec.scratch`` or ``seed`` refuses to resume.
+A ``last.pt`` of another run (other ``seed`` or ``tokens.encodec.scratch`` but
+``checkpoint_every`` and ``eval_every``; ``steps`` too, since the learning-rate schedule
+follows it) is moved aside and training starts over (``training/resume.py``).
 
 Outputs in ``out_dir``: ``codec.pt`` (kind "codec", read by ``load_codec``) and ``last.pt``
 (kind "codec-train").
@@ -41,7 +42,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +52,6 @@ from encodec.msstftd import MultiScaleSTFTDiscriminator
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from vadusa.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from vadusa.config import CodecTrainConfig, Config
 from vadusa.data.audio import read
 from vadusa.data.manifest import manifest_path, read_manifest
@@ -65,7 +64,8 @@ from vadusa.tokenizers.codec import (
     scratch_arch,
 )
 from vadusa.tracking import artifact_name, open_tracker
-from vadusa.training.common import rng_state, seed_everything, set_rng_state, warmup_cosine
+from vadusa.training.common import seed_everything, warmup_cosine
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 TRAIN_STATE_KIND = "codec-train"
 MEL_SCALES = (256, 512, 1024, 2048)  # n_fft of the mel loss's scales
@@ -74,9 +74,6 @@ GRAD_CLIP = 1.0
 LOG_EVERY = 10  # steps between tracker points
 DEV_UTTERANCES = 20  # dev losses on at most this many utterances...
 DEV_SECONDS = 4.0  # ...each cut to its first seconds: enough to compare, cheap on a CPU
-# keys of tokens.encodec.scratch a run may change and still resume: they do not change what
-# the steps already taken computed
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "eval_every")
 
 
 class CodecTrainError(ValueError):
@@ -222,16 +219,17 @@ def train_codec(cfg: Config, corpus_dir: Path, out_dir: Path) -> Path:
     crops = max(1, round(train.batch_seconds / train.segment_seconds))
     segment = int(train.segment_seconds * train.sample_rate)
 
-    state = resume(out_dir / "last.pt", cfg, model, optimizer, adversary)
-    step, losses = state["step"], state["losses"]
+    run = RunIdentity(cfg.to_dict(), ("seed", "tokens.encodec.scratch"),
+                      {"family": "encodec", "arch": arch}, ("family", "arch"))
+    stateful = {"model": model, "optimizer": optimizer}
+    if adversary is not None:
+        stateful |= {"disc": adversary.disc, "disc_optimizer": adversary.optimizer}
+    saved = resume_training_state(out_dir, TRAIN_STATE_KIND, run, stateful, "train-codec",
+                                  total_steps=train.steps)
+    step, losses = (0, []) if saved is None else (int(saved["step"]), list(saved["losses"]))
 
     def save_state() -> None:
-        blob = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "rng": rng_state(), "losses": losses}
-        if adversary is not None:
-            blob |= {"disc": adversary.disc.state_dict(),
-                     "disc_optimizer": adversary.optimizer.state_dict()}
-        save_last(out_dir / "last.pt", cfg, arch, blob)
+        save_training_state(out_dir, TRAIN_STATE_KIND, run, stateful, step=step, losses=losses)
 
     dev = []
     if manifest_path(corpus_dir, "dev").is_file():
@@ -330,39 +328,3 @@ def evaluate(model: EncodecModel, dev: list[np.ndarray], train: CodecTrainConfig
                 totals[key] = totals.get(key, 0.0) + value / len(dev)
     return totals
 
-
-def resume(path: Path, cfg: Config, model: EncodecModel, optimizer: torch.optim.Optimizer,
-           adversary: Adversary | None) -> dict[str, Any]:
-    """The step and losses to start from, with the weights and RNG of ``path`` loaded; or
-    the very beginning."""
-    if not path.is_file():
-        return {"step": 0, "losses": []}
-    try:
-        blob = load_checkpoint(path, kind=TRAIN_STATE_KIND)
-    except CheckpointError as exc:
-        raise CodecTrainError(f"{exc}; delete it to train the codec from scratch") from exc
-    if resume_key(blob["config"]) != resume_key(cfg.to_dict()):
-        raise CodecTrainError(f"{path} was written by another configuration (seed or "
-                              f"tokens.encodec.scratch other than "
-                              f"{', '.join(RESUMABLE_CHANGES)} differ): delete it to start "
-                              f"over, or restore that configuration to resume")
-    state = blob["state"]
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if adversary is not None:
-        adversary.disc.load_state_dict(state["disc"])
-        adversary.optimizer.load_state_dict(state["disc_optimizer"])
-    set_rng_state(state["rng"])
-    return {"step": int(state["step"]), "losses": list(state["losses"])}
-
-
-def resume_key(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a configuration a resumed run must share with the run it resumes."""
-    scratch = config["tokens"]["encodec"]["scratch"]
-    return {"seed": config["seed"],
-            "scratch": {k: v for k, v in scratch.items() if k not in RESUMABLE_CHANGES}}
-
-
-def save_last(path: Path, cfg: Config, arch: dict[str, Any], state: dict[str, Any]) -> None:
-    save_checkpoint(path, kind=TRAIN_STATE_KIND, config=cfg.to_dict(),
-                    meta={"family": "encodec", "arch": arch}, state=state)

@@ -1,12 +1,12 @@
-"""Pieces every training loop shares: the learning-rate schedule, RNG state for exact resume,
-length-bucketed batches by an audio/token budget, and the thread setting for CPUs."""
+"""Pieces every training loop shares: the learning-rate schedule, RNG state for exact resume
+(saved and restored by ``training/resume.py``), and length-bucketed batches by an audio/token
+budget."""
 
 from __future__ import annotations
 
 import math
 import random
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,39 +88,3 @@ def bucketed_batches(lengths: Sequence[float], budget: float, rng: random.Random
     rng.shuffle(batches)
     return batches
 
-
-def save_training_state(path: Path, kind: str, config: dict[str, Any], identity: dict[str, Any],
-                        model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                        position: dict[str, Any]) -> None:
-    """A small trainer's ``last.pt``: weights, optimizer, data position and RNG, with what the
-    run is (``identity``: its inputs and training settings) so a resume can check it."""
-    from vadusa.checkpoint import save_checkpoint  # noqa: PLC0415
-
-    save_checkpoint(path, kind=kind, config=config, meta=identity,
-                    state={"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "position": position, "rng": rng_state()})
-
-
-def resume_training_state(path: Path, kind: str, identity: dict[str, Any],
-                          model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                          fresh: dict[str, Any], stage: str) -> dict[str, Any]:
-    """The data position of ``path`` with weights, optimizer and RNG restored, if it is this
-    run (the same ``identity``); a ``last.pt`` of another run is moved to ``last.stale.pt``
-    (nothing is lost) and ``fresh`` is returned."""
-    from vadusa.checkpoint import load_checkpoint  # noqa: PLC0415
-
-    if not path.is_file():
-        return dict(fresh)
-    blob = load_checkpoint(path, kind=kind)
-    if blob["meta"] != identity:
-        stale = path.with_name("last.stale.pt")
-        path.replace(stale)
-        print(f"[{stage}] {path} belongs to another run: moved it to {stale}, starting over",
-              flush=True)
-        return dict(fresh)
-    model.load_state_dict(blob["state"]["model"])
-    optimizer.load_state_dict(blob["state"]["optimizer"])
-    set_rng_state(blob["state"]["rng"])
-    position = dict(blob["state"]["position"])
-    print(f"[{stage}] resuming from {path} at step {position['step']}", flush=True)
-    return position

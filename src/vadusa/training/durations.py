@@ -34,12 +34,8 @@ from vadusa.devices import resolve_device
 from vadusa.model.aligner import spoken
 from vadusa.model.durations import DurationConfig, DurationModel
 from vadusa.tracking import open_tracker
-from vadusa.training.common import (
-    resume_training_state,
-    save_training_state,
-    seed_everything,
-    warmup_cosine,
-)
+from vadusa.training.common import seed_everything, warmup_cosine
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 MODEL_KIND = "durations"
 TRAIN_KIND = "durations-train"
@@ -140,8 +136,12 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
     identity = {"family": meta["family"], "aligner": meta.get("aligner"),
                 "symbols": list(symbols), "speakers": speakers, "seed": cfg.seed,
                 "durations": {k: v for k, v in vars(d).items() if k != "checkpoint_every"}}
-    pos = resume_training_state(out_dir / "last.pt", TRAIN_KIND, identity, model, optimizer,
-                                {"step": 0}, "train-durations")
+    run = RunIdentity(cfg.to_dict(), ("seed", "durations"), identity,
+                      ("family", "aligner", "symbols", "speakers"))
+    stateful = {"model": model, "optimizer": optimizer}
+    saved = resume_training_state(out_dir, TRAIN_KIND, run, stateful, "train-durations",
+                                  total_steps=d.steps)
+    pos = dict(saved["position"]) if saved is not None else {"step": 0}
     family = family or meta["family"]
 
     with open_tracker(cfg, stage="train-durations", out_dir=out_dir, family=family) as tracker:
@@ -173,8 +173,7 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
                             step=pos["step"])
                 window.clear()
             if pos["step"] % d.checkpoint_every == 0 or pos["step"] == d.steps:
-                save_training_state(out_dir / "last.pt", TRAIN_KIND, cfg.to_dict(), identity,
-                                    model, optimizer, pos)
+                save_training_state(out_dir, TRAIN_KIND, run, stateful, position=pos)
         progress.close()
         errors = dev_errors(model, dev, is_spoken) if dev else {}
         seen = sorted({s for it in train for s in it.text})

@@ -20,7 +20,9 @@ its targets are the base targets shifted left by k. Losses:
 On the dev split we log per-head top-1..5 accuracy and store ``rank_acc[k][r]``, how often the
 true token is head k's rank-r candidate: the acceptance table a greedy tree is built from when
 no calibration file is given (``decoding/tree.py``). A resumed run continues exactly (weights,
-optimizer, RNG, data position); a ``last.pt`` of another base model or setting is moved aside.
+optimizer, RNG, data position); a ``last.pt`` of another base model, mode, seed or setting of
+``HeadsConfig.training_keys()`` (the keys the workflow retrains heads for) is moved aside
+(``training/resume.py``).
 
 Outputs in ``out_dir``: ``heads.pt`` (kind "vadusa": base weights, head weights and the base's
 metadata plus ``meta["heads"]``) and ``last.pt`` (kind "vadusa-train").
@@ -34,15 +36,14 @@ import contextlib
 import random
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vadusa.checkpoint import file_digest, load_checkpoint, save_checkpoint
-from vadusa.config import Config
+from vadusa.checkpoint import file_digest, save_checkpoint
+from vadusa.config import Config, HeadsConfig
 from vadusa.devices import resolve_device
 from vadusa.model.draft_heads import DraftHeads, HydraHeads, make_heads
 from vadusa.model.loading import load_tts
@@ -50,23 +51,17 @@ from vadusa.model.transformer import causal_mask
 from vadusa.model.tts import TTSVocab
 from vadusa.tokenizers.store import read_meta
 from vadusa.tracking import artifact_name, open_tracker
-from vadusa.training.common import (
-    bucketed_batches,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    warmup_cosine,
-)
-from vadusa.training.tts import TTSData, TTSTrainError, collate, collate_frames
+from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
+from vadusa.training.sequences import TTSData, TTSTrainError, collate, collate_frames
 
 MODEL_KIND = "vadusa"
 TRAIN_KIND = "vadusa-train"
 LOG_EVERY = 10
 TOP = 5  # top-1..top-5 accuracy per head
-# heads.* keys that do not change the trained weights: a resume may differ in them
-NOT_TRAINING = {"checkpoint_every", "eval_every", "eval_utterances", "top_ranks",
-                "calibration_utterances", "tree_sizes", "bench_taus", "bench_heads",
-                "bench_utterances", "eval_taus", "bench_trees", "hydra"}
+# what a resumed run must share besides the seed and HeadsConfig.training_keys(), the
+# settings the workflow retrains heads for (keys of meta; "base": the base model's digest)
+RUN_INPUTS = ("heads.base", "heads.mode")
 
 
 class HeadsTrainError(ValueError):
@@ -176,16 +171,23 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
                                       lr=h.lr, betas=(0.9, 0.95), weight_decay=h.weight_decay)
         base_lr, steps = h.lr, h.steps
     mode = "joint" if joint else "frozen"
+    keys = HeadsConfig.training_keys()
     meta = dict(bundle.meta) | {"heads": {
         "count": h.count, "kind": h.kind, "mode": mode, "base": file_digest(base_path),
-        "settings": {k: v for k, v in vars(h).items() if k not in NOT_TRAINING}}}
+        "settings": {k.removeprefix("heads."): getattr(h, k.removeprefix("heads."))
+                     for k in keys}}}
 
     allowance = int(prompt_seconds * bundle.frame_rate + 40) if prompt else 0
     lengths = train.lengths(allowance)
-    pos = _resume(out_dir / "last.pt", model, heads, optimizer, meta, cfg.seed, joint)
+    stage = "train-joint" if joint else "train-heads"
+    run = RunIdentity(cfg.to_dict(), ("seed", *keys), meta, RUN_INPUTS)
+    stateful = {"heads": heads, "optimizer": optimizer} | ({"model": model} if joint else {})
+    saved = resume_training_state(out_dir, TRAIN_KIND, run, stateful, stage, total_steps=steps)
+    pos = dict(saved["position"]) if saved is not None else {
+        "step": 0, "epoch": 0, "batch_index": 0, "batch_seed": cfg.seed * 1000 + 500,
+        "losses": []}
     batches = bucketed_batches(lengths, h.batch_tokens, random.Random(pos["batch_seed"]))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    stage = "train-joint" if joint else "train-heads"
 
     with open_tracker(cfg, stage=stage, out_dir=out_dir, family=bundle.family,
                       setting=f"k{h.count}", tags=(mode,)) as tracker:
@@ -247,7 +249,7 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
                 tracker.log(evaluate_heads(model, heads, dev, vocab, cfg, device, prompt,
                                            speaker_embedding)[0], step=pos["step"])
             if pos["step"] % h.checkpoint_every == 0 or pos["step"] == steps:
-                _save_state(out_dir / "last.pt", cfg, model, heads, optimizer, pos, meta, joint)
+                save_training_state(out_dir, TRAIN_KIND, run, stateful, position=pos)
         progress.close()
         final, rank_acc = evaluate_heads(model, heads, dev, vocab, cfg, device, prompt,
                                          speaker_embedding)
@@ -301,37 +303,3 @@ def evaluate_heads(model: torch.nn.Module, heads: DraftHeads | HydraHeads, data:
             metrics[f"dev/head{k + 1}_top{top}"] = float(rank_acc[k, :top].sum())
     return metrics, [[round(float(x), 6) for x in row[:h.top_ranks]] for row in rank_acc]
 
-
-def _save_state(path: Path, cfg: Config, model: torch.nn.Module, heads: DraftHeads | HydraHeads,
-                optimizer: torch.optim.Optimizer, pos: dict[str, Any], meta: dict[str, Any],
-                joint: bool) -> None:
-    state = {"heads": heads.state_dict(), "optimizer": optimizer.state_dict(),
-             "position": pos, "rng": rng_state()}
-    if joint:
-        state["model"] = model.state_dict()
-    save_checkpoint(path, kind=TRAIN_KIND, config=cfg.to_dict(), meta=meta, state=state)
-
-
-def _resume(path: Path, model: torch.nn.Module, heads: DraftHeads | HydraHeads,
-            optimizer: torch.optim.Optimizer, meta: dict[str, Any], seed: int, joint: bool
-            ) -> dict[str, Any]:
-    """The saved position of ``path`` if it belongs to this run (same base weights, head
-    count, mode and settings); else it is moved to ``last.stale.pt`` and training starts
-    over."""
-    fresh = {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": seed * 1000 + 500,
-             "losses": []}
-    if not path.is_file():
-        return fresh
-    blob = load_checkpoint(path, kind=TRAIN_KIND)
-    if blob["meta"].get("heads") != meta["heads"]:
-        stale = path.with_name("last.stale.pt")
-        path.replace(stale)
-        print(f"[train-heads] {path} belongs to another run (other base model or head "
-              f"settings): moved it to {stale}, starting over", flush=True)
-        return fresh
-    heads.load_state_dict(blob["state"]["heads"])
-    if joint:
-        model.load_state_dict(blob["state"]["model"])
-    optimizer.load_state_dict(blob["state"]["optimizer"])
-    set_rng_state(blob["state"]["rng"])
-    return dict(blob["state"]["position"])

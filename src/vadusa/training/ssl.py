@@ -22,7 +22,9 @@ front end's gradient by 0.1, as the published recipes do.
 
 Resume: ``out_dir/last.pt`` holds model, optimizer, step, RNG state and the data position
 (epoch, batch index, the epoch's shuffling seed); crops are drawn from a generator seeded by
-(seed, step). A resumed run therefore repeats the uninterrupted run's losses exactly.
+(seed, step). A resumed run therefore repeats the uninterrupted run's losses exactly. A
+``last.pt`` of another run (other family, ``seed`` or ``tokens.<family>.scratch`` but
+``checkpoint_every``) is moved aside and training starts over (``training/resume.py``).
 
 Shapes: B batch, T samples, F frames (50 Hz), C conv channels, D model width, P projection
 width, N masked frames, K distractors, M MFCC dims (39).
@@ -35,7 +37,6 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ from torchaudio.models import Wav2Vec2Model, hubert_pretrain_model, wav2vec2_mod
 from tqdm import tqdm
 
 from vadusa.atomic import atomic_path
-from vadusa.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from vadusa.checkpoint import save_checkpoint
 from vadusa.config import Config, SSLTrainConfig
 from vadusa.data.audio import read
 from vadusa.data.manifest import manifest_path, read_manifest
@@ -60,19 +61,15 @@ from vadusa.tokenizers.ssl import (
     scratch_arch,
 )
 from vadusa.tracking import artifact_name, open_tracker
-from vadusa.training.common import (
-    bucketed_batches,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    warmup_cosine,
-)
+from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 FEATURE_PENALTY = 10.0  # weight of mean(conv feature^2), as in wav2vec 2.0 and HuBERT
 FEATURE_GRAD_MULT = 0.1  # the conv front end learns 10x slower, as in both recipes
 TEMPERATURE = 0.1
 DISTRACTORS = 20
 LOG_EVERY = 10
+TRAIN_KIND = "ssl-train"
 DEV_UTTERANCES = 100  # dev loss on at most this many utterances, cropped like training
 
 
@@ -342,7 +339,16 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
     objective = build_objective(family, train).to(device)
     optimizer = torch.optim.AdamW(objective.parameters(), lr=train.lr, betas=(0.9, 0.98),
                                   eps=1e-6, weight_decay=0.01)
-    pos = resume(out_dir / "last.pt", cfg, family, objective, optimizer)
+    run = RunIdentity(cfg.to_dict(), ("seed", f"tokens.{family}.scratch"), {"family": family},
+                      ("family",))
+    stateful = {"model": objective, "optimizer": optimizer}
+    saved = resume_training_state(out_dir, TRAIN_KIND, run, stateful, "train-ssl",
+                                  total_steps=train.steps)
+    pos = {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": batch_seed(cfg.seed, 0),
+           "losses": []}
+    if saved is not None:
+        pos = {k: saved[k] for k in ("step", "epoch", "batch_index", "batch_seed")} | {
+            "losses": list(saved["losses"])}
     batches = epoch_batches(data, train, pos["batch_seed"])
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -389,7 +395,7 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
                             step=pos["step"])
                 window, started = [], time.perf_counter()
             if pos["step"] % train.checkpoint_every == 0 or pos["step"] == train.steps:
-                save_last(out_dir / "last.pt", cfg, family, objective, optimizer, pos)
+                save_training_state(out_dir, TRAIN_KIND, run, stateful, **pos)
         progress.close()
 
         dev = dev_metrics(cfg, family, corpus_dir, objective, device, min_frames,
@@ -418,38 +424,6 @@ def mfcc_kmeans(cfg: Config, data: Split, path: Path) -> MfccKMeans:
                              cfg.tokens.kmeans_max_frames, cfg.seed)
     kmeans.save(path)
     return kmeans
-
-
-def resume(path: Path, cfg: Config, family: str, objective: nn.Module,
-           optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """The data position to start from: restored from ``path``, or the very beginning."""
-    if not path.is_file():
-        return {"step": 0, "epoch": 0, "batch_index": 0,
-                "batch_seed": batch_seed(cfg.seed, 0), "losses": []}
-    try:
-        blob = load_checkpoint(path, kind="ssl-train")
-    except CheckpointError as exc:
-        raise SSLTrainError(f"{exc}; delete it to train {family} from scratch") from exc
-    stored = blob["config"]
-    same = (blob["meta"].get("family") == family and stored.get("seed") == cfg.seed
-            and stored["tokens"][family]["scratch"] == cfg.to_dict()["tokens"][family]["scratch"])
-    if not same:
-        raise SSLTrainError(f"{path} was written by another configuration (family, seed or "
-                            f"tokens.{family}.scratch differ): delete it to start over, or "
-                            "restore that configuration to resume")
-    state = blob["state"]
-    objective.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
-    return {k: state[k] for k in ("step", "epoch", "batch_index", "batch_seed")} | {
-        "losses": list(state["losses"])}
-
-
-def save_last(path: Path, cfg: Config, family: str, objective: nn.Module,
-              optimizer: torch.optim.Optimizer, pos: dict[str, Any]) -> None:
-    save_checkpoint(path, kind="ssl-train", config=cfg.to_dict(), meta={"family": family},
-                    state={"model": objective.state_dict(), "optimizer": optimizer.state_dict(),
-                           "rng": rng_state(), **pos})
 
 
 @torch.no_grad()

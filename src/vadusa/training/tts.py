@@ -28,7 +28,10 @@ The prompt of an utterance is another, short (``model.prompt_max_seconds``) utte
 same speaker, drawn per step from a generator seeded by (seed, step, utterance), so a resumed
 run sees exactly the batches and prompts of an uninterrupted one; batches come from a
 per-epoch seed, and the torch RNG (dropout) is saved in ``last.pt`` with the weights,
-optimizer and data position.
+optimizer and data position. A ``last.pt`` of another run (other seed, ``model.*``,
+``train.*`` other than evaluation cadence, tokens, speakers, symbols or durations) is moved
+aside and training starts over (``training/resume.py``). The sequences, batches and losses are
+in ``training/sequences.py``.
 
 Outputs in ``out_dir``: ``base.pt`` (kind "tts": weights + everything needed to rebuild and
 check the model: config, token family, vocabulary sizes, speakers, symbols, frame rate, code
@@ -49,201 +52,38 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from vadusa.atomic import atomic_path
 from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.config import Config
-from vadusa.data.durations import Durations, read_durations
 from vadusa.data.durations import read_meta as read_duration_meta
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.data.text import SymbolTable, symbol_table
 from vadusa.devices import resolve_device
 from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
-from vadusa.model.tts import Example, TTSVocab, build_sequence, frame_feature_sizes
-from vadusa.tokenizers.store import TokenSplit, read_meta
+from vadusa.model.tts import TTSVocab, frame_feature_sizes
+from vadusa.tokenizers.store import read_meta
 from vadusa.tracking import NullTracker, artifact_name, open_tracker
-from vadusa.training.common import (
-    bucketed_batches,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    warmup_cosine,
+from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
+from vadusa.training.sequences import (
+    TTSData,
+    TTSTrainError,
+    collate,
+    collate_frames,
+    corrupt_speech,
+    guide_penalty,
+    sequence_loss,
 )
 
 MODEL_KIND = "tts"
 TRAIN_KIND = "tts-train"
 LOG_EVERY = 10
+# what a resumed run must have been trained on besides its settings (keys of base.pt's meta)
+RUN_INPUTS = ("family", "vocab", "quantizer", "speakers", "symbols", "transformer",
+              "durations.aligner")
 
-
-class TTSTrainError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Utterance:
-    id: str
-    speaker: int  # index into the speaker table
-    text: list[int]  # symbol ids of the normalized text
-    tokens: np.ndarray  # (Q,) speech token ids
-    seconds: float
-    durations: Durations | None = None  # frames per symbol (with durations)
-
-
-class TTSData:
-    """One split as training sequences: text ids, speech tokens, speakers, prompt choices,
-    and with ``durations_dir`` (``vadusa align``'s output) each utterance's durations."""
-
-    def __init__(self, corpus_dir: Path, tokens_dir: Path, split: str, symbols: SymbolTable,
-                 speakers: list[str], prompt_max_seconds: float,
-                 durations_dir: Path | None = None) -> None:
-        store = TokenSplit(tokens_dir, split)
-        records = {r.id: r for r in read_manifest(manifest_path(corpus_dir, split))}
-        index = {name: i for i, name in enumerate(speakers)}
-        timing = None if durations_dir is None else read_durations(durations_dir, split)
-        self.items: list[Utterance] = []
-        for utt_id, tokens in store:
-            rec = records.get(utt_id)
-            if rec is None or rec.speaker not in index or len(tokens) == 0:
-                continue  # tokens of another corpus version, or a speaker unseen in training
-            text = symbols.encode(rec.normalized_text)
-            durations = None
-            if timing is not None:
-                durations = timing.get(utt_id)
-                if durations is None:
-                    continue  # aligned before the corpus changed: nothing to learn from
-                if len(durations.durations) != len(text) or durations.frames != len(tokens):
-                    raise TTSTrainError(
-                        f"{utt_id}: the durations in {durations_dir} do not fit its text and "
-                        f"tokens ({len(durations.durations)} symbols and {durations.frames} "
-                        f"frames, against {len(text)} and {len(tokens)}); rerun `vadusa align`")
-            self.items.append(Utterance(utt_id, index[rec.speaker], text, tokens,
-                                        rec.duration, durations))
-        if not self.items:
-            raise TTSTrainError(f"no usable {split} utterances in {tokens_dir} for the "
-                                f"speakers of the training split")
-        self.prompts: dict[int, list[int]] = {}
-        for i, utt in enumerate(self.items):
-            if utt.seconds <= prompt_max_seconds:
-                self.prompts.setdefault(utt.speaker, []).append(i)
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def example(self, i: int, vocab: TTSVocab, rng: random.Random, use_prompt: bool,
-                use_speaker: bool, prompt_loss: bool = False,
-                text_of: int | None = None) -> Example:
-        """Utterance i as a sequence; ``text_of`` puts another utterance's text in front of
-        its speech (a probe of how much the model reads the text; not with durations)."""
-        utt = self.items[i]
-        durations = None
-        if utt.durations is not None and text_of is None:
-            durations = (utt.durations.lead, list(utt.durations.durations))
-        text = utt.text if text_of is None else self.items[text_of].text
-        prompt_text: list[int] = []
-        prompt_speech: list[int] = []
-        candidates = [j for j in self.prompts.get(utt.speaker, []) if j != i]
-        if use_prompt and candidates:
-            prompt = self.items[rng.choice(candidates)]
-            prompt_text, prompt_speech = prompt.text + [0], prompt.tokens.tolist()  # 0 = space
-        return build_sequence(vocab, utt.speaker if use_speaker else None, prompt_text,
-                              text, prompt_speech, utt.tokens.tolist(), prompt_loss, durations)
-
-    def default_prompts(self, speakers: list[str]) -> dict[str, dict[str, Any]]:
-        """One fixed prompt per speaker, stored in ``base.pt`` so that decoding a text for a
-        known speaker is conditioned the way training was: the speaker's shortest prompt-length
-        utterance (ties broken by id, so the choice is reproducible)."""
-        prompts = {}
-        for speaker, indices in self.prompts.items():
-            best = min(indices, key=lambda i: (self.items[i].seconds, self.items[i].id))
-            utt = self.items[best]
-            prompts[speakers[speaker]] = {"id": utt.id, "text": list(utt.text),
-                                          "tokens": utt.tokens.tolist()}
-        return prompts
-
-    def lengths(self, prompt_allowance: int) -> list[int]:
-        """Sequence lengths for bucketing (the prompt's length is not known in advance)."""
-        return [len(u.text) + len(u.tokens) + 3 + prompt_allowance for u in self.items]
-
-
-def collate(examples: list[Example], pad_input: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad to (B, L) inputs and (B, L) targets (-100 = no loss)."""
-    L = max(len(e.input_ids) for e in examples)
-    inputs = torch.full((len(examples), L), pad_input, dtype=torch.long)
-    targets = torch.full((len(examples), L), -100, dtype=torch.long)
-    for b, e in enumerate(examples):
-        inputs[b, :len(e.input_ids)] = e.input_ids
-        targets[b, :len(e.targets)] = e.targets
-    return inputs, targets
-
-
-def collate_frames(examples: list[Example]) -> torch.Tensor | None:
-    """(B, L, F) frame features of a batch, zero-padded (padding positions carry no loss);
-    None when the examples have none."""
-    if examples[0].frames is None:
-        return None
-    L = max(len(e.input_ids) for e in examples)
-    frames = torch.zeros(len(examples), L, examples[0].frames.shape[1], dtype=torch.long)
-    for b, e in enumerate(examples):
-        frames[b, :len(e.input_ids)] = e.frames[:len(e.input_ids)]
-    return frames
-
-
-def corrupt_speech(inputs: torch.Tensor, vocab: TTSVocab, rate: float,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Replace a fraction ``rate`` of the speech-token inputs (B, L) by random speech tokens;
-    targets stay clean. The model can then trust its own history only so far and must read
-    the text to know what comes next (Tacotron's always-on pre-net dropout, for tokens): this
-    is what keeps a small model on the text when it runs on its own imperfect samples."""
-    if rate <= 0:
-        return inputs
-    speech = (inputs >= vocab.speech_offset) & (inputs < vocab.speech_offset + vocab.n_units)
-    hit = speech & (torch.rand(inputs.shape, generator=generator) < rate)
-    noise = vocab.speech_offset + torch.randint(vocab.n_units, inputs.shape, generator=generator)
-    return torch.where(hit, noise, inputs)
-
-
-def guide_penalty(examples: list[Example], L: int, sigma: float
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The guided-attention penalty of each query over each key, (B, L, L), and the queries it
-    applies to, (B, L) (see the module docstring)."""
-    W = torch.ones(len(examples), L, L)
-    rows = torch.zeros(len(examples), L, dtype=torch.bool)
-    for b, e in enumerate(examples):
-        for t0, t1, q0, q1 in e.segments:
-            if t1 <= t0 or q1 <= q0:
-                continue
-            text = (torch.arange(t1 - t0) + 0.5) / (t1 - t0)  # (P,) place in the text
-            query = (torch.arange(q1 - q0) + 0.5) / (q1 - q0)  # (Q,) place in the speech
-            distance = query[:, None] - text[None, :]  # (Q, P)
-            W[b, q0:q1, t0:t1] = 1 - torch.exp(-distance.square() / (2 * sigma ** 2))
-            rows[b, q0:q1] = True
-    return W, rows
-
-
-def sequence_loss(model: torch.nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
-                  guide: tuple[torch.Tensor, torch.Tensor] | None = None,
-                  guide_layers: tuple[int, ...] = (), frames: torch.Tensor | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Mean CE over target positions, the count of correct top-1 predictions, and the mean
-    guided-attention penalty of ``guide_layers`` (0 without ``guide``).
-
-    Right padding needs no key mask: under the causal mask a real position never sees a pad
-    that comes after it, and pad positions carry no loss."""
-    B, L = inputs.shape
-    pos = torch.arange(L, device=inputs.device).expand(B, L)
-    probes = {i: None for i in guide_layers} if guide is not None else None
-    logits = model(inputs, pos, causal_mask(L, inputs.device).expand(B, L, L),
-                   probes=probes, frames=frames)  # (B, L, V)
-    valid = targets != -100
-    loss = F.cross_entropy(logits[valid].float(), targets[valid])
-    correct = (logits[valid].argmax(-1) == targets[valid]).sum()
-    guide_loss = torch.zeros((), device=inputs.device)
-    if guide is not None and probes:
-        W, rows = guide
-        for probs in probes.values():  # (B, L, L) each
-            guide_loss = guide_loss + (probs.float() * W).sum(-1)[rows].mean() / len(probes)
-    return loss, correct, guide_loss
 
 
 def build_model(cfg: Config, vocab: TTSVocab) -> Transformer:
@@ -330,7 +170,13 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     if with_durations:
         model_meta["durations"] = duration_model_meta(Path(duration_model), timing, symbols,
                                                       speakers)
-    pos = _resume(out_dir / "last.pt", cfg, model, optimizer, model_meta)
+    # a last.pt of another run (other tokens, model or training settings) is moved aside
+    run = RunIdentity(cfg.to_dict(), ("seed", "model", "train"), model_meta, RUN_INPUTS)
+    stateful = {"model": model, "optimizer": optimizer}
+    saved = resume_training_state(out_dir, TRAIN_KIND, run, stateful, stage, main=dist.is_main,
+                                  total_steps=t.steps)
+    pos = dict(saved["position"]) if saved is not None else {
+        "step": 0, "epoch": 0, "batch_index": 0, "batch_seed": cfg.seed * 1000, "losses": []}
     lengths = train.lengths(allowance)
     batches = bucketed_batches(lengths, t.batch_tokens, random.Random(pos["batch_seed"]))
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -394,7 +240,7 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                 tracker.log(evaluate(model, dev, vocab, cfg, device), step=pos["step"])
             if dist.is_main and (pos["step"] % t.checkpoint_every == 0
                                  or pos["step"] == t.steps):
-                _save_state(out_dir / "last.pt", cfg, model, optimizer, pos, model_meta)
+                save_training_state(out_dir, TRAIN_KIND, run, stateful, position=pos)
         progress.close()
         if not dist.is_main:
             dist.close()
@@ -482,8 +328,8 @@ def plot_alignment(model: Transformer, data: TTSData, vocab: TTSVocab, cfg: Conf
         ax.set_ylabel("text symbol")
     fig.suptitle(f"attention to the text: {data.items[0].id}")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path
 
@@ -526,53 +372,3 @@ class Distributed:
     def close(self) -> None:
         if self.world > 1:
             torch.distributed.destroy_process_group()
-
-
-def _save_state(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.Optimizer,
-                pos: dict[str, Any], meta: dict[str, Any]) -> None:
-    save_checkpoint(path, kind=TRAIN_KIND, config=cfg.to_dict(), meta=meta,
-                    state={"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "position": pos, "rng": rng_state()})
-
-
-# Settings that may change between a run and its resume without changing the result.
-RESUMABLE_CHANGES = {"checkpoint_every", "eval_every", "eval_utterances"}
-
-
-def _resume(path: Path, cfg: Config, model: Transformer, optimizer: torch.optim.Optimizer,
-            meta: dict[str, Any]) -> dict[str, Any]:
-    """The saved training position, weights, optimizer and RNG of ``path`` if it belongs to
-    this run. A ``last.pt`` of another run (other tokens, model or training settings) would
-    silently continue the wrong run; it is moved aside to ``last.stale.pt`` (nothing is lost)
-    and training starts over."""
-    fresh = {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": cfg.seed * 1000,
-             "losses": []}
-    if not path.is_file():
-        return fresh
-    blob = load_checkpoint(path, kind=TRAIN_KIND)
-    differences = [key for key in ("family", "vocab", "quantizer", "speakers", "symbols",
-                                   "transformer")
-                   if blob["meta"].get(key) != meta[key]]
-    if (blob["meta"].get("durations") or {}).get("aligner") != (
-            meta.get("durations") or {}).get("aligner"):
-        differences.append("durations")
-    saved, now = blob.get("config") or {}, cfg.to_dict()
-    if saved.get("seed") != now["seed"]:
-        differences.append("seed")
-    for section in ("model", "train"):
-        for key, value in now[section].items():
-            if key not in RESUMABLE_CHANGES and saved.get(section, {}).get(key) != value:
-                differences.append(f"{section}.{key}")
-    if differences:
-        stale = path.with_name("last.stale.pt")
-        path.replace(stale)
-        print(f"[train-base] {path} belongs to another run ({', '.join(differences)} "
-              f"differ): moved it to {stale}, starting over", flush=True)
-        return fresh
-    model.load_state_dict(blob["state"]["model"])
-    optimizer.load_state_dict(blob["state"]["optimizer"])
-    set_rng_state(blob["state"]["rng"])
-    position = dict(blob["state"]["position"])
-    print(f"[train-base] resuming from {path} at step {position['step']} of "
-          f"{cfg.train.steps}", flush=True)
-    return position

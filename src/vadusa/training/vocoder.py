@@ -10,7 +10,9 @@ reference, and a figure of predicted vs. true mels).
 
 A run that finds ``last.pt`` resumes from it and ends exactly where the uninterrupted run would:
 batches come from a per-epoch seed, crops from a per-step seed, and the torch RNG (dropout)
-is saved with the weights.
+is saved with the weights. A ``last.pt`` of another run (other seed, ``vocoder.*`` but
+``checkpoint_every``, tokens, speakers or mel settings) is moved aside and training starts over
+(``training/resume.py``).
 """
 
 from __future__ import annotations
@@ -25,20 +27,16 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vadusa.checkpoint import load_checkpoint, save_checkpoint
+from vadusa.atomic import atomic_path
+from vadusa.checkpoint import save_checkpoint
 from vadusa.config import Config
 from vadusa.data.audio import read, write_wav
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.devices import resolve_device
 from vadusa.tokenizers.store import TokenSplit
 from vadusa.tracking import Tracker, artifact_name, open_tracker
-from vadusa.training.common import (
-    bucketed_batches,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    warmup_cosine,
-)
+from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 from vadusa.vocoder import CHECKPOINT_KIND, UnitVocoder
 from vadusa.vocoder.hifigan import SAMPLE_RATE, mel_frames, mel_settings, mel_spectrogram
 from vadusa.vocoder.unit2mel import (
@@ -217,33 +215,18 @@ def train_vocoder(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             "quantizer": token_meta.get("quantizer_sha256"), "speakers": speakers,
             "hifigan": vc.hifigan, "mel": mel_settings(),
             "model": model.hparams} | ({"ema": vc.ema} if vc.ema > 0 else {})
-    step, epoch, position = 0, 0, 0
     # the moving average of the weights (vocoder.ema), kept beside them in float32
     ema = WeightAverage(model, vc.ema) if vc.ema > 0 else None
-    last_path = out_dir / "last.pt"
-    if last_path.is_file():
-        blob = load_checkpoint(last_path, kind=TRAIN_STATE_KIND, map_location=device)
-        changed = sorted(k for k in meta if blob["meta"].get(k) != meta[k])
-        if changed:  # another run's state: keep it aside (nothing is lost) and start over
-            stale = last_path.with_name("last.stale.pt")
-            last_path.replace(stale)
-            print(f"[train-vocoder] {last_path} was trained with other {', '.join(changed)}: "
-                  f"moved it to {stale}, starting over", flush=True)
-    if last_path.is_file():
-        state = blob["state"]
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, epoch, position = state["step"], state["epoch"], state["position"]
-        set_rng_state(state["rng"])
-        if ema is not None:  # meta["ema"] matched: the state holds the average
-            ema.load_state_dict(state["ema"])
+    run = RunIdentity(cfg.to_dict(), ("seed", "vocoder"), meta, tuple(meta))
+    stateful = {"model": model, "optimizer": optimizer} | ({"ema": ema} if ema is not None else {})
+    saved = resume_training_state(out_dir, TRAIN_STATE_KIND, run, stateful, "train-vocoder",
+                                  map_location=device, total_steps=vc.steps)
+    step, epoch, position = (0, 0, 0) if saved is None else (
+        int(saved["step"]), int(saved["epoch"]), int(saved["position"]))
 
     def save_state() -> None:
-        save_checkpoint(last_path, kind=TRAIN_STATE_KIND, config=cfg.to_dict(), meta=meta,
-                        state={"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                               "step": step, "epoch": epoch, "position": position,
-                               "rng": rng_state()}
-                        | ({"ema": ema.state_dict()} if ema is not None else {}))
+        save_training_state(out_dir, TRAIN_STATE_KIND, run, stateful, step=step, epoch=epoch,
+                            position=position)
 
     def final_weights() -> Unit2Mel:
         """The weights a checkpoint and the dev loss use: the average, when kept."""
@@ -414,6 +397,7 @@ def plot_mels(predicted: torch.Tensor, true: torch.Tensor, title: str, path: Pat
         ax.set_title(f"{title}: {name}", fontsize=9)
     axes[-1].set_xlabel(f"frame ({MEL_RATE:.2f} Hz)")
     fig.colorbar(image, ax=axes, label="log magnitude")
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path

@@ -6,7 +6,7 @@ Every vocoder keeps one contract, ``decode(tokens, speaker) -> (wave, sample_rat
 ``UnitVocoder`` is the one trained here for the k-means families: a ``Unit2Mel`` network
 predicts the log-mels of a pretrained HiFi-GAN, which makes the waveform
 (``vadusa.training.vocoder`` trains it). The ``encodec`` family's vocoder is its codec's decoder
-(``vadusa.tokenizers.codec.CodecVocoder``). ``load_vocoder`` reads either from its checkpoint:
+(``vadusa.vocoder.codec.CodecVocoder``). ``load_vocoder`` reads either from its checkpoint:
 
     vocoder = load_vocoder("results/default/vocoder/whisper/unit2mel.pt", family="whisper")
     wave, rate = vocoder.decode(tokens, speaker=voice_for(vocoder, "flite_rms"))
@@ -15,37 +15,25 @@ predicts the log-mels of a pretrained HiFi-GAN, which makes the waveform
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
 
 from vadusa.checkpoint import CheckpointError, load_checkpoint
 from vadusa.devices import resolve_device
+from vadusa.tokenizers.codec import CHECKPOINT_KIND as CODEC_KIND
+from vadusa.tokenizers.codec import FAMILY as CODEC_FAMILY
+from vadusa.tokenizers.codec import codec_from_checkpoint, load_official
+from vadusa.vocoder.base import Vocoder, VocoderError, check_units, voice_for
+from vadusa.vocoder.codec import CodecVocoder
 from vadusa.vocoder.hifigan import HifiGan, mel_settings
 from vadusa.vocoder.unit2mel import Unit2Mel
 
-__all__ = ["Vocoder", "UnitVocoder", "VocoderError", "HifiGan", "Unit2Mel", "check_units",
-           "load_vocoder", "voice_for"]
+__all__ = ["Vocoder", "UnitVocoder", "CodecVocoder", "VocoderError", "HifiGan", "Unit2Mel",
+           "check_units", "load_vocoder", "voice_for"]
 
 CHECKPOINT_KIND = "unit2mel"
-CODEC_KIND = "codec"  # vadusa.tokenizers.codec.CHECKPOINT_KIND (not imported: it needs encodec)
-CODEC_FAMILY = "encodec"
-
-
-class VocoderError(ValueError):
-    pass
-
-
-class Vocoder(Protocol):
-    sample_rate: int
-    family: str
-    vocab_size: int
-    speakers: list[str]  # voices it knows; empty: speaker-agnostic (a codec)
-
-    def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
-        """(U,) int unit ids -> ((T,) float32 waveform, sample rate)."""
-        ...
 
 
 class UnitVocoder:
@@ -135,8 +123,7 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu",
     """The vocoder in ``path``, whichever kind its checkpoint is: a ``UnitVocoder`` (kind
     "unit2mel") or the ``encodec`` family's ``CodecVocoder`` (kind "codec"; with ``family``
     "encodec", also the published EnCodec's plain state dict). With ``family``, refuse a
-    vocoder of other tokens. The codec module (and the ``encodec`` package) loads only for a
-    codec."""
+    vocoder of other tokens."""
     path = Path(path)
     if not path.is_file():
         hint = _codec_hint() if family == CODEC_FAMILY else (
@@ -148,8 +135,6 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu",
         if family != CODEC_FAMILY:
             raise
         # not a vadusa checkpoint: the published 24 kHz EnCodec's state dict (it says why not)
-        from vadusa.tokenizers.codec import CodecVocoder, load_official  # noqa: PLC0415
-
         return CodecVocoder(load_official(path, 0.0), resolve_device(str(device)))
     kind = blob["kind"]
     if kind == CHECKPOINT_KIND:
@@ -159,35 +144,7 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu",
             raise VocoderError(f"{path} is the {CODEC_FAMILY!r} family's codec: it decodes "
                                f"{CODEC_FAMILY!r} tokens, not {family!r}; give the {family!r} "
                                f"family's vocoder ({_unit_hint(family)})")
-        from vadusa.tokenizers.codec import CodecVocoder, codec_from_checkpoint  # noqa: PLC0415
-
         model, meta = codec_from_checkpoint(blob, path)
         return CodecVocoder(model, resolve_device(str(device)), meta=meta)
     raise VocoderError(f"{path} is a {kind!r} checkpoint, not a vocoder (kind "
                        f"{CHECKPOINT_KIND!r} or {CODEC_KIND!r})")
-
-
-def voice_for(vocoder: Any, speaker: str | None) -> str:
-    """The voice to decode ``speaker``'s tokens with: ``speaker`` itself if the vocoder knows it,
-    else its first voice; a speaker-agnostic vocoder (a codec: no ``speakers``) takes any."""
-    speakers = list(getattr(vocoder, "speakers", None) or [])
-    if not speakers:
-        return speaker or ""
-    return speaker if speaker in speakers else speakers[0]
-
-
-def check_units(tokens: np.ndarray, vocab_size: int, family: str) -> np.ndarray:
-    """A vocoder's input checked: a non-empty 1-d int array of ids in [0, vocab_size)."""
-    units = np.asarray(tokens)
-    if units.ndim != 1 or units.size == 0:
-        raise VocoderError(f"expected a non-empty 1-d array of unit ids, "
-                           f"got shape {units.shape}")
-    if not np.issubdtype(units.dtype, np.integer):
-        raise VocoderError(f"unit ids must be integers, got dtype {units.dtype}")
-    bad = units[(units < 0) | (units >= vocab_size)]
-    if bad.size:
-        raise VocoderError(
-            f"{bad.size} unit ids outside the vocabulary [0, {vocab_size}) of this "
-            f"{family!r} vocoder (e.g. {int(bad[0])}); strip bos/eos/pad "
-            f"({vocab_size}..{vocab_size + 2}) before decoding")
-    return units.astype(np.int64)

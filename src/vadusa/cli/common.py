@@ -1,0 +1,289 @@
+"""What the subcommands share: their options, the error a user can fix, and the paths and
+models several stages resolve alike.
+
+Nothing here imports torch at module level: ``vadusa --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from vadusa.config import Config, DecodingConfig
+
+if TYPE_CHECKING:
+    from vadusa.model.loading import TTSBundle
+
+Handler = Callable[[Config, argparse.Namespace], int]
+Parser = argparse.ArgumentParser | argparse._MutuallyExclusiveGroup
+
+# = vadusa.tokenizers.registry.FAMILIES, which imports torch
+FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")
+SPLITS = ("train", "dev", "test")
+VOCODER_HELP = ("unit2mel or codec checkpoint (default: vocoder/<family>/unit2mel.pt; for "
+                "encodec the codec, tokens/encodec/codec/codec.pt or tokens.encodec.weights)")
+BASE_HELP = "a trained model (base.pt)"
+HEADS_HELP = "a model with draft heads (heads.pt)"
+TOKENS_HELP = "token directory (default: tokens/<family>)"
+LIMIT_HELP = "only the first N utterances of the split (0: all)"
+BATCH_SIZE_HELP = "utterances per batch (decoding.batch_size)"
+
+
+class Subcommand(NamedTuple):
+    """One ``vadusa`` subcommand: its help line, its options (besides ``common_options``)
+    and its handler."""
+
+    help: str
+    options: Callable[[argparse.ArgumentParser], None]
+    run: Handler
+
+
+class UserFacingError(RuntimeError):
+    pass
+
+
+# Options.
+
+def common_options(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--set`` and ``-v``: every subcommand has them."""
+    parser.add_argument("--config", action="append", default=[], metavar="FILE",
+                        help="YAML config file (repeatable; later files override earlier ones)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides", help="override one config key (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def family_option(parser: Parser, choices: tuple[str, ...] = FAMILIES,
+                  required: bool = True) -> None:
+    parser.add_argument("--family", required=required, choices=choices, help="token family")
+
+
+def corpus_option(parser: Parser) -> None:
+    parser.add_argument("--corpus", help="corpus directory (default: results/<experiment>/corpus)")
+
+
+def split_option(parser: Parser, default: str | None = None, help: str | None = None) -> None:
+    parser.add_argument("--split", choices=SPLITS, default=default, help=help)
+
+
+def checkpoint_option(parser: Parser, help: str = BASE_HELP) -> None:
+    parser.add_argument("--checkpoint", required=True, help=help)
+
+
+def tokens_option(parser: Parser, help: str = TOKENS_HELP) -> None:
+    parser.add_argument("--tokens", help=help)
+
+
+def vocoder_option(parser: Parser) -> None:
+    parser.add_argument("--vocoder", help=VOCODER_HELP)
+
+
+def limit_option(parser: Parser, help: str = LIMIT_HELP) -> None:
+    parser.add_argument("--limit", type=int, help=help)
+
+
+def batch_size_option(parser: Parser) -> None:
+    parser.add_argument("--batch-size", type=int, help=BATCH_SIZE_HELP)
+
+
+def durations_option(parser: Parser) -> None:
+    parser.add_argument("--durations", help="the aligner's durations, `vadusa align`'s output "
+                        "(default: durations/<family>; with model.alignment: duration)")
+
+
+def duration_model_option(parser: Parser) -> None:
+    parser.add_argument("--duration-model", help="the duration model, `vadusa train-durations`"
+                        "'s durations.pt (default: models/<family>/durations/durations.pt; "
+                        "with model.alignment: duration)")
+
+
+def precision_option(parser: Parser) -> None:
+    parser.add_argument("--precision", choices=("auto", "float32", "bfloat16"),
+                        help="weights and activations while decoding (decoding.precision; "
+                        "auto: bfloat16 on CPUs with AVX512-BF16 or AMX, else float32)")
+
+
+# The decoding settings that are one value in decode, synthesize, evaluate and calibrate, and a
+# list of settings to race in bench: their types (None: a string).
+SETTING_TYPES: dict[str, type | None] = {"--tau": int, "--heads": int, "--tree": None,
+                                         "--draft-tokens": int}
+
+
+def setting_option(parser: Parser, flag: str, help: str, many: bool = False) -> None:
+    """One decoding setting (``SETTING_TYPES``): a value, or with ``many`` one or more."""
+    parser.add_argument(flag, type=SETTING_TYPES[flag], nargs="+" if many else None, help=help)
+
+
+def decoding_options(parser: Parser) -> None:
+    """One decoding setting: the options ``decoding_config`` applies to ``cfg.decoding``."""
+    parser.add_argument("--method", choices=("ar", "vadusa", "draft"),
+                        help="ar (KV-cached baseline), vadusa (draft heads) or draft (a draft "
+                        "model, --draft) (decoding.method; default ar)")
+    setting_option(parser, "--tau", "VADUSA tolerance: samples of the base head a draft token "
+                   "may match (decoding.tau)")
+    setting_option(parser, "--heads", "draft heads used (decoding.heads; 0 = all)")
+    setting_option(parser, "--tree", "a node count, fastest, or a tree file from "
+                   "`vadusa calibrate` (decoding.tree)")
+    parser.add_argument("--acceptance", choices=("tolerance", "typical"),
+                        help="acceptance rule (decoding.acceptance)")
+    parser.add_argument("--draft", help="--method draft: the draft model, a base.pt from "
+                        "`vadusa train-draft` (decoding.draft_checkpoint)")
+    setting_option(parser, "--draft-tokens", "--method draft: tokens the draft proposes per "
+                   "step, gamma (decoding.draft_tokens)")
+    precision_option(parser)
+
+
+# Errors a user can fix.
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that mean "fix your input", reported without a traceback."""
+    from vadusa.checkpoint import CheckpointError  # noqa: PLC0415
+    from vadusa.data.audio import AudioError  # noqa: PLC0415
+    from vadusa.data.candidates import CorpusSourceError  # noqa: PLC0415
+    from vadusa.data.durations import DurationStoreError  # noqa: PLC0415
+    from vadusa.data.manifest import ManifestError  # noqa: PLC0415
+    from vadusa.data.synthetic import CorpusError  # noqa: PLC0415
+    from vadusa.data.text import TextError  # noqa: PLC0415
+    from vadusa.data.voices import VoiceError  # noqa: PLC0415
+    from vadusa.decoding.tree import TreeError  # noqa: PLC0415
+    from vadusa.eval.evaluate import EvaluationError  # noqa: PLC0415
+    from vadusa.eval.judge import JudgeError  # noqa: PLC0415
+    from vadusa.eval.listen import ListenError  # noqa: PLC0415
+    from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
+    from vadusa.eval.similarity import SimilarityError  # noqa: PLC0415
+    from vadusa.eval.table import TableError  # noqa: PLC0415
+    from vadusa.model.loading import SynthesisInputError  # noqa: PLC0415
+    from vadusa.sweep.study import SweepError  # noqa: PLC0415
+    from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
+    from vadusa.tokenizers.codec import CodecError  # noqa: PLC0415
+    from vadusa.tokenizers.ssl import SSLError  # noqa: PLC0415
+    from vadusa.tokenizers.store import TokenStoreError  # noqa: PLC0415
+    from vadusa.tracking.report import ReportError  # noqa: PLC0415
+    from vadusa.training.aligner import AlignTrainError  # noqa: PLC0415
+    from vadusa.training.codec import CodecTrainError  # noqa: PLC0415
+    from vadusa.training.durations import DurationTrainError  # noqa: PLC0415
+    from vadusa.training.heads import HeadsTrainError  # noqa: PLC0415
+    from vadusa.training.ssl import SSLTrainError  # noqa: PLC0415
+    from vadusa.training.tts import TTSTrainError  # noqa: PLC0415
+    from vadusa.training.vocoder import VocoderTrainingError  # noqa: PLC0415
+    from vadusa.vocoder import VocoderError  # noqa: PLC0415
+
+    return (AudioError, CorpusSourceError, ManifestError, CorpusError, TextError, VoiceError,
+            JudgeError, CheckpointError, ResynthesisError, TokenizerError, TokenStoreError,
+            SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
+            TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
+            TableError, SweepError, CodecError, CodecTrainError, ReportError, AlignTrainError,
+            DurationTrainError, DurationStoreError, ListenError)
+
+
+def guard(fn: Handler) -> Handler:
+    """The handler, with the pipeline's input errors turned into ``UserFacingError``."""
+    def run(cfg: Config, args: argparse.Namespace) -> int:
+        try:
+            return fn(cfg, args)
+        except _user_errors() as exc:
+            raise UserFacingError(str(exc)) from exc
+
+    return run
+
+
+# Paths: the command line's, else the experiment's.
+
+def corpus_dir(cfg: Config, args: argparse.Namespace) -> Path:
+    return Path(args.corpus) if args.corpus else cfg.experiment_dir / "corpus"
+
+
+def tokens_dir(cfg: Config, args: argparse.Namespace, family: str | None) -> Path:
+    if args.tokens:
+        return Path(args.tokens)
+    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
+
+    return family_dir(cfg, family)
+
+
+def durations_dir(cfg: Config, args: argparse.Namespace, family: str) -> Path:
+    return (Path(args.durations) if args.durations
+            else cfg.experiment_dir / "durations" / family)
+
+
+def vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
+    """``--vocoder``, or the family's vocoder of this experiment (``encodec``: its codec)."""
+    if args.vocoder:
+        return Path(args.vocoder)
+    if family == "encodec":
+        from vadusa.tokenizers.registry import codec_file  # noqa: PLC0415
+
+        return codec_file(cfg)
+    return cfg.experiment_dir / "vocoder" / family / "unit2mel.pt"
+
+
+# Decoding.
+
+def decoding_config(cfg: Config, args: argparse.Namespace) -> DecodingConfig:
+    """The decoding config with the command line's choices applied."""
+    changes = {key: getattr(args, key) for key in ("method", "tau", "heads", "tree",
+                                                   "acceptance", "batch_size", "precision",
+                                                   "draft_tokens")
+               if getattr(args, key, None) is not None}
+    if getattr(args, "draft", None) is not None:
+        changes["draft_checkpoint"] = args.draft
+    return dataclasses.replace(cfg.decoding, **changes)
+
+
+def decoding_bundle(cfg: Config, checkpoint: str, decoding: DecodingConfig) -> TTSBundle:
+    """A trained model on the configured device, in the decoding precision."""
+    from vadusa.devices import resolve_device, resolve_precision  # noqa: PLC0415
+    from vadusa.model.loading import load_tts  # noqa: PLC0415
+
+    device = resolve_device(cfg.device)
+    return load_tts(checkpoint, device, dtype=resolve_precision(decoding.precision, device))
+
+
+def draft_bundle(bundle: TTSBundle, decoding: DecodingConfig) -> TTSBundle | None:
+    """The draft model of ``--method draft`` (None for the other methods), loaded and checked
+    against the target before any decoding starts."""
+    from vadusa.decoding.run import load_draft  # noqa: PLC0415
+
+    return load_draft(bundle, decoding) if decoding.method == "draft" else None
+
+
+# Tracking: the inputs a stage's run declares.
+
+def tokenizer_models(cfg: Config, family: str | None) -> list[Path]:
+    """The family's tokenizer checkpoints trained by the pipeline (``weights: scratch``)."""
+    from vadusa.tokenizers.registry import codec_path, family_dir  # noqa: PLC0415
+
+    if family in ("hubert", "wav2vec2") and getattr(cfg.tokens, family).weights == "scratch":
+        return [family_dir(cfg, family) / "ssl" / "model.pt"]
+    if family == "encodec" and cfg.tokens.encodec.weights == "scratch":
+        return [codec_path(cfg)]
+    return []
+
+
+def draft_models(decoding: DecodingConfig) -> list[Path]:
+    return [Path(decoding.draft_checkpoint)] if decoding.draft_checkpoint else []
+
+
+def use_inputs(cfg: Config, tracker: Any, models: Sequence[Path] = (),
+               trees: Sequence[str] = ()) -> None:
+    """Declare the checkpoints (and calibrated trees) a stage reads as inputs of its run, under
+    the names their producing stages logged them. Only the experiment's own files: published
+    weights and node counts are no stage's output, and W&B would upload them anew."""
+    from vadusa.tracking import artifact_name  # noqa: PLC0415
+
+    root = cfg.experiment_dir.resolve()
+    inputs = [(Path(m), "model") for m in models]
+    for tree in trees:  # a tree file: its calibrate directory is the artifact
+        path = Path(str(tree))
+        if not str(tree).isdigit() and path.is_file():
+            calibrated = (path.parent / "acceptance.json").is_file()
+            inputs.append((path.parent if calibrated else path, "trees" if calibrated
+                           else "tree"))
+    seen = set()  # encodec's codec is both its tokenizer and its vocoder: declared once
+    for path, kind in inputs:
+        if path.exists() and path.resolve().is_relative_to(root) and path.resolve() not in seen:
+            seen.add(path.resolve())
+            tracker.use_artifact(path, artifact_name(cfg, path), kind)

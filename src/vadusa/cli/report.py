@@ -1,0 +1,143 @@
+"""The results: ``table`` (the main table, open questions, ablation) and ``wandb-report``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from vadusa.cli.common import Subcommand, guard
+from vadusa.config import Config
+
+Written = list[tuple[str, list[dict[str, Any]], tuple[str, ...]]]  # name, rows, columns
+
+
+def table_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--families", nargs="+", help="token families (default: tokens.families)")
+    parser.add_argument("--out",
+                        help="output directory (default: tables/): main.md, .csv, .html")
+    parser.add_argument("--name", default="main",
+                        help="file name of the main table, without extension (default: main)")
+    parser.add_argument("--open", action="store_true",
+                        help="instead, the open questions of each family (target "
+                        "open_questions: tau 1..4+, heads in {2, 4, 6}): open_<family>.md, "
+                        ".csv, .html, .png")
+    parser.add_argument("--ablation", action="store_true",
+                        help="instead, the alignment ablation of each family (target "
+                        "ablation): ablation_<family>.md, .csv, .html")
+
+
+def _write_table(out: Path, name: str, rows: list[dict[str, Any]], columns: tuple[str, ...],
+                 title: str) -> str:
+    """``name``.md, .csv and .html in ``out``; returns the markdown."""
+    from vadusa.atomic import write_text_atomic  # noqa: PLC0415
+    from vadusa.eval.table import to_csv, to_html, to_markdown  # noqa: PLC0415
+
+    markdown = to_markdown(rows, columns)
+    write_text_atomic(out / f"{name}.md", markdown)
+    write_text_atomic(out / f"{name}.csv", to_csv(rows, columns))
+    write_text_atomic(out / f"{name}.html", to_html(rows, columns, title))
+    return markdown
+
+
+@guard
+def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.eval.table import COLUMNS, main_table  # noqa: PLC0415
+
+    families = args.families or list(cfg.tokens.families)
+    out = Path(args.out) if args.out else cfg.experiment_dir / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    written: Written = []
+    if args.ablation:
+        from vadusa.eval.table import ABLATION_COLUMNS, ablation_rows  # noqa: PLC0415
+
+        for family in families:
+            configured = (f"model.alignment={cfg.model.alignment}, "
+                          f"train.token_noise={cfg.train.token_noise}, "
+                          f"model.dropout={cfg.model.dropout}")
+            rows = ablation_rows(cfg.experiment_dir, family, configured,
+                                 dict(cfg.ablation.variants))
+            print(_write_table(out, f"ablation_{family}", rows, ABLATION_COLUMNS,
+                               f"alignment ablation: {family}"), end="")
+            written.append((f"ablation_{family}", rows, ABLATION_COLUMNS))
+    elif args.open:
+        from vadusa.eval.figures import open_questions  # noqa: PLC0415
+        from vadusa.eval.table import OPEN_COLUMNS, open_rows  # noqa: PLC0415
+
+        h = cfg.heads
+        for family in families:
+            rows = open_rows(cfg.experiment_dir, family, list(h.open_taus), list(h.open_heads),
+                             h.eval_taus[0], h.count)
+            markdown = _write_table(out, f"open_{family}", rows, OPEN_COLUMNS,
+                                    f"open questions: {family}")
+            open_questions(rows, out / f"open_{family}.png",
+                           f"{family}: tolerance and head count (frozen heads, "
+                           f"{h.open_utterances or 'all'} test utterances)")
+            print(markdown, end="")
+            written.append((f"open_{family}", rows, OPEN_COLUMNS))
+    else:
+        rows = main_table(cfg.experiment_dir, families)
+        print(_write_table(out, args.name, rows, COLUMNS, f"{args.name} table"), end="")
+        written.append((args.name, rows, COLUMNS))
+    setting = "ablation" if args.ablation else "open" if args.open else args.name
+    _track_tables(cfg, out, setting, families, written)
+    return 0
+
+
+def _track_tables(cfg: Config, out: Path, setting: str, families: list[str],
+                  written: Written) -> None:
+    """The tables as W&B tables (raw numbers), and their CSVs as artifacts."""
+    from vadusa.tracking import artifact_name, open_tracker  # noqa: PLC0415
+
+    # one family: a family's run; several: the experiment's, with the families as tags
+    family = families[0] if len(families) == 1 else None
+    with open_tracker(cfg, stage="table", out_dir=out, family=family, setting=setting,
+                      tags=tuple(families)) as tracker:
+        for name, rows, columns in written:
+            # "" (no tau for AR...) as None: a W&B table column keeps one type
+            tracker.log_table(f"tables/{name}", [*columns, "wer_low", "wer_high"],
+                              [[None if r.get(c) == "" else r.get(c) for c in columns]
+                               + list(r.get("wer_ci") or [None, None]) for r in rows])
+            csv_path = out / f"{name}.csv"
+            tracker.log_artifact(csv_path, artifact_name(cfg, csv_path), "table")
+
+
+def wandb_report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--families", nargs="+", help="token families (default: those of "
+                        "tokens.families with results)")
+    parser.add_argument("--out", help="output directory of the local page (default: "
+                        "results/<experiment>/wandb_report): index.html, the PNGs, data.json")
+    online = parser.add_mutually_exclusive_group()
+    online.add_argument("--online", action="store_true", default=None,
+                        help="also build a W&B Report (needs `pip install wandb-workspaces` "
+                        "and `wandb login`; default: when tracking.mode or WANDB_MODE is "
+                        "online)")
+    online.add_argument("--offline", dest="online", action="store_false",
+                        help="only the local page, whatever tracking.mode says")
+    parser.set_defaults(online=None)  # neither flag: tracking.mode decides
+
+
+@guard
+def cmd_wandb_report(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.tracking.report import collect, online_by_default, publish, write_page  # noqa: PLC0415
+
+    out = Path(args.out) if args.out else cfg.experiment_dir / "wandb_report"
+    report = collect(cfg, args.families)
+    page = write_page(report, out)
+    print(f"{page}: {', '.join(f.family for f in report.families) or 'no family'}"
+          + (f", tables {', '.join(report.tables)}" if report.tables else ""))
+    for missing in report.missing + [m for f in report.families for m in f.missing]:
+        print(f"  missing: {missing}")
+    if args.online if args.online is not None else online_by_default(cfg):
+        print(f"W&B Report: {publish(report, cfg, out)}")
+    return 0
+
+
+SUBCOMMANDS = {
+    "table": Subcommand("the main table (markdown, CSV, HTML): family x method, WER, CER, SIM, "
+                        "accepted length, speedup, RTF", table_options, cmd_table),
+    "wandb-report": Subcommand("the methods compared per token family (speedup vs WER, "
+                               "accepted length vs tau, tree size vs time, the main table): a "
+                               "local page, and a W&B Report when online",
+                               wandb_report_options, cmd_wandb_report),
+}

@@ -1,0 +1,194 @@
+"""The sections of the models trained: the AR model and its training, the aligner and
+duration model, the draft heads, the draft model, and the ablation's variants. Comments
+give the reason for a default where it is our choice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+__all__ = ["ModelConfig", "AlignConfig", "DurationsConfig", "TrainConfig", "HeadsConfig",
+           "DraftModelConfig", "DEFAULT_ABLATION", "AblationConfig"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The AR TTS transformer (``vadusa.model``). Sizes are our choice for 2 CPU cores."""
+
+    dim: int = 256
+    layers: int = 4
+    heads: int = 4
+    ffn_mult: int = 4
+    dropout: float = 0.1
+    max_seq: int = 1024  # text + prompt + speech tokens
+    speaker_embedding: bool = True  # a learned speaker token in front of the text
+    prompt: bool = True  # condition on another utterance of the speaker (text + tokens)
+    prompt_max_seconds: float = 3.0  # only utterances this short serve as prompts
+    # how the model knows where it is in the text (model/tts.py, training/tts.py):
+    #   none: plain VALL-E, attention finds its own way;
+    #   guided: today's paper-scale default, DC-TTS's diagonal penalty on one head per layer
+    #     (train.guide_weight, train.guide_sigma);
+    #   duration: durations from the aligner (vadusa align) in training and from the duration
+    #     model in synthesis give every speech position its phone as input features
+    alignment: str = "guided"
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """The CTC phone recogniser that aligns text to a family's tokens (``vadusa align``)."""
+
+    # our choice for 2 CPU cores: 800 steps, 7 minutes on one core beside the vocoder, reach a
+    # dev phone error rate of 21 % on the embedded default's Whisper units: enough for the
+    # boundaries, which is all the durations need
+    steps: int = 800
+    batch_frames: int = 6000  # token frames per batch
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    dim: int = 192
+    hidden: int = 160
+    checkpoint_every: int = 200
+    figure_utterances: int = 4  # dev alignments drawn over their spectrograms for the report
+
+
+@dataclass(frozen=True)
+class DurationsConfig:
+    """The duration model: symbols + speaker -> frames (``vadusa train-durations``)."""
+
+    # our choice: 500 steps (about 2 minutes on one core) reach the dev error of 1500 on the
+    # embedded default (1.06 frames per symbol, total length within 5 %)
+    steps: int = 500
+    batch_size: int = 32
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    dim: int = 256
+    layers: int = 3
+    kernel: int = 5
+    dropout: float = 0.1
+    checkpoint_every: int = 500
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of the AR model (``vadusa train-base``)."""
+
+    # our choice for 2 CPU cores: 1500 steps of 4000 positions, about 5 epochs of the default
+    # corpus (about 1.2 s per step with the default model)
+    steps: int = 1500
+    batch_tokens: int = 4000  # padded sequence positions per batch
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    checkpoint_every: int = 250
+    eval_every: int = 250
+    eval_utterances: int = 100  # dev utterances for validation loss and accuracy
+    # the prompt is an utterance of the same speaker with its text: its speech tokens are
+    # training targets too (twice the signal per step at no extra compute)
+    prompt_loss: bool = True
+    # guided attention (DC-TTS's diagonal prior, here on one head per layer, see
+    # training/tts.py): weight 0 turns it off
+    guide_weight: float = 1.0
+    guide_sigma: float = 0.2  # width of the diagonal, as a fraction of the text length
+    # fraction of speech-token inputs replaced by random tokens (targets stay clean), so the
+    # model learns to read rather than to continue its own history (training/tts.py)
+    token_noise: float = 0.0
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Draft heads (``vadusa train-heads``, frozen base) and VADUSA-wt (``vadusa train-joint``,
+    base and heads together). Values are our choice for 2 CPU cores; the joint weights follow
+    MEDUSA-2 (head weight 0.2, decay 0.8, heads' learning rate x4)."""
+
+    count: int = 4  # K: head k predicts the token k + 1 positions ahead
+    # medusa: independent heads over the hidden state (the paper's); hydra: head k also reads
+    # the tokens drafted before its guess (Hydra, arXiv 2402.05109; model/draft_heads.py)
+    kind: str = "medusa"
+    steps: int = 400
+    batch_tokens: int = 4000
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    checkpoint_every: int = 200
+    eval_every: int = 200
+    eval_utterances: int = 100
+    top_ranks: int = 10  # ranks per head in the dev acceptance table (tree construction)
+    joint_steps: int = 400
+    joint_lr: float = 3e-4  # the base model's learning rate in joint training
+    head_lr_mult: float = 4.0  # heads learn this much faster than the base
+    head_weight: float = 0.2  # lambda: weight of the heads' losses against the base's
+    head_decay: float = 0.8  # head k's loss weighs lambda * decay^k
+    head_weight_warmup: int = 100  # lambda ramps up linearly over these steps
+    # heads learn the base's distribution, not the data's token (self-distillation)
+    distill: bool = True
+    # what the workflow measures with the trained heads (workflow/rules/: trees, bench,
+    # evaluate, open)
+    calibration_utterances: int = 40  # dev utterances decoded by ``vadusa calibrate``
+    tree_sizes: tuple[int, ...] = (8, 16, 32)  # trees built from each calibration
+    bench_taus: tuple[int, ...] = (1, 2, 3, 4)
+    bench_heads: tuple[int, ...] = (2, 4)
+    bench_utterances: int = 40  # test utterances per bench setting (0: the whole split)
+    # trees raced against each other at the first eval tau with all heads (``bench_trees``):
+    # node counts (greedy trees from the dev acceptance table), fastest (the size this machine
+    # promises most tokens per second with, timed when the decoder is made), chain:D, full:WxD
+    bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "fastest", "chain:4")
+    # the workflow also trains Hydra heads (``kind`` hydra; modes "hydra" and "hydra-joint"
+    # beside "frozen" and "joint"), races each beside the MEDUSA heads of its mode in one
+    # bench run, evaluates and sweeps them: rows of their own in the main table
+    hydra: bool = True
+    # VADUSA settings evaluated for WER (tau = 1 emits the AR tokens: its WER is the AR one)
+    eval_taus: tuple[int, ...] = (3,)
+    # the paper's open questions (target ``open_questions``, every family), on frozen heads:
+    # WER and speed at each tau with ``count`` heads, and at each head count with the first
+    # eval tau. When a count exceeds ``count``, one frozen model with max(open_heads) heads
+    # answers them all: frozen heads share no weights (only the global gradient-norm clip
+    # couples their training), so its first k heads stand for a k-head model
+    open_taus: tuple[int, ...] = (1, 2, 3, 4)
+    open_heads: tuple[int, ...] = (2, 4, 6)
+    open_utterances: int = 40  # test utterances per open-question run (0: the whole split)
+
+    @classmethod
+    def training_keys(cls) -> tuple[str, ...]:
+        """The keys that shape the trained heads (everything before the measurement keys):
+        the workflow retrains heads when one of these changes, not when a bench setting does."""
+        names = [f.name for f in fields(cls)]
+        return tuple(f"heads.{name}" for name in names[:names.index("calibration_utterances")])
+
+
+@dataclass(frozen=True)
+class DraftModelConfig:
+    """The draft model of draft-model speculative decoding (``vadusa train-draft``): the AR
+    transformer of ``model`` with these sizes, trained as ``train`` says for ``steps`` steps.
+    Our choice: 2 x 128 has about 6.5x fewer multiply-adds per token than the default base
+    model (4 x 256; a 1024-unit output head included): a proposal costs a small fraction of
+    the target forward that verifies it, which is what lets speculation pay off."""
+
+    dim: int = 128
+    layers: int = 2
+    heads: int = 2  # attention heads: 64 channels each, as in the default base model
+    # as many steps as the base: the draft is only worth its cost if it predicts the base
+    # well, and each of its steps costs a fraction of a base step
+    steps: int = 1500
+    # what the workflow measures with it (rules bench_draft, evaluate_draft): the tokens the
+    # draft proposes per step (gamma) raced against AR; the evaluation uses decoding.draft_tokens
+    bench_tokens: tuple[int, ...] = (2, 4)
+
+
+#: ``snakemake ablation``: the AR model again with each variant's overrides (model.* and
+#: train.* keys only, same steps), beside the configured model. Our choice of levers: the
+#: alignment schemes without token noise (none and guided as the model was before durations),
+#: and on top of durations no token noise, more of it, and no dropout.
+DEFAULT_ABLATION = {
+    "none": ("model.alignment=none", "train.token_noise=0.0"),
+    "guided": ("model.alignment=guided", "train.token_noise=0.0"),
+    "duration": ("model.alignment=duration", "train.token_noise=0.0"),
+    "duration-noise0.2": ("model.alignment=duration", "train.token_noise=0.2"),
+    "duration-dropout0": ("model.alignment=duration", "model.dropout=0.0"),
+}
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Variants of the AR model trained and judged side by side (``snakemake ablation``)."""
+
+    variants: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ABLATION))
