@@ -30,6 +30,7 @@ import vadusa.decoding.vadusa as vadusa
 from vadusa.config import load_config
 from vadusa.eval.evaluate import split_requests
 from vadusa.model.loading import load_tts
+from vadusa.plan import Plan
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config([Path(args.config)])
-    corpus = Path(args.corpus) if args.corpus else cfg.experiment_dir / "corpus"
+    corpus = Path(args.corpus or Plan(cfg).corpus())
     bundle = load_tts(args.checkpoint, dtype=torch.float32)
     requests = split_requests(corpus, "test", args.utterances)[0]
     decoding = replace(cfg.decoding, method="vadusa", tau=args.tau, heads=0, tree=args.tree,

@@ -36,6 +36,13 @@ def repo() -> Path:
     return REPO
 
 
+# What the unit tests' toy models are written for, stated rather than taken from the embedded
+# default (phonemes, a duration-aligned model without a prompt, token noise, temperature 0.7):
+# letters, a prompted model with guided attention, clean inputs, temperature 1.
+TOY_MODEL = ["text.frontend=characters", "model.prompt=true", "model.alignment=guided",
+             "train.token_noise=0.0", "decoding.temperature=1.0"]
+
+
 @pytest.fixture
 def tiny_overrides(tmp_path: Path) -> list[str]:
     """Overrides that make any config write its results under a temporary directory."""

@@ -14,6 +14,7 @@ from vadusa.config import (
     load_config,
     load_schema,
     parse_override,
+    read_yaml,
 )
 
 CONFIG_FILES = ["config.yaml", "default-6h.yaml", "tiny.yaml", "libritts.yaml", "libriheavy.yaml"]
@@ -30,6 +31,35 @@ def test_defaults_are_the_embedded_default(repo: Path) -> None:
     assert cfg.corpus.source == "synthetic"
     assert len(cfg.corpus.synthetic.voices) >= 8
     assert cfg.corpus.synthetic.hours == pytest.approx(2.0)  # sized for 90 min on 2 cores
+
+
+MAPPINGS = {"subsets", "manifests", "variants"}  # a value each: compared whole
+
+
+def _restated(data: dict, defaults: dict, where: str = "") -> list[str]:
+    """The keys of ``data`` set to the value ``defaults`` already has."""
+    same = []
+    for key, value in data.items():
+        default = defaults[key]
+        if isinstance(value, dict) and key not in MAPPINGS:
+            same += _restated(value, default, f"{where}{key}.")
+        elif (list(value) if isinstance(value, tuple) else value) == default:
+            same.append(where + key)
+    return same
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_one_tier_of_defaults(repo: Path, name: str) -> None:
+    """The dataclass defaults are the embedded default, so config.yaml adds nothing, and every
+    other shipped config states only how it differs from them."""
+    data = read_yaml(repo / "config" / name)
+    if name == "config.yaml":
+        assert data == {}
+    assert _restated(data, Config().to_dict()) == []
+    # Snakemake reads config.yaml under every --configfile (from the repository root): the
+    # same configuration as the file alone, which `vadusa config --config FILE` prints
+    alone = load_config([repo / "config" / name])
+    assert load_config([repo / "config" / "config.yaml", repo / "config" / name]) == alone
 
 
 def test_typo_names_key_and_file(tmp_path: Path) -> None:

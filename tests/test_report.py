@@ -16,8 +16,9 @@ from docutils.core import publish_parts
 from jinja2 import Environment
 
 from vadusa import snakemake_report
-from vadusa.config import load_config
+from vadusa.config import Config, load_config
 from vadusa.eval.table import to_html
+from vadusa.plan import Plan
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "workflow" / "report"
@@ -33,15 +34,16 @@ class Category:  # what Snakemake's report hands the templates: named, hashable
     name: str
 
 
-def render(template: Path, resolved: dict[str, Any], categories: dict | None = None,
-           **job: Any) -> str:
+def render(template: Path, cfg: Config, categories: dict | None = None, **job: Any) -> str:
     """As snakemake/report/__init__.py renders a caption or the front page: Jinja with
     trim_blocks and lstrip_blocks, then docutils to HTML. Here a docutils warning (which the
-    report would print into the page) raises."""
+    report would print into the page) raises. The templates see the config as
+    workflow/rules/report.smk sets it: the resolved configuration, the plan's files."""
     snakemake_report.register()
+    config = {"resolved": cfg.to_dict(), "plan": Plan(cfg).front_page_files()}
     text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(
         template.read_text()).render(
-        snakemake=types.SimpleNamespace(config={"resolved": resolved}, **job),
+        snakemake=types.SimpleNamespace(config=config, **job),
         categories=categories or {}, files=[])
     return publish_parts(text, writer="html",
                          settings_overrides={"halt_level": 2})["html_body"]
@@ -49,18 +51,20 @@ def render(template: Path, resolved: dict[str, Any], categories: dict | None = N
 
 @pytest.mark.parametrize("config_file", CONFIGS, ids=lambda p: p.name)
 def test_every_caption_and_the_front_page_render_for_every_config(config_file: Path) -> None:
-    cfg = load_config([config_file]).to_dict()
+    config = load_config([config_file])
+    cfg = config.to_dict()
     for caption in CAPTIONS:
         for family in cfg["tokens"]["families"]:
             for rule in ("table", "table_all"):
-                text = render(caption, cfg, rule=rule,
+                text = render(caption, config, rule=rule,
                               wildcards=types.SimpleNamespace(family=family, mode="frozen"))
                 assert len(text) > 200, caption.name
                 if "snakemake.wildcards.family" in caption.read_text():
                     assert family in text, caption.name
     # before the run: no table, no figures, still the method and the setup
-    page = render(TEMPLATES / "workflow.rst", cfg)
+    page = render(TEMPLATES / "workflow.rst", config)
     assert "holds no main table" in page and "data:image" not in page
+    assert f"{cfg['results_dir']}/{cfg['experiment']}/config.yaml" in page  # the plan's
     assert f"temperature {cfg['decoding']['temperature']}" in page
     assert f"K = {cfg['heads']['count']}" in page
     assert f"{cfg['sweep']['trials']} trials" in page
@@ -69,7 +73,8 @@ def test_every_caption_and_the_front_page_render_for_every_config(config_file: P
 def test_front_page_shows_the_main_table_and_plots_of_the_run(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch
                                                                ) -> None:
-    cfg = load_config([REPO / "config" / "config.yaml"]).to_dict()
+    config = load_config([REPO / "config" / "config.yaml"])
+    cfg = config.to_dict()
     monkeypatch.chdir(tmp_path)  # Snakemake's report reads the files from the workdir
     root = Path("results/default")
     files = {"main": root / "tables/main.html",
@@ -89,7 +94,7 @@ def test_front_page_shows_the_main_table_and_plots_of_the_run(tmp_path: Path,
                       types.SimpleNamespace(path=files["other family's pareto"])]},
                   Category("Open questions"): {Category("whisper"): [
                       types.SimpleNamespace(path=files["open"])]}}
-    page = render(TEMPLATES / "workflow.rst", cfg, categories)
+    page = render(TEMPLATES / "workflow.rst", config, categories)
     assert '<table class="vadusa-table">' in page and ">AR</td>" in page
     # the default family's two plots, as data (the report is one self-contained file)
     assert page.count("data:image/png;base64,") == 2
@@ -110,6 +115,5 @@ def test_front_page_style_targets_snakemakes_centring_box() -> None:
                   / "components" / "content.js").read_text()
     box = next(line for line in content_js.splitlines() if "overflow-auto" in line)
     assert {"h-screen", "overflow-auto", "items-center"} <= set(box.split('"')[1].split()), box
-    cfg = load_config([REPO / "config" / "config.yaml"]).to_dict()
-    page = render(TEMPLATES / "workflow.rst", cfg, {})
+    page = render(TEMPLATES / "workflow.rst", load_config([REPO / "config" / "config.yaml"]), {})
     assert "div.h-screen.overflow-auto.items-center { align-items: flex-start; }" in page

@@ -125,7 +125,7 @@ def test_heads_resume_on_the_keys_the_workflow_retrains_for() -> None:
         return RunIdentity(cfg.to_dict(), keys, {})
 
     blob = {"config": heads_run().config, "meta": {}}
-    assert heads_run("heads.open_taus=[1]", "heads.bench_utterances=3",
+    assert heads_run("measure.open_taus=[1]", "measure.bench_utterances=3",
                      "heads.checkpoint_every=7", "heads.top_ranks=3").differences(blob) == []
     assert heads_run("heads.lr=0.5").differences(blob) == ["heads.lr: 0.002 -> 0.5"]
     assert heads_run("heads.count=2", "seed=1").differences(blob) == [

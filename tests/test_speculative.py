@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import TOY_MODEL
 from test_train_base import tiny_cfg, tiny_data
 from vadusa.cli import main
 from vadusa.config import DecodingConfig
@@ -290,11 +291,11 @@ def test_eos_stops_and_the_limit_holds() -> None:
 
 def tiny_sets(tmp: Path) -> list[str]:
     """``tiny_cfg``'s settings as --set arguments, and a still smaller draft."""
-    sets = [f"results_dir={tmp}", "tracking.backend=none", "model.dim=32", "model.layers=2",
-            "model.heads=2", "model.max_seq=256", "model.prompt_max_seconds=5.0",
-            "model.dropout=0.1", "train.batch_tokens=600", "train.warmup_steps=2",
-            "train.checkpoint_every=4", "train.eval_every=4", "train.lr=3e-3",
-            "draft.dim=16", "draft.layers=1", "draft.heads=2", "draft.steps=8"]
+    sets = [f"results_dir={tmp}", "tracking.backend=none", *TOY_MODEL, "model.dim=32",
+            "model.layers=2", "model.heads=2", "model.max_seq=256",
+            "model.prompt_max_seconds=5.0", "model.dropout=0.1", "train.batch_tokens=600",
+            "train.warmup_steps=2", "train.checkpoint_every=4", "train.eval_every=4",
+            "train.lr=3e-3", "draft.dim=16", "draft.layers=1", "draft.heads=2", "draft.steps=8"]
     return [arg for s in sets for arg in ("--set", s)]
 
 

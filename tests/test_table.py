@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from vadusa.config import load_config
 from vadusa.eval.figures import open_questions
 from vadusa.eval.table import (
     ABLATION_COLUMNS,
@@ -22,6 +23,7 @@ from vadusa.eval.table import (
     to_html,
     to_markdown,
 )
+from vadusa.plan import Plan
 
 
 def _bench_row(setting: str, method: str, tau: int, heads: int, acceptance: str,
@@ -41,6 +43,12 @@ def _metrics(wer: float, cer: float, sim: float | None, tau: int = 1) -> dict:
 def _write(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
+
+
+def plan_of(root: Path, *overrides: str) -> Plan:
+    """The plan of the experiment whose results are in ``root`` (results_dir/experiment)."""
+    return Plan(load_config(overrides=[f"results_dir={root.parent}", f"experiment={root.name}",
+                                       *overrides]))
 
 
 @pytest.fixture
@@ -70,7 +78,7 @@ def results(tmp_path: Path) -> Path:
 
 
 def test_rows_in_the_papers_order_with_figures_from_their_sources(results: Path) -> None:
-    rows = main_table(results, ["whisper", "hubert"])  # hubert has no results: no rows
+    rows = main_table(plan_of(results), ["whisper", "hubert"])  # hubert has no results: no rows
     methods = [(r["method"], r["heads"], r["tau"]) for r in rows]
     assert methods == [
         ("AR", "", ""),
@@ -92,7 +100,7 @@ def test_rows_in_the_papers_order_with_figures_from_their_sources(results: Path)
 
 
 def test_markdown_and_csv(results: Path) -> None:
-    rows = main_table(results, ["whisper"])
+    rows = main_table(plan_of(results), ["whisper"])
     markdown = to_markdown(rows)
     lines = markdown.splitlines()
     assert lines[0].startswith("| family | method | tau | heads | tree | WER % [95 % CI]")
@@ -111,7 +119,7 @@ def test_the_floors_come_first_from_the_test_resynthesis(results: Path) -> None:
            {"wer": 0.31, "cer": 0.12, "input_wer": 0.05, "input_cer": 0.02,
             "ci": {"wer": {"low": 0.28, "high": 0.34},
                    "input_wer": {"low": 0.03, "high": 0.07}}})
-    rows = main_table(results, ["whisper"])
+    rows = main_table(plan_of(results), ["whisper"])
     assert [r["method"] for r in rows[:3]] == [
         "recordings (judge floor)", "resynthesis (tokens -> vocoder)", "AR"]
     recordings, resynthesis = rows[:2]
@@ -153,7 +161,7 @@ class _Cells(HTMLParser):
 def test_html_has_the_markdown_cells_for_the_report(results: Path) -> None:
     _write(results / "resynth/whisper/test/metrics.json",
            {"wer": 0.31, "cer": 0.12, "input_wer": 0.05, "input_cer": 0.02})
-    rows = main_table(results, ["whisper"])
+    rows = main_table(plan_of(results), ["whisper"])
     rows += [r | {"family": "hubert"} for r in rows[:3]]  # a second family, for the separator
     page = to_html(rows, title="main table")
     parsed = _Cells()
@@ -170,14 +178,17 @@ def test_html_has_the_markdown_cells_for_the_report(results: Path) -> None:
 
 def test_no_results_is_an_error_that_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(TableError, match="run the DAG first"):
-        main_table(tmp_path, ["whisper"])
+        main_table(plan_of(tmp_path / "results" / "x"), ["whisper"])
 
 
 def test_open_questions_rows_pair_each_setting_with_its_speed_and_quality(tmp_path: Path
                                                                           ) -> None:
     root = tmp_path / "results" / "x"
+    # tau 1 and 3 with 4 heads, 2, 4 and 6 heads at the first eval tau, 3
+    plan = plan_of(root, "measure.open_taus=[1, 3]", "measure.open_heads=[2, 4, 6]",
+                   "measure.eval_taus=[3]", "heads.count=4")
     with pytest.raises(TableError, match="snakemake open_questions"):
-        open_rows(root, "whisper", [1, 3], [2, 6], 3, 4)
+        open_rows(plan, "whisper")
     _write(root / "bench/whisper/open.json", [
         _bench_row("ar-b1", "ar", 1, 0, "tolerance", 1.0, 1.0, wall=10.0),
         _bench_row("vadusa-h4-n16-t1", "vadusa", 1, 4, "tolerance", 1.5, 2.0),
@@ -187,7 +198,7 @@ def test_open_questions_rows_pair_each_setting_with_its_speed_and_quality(tmp_pa
     _write(root / "eval/whisper/open/ar/test/metrics.json", _metrics(0.40, 0.20, 0.81))
     _write(root / "eval/whisper/open/tau3-h2/test/metrics.json",
            _metrics(0.36, 0.18, 0.80, tau=3))
-    rows = open_rows(root, "whisper", [1, 3], [2, 4, 6], 3, 4)
+    rows = open_rows(plan, "whisper")
     assert [(r["question"], r["tau"], r["heads"]) for r in rows] == [
         ("AR", "", ""), ("tau", 1, 4), ("tau", 3, 4), ("heads", 3, 2), ("heads", 3, 4),
         ("heads", 3, 6)]
@@ -227,9 +238,9 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
     _write(root / "eval/whisper/ar/test/metrics.json", judged(0.50, [5, 5, 5, 5]))
     model(root / "ablation/whisper/none/base.pt", 2.0, 1.0)
     _write(root / "ablation/whisper/none/test/metrics.json", judged(1.0, [10, 10, 10, 10]))
-    rows = ablation_rows(root, "whisper", "model.alignment=duration",
-                         {"none": ("model.alignment=none",),
-                          "noise": ("train.token_noise=0.1",)})
+    variants = ("ablation.variants={none: [model.alignment=none], "
+                "noise: [train.token_noise=0.1]}")
+    rows = ablation_rows(plan_of(root, variants), "whisper", "model.alignment=duration")
     assert [r["method"] for r in rows] == [
         "recordings (judge floor)", "resynthesis (tokens -> vocoder)",
         "AR, the configured model", "AR, none", "AR, noise"]
@@ -249,7 +260,7 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
     table = list(csv.DictReader(io.StringIO(to_csv(rows, ABLATION_COLUMNS))))
     assert table[3]["paired"] == "0.5" and table[3]["paired_low"] == "0.5"
     with pytest.raises(TableError, match="snakemake ablation"):
-        ablation_rows(tmp_path / "empty", "whisper", "none", {})
+        ablation_rows(plan_of(tmp_path / "empty"), "whisper", "none")
 
 
 def test_copy_synthesis_and_librivox_floors_sit_beside_the_test_floors(results: Path) -> None:
@@ -261,7 +272,7 @@ def test_copy_synthesis_and_librivox_floors_sit_beside_the_test_floors(results: 
     _write(results / "resynth/whisper/librivox/metrics.json",
            {"wer": 0.10, "cer": 0.05, "input_wer": 0.08, "input_cer": 0.03,
             "ci": {"wer": {"low": 0.04, "high": 0.16}}})
-    rows = main_table(results, ["whisper"])
+    rows = main_table(plan_of(results), ["whisper"])
     assert [r["method"] for r in rows[:6]] == [
         "recordings (judge floor)", "copy synthesis (mel -> HiFi-GAN)",
         "resynthesis (tokens -> vocoder)", "LibriVox: recordings (judge floor)",

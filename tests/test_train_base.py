@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TOY_MODEL
 from vadusa.checkpoint import load_checkpoint
 from vadusa.config import load_config
 from vadusa.data.manifest import SPLITS, Utterance, manifest_path, write_manifest
@@ -130,7 +131,8 @@ def tiny_data(root: Path) -> tuple[Path, Path]:
 
 def tiny_cfg(tmp: Path, *extra: str):
     return load_config(overrides=[
-        f"results_dir={tmp}", "tracking.backend=none", "model.dim=32", "model.layers=2",
+        f"results_dir={tmp}", "tracking.backend=none", *TOY_MODEL, "model.dim=32",
+        "model.layers=2",
         "model.heads=2", "model.max_seq=256", "model.prompt_max_seconds=5.0",
         "model.dropout=0.1", "train.steps=8", "train.batch_tokens=600",
         "train.warmup_steps=2", "train.checkpoint_every=4", "train.eval_every=4",
@@ -222,7 +224,7 @@ def test_ddp_two_cpu_processes_train(tmp_path: Path) -> None:
 
     corpus, tokens = tiny_data(tmp_path)
     write_meta(tokens, {"family": "whisper", "vocab_size": 16, "frame_rate": 10.0})  # CLI name
-    sets = [f"results_dir={tmp_path}", "tracking.backend=files", "model.dim=32",
+    sets = [f"results_dir={tmp_path}", "tracking.backend=files", *TOY_MODEL, "model.dim=32",
             "model.layers=2", "model.heads=2", "model.max_seq=256",
             "model.prompt_max_seconds=5.0", "train.steps=12", "train.batch_tokens=600",
             "train.warmup_steps=2", "train.checkpoint_every=6", "train.eval_every=6",

@@ -65,7 +65,7 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert counts["train_ssl"] == "1" and counts["train_codec"] == "1"
     assert counts["fit_kmeans"] == "2" and counts["train_vocoder"] == "2"
     assert counts["tokenize"] == "3" and counts["train_base"] == "3"
-    # heads.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones
+    # measure.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones
     assert counts["train_heads"] == "12" and counts["sweep"] == "6"
     assert counts["open_table"] == "3" and counts["table_all"] == "1"
     assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "6"
@@ -264,7 +264,7 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
                   "LibriVox: resynthesis (tokens -> vocoder)"):
         assert f"| whisper | {floor} |" in table, floor
     every = (tmp_path / "results/tiny/tables/all.md").read_text()
-    for family in ("whisper", "hubert", "encodec"):  # tiny.yaml: draft.bench_tokens [2]
+    for family in ("whisper", "hubert", "encodec"):  # tiny.yaml: measure.bench_draft_tokens [2]
         assert f"| {family} | AR |" in every and f"| {family} | VADUSA-wt |" in every
         assert f"| {family} | draft model, gamma 2 |" in every
     draft = json.loads((tmp_path / "results/tiny/eval/whisper/draft/test/metrics.json")

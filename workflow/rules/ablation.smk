@@ -38,20 +38,20 @@ rule ablation_train:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        f"{RESULTS}/ablation/{{family}}/{{variant}}/base.pt",
+        PLAN.ablation_model(),
     params:
         overrides=variant_overrides,
-        config_digest=CFG.section_hash("model", "train", "text", "seed", "ablation"),
+        config_digest=PLAN.digest("ablation_train"),
     log:
-        f"{LOGS}/ablation_train_{{family}}_{{variant}}.log",
+        PLAN.log("ablation_train_{family}_{variant}"),
     threads: 2
     resources:
         mem_mb=16000,
         runtime=720,
     shell:
         "vadusa train-base --config {RESOLVED} {params.overrides} --family {wildcards.family} "
-        "--corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
-        "--out {RESULTS}/ablation/{wildcards.family}/{wildcards.variant} > {log} 2>&1"
+        f"--corpus {{CORPUS}} --tokens {in_shell(PLAN.tokens())} "
+        f"--out {in_shell(PLAN.ablation())} > {{log}} 2>&1"
 
 
 rule ablation_evaluate:
@@ -59,11 +59,11 @@ rule ablation_evaluate:
         model=rules.ablation_train.output,
         vocoder=vocoder_for,
     output:
-        f"{RESULTS}/ablation/{{family}}/{{variant}}/test/metrics.json",
+        PLAN.metrics(PLAN.ablation_evaluation()),
     params:
-        config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
+        config_digest=PLAN.digest("ablation_evaluate"),
     log:
-        f"{LOGS}/ablation_evaluate_{{family}}_{{variant}}.log",
+        PLAN.log("ablation_evaluate_{family}_{variant}"),
     threads: PAIRED
     resources:
         mem_mb=8000,
@@ -71,7 +71,7 @@ rule ablation_evaluate:
     shell:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test --corpus {CORPUS} --vocoder {input.vocoder} "
-        "--method ar --out {RESULTS}/ablation/{wildcards.family}/{wildcards.variant}/test "
+        f"--method ar --out {in_shell(PLAN.ablation_evaluation())} "
         "> {log} 2>&1"
 
 
@@ -81,12 +81,12 @@ rule ablation_table:
         rules.evaluate_ar.output,
         expand(rules.resynthesize.output, source="test", allow_missing=True),
     output:
-        markdown=f"{RESULTS}/tables/ablation_{{family}}.md",
-        csv=f"{RESULTS}/tables/ablation_{{family}}.csv",
-        html=reported(f"{RESULTS}/tables/ablation_{{family}}.html", "ablation_table",
+        markdown=PLAN.table(PLAN.ablation_table_name(), "md"),
+        csv=PLAN.table(PLAN.ablation_table_name(), "csv"),
+        html=reported(PLAN.table(PLAN.ablation_table_name(), "html"), "ablation_table",
                       "Alignment", "{family}", "table", "AR WER per alignment variant"),
     log:
-        f"{LOGS}/ablation_table_{{family}}.log",
+        PLAN.log("ablation_table_{family}"),
     localrule: True
     threads: 1
     resources:
@@ -94,7 +94,7 @@ rule ablation_table:
         runtime=10,
     shell:
         "vadusa table --config {RESOLVED} --ablation --families {wildcards.family} "
-        "--out {RESULTS}/tables > {log} 2>&1"
+        f"--out {PLAN.tables()} > {{log}} 2>&1"
 
 
 rule ablation:

@@ -12,22 +12,22 @@ rule align:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        durations=expand(f"{RESULTS}/durations/{{{{family}}}}/{{split}}.jsonl.gz", split=SPLITS),
-        meta=f"{RESULTS}/durations/{{family}}/meta.json",
-        qa=f"{RESULTS}/durations/{{family}}/qa.json",
-        figure=reported(f"{RESULTS}/durations/{{family}}/alignments.png", "alignments",
+        durations=expand(PLAN.durations("{{family}}", "{split}.jsonl.gz"), split=SPLITS),
+        meta=PLAN.durations(name="meta.json"),
+        qa=PLAN.durations(name="qa.json"),
+        figure=reported(PLAN.durations(name="alignments.png"), "alignments",
                         *ALIGN_FOLDER, "figure", "dev alignments over their spectrograms"),
     params:
-        config_digest=CFG.section_hash("align", "text", "seed"),
+        config_digest=PLAN.digest("align"),
     log:
-        f"{LOGS}/align_{{family}}.log",
+        PLAN.log("align_{family}"),
     threads: PAIRED  # beside the vocoder, which starts at the same time
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
         "vadusa align --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
-        "--tokens {TOKENS}/{wildcards.family} --out {RESULTS}/durations/{wildcards.family} "
+        f"--tokens {in_shell(PLAN.tokens())} --out {in_shell(PLAN.durations())} "
         "> {log} 2>&1"
 
 
@@ -36,19 +36,19 @@ rule train_durations:
         rules.align.output.durations,
         rules.align.output.meta,
     output:
-        f"{RESULTS}/models/{{family}}/durations/durations.pt",
+        PLAN.duration_model(),
     params:
-        config_digest=CFG.section_hash("durations", "seed"),
+        config_digest=PLAN.digest("train_durations"),
     log:
-        f"{LOGS}/train_durations_{{family}}.log",
+        PLAN.log("train_durations_{family}"),
     threads: PAIRED
     resources:
         mem_mb=4000,
         runtime=60,
     shell:
         "vadusa train-durations --config {RESOLVED} --family {wildcards.family} "
-        "--corpus {CORPUS} --durations {RESULTS}/durations/{wildcards.family} "
-        "--out {RESULTS}/models/{wildcards.family}/durations > {log} 2>&1"
+        f"--corpus {{CORPUS}} --durations {in_shell(PLAN.durations())} "
+        f"--out {in_shell(PLAN.model_dir(model='durations'))} > {{log}} 2>&1"
 
 
 def alignment_inputs(wildcards):

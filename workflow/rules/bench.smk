@@ -4,10 +4,11 @@
 
 
 def raced_heads(wildcards):
-    """The Hydra heads a MEDUSA mode's bench races beside its own (none without heads.hydra)."""
+    """The Hydra heads a MEDUSA mode's bench races beside its own (none without
+    measure.hydra)."""
     if wildcards.mode not in HYDRA_OF:
         return []
-    return [f"{RESULTS}/models/{wildcards.family}/{HYDRA_OF[wildcards.mode]}/heads.pt"]
+    return [PLAN.heads(wildcards.family, HYDRA_OF[wildcards.mode])]
 
 
 rule bench_vadusa:
@@ -17,23 +18,22 @@ rule bench_vadusa:
         model=rules.train_heads.output,
         also=raced_heads,
     output:
-        f"{RESULTS}/bench/{{family}}/vadusa-{{mode}}.json",
+        PLAN.bench_vadusa(),
     params:
-        config_digest=CFG.section_hash("decoding", "heads.bench_taus", "heads.bench_heads",
-                                       "heads.bench_utterances", exclude=NOT_DRAFT),
-        taus=" ".join(str(t) for t in CFG.heads.bench_taus),
-        heads=" ".join(str(k) for k in CFG.heads.bench_heads),
+        config_digest=PLAN.digest("bench_vadusa"),
+        taus=" ".join(str(t) for t in CFG.measure.bench_taus),
+        heads=" ".join(str(k) for k in CFG.measure.bench_heads),
         also=lambda wildcards, input: (f"--also-heads {' '.join(input.also)}" if input.also
                                        else ""),
     log:
-        f"{LOGS}/bench_{{family}}_vadusa_{{mode}}.log",
+        PLAN.log("bench_{family}_vadusa_{mode}"),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
         "vadusa bench --config {RESOLVED} --checkpoint {input.model} {params.also} --split test "
-        "--corpus {CORPUS} --limit {CFG.heads.bench_utterances} --batch-sizes "
+        "--corpus {CORPUS} --limit {CFG.measure.bench_utterances} --batch-sizes "
         "--tau {params.taus} --heads {params.heads} --typical --out {output} > {log} 2>&1"
 
 
@@ -43,18 +43,17 @@ rule bench_trees:
     input:
         rules.train_heads.output,
     output:
-        f"{RESULTS}/bench/{{family}}/trees-{{mode}}.json",
+        PLAN.bench_trees(),
     params:
-        config_digest=CFG.section_hash("decoding", "heads.bench_trees", "heads.eval_taus",
-                                       "heads.bench_utterances", exclude=NOT_DRAFT),
-        trees=" ".join(CFG.heads.bench_trees),
+        config_digest=PLAN.digest("bench_trees"),
+        trees=" ".join(CFG.measure.bench_trees),
     log:
-        f"{LOGS}/bench_{{family}}_trees_{{mode}}.log",
+        PLAN.log("bench_{family}_trees_{mode}"),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
         "vadusa bench --config {RESOLVED} --checkpoint {input} --split test --corpus {CORPUS} "
-        "--limit {CFG.heads.bench_utterances} --batch-sizes --tau {CFG.heads.eval_taus[0]} "
+        "--limit {CFG.measure.bench_utterances} --batch-sizes --tau {CFG.measure.eval_taus[0]} "
         "--heads 0 --tree {params.trees} --out {output} > {log} 2>&1"

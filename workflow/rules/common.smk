@@ -1,12 +1,14 @@
-# Config validation, the resolved config file, paths and input functions shared by all rules.
+# Config validation, the resolved config file, the experiment's plan (vadusa.plan: every path,
+# measured grid and per-stage rerun digest the rules use) and what all rules share.
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 try:
-    from vadusa.config import Config, ConfigError, HeadsConfig, dump_config
+    from vadusa.config import Config, ConfigError, dump_config
     from vadusa.data.manifest import SPLITS
+    from vadusa.plan import AR, DRAFT, HEAD_MODES, OPEN_AR, Plan, in_shell
 except ImportError as exc:
     raise WorkflowError(
         f"cannot import the vadusa package ({exc}); install it first: "
@@ -21,14 +23,13 @@ except ConfigError as exc:
 # The same schema, the Snakemake way (it has no defaults: those live in vadusa.config).
 validate(config, schema="../schemas/config.schema.json")
 
-RESULTS = str(CFG.experiment_dir)  # results/<experiment>
-CORPUS = f"{RESULTS}/corpus"
-TOKENS = f"{RESULTS}/tokens"
-LOGS = f"{RESULTS}/logs"
-# judge keys that only `vadusa evaluate` reads: the corpus and resynthesis digests leave them out
-JUDGE_EVAL_ONLY = ("judge.speaker_similarity",)
-# decoding keys that only the draft-model decoder reads: AR and VADUSA digests leave them out
-NOT_DRAFT = ("decoding.draft_tokens", "decoding.draft_checkpoint")
+# Where every output goes (patterns with wildcards: PLAN.heads() is
+# results/<experiment>/models/{family}/{mode}/heads.pt; in_shell(...) names one in a shell
+# command), what is measured (PLAN.vadusa_evaluations, PLAN.open_settings...) and the config
+# keys each stage reads (PLAN.digest(<rule>)): the readers (`vadusa table`, the W&B page, the
+# report) ask the same plan.
+PLAN = Plan(CFG)
+CORPUS = PLAN.corpus()  # every stage reads it: a shorthand for the shell commands
 FAMILIES = list(CFG.tokens.families)
 # Threads of the jobs that may run two at a time (heads, vocoder and draft training,
 # evaluations), so that independent jobs share the cores without oversubscribing them. It buys
@@ -53,7 +54,7 @@ wildcard_constraints:
 # Every job reads the fully resolved configuration (defaults included) from one file; it is
 # rewritten only when it changes. Jobs re-run when the config sections they read change,
 # through a digest of those sections in their params (Snakemake's params rerun trigger).
-RESOLVED = f"{RESULTS}/config.yaml"
+RESOLVED = PLAN.config_file()
 dump_config(CFG, RESOLVED)
 
 

@@ -5,15 +5,15 @@ CORPUS_FOLDER = ("Corpus", f"{CFG.corpus.source} corpus")  # the report's catego
 
 rule prepare_corpus:
     output:
-        manifests=expand(f"{CORPUS}/manifests/{{split}}.jsonl.gz", split=SPLITS),
-        symbols=f"{CORPUS}/symbols.json",
-        stats=f"{CORPUS}/stats.json",
-        figure=reported(f"{CORPUS}/hours_per_speaker.png", "corpus_hours", *CORPUS_FOLDER,
+        manifests=expand(PLAN.manifest(), split=SPLITS),
+        symbols=PLAN.corpus("symbols.json"),
+        stats=PLAN.corpus("stats.json"),
+        figure=reported(PLAN.corpus("hours_per_speaker.png"), "corpus_hours", *CORPUS_FOLDER,
                         "figure", "hours per voice and split"),
     params:
-        config_digest=CFG.section_hash("corpus", "seed"),
+        config_digest=PLAN.digest("prepare_corpus"),
     log:
-        f"{LOGS}/prepare_corpus.log",
+        PLAN.log("prepare_corpus"),
     threads: CFG.corpus.synthetic.workers
     resources:
         mem_mb=4000,
@@ -27,13 +27,13 @@ rule corpus_qa:
     input:
         rules.prepare_corpus.output.manifests,
     output:
-        metrics=f"{CORPUS}/qa/metrics.json",
-        figure=reported(f"{CORPUS}/qa/wer_per_voice.png", "corpus_qa", *CORPUS_FOLDER,
+        metrics=PLAN.corpus("qa/metrics.json"),
+        figure=reported(PLAN.corpus("qa/wer_per_voice.png"), "corpus_qa", *CORPUS_FOLDER,
                         "figure", "judge WER and CER per voice"),
     params:
-        config_digest=CFG.section_hash("judge", "seed", exclude=JUDGE_EVAL_ONLY),
+        config_digest=PLAN.digest("corpus_qa"),
     log:
-        f"{LOGS}/corpus_qa.log",
+        PLAN.log("corpus_qa"),
     threads: 2
     resources:
         mem_mb=4000,

@@ -9,19 +9,18 @@ rule train_draft:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        f"{RESULTS}/models/{{family}}/draft/base.pt",
+        PLAN.draft(),
     params:
-        config_digest=CFG.section_hash("model", "train", "text", "seed", "draft.dim",
-                                       "draft.layers", "draft.heads", "draft.steps"),
+        config_digest=PLAN.digest("train_draft"),
     log:
-        f"{LOGS}/train_draft_{{family}}.log",
+        PLAN.log("train_draft_{family}"),
     threads: PAIRED
     resources:
         mem_mb=16000,
         runtime=360,
     shell:
         "vadusa train-draft --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
-        "--tokens {TOKENS}/{wildcards.family} --out {RESULTS}/models/{wildcards.family}/draft "
+        f"--tokens {in_shell(PLAN.tokens())} --out {in_shell(PLAN.model_dir(model='draft'))} "
         "> {log} 2>&1"
 
 
@@ -30,20 +29,19 @@ rule bench_draft:
         model=rules.train_base.output,
         draft=rules.train_draft.output,
     output:
-        f"{RESULTS}/bench/{{family}}/draft.json",
+        PLAN.bench_draft(),
     params:
-        config_digest=CFG.section_hash("decoding", "draft.bench_tokens",
-                                       "heads.bench_utterances", exclude=NOT_DRAFT),
-        gammas=" ".join(str(g) for g in CFG.draft.bench_tokens),
+        config_digest=PLAN.digest("bench_draft"),
+        gammas=" ".join(str(g) for g in CFG.measure.bench_draft_tokens),
     log:
-        f"{LOGS}/bench_{{family}}_draft.log",
+        PLAN.log("bench_{family}_draft"),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
         "vadusa bench --config {RESOLVED} --checkpoint {input.model} --split test "
-        "--corpus {CORPUS} --limit {CFG.heads.bench_utterances} --batch-sizes "
+        "--corpus {CORPUS} --limit {CFG.measure.bench_utterances} --batch-sizes "
         "--draft {input.draft} --draft-tokens {params.gammas} --out {output} > {log} 2>&1"
 
 
@@ -53,12 +51,11 @@ rule evaluate_draft:
         draft=rules.train_draft.output,
         vocoder=vocoder_for,
     output:
-        f"{RESULTS}/eval/{{family}}/draft/test/metrics.json",
+        PLAN.eval_metrics(system=DRAFT),
     params:
-        config_digest=CFG.section_hash("decoding", "judge",
-                                       exclude=("decoding.draft_checkpoint",)),
+        config_digest=PLAN.digest("evaluate_draft"),
     log:
-        f"{LOGS}/evaluate_{{family}}_draft_test.log",
+        PLAN.log("evaluate_{family}_draft_test"),
     threads: PAIRED
     resources:
         mem_mb=8000,
@@ -67,4 +64,4 @@ rule evaluate_draft:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} --method draft --draft {input.draft} "
-        "--batch-size 1 --out {RESULTS}/eval/{wildcards.family}/draft/test > {log} 2>&1"
+        f"--batch-size 1 --out {in_shell(PLAN.evaluation(system=DRAFT))} > {{log}} 2>&1"

@@ -1,5 +1,5 @@
 # WER of VADUSA decoding (heads -> unit vocoder -> Whisper judge) on the test split, per head
-# mode and tolerance tau; the targets ask for heads.eval_taus.
+# mode and tolerance tau; the targets ask for measure.eval_taus (PLAN.vadusa_evaluations).
 
 
 rule evaluate_vadusa:
@@ -7,11 +7,12 @@ rule evaluate_vadusa:
         model=rules.train_heads.output,
         vocoder=vocoder_for,
     output:
-        f"{RESULTS}/eval/{{family}}/vadusa-{{mode}}-tau{{tau}}/test/metrics.json",
+        PLAN.eval_metrics(system=PLAN.vadusa_system()),
     params:
-        config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
+        # not decoding.tau nor decoding.method: the command line sets them
+        config_digest=PLAN.digest("evaluate_vadusa"),
     log:
-        f"{LOGS}/evaluate_{{family}}_vadusa_{{mode}}_tau{{tau}}_test.log",
+        PLAN.log("evaluate_{family}_vadusa_{mode}_tau{tau}_test"),
     threads: PAIRED
     resources:
         mem_mb=8000,
@@ -21,5 +22,5 @@ rule evaluate_vadusa:
         "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} --method vadusa --tau {wildcards.tau} "
         "--batch-size 1 "
-        "--out {RESULTS}/eval/{wildcards.family}/vadusa-{wildcards.mode}-tau{wildcards.tau}/test "
+        f"--out {in_shell(PLAN.evaluation(system=PLAN.vadusa_system()))} "
         "> {log} 2>&1"

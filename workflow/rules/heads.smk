@@ -1,5 +1,5 @@
 # VADUSA's draft heads per family: heads on the frozen base (mode "frozen") and base + heads
-# trained together (mode "joint", VADUSA-wt); with heads.hydra, Hydra heads in both ways too
+# trained together (mode "joint", VADUSA-wt); with measure.hydra, Hydra heads in both ways too
 # (modes "hydra", "hydra-joint"). The later stages read them: trees.smk (acceptance
 # calibration), bench.smk (the speed races against KV-cached AR decoding), evaluate.smk (WER at
 # chosen tolerances), sweep.smk, tables.smk and open.smk.
@@ -7,13 +7,12 @@
 
 # mode: the heads (below); tau: the acceptance tolerance (trees.smk, evaluate.smk)
 wildcard_constraints:
-    mode="frozen|joint|hydra|hydra-joint",
+    mode="|".join(HEAD_MODES),
     tau=r"\d+",
 
 
-# the head modes the workflow builds, and which Hydra mode races beside which MEDUSA one
-HYDRA_OF = {"frozen": "hydra", "joint": "hydra-joint"} if CFG.heads.hydra else {}
-HEAD_MODES = ["frozen", "joint", *HYDRA_OF.values()]
+# which Hydra mode races beside which MEDUSA one (none without measure.hydra)
+HYDRA_OF = PLAN.hydra_of()
 
 
 rule train_heads:
@@ -22,19 +21,19 @@ rule train_heads:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        f"{RESULTS}/models/{{family}}/{{mode}}/heads.pt",
+        PLAN.heads(),
     params:
-        config_digest=CFG.section_hash("seed", *HeadsConfig.training_keys()),
+        config_digest=PLAN.digest("train_heads"),
         command=lambda wildcards: ("train-joint" if wildcards.mode.endswith("joint")
                                    else "train-heads"),
         kind=lambda wildcards: "hydra" if wildcards.mode.startswith("hydra") else "medusa",
     log:
-        f"{LOGS}/train_heads_{{family}}_{{mode}}.log",
+        PLAN.log("train_heads_{family}_{mode}"),
     threads: PAIRED
     resources:
         mem_mb=16000,
         runtime=240,
     shell:
         "vadusa {params.command} --config {RESOLVED} --set heads.kind={params.kind} "
-        "--checkpoint {input.model} --corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
-        "--out {RESULTS}/models/{wildcards.family}/{wildcards.mode} > {log} 2>&1"
+        f"--checkpoint {{input.model}} --corpus {{CORPUS}} --tokens {in_shell(PLAN.tokens())} "
+        f"--out {in_shell(PLAN.heads_dir())} > {{log}} 2>&1"

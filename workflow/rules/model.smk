@@ -8,18 +8,18 @@ rule train_base:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        f"{RESULTS}/models/{{family}}/base/base.pt",
+        PLAN.base(),
     params:
-        config_digest=CFG.section_hash("model", "train", "text", "seed"),
+        config_digest=PLAN.digest("train_base"),
     log:
-        f"{LOGS}/train_base_{{family}}.log",
+        PLAN.log("train_base_{family}"),
     threads: 2
     resources:
         mem_mb=16000,
         runtime=720,
     shell:
         "vadusa train-base --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
-        "--tokens {TOKENS}/{wildcards.family} --out {RESULTS}/models/{wildcards.family}/base "
+        f"--tokens {in_shell(PLAN.tokens())} --out {in_shell(PLAN.model_dir(model='base'))} "
         "> {log} 2>&1"
 
 
@@ -28,11 +28,11 @@ rule evaluate_ar:
         model=rules.train_base.output,
         vocoder=vocoder_for,
     output:
-        f"{RESULTS}/eval/{{family}}/ar/test/metrics.json",
+        PLAN.eval_metrics(system=AR),
     params:
-        config_digest=CFG.section_hash("decoding", "judge", exclude=NOT_DRAFT),
+        config_digest=PLAN.digest("evaluate_ar"),
     log:
-        f"{LOGS}/evaluate_{{family}}_ar_test.log",
+        PLAN.log("evaluate_{family}_ar_test"),
     threads: PAIRED
     resources:
         mem_mb=8000,
@@ -41,18 +41,18 @@ rule evaluate_ar:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} --method ar "
-        "--out {RESULTS}/eval/{wildcards.family}/ar/test > {log} 2>&1"
+        f"--out {in_shell(PLAN.evaluation(system=AR))} > {{log}} 2>&1"
 
 
 rule bench_ar:
     input:
         model=rules.train_base.output,
     output:
-        f"{RESULTS}/bench/{{family}}/ar.json",
+        PLAN.bench_ar(),
     params:
-        config_digest=CFG.section_hash("decoding", exclude=NOT_DRAFT),
+        config_digest=PLAN.digest("bench_ar"),
     log:
-        f"{LOGS}/bench_{{family}}_ar.log",
+        PLAN.log("bench_{family}_ar"),
     threads: 2
     resources:
         mem_mb=8000,

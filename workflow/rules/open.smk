@@ -1,17 +1,13 @@
-# The paper's open questions, per family, on frozen heads: tau in heads.open_taus (with
-# heads.count heads) and head counts in heads.open_heads (at the first eval tau), each
+# The paper's open questions, per family, on frozen heads: tau in measure.open_taus (with
+# heads.count heads) and head counts in measure.open_heads (at the first eval tau), each
 # evaluation its own job; speed from one race of every setting against AR.
-OPEN_K = max(CFG.heads.count, *CFG.heads.open_heads)
-OPEN_GRID = sorted({(t, CFG.heads.count) for t in CFG.heads.open_taus}
-                   | {(CFG.heads.eval_taus[0], k) for k in CFG.heads.open_heads})
+OPEN_SETTINGS = PLAN.open_settings()  # name -> (tau, heads)
 
 
 def open_model(wildcards):
     """Frozen heads with enough heads for every open-question count: the main frozen model
     when heads.count suffices, else one trained with max(open_heads) heads."""
-    if OPEN_K == CFG.heads.count:
-        return f"{RESULTS}/models/{wildcards.family}/frozen/heads.pt"
-    return f"{RESULTS}/models/{wildcards.family}/frozen-k{OPEN_K}/heads.pt"
+    return PLAN.open_model(wildcards.family)
 
 
 rule train_heads_open:
@@ -20,50 +16,48 @@ rule train_heads_open:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        f"{RESULTS}/models/{{family}}/frozen-k{{k}}/heads.pt",
+        PLAN.heads(mode=PLAN.wide_mode()),
     wildcard_constraints:
         k=r"\d+",
     params:
-        config_digest=CFG.section_hash("seed", *HeadsConfig.training_keys()),
+        config_digest=PLAN.digest("train_heads_open"),
     log:
-        f"{LOGS}/train_heads_{{family}}_frozen-k{{k}}.log",
+        PLAN.log("train_heads_{family}_frozen-k{k}"),
     threads: PAIRED
     resources:
         mem_mb=16000,
         runtime=240,
     shell:
         "vadusa train-heads --config {RESOLVED} --set heads.count={wildcards.k} "
-        "--checkpoint {input.model} --corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
-        "--out {RESULTS}/models/{wildcards.family}/frozen-k{wildcards.k} > {log} 2>&1"
+        f"--checkpoint {{input.model}} --corpus {{CORPUS}} --tokens {in_shell(PLAN.tokens())} "
+        f"--out {in_shell(PLAN.heads_dir(mode=PLAN.wide_mode()))} > {{log}} 2>&1"
 
 
 rule bench_open:
     input:
         open_model,
     output:
-        f"{RESULTS}/bench/{{family}}/open.json",
+        PLAN.bench_open(),
     params:
-        config_digest=CFG.section_hash("decoding", "heads.open_taus", "heads.open_heads",
-                                       "heads.eval_taus", "heads.open_utterances",
-                                       exclude=NOT_DRAFT),
-        taus=" ".join(str(t) for t in sorted({t for t, _ in OPEN_GRID})),
-        heads=" ".join(str(k) for k in sorted({k for _, k in OPEN_GRID})),
+        config_digest=PLAN.digest("bench_open"),
+        taus=" ".join(str(t) for t in sorted({t for t, _ in OPEN_SETTINGS.values()})),
+        heads=" ".join(str(k) for k in sorted({k for _, k in OPEN_SETTINGS.values()})),
     log:
-        f"{LOGS}/bench_{{family}}_open.log",
+        PLAN.log("bench_{family}_open"),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
         "vadusa bench --config {RESOLVED} --checkpoint {input} --split test --corpus {CORPUS} "
-        "--limit {CFG.heads.open_utterances} --batch-sizes --tau {params.taus} "
+        "--limit {CFG.measure.open_utterances} --batch-sizes --tau {params.taus} "
         "--heads {params.heads} --out {output} > {log} 2>&1"
 
 
 def open_setting_options(wildcards):
-    if wildcards.setting == "ar":
+    if wildcards.setting == OPEN_AR:
         return "--method ar"
-    tau, k = wildcards.setting.removeprefix("tau").split("-h")
+    tau, k = PLAN.open_setting_values(wildcards.setting)
     return f"--method vadusa --tau {tau} --heads {k}"
 
 
@@ -72,15 +66,14 @@ rule evaluate_open:
         model=open_model,
         vocoder=vocoder_for,
     output:
-        f"{RESULTS}/eval/{{family}}/open/{{setting}}/test/metrics.json",
+        PLAN.eval_metrics(system=PLAN.open_system()),
     wildcard_constraints:
         setting=r"ar|tau\d+-h\d+",
     params:
-        config_digest=CFG.section_hash("decoding", "judge", "heads.open_utterances",
-                                       exclude=NOT_DRAFT),
+        config_digest=PLAN.digest("evaluate_open"),
         options=open_setting_options,
     log:
-        f"{LOGS}/evaluate_{{family}}_open_{{setting}}.log",
+        PLAN.log("evaluate_{family}_open_{setting}"),
     threads: PAIRED
     resources:
         mem_mb=8000,
@@ -89,25 +82,25 @@ rule evaluate_open:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test "
         "--corpus {CORPUS} --vocoder {input.vocoder} {params.options} --batch-size 1 "
-        "--limit {CFG.heads.open_utterances} "
-        "--out {RESULTS}/eval/{wildcards.family}/open/{wildcards.setting}/test > {log} 2>&1"
+        "--limit {CFG.measure.open_utterances} "
+        f"--out {in_shell(PLAN.evaluation(system=PLAN.open_system()))} > {{log}} 2>&1"
 
 
 rule open_table:
     input:
         rules.bench_open.output,
         lambda wildcards: expand(rules.evaluate_open.output, family=wildcards.family,
-                                 setting=["ar", *(f"tau{t}-h{k}" for t, k in OPEN_GRID)]),
+                                 setting=[OPEN_AR, *OPEN_SETTINGS]),
     output:
-        markdown=f"{RESULTS}/tables/open_{{family}}.md",
-        csv=reported(f"{RESULTS}/tables/open_{{family}}.csv", "table_csv", "Open questions",
+        markdown=PLAN.table(PLAN.open_table_name(), "md"),
+        csv=reported(PLAN.table(PLAN.open_table_name(), "csv"), "table_csv", "Open questions",
                      "{family}", "table (CSV)", "tau and head count"),
-        html=reported(f"{RESULTS}/tables/open_{{family}}.html", "open_table", "Open questions",
-                      "{family}", "table", "tau and head count"),
-        figure=reported(f"{RESULTS}/tables/open_{{family}}.png", "open_figure",
+        html=reported(PLAN.table(PLAN.open_table_name(), "html"), "open_table",
+                      "Open questions", "{family}", "table", "tau and head count"),
+        figure=reported(PLAN.table(PLAN.open_table_name(), "png"), "open_figure",
                         "Open questions", "{family}", "figure", "tau and head count"),
     log:
-        f"{LOGS}/open_table_{{family}}.log",
+        PLAN.log("open_table_{family}"),
     localrule: True
     threads: 1
     resources:
@@ -115,7 +108,7 @@ rule open_table:
         runtime=10,
     shell:
         "vadusa table --config {RESOLVED} --open --families {wildcards.family} "
-        "--out {RESULTS}/tables > {log} 2>&1"
+        f"--out {PLAN.tables()} > {{log}} 2>&1"
 
 
 rule open_questions:

@@ -10,6 +10,8 @@ from vadusa import snakemake_report
 # (the schema allows no "resolved"); jobs never read it (they read RESOLVED), and cluster jobs
 # re-parse the config files rather than inherit this dict.
 config["resolved"] = CFG.to_dict()
+# The files the front page shows when the report holds them, where the plan puts them.
+config["plan"] = PLAN.front_page_files()
 
 snakemake_report.register()  # `.. vadusa-figure::` on the front page
 

@@ -2,7 +2,6 @@
 # and the setting chosen (chosen.yaml, a config `vadusa decode` reads).
 
 
-SWEEP_DIR = f"{RESULTS}/sweep/{{family}}/{{mode}}"
 SWEEP_FOLDER = ("Sweep", "{family}, {mode} heads")  # the report's category, subcategory
 
 
@@ -14,25 +13,24 @@ rule sweep:
         model=rules.train_heads.output,
         vocoder=vocoder_for,
     output:
-        chosen=f"{SWEEP_DIR}/chosen.yaml",
-        trials=reported(f"{SWEEP_DIR}/trials.csv", "sweep_csv", *SWEEP_FOLDER, "table (CSV)",
-                        "every trial"),
-        pareto=reported(f"{SWEEP_DIR}/pareto.csv", "sweep_csv", *SWEEP_FOLDER, "table (CSV)",
-                        "the Pareto front's trials"),
-        pareto_plot=reported(f"{SWEEP_DIR}/pareto.png", "sweep_pareto", *SWEEP_FOLDER, "figure",
-                             "WER against speedup"),
-        tau_plot=reported(f"{SWEEP_DIR}/tau.png", "sweep_tau", *SWEEP_FOLDER, "figure",
+        chosen=PLAN.sweep(name="chosen.yaml"),
+        trials=reported(PLAN.sweep(name="trials.csv"), "sweep_csv", *SWEEP_FOLDER,
+                        "table (CSV)", "every trial"),
+        pareto=reported(PLAN.sweep(name="pareto.csv"), "sweep_csv", *SWEEP_FOLDER,
+                        "table (CSV)", "the Pareto front's trials"),
+        pareto_plot=reported(PLAN.sweep(name="pareto.png"), "sweep_pareto", *SWEEP_FOLDER,
+                             "figure", "WER against speedup"),
+        tau_plot=reported(PLAN.sweep(name="tau.png"), "sweep_tau", *SWEEP_FOLDER, "figure",
                           "tau against speedup and WER"),
-        heads_plot=reported(f"{SWEEP_DIR}/heads.png", "sweep_heads", *SWEEP_FOLDER, "figure",
-                            "heads used against accepted length"),
-        tree_plot=reported(f"{SWEEP_DIR}/tree.png", "sweep_tree", *SWEEP_FOLDER, "figure",
+        heads_plot=reported(PLAN.sweep(name="heads.png"), "sweep_heads", *SWEEP_FOLDER,
+                            "figure", "heads used against accepted length"),
+        tree_plot=reported(PLAN.sweep(name="tree.png"), "sweep_tree", *SWEEP_FOLDER, "figure",
                            "tree size against time per forward"),
     params:
-        config_digest=CFG.section_hash("decoding", "sweep", "judge",
-                                       exclude=JUDGE_EVAL_ONLY + NOT_DRAFT),
-        out=lambda wildcards: f"{RESULTS}/sweep/{wildcards.family}/{wildcards.mode}",
+        config_digest=PLAN.digest("sweep"),
+        out=lambda wildcards: PLAN.sweep(wildcards.family, wildcards.mode),
     log:
-        f"{LOGS}/sweep_{{family}}_{{mode}}.log",
+        PLAN.log("sweep_{family}_{mode}"),
     threads: 2
     resources:
         mem_mb=8000,

@@ -3,6 +3,12 @@
 # `vadusa` target (everything VADUSA builds for the default family, and its table).
 
 
+def vadusa_evaluations(families):
+    """The VADUSA evaluations of ``families``: every head mode at every eval tau."""
+    return [PLAN.eval_metrics(family, PLAN.vadusa_system(mode, tau))
+            for family, mode, tau in PLAN.vadusa_evaluations(families)]
+
+
 def table_inputs(families, draft=True):
     """What a main table over ``families`` reads: AR, VADUSA and VADUSA-wt, the quality
     floors (each family's resynthesis of the test split and of the five LibriVox recordings,
@@ -13,9 +19,8 @@ def table_inputs(families, draft=True):
         expand(rules.copy_synthesis.output, source="test"),
         expand(rules.evaluate_ar.output, family=families),
         expand(rules.bench_ar.output, family=families),
-        expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),
-        expand(rules.evaluate_vadusa.output, family=families, mode=HEAD_MODES,
-               tau=CFG.heads.eval_taus),
+        expand(rules.bench_vadusa.output, family=families, mode=PLAN.raced_modes()),
+        vadusa_evaluations(families),
     ]
     if draft:
         inputs += [expand(rules.bench_draft.output, family=families),
@@ -30,13 +35,13 @@ rule table:
     input:
         table_inputs([CFG.tokens.default_family], draft=False),
     output:
-        markdown=f"{RESULTS}/tables/main.md",
-        csv=reported(f"{RESULTS}/tables/main.csv", "table_csv", "Main results",
+        markdown=PLAN.table("main", "md"),
+        csv=reported(PLAN.table("main", "csv"), "table_csv", "Main results",
                      CFG.tokens.default_family, "table (CSV)", "the main table"),
-        html=reported(f"{RESULTS}/tables/main.html", "main_table", "Main results",
+        html=reported(PLAN.table("main", "html"), "main_table", "Main results",
                       CFG.tokens.default_family, "table", "the main table"),
     log:
-        f"{LOGS}/table.log",
+        PLAN.log("table"),
     localrule: True
     threads: 1
     resources:
@@ -44,7 +49,7 @@ rule table:
         runtime=10,
     shell:
         "vadusa table --config {RESOLVED} --families {CFG.tokens.default_family} "
-        "--out {RESULTS}/tables > {log} 2>&1"
+        f"--out {PLAN.tables()} > {{log}} 2>&1"
 
 
 rule table_all:
@@ -52,13 +57,13 @@ rule table_all:
     input:
         table_inputs(FAMILIES),
     output:
-        markdown=f"{RESULTS}/tables/all.md",
-        csv=reported(f"{RESULTS}/tables/all.csv", "table_csv", "Main results", "all families",
+        markdown=PLAN.table("all", "md"),
+        csv=reported(PLAN.table("all", "csv"), "table_csv", "Main results", "all families",
                      "table (CSV)", "the main table"),
-        html=reported(f"{RESULTS}/tables/all.html", "main_table", "Main results",
+        html=reported(PLAN.table("all", "html"), "main_table", "Main results",
                       "all families", "table", "the main table"),
     log:
-        f"{LOGS}/table_all.log",
+        PLAN.log("table_all"),
     localrule: True
     threads: 1
     resources:
@@ -66,20 +71,20 @@ rule table_all:
         runtime=10,
     shell:
         "vadusa table --config {RESOLVED} --families {FAMILIES} --name all "
-        "--out {RESULTS}/tables > {log} 2>&1"
+        f"--out {PLAN.tables()} > {{log}} 2>&1"
 
 
-LISTEN_TAU = CFG.heads.eval_taus[0]
+LISTEN_TAU = PLAN.first_tau()
 
 
 def listen_systems(wildcards):
     """The evaluation directories `vadusa listen` puts side by side (NAME=DIR)."""
-    root, family = RESULTS, wildcards.family
-    systems = {"resynthesis": f"{root}/resynth/{family}/test",
-               "AR": f"{root}/eval/{family}/ar/test"}
+    family = wildcards.family
+    systems = {"resynthesis": PLAN.resynthesis(family, "test"),
+               "AR": PLAN.evaluation(family, AR)}
     for mode, name in (("frozen", "VADUSA"), ("joint", "VADUSA-wt")):
-        systems[f"{name} tau {LISTEN_TAU}"] = (
-            f"{root}/eval/{family}/vadusa-{mode}-tau{LISTEN_TAU}/test")
+        systems[f"{name} tau {LISTEN_TAU}"] = PLAN.evaluation(
+            family, PLAN.vadusa_system(mode, LISTEN_TAU))
     return " ".join(f"--system '{name}={path}'" for name, path in systems.items())
 
 
@@ -92,14 +97,14 @@ rule listen:
         expand(rules.evaluate_vadusa.output, mode=["frozen", "joint"], tau=LISTEN_TAU,
                allow_missing=True),
     output:
-        page=reported(f"{RESULTS}/listen/{{family}}/index.html", "listen", "Listen",
+        page=reported(PLAN.listen(name="index.html"), "listen", "Listen",
                       "{family}", "audio", "test utterances side by side"),
-        figure=reported(f"{RESULTS}/listen/{{family}}/alignment.png", "listen_alignment",
+        figure=reported(PLAN.listen(name="alignment.png"), "listen_alignment",
                         "Listen", "{family}", "figure", "planned phones over the outputs"),
     params:
         systems=listen_systems,
     log:
-        f"{LOGS}/listen_{{family}}.log",
+        PLAN.log("listen_{family}"),
     localrule: True
     threads: 1
     resources:
@@ -108,23 +113,21 @@ rule listen:
     shell:
         "vadusa listen --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
         "--split test --utterances 4 {params.systems} "
-        "--out {RESULTS}/listen/{wildcards.family} > {log} 2>&1"
+        f"--out {in_shell(PLAN.listen())} > {{log}} 2>&1"
 
 
 def vadusa_targets(families):
     """Everything VADUSA builds for ``families``: heads frozen and joint (MEDUSA, and Hydra with
-    heads.hydra), their races (tau x heads, tree sizes), evaluations, the frozen heads'
+    measure.hydra), their races (tau x heads, tree sizes), evaluations, the frozen heads'
     calibration and sweeps, and the listening page."""
     return [
         expand(rules.listen.output, family=families),
-        expand(rules.sweep.output.chosen, family=families,
-               mode=["frozen"] + (["hydra"] if HYDRA_OF else [])),
-        expand(rules.bench_vadusa.output, family=families, mode=["frozen", "joint"]),
-        expand(rules.bench_trees.output, family=families, mode=["frozen", "joint"]),
-        expand(rules.evaluate_vadusa.output, family=families, mode=HEAD_MODES,
-               tau=CFG.heads.eval_taus),
-        expand(rules.calibrate.output, family=families, mode="frozen",
-               tau=CFG.heads.eval_taus),
+        expand(rules.sweep.output.chosen, family=families, mode=PLAN.swept_modes()),
+        expand(rules.bench_vadusa.output, family=families, mode=PLAN.raced_modes()),
+        expand(rules.bench_trees.output, family=families, mode=PLAN.raced_modes()),
+        vadusa_evaluations(families),
+        [PLAN.acceptance(family, mode, tau)
+         for family, mode, tau in PLAN.calibrations(families)],
     ]
 
 
@@ -136,10 +139,10 @@ rule wandb_report:
         rules.table_all.output.csv,
         vadusa_targets(FAMILIES),
     output:
-        page=f"{RESULTS}/wandb_report/index.html",
-        data=f"{RESULTS}/wandb_report/data.json",
+        page=PLAN.wandb_report("index.html"),
+        data=PLAN.wandb_report("data.json"),
     log:
-        f"{LOGS}/wandb_report.log",
+        PLAN.log("wandb_report"),
     localrule: True
     threads: 1
     resources:
@@ -147,7 +150,7 @@ rule wandb_report:
         runtime=10,
     shell:
         "vadusa wandb-report --config {RESOLVED} --offline "
-        "--out {RESULTS}/wandb_report > {log} 2>&1"
+        f"--out {PLAN.wandb_report()} > {{log}} 2>&1"
 
 
 rule vadusa:

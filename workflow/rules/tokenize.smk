@@ -10,7 +10,7 @@ def ssl_model(wildcards):
     """The pipeline-trained SSL model a family needs, if any."""
     if wildcards.family in ("hubert", "wav2vec2"):
         if getattr(CFG.tokens, wildcards.family).weights == "scratch":
-            return f"{TOKENS}/{wildcards.family}/ssl/model.pt"
+            return PLAN.ssl_model(wildcards.family)
     return []
 
 
@@ -18,26 +18,26 @@ rule train_ssl:
     input:
         rules.prepare_corpus.output.manifests,
     output:
-        f"{TOKENS}/{{family}}/ssl/model.pt",
+        PLAN.ssl_model(),
     wildcard_constraints:
         family="hubert|wav2vec2",
     params:
-        config_digest=lambda w: CFG.section_hash(f"tokens.{w.family}.scratch", "seed"),
+        config_digest=lambda w: PLAN.digest("train_ssl", w.family),
     log:
-        f"{LOGS}/train_ssl_{{family}}.log",
+        PLAN.log("train_ssl_{family}"),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
     shell:
         "vadusa train-ssl --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
-        "--out {TOKENS}/{wildcards.family}/ssl > {log} 2>&1"
+        f"--out {in_shell(PLAN.ssl_dir())} > {{log}} 2>&1"
 
 
 def codec_checkpoint(wildcards=None):
     """The encodec family's codec: trained by the pipeline, or the published file."""
     if CFG.tokens.encodec.weights == "scratch":
-        return f"{TOKENS}/encodec/codec/codec.pt"
+        return PLAN.codec()
     return CFG.tokens.encodec.weights
 
 
@@ -45,18 +45,18 @@ rule train_codec:
     input:
         rules.prepare_corpus.output.manifests,
     output:
-        f"{TOKENS}/encodec/codec/codec.pt",
+        PLAN.codec(),
     params:
-        config_digest=CFG.section_hash("tokens.encodec.scratch", "seed"),
+        config_digest=PLAN.digest("train_codec"),
     log:
-        f"{LOGS}/train_codec.log",
+        PLAN.log("train_codec"),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
     shell:
         "vadusa train-codec --config {RESOLVED} --corpus {CORPUS} "
-        "--out {TOKENS}/encodec/codec > {log} 2>&1"
+        f"--out {PLAN.codec_dir()} > {{log}} 2>&1"
 
 
 rule fit_kmeans:
@@ -64,15 +64,13 @@ rule fit_kmeans:
         manifests=rules.prepare_corpus.output.manifests,
         ssl=ssl_model,
     output:
-        f"{TOKENS}/{{family}}/kmeans.npz",
+        PLAN.kmeans(),
     wildcard_constraints:
         family=KMEANS_FAMILIES,
     params:
-        config_digest=lambda w: CFG.section_hash(
-            f"tokens.{w.family}", "tokens.kmeans_utterances", "tokens.kmeans_max_frames", "seed"
-        ),
+        config_digest=lambda w: PLAN.digest("fit_kmeans", w.family),
     log:
-        f"{LOGS}/fit_kmeans_{{family}}.log",
+        PLAN.log("fit_kmeans_{family}"),
     threads: 2
     resources:
         mem_mb=8000,
@@ -89,28 +87,28 @@ def tokenizer_files(wildcards):
     if wildcards.family == "encodec":
         return [codec_checkpoint()]
     ssl = ssl_model(wildcards)
-    return [f"{TOKENS}/{wildcards.family}/kmeans.npz"] + ([ssl] if ssl else [])
+    return [PLAN.kmeans(wildcards.family)] + ([ssl] if ssl else [])
 
 
 rule tokenize:
     input:
         tokenizer_files,
     output:
-        tokens=expand(f"{TOKENS}/{{{{family}}}}/{{split}}.{{ext}}", split=SPLITS,
+        tokens=expand(PLAN.token_file(family="{{family}}"), split=SPLITS,
                       ext=["bin", "index.npz"]),
-        meta=f"{TOKENS}/{{family}}/meta.json",
-        stats=f"{TOKENS}/{{family}}/stats.json",
-        figure=reported(f"{TOKENS}/{{family}}/cluster_usage.png", "cluster_usage", "Tokens",
+        meta=PLAN.tokens(name="meta.json"),
+        stats=PLAN.tokens(name="stats.json"),
+        figure=reported(PLAN.tokens(name="cluster_usage.png"), "cluster_usage", "Tokens",
                         "{family}", "figure", "token usage (train split)"),
     log:
-        f"{LOGS}/tokenize_{{family}}.log",
+        PLAN.log("tokenize_{family}"),
     threads: 2
     resources:
         mem_mb=8000,
         runtime=120,
     shell:
         "vadusa tokenize --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
-        "--out {TOKENS}/{wildcards.family} > {log} 2>&1"
+        f"--out {in_shell(PLAN.tokens())} > {{log}} 2>&1"
 
 
 rule tokens:

@@ -1,25 +1,24 @@
 # Acceptance calibration per family, head mode and tolerance tau: the heads decode dev
-# utterances, and trees of each of heads.tree_sizes nodes are built from what they accepted.
+# utterances, and trees of each of measure.tree_sizes nodes are built from what they accepted.
 
 
 rule calibrate:
     input:
         rules.train_heads.output,
     output:
-        f"{RESULTS}/trees/{{family}}/{{mode}}/tau{{tau}}/acceptance.json",
+        PLAN.acceptance(),
     params:
-        config_digest=CFG.section_hash("decoding", "heads.calibration_utterances",
-                                       "heads.tree_sizes", exclude=NOT_DRAFT),
-        nodes=" ".join(str(n) for n in CFG.heads.tree_sizes),
+        config_digest=PLAN.digest("calibrate"),
+        nodes=" ".join(str(n) for n in CFG.measure.tree_sizes),
     log:
-        f"{LOGS}/calibrate_{{family}}_{{mode}}_tau{{tau}}.log",
+        PLAN.log("calibrate_{family}_{mode}_tau{tau}"),
     threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=60,
     shell:
         "vadusa calibrate --config {RESOLVED} --checkpoint {input} --split dev "
-        "--corpus {CORPUS} --limit {CFG.heads.calibration_utterances} --tau {wildcards.tau} "
+        "--corpus {CORPUS} --limit {CFG.measure.calibration_utterances} --tau {wildcards.tau} "
         "--nodes {params.nodes} "
-        "--out {RESULTS}/trees/{wildcards.family}/{wildcards.mode}/tau{wildcards.tau} "
+        f"--out {in_shell(PLAN.trees())} "
         "> {log} 2>&1"

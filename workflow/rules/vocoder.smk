@@ -8,7 +8,7 @@ def vocoder_for(wildcards):
     """What turns a family's tokens into audio: its unit vocoder, or (encodec) its codec."""
     if wildcards.family == "encodec":
         return codec_checkpoint()
-    return f"{RESULTS}/vocoder/{wildcards.family}/unit2mel.pt"
+    return PLAN.vocoder(wildcards.family)
 
 
 rule train_vocoder:
@@ -16,21 +16,21 @@ rule train_vocoder:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        f"{RESULTS}/vocoder/{{family}}/unit2mel.pt",
+        PLAN.vocoder(),
     wildcard_constraints:
         family=KMEANS_FAMILIES,
     params:
-        config_digest=CFG.section_hash("vocoder", "seed"),
+        config_digest=PLAN.digest("train_vocoder"),
     log:
-        f"{LOGS}/train_vocoder_{{family}}.log",
+        PLAN.log("train_vocoder_{family}"),
     threads: PAIRED
     resources:
         mem_mb=8000,
         runtime=240,
     shell:
         "vadusa train-vocoder --config {RESOLVED} --family {wildcards.family} "
-        "--corpus {CORPUS} --tokens {TOKENS}/{wildcards.family} "
-        "--out {RESULTS}/vocoder/{wildcards.family} > {log} 2>&1"
+        f"--corpus {{CORPUS}} --tokens {in_shell(PLAN.tokens())} "
+        f"--out {in_shell(PLAN.vocoder_dir())} > {{log}} 2>&1"
 
 
 def resynthesis_source(wildcards):
@@ -42,14 +42,14 @@ rule resynthesize:
         vocoder=vocoder_for,
         tokenizer=tokenizer_files,
     output:
-        f"{RESULTS}/resynth/{{family}}/{{source}}/metrics.json",
+        PLAN.metrics(PLAN.resynthesis()),
     wildcard_constraints:
         source="test|dev|librivox",
     params:
         source=resynthesis_source,
-        config_digest=CFG.section_hash("judge", exclude=JUDGE_EVAL_ONLY),
+        config_digest=PLAN.digest("resynthesize"),
     log:
-        f"{LOGS}/resynthesize_{{family}}_{{source}}.log",
+        PLAN.log("resynthesize_{family}_{source}"),
     threads: PAIRED
     resources:
         mem_mb=8000,
@@ -58,7 +58,7 @@ rule resynthesize:
         "vadusa resynthesize --config {RESOLVED} --set judge.threads={threads} "
         "--family {wildcards.family} {params.source} "
         "--corpus {CORPUS} --vocoder {input.vocoder} "
-        "--out {RESULTS}/resynth/{wildcards.family}/{wildcards.source} > {log} 2>&1"
+        f"--out {in_shell(PLAN.resynthesis())} > {{log}} 2>&1"
 
 
 rule copy_synthesis:
@@ -67,15 +67,14 @@ rule copy_synthesis:
     input:
         manifests=rules.prepare_corpus.output.manifests,
     output:
-        f"{RESULTS}/resynth/copy/{{source}}/metrics.json",
+        PLAN.metrics(PLAN.copy_synthesis()),
     wildcard_constraints:
         source="test|dev|librivox",
     params:
         source=resynthesis_source,
-        config_digest=CFG.section_hash("judge", "vocoder.hifigan",
-                                       exclude=JUDGE_EVAL_ONLY),
+        config_digest=PLAN.digest("copy_synthesis"),
     log:
-        f"{LOGS}/copy_synthesis_{{source}}.log",
+        PLAN.log("copy_synthesis_{source}"),
     threads: PAIRED
     resources:
         mem_mb=8000,
@@ -83,7 +82,7 @@ rule copy_synthesis:
     shell:
         "vadusa resynthesize --config {RESOLVED} --set judge.threads={threads} "
         "--copy {params.source} --corpus {CORPUS} "
-        "--out {RESULTS}/resynth/copy/{wildcards.source} > {log} 2>&1"
+        f"--out {in_shell(PLAN.copy_synthesis())} > {{log}} 2>&1"
 
 
 rule resynthesis:

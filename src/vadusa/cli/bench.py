@@ -21,6 +21,7 @@ from vadusa.cli.common import (
     use_inputs,
 )
 from vadusa.config import Config
+from vadusa.plan import Plan
 
 BENCH_COLUMNS = ("setting", "method", "heads_from", "batch_size", "tau", "heads", "tree",
                  "acceptance", "gamma", "precision", "speedup", "rate_speedup", "bound",
@@ -134,7 +135,8 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     if args.out:
         write_bench(Path(args.out), results)
     # tracked after the race, so the W&B process does not share the CPU with the timing
-    run_dir = Path(args.out).with_suffix("") if args.out else cfg.experiment_dir / "bench"
+    run_dir = (Path(args.out).with_suffix("") if args.out
+               else Path(Plan(cfg).bench_dir(bundle.family)))
     with open_tracker(cfg, stage="bench", out_dir=run_dir, family=bundle.family,
                       setting=Path(args.out).stem if args.out else None) as tracker:
         use_inputs(cfg, tracker, models=[Path(args.checkpoint), *map(Path, args.also_heads),

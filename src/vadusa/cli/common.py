@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vadusa.config import Config, DecodingConfig
+from vadusa.plan import Plan
 
 if TYPE_CHECKING:
     from vadusa.model.loading import TTSBundle
@@ -23,11 +24,11 @@ Parser = argparse.ArgumentParser | argparse._MutuallyExclusiveGroup
 # = vadusa.tokenizers.registry.FAMILIES, which imports torch
 FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")
 SPLITS = ("train", "dev", "test")
-VOCODER_HELP = ("unit2mel or codec checkpoint (default: vocoder/<family>/unit2mel.pt; for "
-                "encodec the codec, tokens/encodec/codec/codec.pt or tokens.encodec.weights)")
+VOCODER_HELP = ("unit2mel or codec checkpoint (default: the family's vocoder; for encodec the "
+                "codec, trained here or tokens.encodec.weights)")
 BASE_HELP = "a trained model (base.pt)"
 HEADS_HELP = "a model with draft heads (heads.pt)"
-TOKENS_HELP = "token directory (default: tokens/<family>)"
+TOKENS_HELP = "token directory (default: the family's, tokens/<family>)"
 LIMIT_HELP = "only the first N utterances of the split (0: all)"
 BATCH_SIZE_HELP = "utterances per batch (decoding.batch_size)"
 
@@ -190,23 +191,18 @@ def guard(fn: Handler) -> Handler:
     return run
 
 
-# Paths: the command line's, else the experiment's.
+# Paths: the command line's, else where the experiment's plan puts them (vadusa.plan).
 
 def corpus_dir(cfg: Config, args: argparse.Namespace) -> Path:
-    return Path(args.corpus) if args.corpus else cfg.experiment_dir / "corpus"
+    return Path(args.corpus or Plan(cfg).corpus())
 
 
 def tokens_dir(cfg: Config, args: argparse.Namespace, family: str | None) -> Path:
-    if args.tokens:
-        return Path(args.tokens)
-    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
-
-    return family_dir(cfg, family)
+    return Path(args.tokens or Plan(cfg).tokens(family))
 
 
 def durations_dir(cfg: Config, args: argparse.Namespace, family: str) -> Path:
-    return (Path(args.durations) if args.durations
-            else cfg.experiment_dir / "durations" / family)
+    return Path(args.durations or Plan(cfg).durations(family))
 
 
 def vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
@@ -217,7 +213,7 @@ def vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
         from vadusa.tokenizers.registry import codec_file  # noqa: PLC0415
 
         return codec_file(cfg)
-    return cfg.experiment_dir / "vocoder" / family / "unit2mel.pt"
+    return Path(Plan(cfg).vocoder(family))
 
 
 # Decoding.
@@ -254,12 +250,10 @@ def draft_bundle(bundle: TTSBundle, decoding: DecodingConfig) -> TTSBundle | Non
 
 def tokenizer_models(cfg: Config, family: str | None) -> list[Path]:
     """The family's tokenizer checkpoints trained by the pipeline (``weights: scratch``)."""
-    from vadusa.tokenizers.registry import codec_path, family_dir  # noqa: PLC0415
-
     if family in ("hubert", "wav2vec2") and getattr(cfg.tokens, family).weights == "scratch":
-        return [family_dir(cfg, family) / "ssl" / "model.pt"]
+        return [Path(Plan(cfg).ssl_model(family))]
     if family == "encodec" and cfg.tokens.encodec.weights == "scratch":
-        return [codec_path(cfg)]
+        return [Path(Plan(cfg).codec())]
     return []
 
 
@@ -274,7 +268,7 @@ def use_inputs(cfg: Config, tracker: Any, models: Sequence[Path] = (),
     weights and node counts are no stage's output, and W&B would upload them anew."""
     from vadusa.tracking import artifact_name  # noqa: PLC0415
 
-    root = cfg.experiment_dir.resolve()
+    root = Path(Plan(cfg).root).resolve()
     inputs = [(Path(m), "model") for m in models]
     for tree in trees:  # a tree file: its calibrate directory is the artifact
         path = Path(str(tree))

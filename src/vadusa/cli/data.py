@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vadusa.cli.common import Subcommand, corpus_dir, corpus_option, guard
 from vadusa.config import Config
+from vadusa.plan import Plan
 
 
 def config_options(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def cmd_prepare(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.data.prepare import format_stats, prepare_corpus  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
 
-    out = Path(args.out) if args.out else cfg.experiment_dir / "corpus"
+    out = Path(args.out or Plan(cfg).corpus())
     with open_tracker(cfg, stage="prepare", out_dir=out) as tracker:
         stats = prepare_corpus(cfg, out)
         tracker.log_figure("corpus/hours_per_speaker", out / "hours_per_speaker.png")

@@ -29,6 +29,7 @@ from vadusa.cli.common import (
     vocoder_path,
 )
 from vadusa.config import Config, DecodingConfig
+from vadusa.plan import Plan
 
 if TYPE_CHECKING:
     from vadusa.model.loading import TTSBundle
@@ -188,7 +189,6 @@ def listen_options(parser: argparse.ArgumentParser) -> None:
 @guard
 def cmd_listen(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.eval.listen import listening_page  # noqa: PLC0415
-    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
     from vadusa.tokenizers.store import read_meta  # noqa: PLC0415
 
     systems = {}
@@ -197,7 +197,7 @@ def cmd_listen(cfg: Config, args: argparse.Namespace) -> int:
         if not sep or not name or not directory:
             raise UserFacingError(f"--system {spec!r}: expected NAME=DIR, e.g. AR=eval/ar/test")
         systems[name] = Path(directory)
-    frame_rate = float(read_meta(family_dir(cfg, args.family))["frame_rate"])
+    frame_rate = float(read_meta(Plan(cfg).tokens(args.family))["frame_rate"])
     print(listening_page(corpus_dir(cfg, args), args.split, systems, args.utterances,
                          Path(args.out), frame_rate))
     return 0

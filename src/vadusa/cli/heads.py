@@ -60,9 +60,11 @@ def calibrate_options(parser: argparse.ArgumentParser) -> None:
     checkpoint_option(parser, help=HEADS_HELP)
     split_option(parser, default="dev")
     corpus_option(parser)
-    parser.add_argument("--limit", type=int, default=40, help="utterances decoded (default: 40)")
-    parser.add_argument("--nodes", type=int, nargs="+", default=[16],
-                        help="tree sizes to build (default: 16); one file per size")
+    parser.add_argument("--limit", type=int,
+                        help="utterances decoded (default: measure.calibration_utterances)")
+    parser.add_argument("--nodes", type=int, nargs="+",
+                        help="tree sizes to build (default: measure.tree_sizes); one file per "
+                        "size")
     setting_option(parser, "--tau", "tolerance the table is measured under (decoding.tau)")
     precision_option(parser)
     parser.add_argument("--out", required=True,
@@ -77,9 +79,11 @@ def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
 
     decoding = decoding_config(cfg, args)
     bundle = decoding_bundle(cfg, args.checkpoint, decoding)
-    requests = split_requests(corpus_dir(cfg, args), args.split, args.limit)[0]
+    limit = cfg.measure.calibration_utterances if args.limit is None else args.limit
+    requests = split_requests(corpus_dir(cfg, args), args.split, limit)[0]
     out = Path(args.out)
-    table, trees = calibrate(bundle, requests, decoding, args.nodes, out)
+    table, trees = calibrate(bundle, requests, decoding,
+                             args.nodes or list(cfg.measure.tree_sizes), out)
     print(format_table(table))
     for path, expected in trees:
         print(f"{path}: expected {expected:.2f} tokens per step")

@@ -22,6 +22,7 @@ from vadusa.cli.common import (
     tokens_option,
 )
 from vadusa.config import Config
+from vadusa.plan import Plan
 
 
 def align_options(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +37,7 @@ def cmd_align(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.training.aligner import train_aligner  # noqa: PLC0415
 
     tokens = tokens_dir(cfg, args, args.family)
-    out = Path(args.out) if args.out else cfg.experiment_dir / "durations" / args.family
+    out = Path(args.out or Plan(cfg).durations(args.family))
     qa = json.loads(train_aligner(cfg, args.family, corpus_dir(cfg, args), tokens, out)
                     .read_text())
     print(f"{args.family}: dev phone error rate {100 * qa['dev_phone_error_rate']:.1f} %, "
@@ -56,8 +57,7 @@ def train_durations_options(parser: argparse.ArgumentParser) -> None:
 def cmd_train_durations(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.training.durations import train_durations  # noqa: PLC0415
 
-    out = (Path(args.out) if args.out
-           else cfg.experiment_dir / "models" / args.family / "durations")
+    out = Path(args.out or Plan(cfg).model_dir(args.family, "durations"))
     print(train_durations(cfg, corpus_dir(cfg, args), durations_dir(cfg, args, args.family),
                           out, args.family))
     return 0
@@ -67,8 +67,7 @@ def _alignment_inputs(cfg: Config, args: argparse.Namespace, family: str) -> dic
     """train_base's durations and duration model, when the config aligns by durations."""
     if cfg.model.alignment != "duration":
         return {}
-    duration_model = (Path(args.duration_model) if args.duration_model
-                      else cfg.experiment_dir / "models" / family / "durations" / "durations.pt")
+    duration_model = Path(args.duration_model or Plan(cfg).duration_model(family))
     return {"durations_dir": durations_dir(cfg, args, family), "duration_model": duration_model}
 
 
@@ -85,7 +84,7 @@ def train_base_options(parser: argparse.ArgumentParser) -> None:
 def cmd_train_base(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.training.tts import train_base  # noqa: PLC0415
 
-    out = Path(args.out) if args.out else cfg.experiment_dir / "models" / args.family / "base"
+    out = Path(args.out or Plan(cfg).model_dir(args.family, "base"))
     print(train_base(cfg, args.family, corpus_dir(cfg, args), tokens_dir(cfg, args, args.family),
                      out, **_alignment_inputs(cfg, args, args.family)))
     return 0
@@ -110,7 +109,7 @@ def cmd_train_draft(cfg: Config, args: argparse.Namespace) -> int:
         raise UserFacingError("give --family or --tokens (the family is read from it)")
     tokens = tokens_dir(cfg, args, args.family)
     family = args.family or read_meta(tokens)["family"]
-    out = Path(args.out) if args.out else cfg.experiment_dir / "models" / family / "draft"
+    out = Path(args.out or Plan(cfg).model_dir(family, "draft"))
     # the base model's training, with the draft's sizes and steps (Config.for_draft)
     print(train_base(cfg.for_draft(), family, corpus_dir(cfg, args), tokens, out,
                      stage="train-draft", **_alignment_inputs(cfg, args, family)))

@@ -8,14 +8,15 @@ from typing import Any
 
 from vadusa.cli.common import Subcommand, guard
 from vadusa.config import Config
+from vadusa.plan import Plan
 
 Written = list[tuple[str, list[dict[str, Any]], tuple[str, ...]]]  # name, rows, columns
 
 
 def table_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", nargs="+", help="token families (default: tokens.families)")
-    parser.add_argument("--out",
-                        help="output directory (default: tables/): main.md, .csv, .html")
+    parser.add_argument("--out", help="output directory (default: the experiment's tables/): "
+                        "main.md, .csv, .html")
     parser.add_argument("--name", default="main",
                         help="file name of the main table, without extension (default: main)")
     parser.add_argument("--open", action="store_true",
@@ -44,8 +45,9 @@ def _write_table(out: Path, name: str, rows: list[dict[str, Any]], columns: tupl
 def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.eval.table import COLUMNS, main_table  # noqa: PLC0415
 
+    plan = Plan(cfg)
     families = args.families or list(cfg.tokens.families)
-    out = Path(args.out) if args.out else cfg.experiment_dir / "tables"
+    out = Path(args.out or plan.tables())
     out.mkdir(parents=True, exist_ok=True)
     written: Written = []
     if args.ablation:
@@ -55,28 +57,26 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
             configured = (f"model.alignment={cfg.model.alignment}, "
                           f"train.token_noise={cfg.train.token_noise}, "
                           f"model.dropout={cfg.model.dropout}")
-            rows = ablation_rows(cfg.experiment_dir, family, configured,
-                                 dict(cfg.ablation.variants))
-            print(_write_table(out, f"ablation_{family}", rows, ABLATION_COLUMNS,
+            rows = ablation_rows(plan, family, configured)
+            name = plan.ablation_table_name(family)
+            print(_write_table(out, name, rows, ABLATION_COLUMNS,
                                f"alignment ablation: {family}"), end="")
-            written.append((f"ablation_{family}", rows, ABLATION_COLUMNS))
+            written.append((name, rows, ABLATION_COLUMNS))
     elif args.open:
         from vadusa.eval.figures import open_questions  # noqa: PLC0415
         from vadusa.eval.table import OPEN_COLUMNS, open_rows  # noqa: PLC0415
 
-        h = cfg.heads
         for family in families:
-            rows = open_rows(cfg.experiment_dir, family, list(h.open_taus), list(h.open_heads),
-                             h.eval_taus[0], h.count)
-            markdown = _write_table(out, f"open_{family}", rows, OPEN_COLUMNS,
-                                    f"open questions: {family}")
-            open_questions(rows, out / f"open_{family}.png",
+            rows = open_rows(plan, family)
+            name = plan.open_table_name(family)
+            markdown = _write_table(out, name, rows, OPEN_COLUMNS, f"open questions: {family}")
+            open_questions(rows, out / f"{name}.png",
                            f"{family}: tolerance and head count (frozen heads, "
-                           f"{h.open_utterances or 'all'} test utterances)")
+                           f"{cfg.measure.open_utterances or 'all'} test utterances)")
             print(markdown, end="")
-            written.append((f"open_{family}", rows, OPEN_COLUMNS))
+            written.append((name, rows, OPEN_COLUMNS))
     else:
-        rows = main_table(cfg.experiment_dir, families)
+        rows = main_table(plan, families)
         print(_write_table(out, args.name, rows, COLUMNS, f"{args.name} table"), end="")
         written.append((args.name, rows, COLUMNS))
     setting = "ablation" if args.ablation else "open" if args.open else args.name
@@ -105,8 +105,8 @@ def _track_tables(cfg: Config, out: Path, setting: str, families: list[str],
 def wandb_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", nargs="+", help="token families (default: those of "
                         "tokens.families with results)")
-    parser.add_argument("--out", help="output directory of the local page (default: "
-                        "results/<experiment>/wandb_report): index.html, the PNGs, data.json")
+    parser.add_argument("--out", help="output directory of the local page (default: the "
+                        "experiment's wandb_report/): index.html, the PNGs, data.json")
     online = parser.add_mutually_exclusive_group()
     online.add_argument("--online", action="store_true", default=None,
                         help="also build a W&B Report (needs `pip install wandb-workspaces` "
@@ -121,7 +121,7 @@ def wandb_report_options(parser: argparse.ArgumentParser) -> None:
 def cmd_wandb_report(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.tracking.report import collect, online_by_default, publish, write_page  # noqa: PLC0415
 
-    out = Path(args.out) if args.out else cfg.experiment_dir / "wandb_report"
+    out = Path(args.out or Plan(cfg).wandb_report())
     report = collect(cfg, args.families)
     page = write_page(report, out)
     print(f"{page}: {', '.join(f.family for f in report.families) or 'no family'}"

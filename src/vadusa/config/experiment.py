@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from vadusa.config.data import CorpusConfig, TextConfig, TokensConfig, VocoderConfig
-from vadusa.config.decoding import DecodingConfig, JudgeConfig, SweepConfig
+from vadusa.config.decoding import DecodingConfig, JudgeConfig, MeasureConfig, SweepConfig
 from vadusa.config.loading import from_plain, merge_sources, to_plain, validate
 from vadusa.config.model import (
     AblationConfig,
@@ -53,6 +53,7 @@ class Config:
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)
     draft: DraftModelConfig = field(default_factory=DraftModelConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda
     sweep: SweepConfig = field(default_factory=SweepConfig)
     ablation: AblationConfig = field(default_factory=AblationConfig)

@@ -21,15 +21,21 @@ class ModelConfig:
     dropout: float = 0.1
     max_seq: int = 1024  # text + prompt + speech tokens
     speaker_embedding: bool = True  # a learned speaker token in front of the text
-    prompt: bool = True  # condition on another utterance of the speaker (text + tokens)
+    # condition on another utterance of the speaker (text + tokens). Off: with the speaker
+    # embedding only, on 8 voices the model learns to read about 5x faster than with an
+    # acoustic prompt (dev text gain 0.17 against 0.034 after 750 steps; README, "The base
+    # model"). The prompted models (config/libritts.yaml) are the same code with prompt: true
+    prompt: bool = False
     prompt_max_seconds: float = 3.0  # only utterances this short serve as prompts
     # how the model knows where it is in the text (model/tts.py, training/tts.py):
     #   none: plain VALL-E, attention finds its own way;
-    #   guided: today's paper-scale default, DC-TTS's diagonal penalty on one head per layer
-    #     (train.guide_weight, train.guide_sigma);
+    #   guided: the paper-scale configs' choice, DC-TTS's diagonal penalty on one head per
+    #     layer (train.guide_weight, train.guide_sigma);
     #   duration: durations from the aligner (vadusa align) in training and from the duration
-    #     model in synthesis give every speech position its phone as input features
-    alignment: str = "guided"
+    #     model in synthesis give every speech position its phone as input features.
+    # duration: test WER 49.9 % against 102.9 % with guided attention and 108.1 % with none, at
+    # a resynthesis floor of 45.5 % (docs/alignment.md has the ablation)
+    alignment: str = "duration"
 
 
 @dataclass(frozen=True)
@@ -70,17 +76,17 @@ class DurationsConfig:
 class TrainConfig:
     """Training of the AR model (``vadusa train-base``)."""
 
-    # our choice for 2 CPU cores: 1500 steps of 4000 positions, about 5 epochs of the default
-    # corpus (about 1.2 s per step with the default model)
-    steps: int = 1500
-    batch_tokens: int = 4000  # padded sequence positions per batch
+    # our choice for 2 CPU cores: 800 steps of 3000 positions, the default target's 90-minute
+    # budget (README, "The budget")
+    steps: int = 800
+    batch_tokens: int = 3000  # padded sequence positions per batch
     lr: float = 1e-3
     warmup_steps: int = 100
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     checkpoint_every: int = 250
     eval_every: int = 250
-    eval_utterances: int = 100  # dev utterances for validation loss and accuracy
+    eval_utterances: int = 50  # dev utterances for validation loss and accuracy
     # the prompt is an utterance of the same speaker with its text: its speech tokens are
     # training targets too (twice the signal per step at no extra compute)
     prompt_loss: bool = True
@@ -89,8 +95,10 @@ class TrainConfig:
     guide_weight: float = 1.0
     guide_sigma: float = 0.2  # width of the diagonal, as a fraction of the text length
     # fraction of speech-token inputs replaced by random tokens (targets stay clean), so the
-    # model learns to read rather than to continue its own history (training/tts.py)
-    token_noise: float = 0.0
+    # model learns to read rather than to continue its own history (training/tts.py). A tenth:
+    # with durations, test WER 43.5 % against 49.9 % without (paired difference -6.5 points
+    # [-12.6, -0.5]; docs/alignment.md)
+    token_noise: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,7 @@ class HeadsConfig:
     # medusa: independent heads over the hidden state (the paper's); hydra: head k also reads
     # the tokens drafted before its guess (Hydra, arXiv 2402.05109; model/draft_heads.py)
     kind: str = "medusa"
-    steps: int = 400
+    steps: int = 300
     batch_tokens: int = 4000
     lr: float = 2e-3
     warmup_steps: int = 50
@@ -111,48 +119,25 @@ class HeadsConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 200
     eval_every: int = 200
-    eval_utterances: int = 100
+    eval_utterances: int = 50
     top_ranks: int = 10  # ranks per head in the dev acceptance table (tree construction)
-    joint_steps: int = 400
+    joint_steps: int = 150  # each joint step back-propagates through the whole base
     joint_lr: float = 3e-4  # the base model's learning rate in joint training
     head_lr_mult: float = 4.0  # heads learn this much faster than the base
     head_weight: float = 0.2  # lambda: weight of the heads' losses against the base's
     head_decay: float = 0.8  # head k's loss weighs lambda * decay^k
-    head_weight_warmup: int = 100  # lambda ramps up linearly over these steps
+    head_weight_warmup: int = 50  # lambda ramps up linearly over these steps
     # heads learn the base's distribution, not the data's token (self-distillation)
     distill: bool = True
-    # what the workflow measures with the trained heads (workflow/rules/: trees, bench,
-    # evaluate, open)
-    calibration_utterances: int = 40  # dev utterances decoded by ``vadusa calibrate``
-    tree_sizes: tuple[int, ...] = (8, 16, 32)  # trees built from each calibration
-    bench_taus: tuple[int, ...] = (1, 2, 3, 4)
-    bench_heads: tuple[int, ...] = (2, 4)
-    bench_utterances: int = 40  # test utterances per bench setting (0: the whole split)
-    # trees raced against each other at the first eval tau with all heads (``bench_trees``):
-    # node counts (greedy trees from the dev acceptance table), fastest (the size this machine
-    # promises most tokens per second with, timed when the decoder is made), chain:D, full:WxD
-    bench_trees: tuple[str, ...] = ("4", "8", "16", "32", "fastest", "chain:4")
-    # the workflow also trains Hydra heads (``kind`` hydra; modes "hydra" and "hydra-joint"
-    # beside "frozen" and "joint"), races each beside the MEDUSA heads of its mode in one
-    # bench run, evaluates and sweeps them: rows of their own in the main table
-    hydra: bool = True
-    # VADUSA settings evaluated for WER (tau = 1 emits the AR tokens: its WER is the AR one)
-    eval_taus: tuple[int, ...] = (3,)
-    # the paper's open questions (target ``open_questions``, every family), on frozen heads:
-    # WER and speed at each tau with ``count`` heads, and at each head count with the first
-    # eval tau. When a count exceeds ``count``, one frozen model with max(open_heads) heads
-    # answers them all: frozen heads share no weights (only the global gradient-norm clip
-    # couples their training), so its first k heads stand for a k-head model
-    open_taus: tuple[int, ...] = (1, 2, 3, 4)
-    open_heads: tuple[int, ...] = (2, 4, 6)
-    open_utterances: int = 40  # test utterances per open-question run (0: the whole split)
 
     @classmethod
     def training_keys(cls) -> tuple[str, ...]:
-        """The keys that shape the trained heads (everything before the measurement keys):
-        the workflow retrains heads when one of these changes, not when a bench setting does."""
-        names = [f.name for f in fields(cls)]
-        return tuple(f"heads.{name}" for name in names[:names.index("calibration_utterances")])
+        """The keys of heads training: every key of the section (what the trained heads are
+        measured with is ``measure``'s). The workflow re-runs heads training when one of them
+        changes, and a resumed run must share them all but the evaluation-only ones
+        (``training.resume.EVALUATION_ONLY``: the re-run evaluates again, it does not
+        retrain), as for every trainer and its section."""
+        return tuple(f"heads.{f.name}" for f in fields(cls))
 
 
 @dataclass(frozen=True)
@@ -168,10 +153,12 @@ class DraftModelConfig:
     heads: int = 2  # attention heads: 64 channels each, as in the default base model
     # as many steps as the base: the draft is only worth its cost if it predicts the base
     # well, and each of its steps costs a fraction of a base step
-    steps: int = 1500
-    # what the workflow measures with it (rules bench_draft, evaluate_draft): the tokens the
-    # draft proposes per step (gamma) raced against AR; the evaluation uses decoding.draft_tokens
-    bench_tokens: tuple[int, ...] = (2, 4)
+    steps: int = 800
+
+    @classmethod
+    def training_keys(cls) -> tuple[str, ...]:
+        """The keys of the draft's training besides the base's sections: all of its own."""
+        return tuple(f"draft.{f.name}" for f in fields(cls))
 
 
 #: ``snakemake ablation``: the AR model again with each variant's overrides (model.* and

@@ -7,25 +7,22 @@ each gamma benchmarked. Columns: WER, CER, SIM, mean accepted length, speedup pe
 headline: tokens/s over AR's), wall-time speedup, the physical bound (accepted length x the
 time of a bare 1-token forward over that of the pass) and the share of it reached, RTF.
 
-Where each figure comes from (all under ``results/<experiment>/``):
+Where each figure comes from (the files of the experiment's plan, ``vadusa.plan``):
 
-    speed: bench/<family>/vadusa-<mode>.json   every setting and AR decode the same test
-                                               utterances in one process; the speedup is
-                                               against the faster AR at batch 1 (bench.py);
-                                               Hydra heads' settings (heads_from hydra,
-                                               hydra-joint) are in frozen's and joint's
-    AR speed: bench/<family>/ar.json           that baseline row
-    draft model: bench/<family>/draft.json, eval/<family>/draft/test/metrics.json
-    floors: resynth/<family>/{test,librivox}/metrics.json   the test recordings (and the five
-                                               LibriVox ones) themselves and their round trip
-                                               through tokens and the vocoder, judged alike:
-                                               the best WER any method can reach;
-                                               resynth/copy/<source>/metrics.json: copy
-                                               synthesis, HiFi-GAN's own ceiling
-    quality: eval/<family>/<method>/test/metrics.json   WER, CER (Whisper judge), SIM, with
-                                               bootstrap intervals; only the settings the
-                                               DAG evaluates (heads.eval_taus, all heads,
-                                               decoding.tree) have them: "-" elsewhere
+    speed: Plan.race (bench_vadusa)       every setting and AR decode the same test utterances
+                                          in one process; the speedup is against the faster AR
+                                          at batch 1 (bench.py); Hydra heads' settings
+                                          (heads_from hydra, hydra-joint) race in frozen's and
+                                          joint's
+    AR speed: Plan.bench_ar               that baseline row
+    draft model: Plan.bench_draft, and Plan.eval_metrics of the DRAFT system
+    floors: Plan.resynthesis of the test split and of the LibriVox recordings: those
+            recordings themselves and their round trip through tokens and the vocoder, judged
+            alike (the best WER any method can reach); Plan.copy_synthesis: HiFi-GAN's own
+            ceiling
+    quality: Plan.eval_metrics of each system: WER, CER (Whisper judge), SIM, with bootstrap
+            intervals; only the settings the DAG evaluates (measure.eval_taus, all heads,
+            decoding.tree; Plan.vadusa_evaluations) have them: "-" elsewhere
 """
 
 from __future__ import annotations
@@ -38,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from vadusa.decoding.bench import baseline_row
+from vadusa.plan import AR, DRAFT, HEAD_MODES, OPEN_AR, Plan
 
-MODES = {"frozen": "VADUSA", "joint": "VADUSA-wt", "hydra": "VADUSA, Hydra heads",
-         "hydra-joint": "VADUSA-wt, Hydra heads"}
-# Hydra heads race beside the MEDUSA heads of their mode, in that mode's bench
-RACED_IN = {"hydra": "frozen", "hydra-joint": "joint"}
+# each head mode's name in the tables, in their order
+MODES = dict(zip(HEAD_MODES, ("VADUSA", "VADUSA-wt", "VADUSA, Hydra heads",
+                              "VADUSA-wt, Hydra heads"), strict=True))
 COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
            "speedup", "wall_speedup", "bound", "bound_fraction", "rtf")
 
@@ -51,7 +48,8 @@ class TableError(ValueError):
     pass
 
 
-def _read(path: Path) -> Any:
+def _read(path: str | Path) -> Any:
+    path = Path(path)
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -72,20 +70,21 @@ def _speed(bench_row: dict[str, Any]) -> dict[str, Any]:
             "bound_fraction": bench_row.get("bound_fraction")}
 
 
-def race_rows(root: Path, family: str, mode: str) -> list[dict[str, Any]]:
-    """The bench rows of one heads mode: its own race's (``bench/<family>/vadusa-<mode>.json``),
-    or, for a Hydra mode, its settings in the race of the MEDUSA mode it ran beside (rows with
-    ``heads_from`` = the mode), AR rows included."""
-    if mode in RACED_IN:
-        raced = _read(root / "bench" / family / f"vadusa-{RACED_IN[mode]}.json") or []
-        rows = [r for r in raced if r.get("heads_from") == mode]
+def race_rows(plan: Plan, family: str, mode: str) -> list[dict[str, Any]]:
+    """The bench rows of one heads mode, AR rows included: where ``plan.race`` says they are
+    (a Hydra mode's settings in the race of the MEDUSA mode it ran beside, rows with
+    ``heads_from`` = the mode), else its own race's."""
+    race, heads_from = plan.race(family, mode)
+    if heads_from:
+        raced = _read(race) or []
+        rows = [r for r in raced if r.get("heads_from") == heads_from]
         if rows:
             return [r for r in raced if r["method"] == "ar"] + rows
-    own = _read(root / "bench" / family / f"vadusa-{mode}.json") or []
+    own = _read(plan.bench_vadusa(family, mode)) or []
     return [r for r in own if not r.get("heads_from")]
 
 
-def floor_rows(root: Path, family: str, librivox: bool = True) -> list[dict[str, Any]]:
+def floor_rows(plan: Plan, family: str, librivox: bool = True) -> list[dict[str, Any]]:
     """The quality floors of one family, for context: the judge on the test recordings, on
     their copy synthesis (each recording's own mel through HiFi-GAN: the vocoder's ceiling) and
     on their resynthesis (audio -> tokens -> vocoder); then, with ``librivox``, the same round
@@ -103,8 +102,8 @@ def floor_rows(root: Path, family: str, librivox: bool = True) -> list[dict[str,
     rows = []
     sources = [("test", "")] + ([("librivox", "LibriVox: ")] if librivox else [])
     for source, label in sources:
-        resynth = _read(root / "resynth" / family / source / "metrics.json")
-        copy = _read(root / "resynth" / "copy" / source / "metrics.json")
+        resynth = _read(plan.metrics(plan.resynthesis(family, source)))
+        copy = _read(plan.metrics(plan.copy_synthesis(source)))
         if resynth is not None:
             rows.append(judged(resynth, f"{label}recordings (judge floor)", "input_"))
         if copy is not None:
@@ -114,21 +113,21 @@ def floor_rows(root: Path, family: str, librivox: bool = True) -> list[dict[str,
     return rows
 
 
-def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
+def family_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
     """The rows of one family, in the paper's order: the quality floors, AR, then each method
     by heads and tau."""
-    ar_bench = _read(root / "bench" / family / "ar.json")
-    ar_eval = _read(root / "eval" / family / "ar" / "test" / "metrics.json")
+    ar_bench = _read(plan.bench_ar(family))
+    ar_eval = _read(plan.eval_metrics(family, AR))
     if ar_bench is None and ar_eval is None:
         return []
-    rows = floor_rows(root, family)
+    rows = floor_rows(plan, family)
     ar = {"family": family, "method": "AR", "tau": "", "heads": "", "tree": "",
           "accepted": 1.0, "speedup": 1.0, "wall_speedup": 1.0} | _quality(ar_eval)
     if ar_bench:
         ar["rtf"] = baseline_row(ar_bench)["real_time_factor"]
     rows.append(ar)
-    for mode, label in MODES.items():
-        settings = [r for r in race_rows(root, family, mode) if r["method"] == "vadusa"]
+    for mode, label in MODES.items():  # every head mode with results
+        settings = [r for r in race_rows(plan, family, mode) if r["method"] == "vadusa"]
         if not settings:
             continue
         all_heads = max(r["heads"] for r in settings)
@@ -141,14 +140,13 @@ def family_rows(root: Path, family: str) -> list[dict[str, Any]]:
                    "tau": "" if typical else r["tau"], "accepted": r["mean_accepted"],
                    "rtf": r["real_time_factor"]} | _speed(r)
             if not typical and r["heads"] == all_heads:
-                metrics = _read(root / "eval" / family / f"vadusa-{mode}-tau{r['tau']}"
-                                / "test" / "metrics.json")
+                metrics = _read(plan.eval_metrics(family, plan.vadusa_system(mode, r["tau"])))
                 if metrics is not None and str(metrics["decoding"]["tree"]) == str(r["tree"]):
                     row |= _quality(metrics)
             rows.append(row)
     # a classic draft model (decoding/speculative.py): raced against AR in its own bench
-    draft_eval = _read(root / "eval" / family / "draft" / "test" / "metrics.json")
-    for r in _read(root / "bench" / family / "draft.json") or []:
+    draft_eval = _read(plan.eval_metrics(family, DRAFT))
+    for r in _read(plan.bench_draft(family)) or []:
         if r["method"] != "draft":
             continue
         row = {"family": family, "method": f"draft model, gamma {r['gamma']}", "tau": "",
@@ -164,32 +162,29 @@ OPEN_COLUMNS = ("family", "question", "tau", "heads", "tree", "wer", "cer", "sim
                 "speedup", "rtf")
 
 
-def open_rows(root: Path, family: str, taus: list[int], heads: list[int], tau_for_heads: int,
-              heads_for_taus: int) -> list[dict[str, Any]]:
-    """The open questions of one family (target ``open_questions``): one row per tau at
-    ``heads_for_taus`` heads, then one per head count at ``tau_for_heads``. Speed from
-    ``bench/<family>/open.json`` (every setting raced against AR in one run), quality from
-    ``eval/<family>/open/tau<t>-h<k>/test/metrics.json``; AR's own figures come first."""
-    bench = _read(root / "bench" / family / "open.json")
+def open_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
+    """The open questions of one family (target ``open_questions``), one row per question of
+    ``plan.open_questions()``: each tau at heads.count heads, then each head count at the
+    first eval tau. Speed from ``plan.bench_open`` (every setting raced against AR in one
+    run), quality from each setting's evaluation; AR's own figures come first."""
+    bench = _read(plan.bench_open(family))
     if bench is None:
-        raise TableError(f"{root}/bench/{family}/open.json is missing: run "
+        raise TableError(f"{plan.bench_open(family)} is missing: run "
                          f"`snakemake open_questions` first")
     speed = {(r["tau"], r["heads"]): r for r in bench
              if r["method"] == "vadusa" and r["acceptance"] == "tolerance"}
-    ar_eval = _read(root / "eval" / family / "open" / "ar" / "test" / "metrics.json")
+    ar_eval = _read(plan.eval_metrics(family, plan.open_system(OPEN_AR)))
     rows = [{"family": family, "question": "AR", "tau": "", "heads": "", "tree": "",
              "accepted": 1.0, "speedup": 1.0, "rtf": baseline_row(bench)["real_time_factor"]}
             | _quality(ar_eval)]
-    grid = ([("tau", t, heads_for_taus) for t in taus]
-            + [("heads", tau_for_heads, k) for k in heads])
-    for question, tau, k in grid:
+    for question, tau, k in plan.open_questions():
         row = {"family": family, "question": question, "tau": tau, "heads": k}
         if (tau, k) in speed:
             r = speed[(tau, k)]
             row |= {"tree": r["tree"], "accepted": r["mean_accepted"], "speedup": r["speedup"],
                     "rtf": r["real_time_factor"]}
-        row |= _quality(_read(root / "eval" / family / "open" / f"tau{tau}-h{k}" / "test"
-                              / "metrics.json"))
+        row |= _quality(_read(plan.eval_metrics(
+            family, plan.open_system(plan.open_setting(tau, k)))))
         rows.append(row)
     return rows
 
@@ -214,7 +209,7 @@ def paired_difference(metrics: dict[str, Any], reference: dict[str, Any]
                            [theirs[i]["words"] for i in common])
 
 
-def _model_row(model: Path, metrics: Path, name: str, settings: str,
+def _model_row(model: str, metrics: str, name: str, settings: str,
                floor: float | None, reference: dict[str, Any] | None = None
                ) -> dict[str, Any]:
     """One AR model of the ablation: its training (dev loss and accuracy, minutes) from the
@@ -223,7 +218,7 @@ def _model_row(model: Path, metrics: Path, name: str, settings: str,
     from vadusa.checkpoint import load_checkpoint  # noqa: PLC0415  (torch only where needed)
 
     row: dict[str, Any] = {"method": name, "settings": settings}
-    if model.is_file():
+    if Path(model).is_file():
         blob = load_checkpoint(model)
         meta, steps = blob["meta"], blob["config"]["train"]["steps"]
         row |= {"dev_loss": meta["dev"].get("dev/loss"), "dev_acc": meta["dev"].get("dev/acc"),
@@ -240,34 +235,33 @@ def _model_row(model: Path, metrics: Path, name: str, settings: str,
     return row
 
 
-def ablation_rows(root: Path, family: str, configured: str,
-                  variants: dict[str, tuple[str, ...]]) -> list[dict[str, Any]]:
+def ablation_rows(plan: Plan, family: str, configured: str) -> list[dict[str, Any]]:
     """The alignment ablation of one family: the resynthesis floor, the configured model
-    (``configured``: its settings the variants vary, as text), then each variant (``snakemake
-    ablation``)."""
-    resynth = _read(root / "resynth" / family / "test" / "metrics.json")
+    (``configured``: its settings the variants vary, as text), then each variant of
+    ablation.variants (``snakemake ablation``)."""
+    resynth = _read(plan.metrics(plan.resynthesis(family, "test")))
     floor = resynth["wer"] if resynth else None
     rows = [{"method": r["method"], "settings": "", "wer": r["wer"], "cer": r["cer"],
-             "wer_ci": r["wer_ci"]} for r in floor_rows(root, family, librivox=False)]
-    evaluation = root / "eval" / family / "ar" / "test" / "metrics.json"
-    rows.append(_model_row(root / "models" / family / "base" / "base.pt", evaluation,
-                           "AR, the configured model", configured, floor))
+             "wer_ci": r["wer_ci"]} for r in floor_rows(plan, family, librivox=False)]
+    evaluation = plan.eval_metrics(family, AR)
+    rows.append(_model_row(plan.base(family), evaluation, "AR, the configured model",
+                           configured, floor))
     reference = _read(evaluation)
-    for name, overrides in variants.items():
-        where = root / "ablation" / family / name
-        rows.append(_model_row(where / "base.pt", where / "test" / "metrics.json",
+    for name, overrides in plan.cfg.ablation.variants.items():
+        rows.append(_model_row(plan.ablation_model(family, name),
+                               plan.metrics(plan.ablation_evaluation(family, name)),
                                f"AR, {name}", ", ".join(overrides), floor, reference))
     if all(r.get("wer") is None for r in rows):
-        raise TableError(f"no evaluations under {root} for {family}: run `snakemake "
+        raise TableError(f"no evaluations under {plan.root} for {family}: run `snakemake "
                          f"ablation` first")
     return rows
 
 
-def main_table(root: Path, families: list[str]) -> list[dict[str, Any]]:
-    rows = [row for family in families for row in family_rows(root, family)]
+def main_table(plan: Plan, families: list[str]) -> list[dict[str, Any]]:
+    rows = [row for family in families for row in family_rows(plan, family)]
     if not rows:
-        raise TableError(f"no results under {root}/eval or {root}/bench for families "
-                         f"{families}: run the DAG first (`snakemake models vadusa`)")
+        raise TableError(f"no results under {plan.root} for families {families}: run the DAG "
+                         f"first (`snakemake models vadusa`)")
     return rows
 
 

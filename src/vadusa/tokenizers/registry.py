@@ -1,9 +1,9 @@
 """From a config name to a tokenizer: ``family`` -> feature extractor (+ k-means artifact).
 
-Artifacts of a family live in ``results/<experiment>/tokens/<family>/``:
-``ssl/model.pt`` (a from-scratch HuBERT/wav2vec2), ``codec/codec.pt`` (a from-scratch codec),
-``kmeans.npz``, token files, ``stats.json``. The ``encodec`` family needs no k-means: its
-quantizer is the codec's first codebook (``vadusa.tokenizers.codec``).
+Artifacts of a family live in its token directory (``vadusa.plan.Plan.tokens``): a
+from-scratch HuBERT/wav2vec2 (``Plan.ssl_model``), a from-scratch codec (``Plan.codec``), the
+k-means (``Plan.kmeans``), token files, ``stats.json``. The ``encodec`` family needs no
+k-means: its quantizer is the codec's first codebook (``vadusa.tokenizers.codec``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from vadusa.config import Config
+from vadusa.plan import Plan
 from vadusa.tokenizers.base import FeatureExtractor, Tokenizer, TokenizerError
 from vadusa.tokenizers.kmeans import KMeansQuantizer
 
@@ -21,12 +22,12 @@ OFFICIAL_BINS = 1024  # entries per codebook of the published 24 kHz EnCodec
 
 
 def family_dir(cfg: Config, family: str) -> Path:
-    return cfg.experiment_dir / "tokens" / family
+    return Path(Plan(cfg).tokens(family))
 
 
 def codec_path(cfg: Config) -> Path:
     """Where the pipeline writes its from-scratch ``encodec`` codec."""
-    return family_dir(cfg, "encodec") / "codec" / "codec.pt"
+    return Path(Plan(cfg).codec())
 
 
 def build_extractor(cfg: Config, family: str, device: torch.device | None = None
@@ -46,7 +47,7 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
         from vadusa.tokenizers.ssl import build_ssl_extractor  # noqa: PLC0415
 
         units = getattr(cfg.tokens, family)
-        scratch = family_dir(cfg, family) / "ssl" / "model.pt"
+        scratch = Path(Plan(cfg).ssl_model(family))
         return build_ssl_extractor(family, units, scratch if units.weights == "scratch" else None,
                                    device)
     if family == "encodec":
@@ -77,7 +78,7 @@ def load_tokenizer(cfg: Config, family: str, device: torch.device | None = None)
 
         model = load_codec_model(cfg.tokens.encodec, codec_path(cfg))
         return codec_tokenizer(model, device or torch.device("cpu"))
-    return kmeans_tokenizer(cfg, family, family_dir(cfg, family) / "kmeans.npz", device)
+    return kmeans_tokenizer(cfg, family, Path(Plan(cfg).kmeans(family)), device)
 
 
 def kmeans_tokenizer(cfg: Config, family: str, kmeans_path: Path,

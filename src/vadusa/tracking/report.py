@@ -3,15 +3,15 @@
 Per family: WER against speedup (the main table's methods, the open questions' settings and
 the sweep's trials), mean accepted length against the tolerance tau (the races), and time per
 decoding step against tree size (the tree race); then the main table. Everything is read from
-the pipeline's result files under ``results/<experiment>/``, not from W&B, so the report is the
-same whether the runs were synced or not:
+the pipeline's result files, where the experiment's plan (``vadusa.plan``) puts them, not from
+W&B, so the report is the same whether the runs were synced or not:
 
-    bench/<family>/vadusa-<mode>.json      speed and accepted length of every setting
-    bench/<family>/trees-<mode>.json       the tree race: wall time, forwards, accepted length
-    bench/<family>/open.json               the open questions' race
-    eval/<family>/.../test/metrics.json    WER (via ``eval.table``, which pairs them up)
-    sweep/<family>/<mode>/trials.csv       every sweep trial's speedup and WER
-    tables/main.csv, tables/all.csv        the main table as ``vadusa table`` wrote it
+    Plan.race, Plan.bench_vadusa       speed and accepted length of every setting
+    Plan.bench_trees                   the tree race: wall time, forwards, accepted length
+    Plan.bench_open                    the open questions' race
+    Plan.eval_metrics                  WER (via ``eval.table``, which pairs them up)
+    Plan.sweep(..., "trials.csv")      every sweep trial's speedup and WER
+    Plan.table("main"/"all", "csv")    the main table as ``vadusa table`` wrote it
 
 ``write_page`` always writes a local page (index.html with the plots embedded, the PNGs and
 data.json); ``publish`` also builds a W&B Report from the same content when asked to go online
@@ -37,13 +37,13 @@ from vadusa.eval.table import (
     COLUMNS,
     HEADER,
     MODES,
-    RACED_IN,
     TableError,
     family_rows,
     format_cell,
     open_rows,
     race_rows,
 )
+from vadusa.plan import Plan
 from vadusa.tracking.wandb_backend import (
     ReportSection,
     TableData,
@@ -93,11 +93,17 @@ class Report:
                 "tables": self.tables, "missing": self.missing, "sources": self.sources}
 
 
-def _read_json(path: Path, sources: list[str], root: Path) -> Any:
+def _source(path: str | Path, root: Path) -> str:
+    """A file read, as the page lists it: relative to the experiment's directory."""
+    return Path(path).relative_to(root).as_posix()
+
+
+def _read_json(path: str | Path, sources: list[str], root: Path) -> Any:
+    path = Path(path)
     if not path.is_file():
         return None
-    if path.relative_to(root).as_posix() not in sources:
-        sources.append(path.relative_to(root).as_posix())
+    if _source(path, root) not in sources:
+        sources.append(_source(path, root))
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as exc:  # a job killed while writing it, say
@@ -147,12 +153,12 @@ def _ms_per_step(row: dict[str, Any]) -> float:
     return 1000 * row["wall_seconds"] / (row["forwards_per_utterance"] * row["utterances"])
 
 
-def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> FamilyReport:
+def _family_report(plan: Plan, family: str, sources: list[str]) -> FamilyReport:
     rep = FamilyReport(family)
-    where = f"bench/{family}"
+    root = Path(plan.root)
     # speed against WER: the main table's rows that have both (eval.table pairs bench and eval)
     try:
-        rows = family_rows(root, family)
+        rows = family_rows(plan, family)
     except (KeyError, TypeError, ValueError) as exc:  # a malformed result file: say which
         rows = []
         rep.missing.append(f"the main table's rows of {family} could not be read: {exc}")
@@ -164,14 +170,12 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
                                               "label": label})
     rep.speed_wer.update(table_points)
     # what eval.table read for those rows and the open questions' (it reads them itself)
-    for pattern in ("bench/{f}/*.json", "eval/{f}/*/test/metrics.json",
-                    "eval/{f}/open/*/test/metrics.json", "resynth/{f}/test/metrics.json"):
-        sources += [p.relative_to(root).as_posix()
-                    for p in sorted(root.glob(pattern.format(f=family)))]
+    sources += sorted(_source(path, root) for path in plan.family_results(family)
+                      if Path(path).is_file())
     for mode in MODES:
-        trials = root / "sweep" / family / mode / "trials.csv"
+        trials = Path(plan.sweep(family, mode, "trials.csv"))
         if trials.is_file():
-            sources.append(trials.relative_to(root).as_posix())
+            sources.append(_source(trials, root))
             with open(trials, newline="") as f:
                 done = [t for t in csv.DictReader(f) if t.get("state") == "COMPLETE"
                         and t.get("speedup") and t.get("wer")]
@@ -179,10 +183,8 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
                 rep.speed_wer[f"sweep trials ({MODES[mode]})"] = [
                     {"speedup": float(t["speedup"]), "wer": float(t["wer"]),
                      "label": f"tau {t['tau']}"} for t in done]
-    h = cfg.heads
     try:
-        open_table = open_rows(root, family, list(h.open_taus), list(h.open_heads),
-                               h.eval_taus[0], h.count)
+        open_table = open_rows(plan, family)
     except TableError:
         open_table = []
     open_points = [{"speedup": r["speedup"], "wer": r["wer"],
@@ -195,10 +197,9 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
     # accepted length against tau: every tolerance setting of the races
     races = {}
     for mode, label in MODES.items():  # Hydra modes read the race of their MEDUSA twin
-        if _read_json(root / where / f"vadusa-{RACED_IN.get(mode, mode)}.json", sources,
-                      root) is not None:
-            races[label] = race_rows(root, family, mode)
-    races["open questions (frozen)"] = _read_json(root / where / "open.json", sources, root)
+        if _read_json(plan.race(family, mode)[0], sources, root) is not None:
+            races[label] = race_rows(plan, family, mode)
+    races["open questions (frozen)"] = _read_json(plan.bench_open(family), sources, root)
     for name, race in races.items():
         curves: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for r in race or []:
@@ -209,8 +210,9 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
         rep.accepted_tau.update({k: sorted(v) for k, v in curves.items()})
 
     # time per step against tree size: the tree race of each mode
-    for mode, label in MODES.items():
-        race = _read_json(root / where / f"trees-{mode}.json", sources, root)
+    for mode in plan.raced_modes():
+        label = MODES[mode]
+        race = _read_json(plan.bench_trees(family, mode), sources, root)
         if not race:
             continue
         points = []
@@ -229,34 +231,38 @@ def _family_report(cfg: Config, root: Path, family: str, sources: list[str]) -> 
                 rep.tree_baselines[label] = _ms_per_step(baseline)
 
     # what is missing, with what makes it
+    def where(path: str) -> str:
+        return _source(path, root)
+
     if not table_points:
-        rep.missing.append(f"{family}: no method with both speed and WER (bench/{family}/"
-                           f"vadusa-<mode>.json and eval/{family}/*/test/metrics.json): run "
-                           f"{RUN_DAG}")
+        rep.missing.append(f"{family}: no method with both speed and WER "
+                           f"({where(plan.bench_vadusa(family, '<mode>'))} and "
+                           f"{where(plan.eval_metrics(family, '*'))}): run {RUN_DAG}")
     if not rep.accepted_tau:
-        rep.missing.append(f"{family}: no VADUSA race (bench/{family}/vadusa-frozen.json): "
-                           f"run {RUN_DAG}")
+        rep.missing.append(f"{family}: no VADUSA race ({where(plan.bench_vadusa(family, 'frozen'))}"
+                           f"): run {RUN_DAG}")
     if not rep.tree_time:
-        rep.missing.append(f"{family}: no tree race (bench/{family}/trees-frozen.json): run "
-                           f"{RUN_DAG}")
+        rep.missing.append(f"{family}: no tree race ({where(plan.bench_trees(family, 'frozen'))}"
+                           f"): run {RUN_DAG}")
     if not any(k.startswith("sweep") for k in rep.speed_wer):
-        rep.missing.append(f"{family}: no sweep trials (sweep/{family}/<mode>/trials.csv): "
-                           f"run {RUN_DAG}")
+        rep.missing.append(f"{family}: no sweep trials "
+                           f"({where(plan.sweep(family, '<mode>', 'trials.csv'))}): run {RUN_DAG}")
     return rep
 
 
-def _has_results(root: Path, family: str) -> bool:
-    return any((root / part / family).is_dir() for part in ("bench", "eval", "sweep"))
+def _has_results(plan: Plan, family: str) -> bool:
+    return any(Path(d).is_dir() for d in plan.family_dirs(family))
 
 
 def collect(cfg: Config, families: Sequence[str] | None = None) -> Report:
-    """Everything the report shows, from ``results/<experiment>/``. ``families``: the
+    """Everything the report shows, from the experiment's result files. ``families``: the
     configured ones (default) that have results; those without are listed as missing. No
     results at all is a ReportError naming what to run."""
-    root = cfg.experiment_dir
+    plan = Plan(cfg)
+    root = Path(plan.root)
     wanted = list(families or cfg.tokens.families)
     sources: list[str] = []
-    present = [f for f in wanted if _has_results(root, f)]
+    present = [f for f in wanted if _has_results(plan, f)]
     missing = []
     absent = [f for f in wanted if f not in present]
     if absent:
@@ -264,15 +270,16 @@ def collect(cfg: Config, families: Sequence[str] | None = None) -> Report:
                        f"every family)")
     tables: dict[str, list[dict[str, Any]]] = {}
     for name in TABLES:
-        path = root / "tables" / f"{name}.csv"
+        path = Path(plan.table(name, "csv"))
         if path.is_file():
-            sources.append(path.relative_to(root).as_posix())
+            sources.append(_source(path, root))
             tables[name] = read_table_csv(path)
+    main_csv = _source(plan.table("main", "csv"), root)
     if "main" not in tables:
-        missing.append(f"no tables/main.csv (the main table): run {RUN_DAG} first")
-    reports = [_family_report(cfg, root, f, sources) for f in present]
+        missing.append(f"no {main_csv} (the main table): run {RUN_DAG} first")
+    reports = [_family_report(plan, f, sources) for f in present]
     if not tables and all(r.empty for r in reports):
-        raise ReportError(f"nothing to report under {root}: no tables/main.csv and no bench, "
+        raise ReportError(f"nothing to report under {root}: no {main_csv} and no bench, "
                           f"eval or sweep results for {', '.join(wanted)}: run {RUN_DAG} "
                           f"first")
     return Report(cfg.experiment, root, reports, tables, missing, sources)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from vadusa.config import Config
+from vadusa.plan import Plan
 from vadusa.tracking.base import Tracker
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class WandbTracker(Tracker):
         self._warned: set[str] = set()
         self._used: set[str] = set()
         self.mode = wandb_mode(cfg)
-        run_root = cfg.experiment_dir / "wandb"
+        run_root = Path(Plan(cfg).wandb_runs())
         run_root.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=cfg.tracking.project,
