@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import requires_voices
+from conftest import TOY_MODEL, requires_voices
 from test_train_base import tiny_data
 from vadusa import cli
 from vadusa.checkpoint import load_checkpoint
@@ -205,7 +205,7 @@ def test_train_base_relaunched_trains_with_two_processes(tmp_path: Path) -> None
     """The whole relaunch: `vadusa train-base` execs torchrun, two gloo processes train."""
     corpus, tokens = tiny_data(tmp_path)
     write_meta(tokens, {"family": "whisper", "vocab_size": 16, "frame_rate": 10.0})
-    sets = [f"results_dir={tmp_path}", "tracking.backend=none", "model.dim=32",
+    sets = [f"results_dir={tmp_path}", "tracking.backend=none", *TOY_MODEL, "model.dim=32",
             "model.layers=2", "model.heads=2", "model.max_seq=256",
             "model.prompt_max_seconds=5.0", "train.steps=6", "train.batch_tokens=600",
             "train.warmup_steps=2", "train.checkpoint_every=6", "train.eval_every=6",
