@@ -73,6 +73,20 @@ def test_typo_names_key_and_file(tmp_path: Path) -> None:
     assert "did you mean 'synthetic'" in message
 
 
+def test_a_moved_key_says_where_it_went(tmp_path: Path) -> None:
+    """An older resolved config (results/<exp>/config.yaml) names the new place of a key."""
+    from vadusa.config.loading import MOVED  # noqa: PLC0415
+
+    old = tmp_path / "old.yaml"
+    old.write_text("heads:\n  bench_taus: [1, 3]\ndraft:\n  bench_tokens: [2]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config([old])
+    assert "'heads.bench_taus' (it moved to 'measure.bench_taus')" in str(err.value)
+    assert "'draft.bench_tokens' (it moved to 'measure.bench_draft_tokens')" in str(err.value)
+    measure = load_config([]).to_dict()["measure"]
+    assert all(new.removeprefix("measure.") in measure for new in MOVED.values())
+
+
 def test_wrong_type_names_key_and_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("corpus:\n  synthetic:\n    hours: lots\n")

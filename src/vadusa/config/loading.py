@@ -72,9 +72,18 @@ def _describe(error: jsonschema.ValidationError, source: str) -> str:
             full = f"{where}.{key}" if where else key
             hint = difflib.get_close_matches(key, allowed, n=1)
             fix = f"did you mean '{hint[0]}'?" if hint else f"allowed keys: {', '.join(allowed)}"
+            if full in MOVED:  # a key of an older configuration
+                fix = f"it moved to '{MOVED[full]}'"
             lines.append(f"{source}: unknown config key '{full}' ({fix})")
         return "\n".join(lines)
     return f"{source}: config key '{where or '<top>'}': {error.message}"
+
+
+# keys that moved to another section (an older results/<exp>/config.yaml still has them)
+MOVED = {f"heads.{key}": f"measure.{key}" for key in (
+    "eval_taus", "bench_taus", "bench_heads", "bench_trees", "bench_utterances",
+    "calibration_utterances", "tree_sizes", "open_taus", "open_heads", "open_utterances",
+    "hydra")} | {"draft.bench_tokens": "measure.bench_draft_tokens"}
 
 
 def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:

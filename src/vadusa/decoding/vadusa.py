@@ -233,13 +233,14 @@ class VadusaDecoder:
             path, length, bonus = self.verify(tokens, logits,
                                               drawn[len(out) - 1:len(out) + D + 1])
 
-            # commit, on the device: the path's nodes move to the slots right after the root
-            # (those past the accepted length too: the next pass overwrites them)
-            model.compact_cache(path[1:] + c, targets + c)
             root, last = bonus, hidden[path[length - 1]]  # the next pass's root and input
             # the pass's one host sync: what it emitted
-            n, *path_tokens, bonus_token = torch.cat([length.view(1), tokens[path],
-                                                      bonus.view(1)]).tolist()
+            n, *read = torch.cat([length.view(1), path, tokens[path], bonus.view(1)]).tolist()
+            nodes, path_tokens, bonus_token = read[:D + 1], read[D + 1:-1], read[-1]
+            # commit: the accepted nodes move to the slots right after the root, unless they
+            # are there already (the top candidates' chain is; its nodes come first)
+            if nodes[:n] != list(range(n)):
+                model.compact_cache(path[1:n] + c, targets[:n - 1] + c)
             emitted = path_tokens[1:n]
             if self.eos in emitted:
                 emitted = emitted[:emitted.index(self.eos)]
