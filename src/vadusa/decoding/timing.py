@@ -48,10 +48,14 @@ def bare_forward_times(bundle: TTSBundle, width: int, context: int, repeats: int
     mask = torch.zeros(1, width, len(seen), dtype=model.head.weight.dtype, device=device
                        ).masked_fill_(seen[None, None] > new[0, :, None], float("-inf"))
     written = new[0] if compile else slice(context, context + width)
+    # a tensor of its own (a view's strides differ from a decoder's tokens, and a compiled
+    # step would trace a graph for them instead of reusing the decoder's)
+    step_tokens = tokens[:, context:context + width].clone(
+        memory_format=torch.contiguous_format)  # (1, width)
     times = []
     for _ in range(repeats + 2):  # two warm-up calls
         start = time.perf_counter()
-        model.head(step(tokens[:, context:context + width], new, mask, cache_slots=written,
+        model.head(step(step_tokens, new, mask, cache_slots=written,
                         frames=frames))
         if device.type == "cuda":
             torch.cuda.synchronize()
