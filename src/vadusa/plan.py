@@ -68,7 +68,8 @@ READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "train_durations": (("durations", "seed"), ()),
     "train_base": (("model", "train", "text", "seed"), ()),
     "evaluate_ar": (("decoding", "judge"), _NOT_DRAFT),
-    "bench_ar": (("decoding",), _NOT_DRAFT),
+    "bench_ar": (("decoding", "measure.ar_bench_utterances", "measure.ar_batch_sizes"),
+                 _NOT_DRAFT),
     "train_heads": (("seed", *HeadsConfig.training_keys()), ()),
     "train_heads_open": (("seed", *HeadsConfig.training_keys()), ()),
     "calibrate": (("decoding", "measure.calibration_utterances", "measure.tree_sizes"),
@@ -89,6 +90,7 @@ READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "evaluate_draft": (("decoding", "judge"), ("decoding.draft_checkpoint",)),
     "ablation_train": (("model", "train", "text", "seed", "ablation"), ()),
     "ablation_evaluate": (("decoding", "judge"), _NOT_DRAFT),
+    "listen": (("measure.listen_utterances",), ()),
 }
 
 

@@ -59,7 +59,9 @@ rule bench_ar:
         runtime=60,
     shell:
         "vadusa bench --config {RESOLVED} --checkpoint {input.model} --split test "
-        "--corpus {CORPUS} --limit 40 --batch-sizes 8 --out {output} > {log} 2>&1"
+        "--corpus {CORPUS} --limit {CFG.measure.ar_bench_utterances} "
+        f"--batch-sizes {' '.join(map(str, CFG.measure.ar_batch_sizes))} "
+        "--out {output} > {log} 2>&1"
 
 
 rule models:

@@ -103,6 +103,7 @@ rule listen:
                         "Listen", "{family}", "figure", "planned phones over the outputs"),
     params:
         systems=listen_systems,
+        config_digest=PLAN.digest("listen"),
     log:
         PLAN.log("listen_{family}"),
     localrule: True
@@ -112,7 +113,7 @@ rule listen:
         runtime=10,
     shell:
         "vadusa listen --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
-        "--split test --utterances 4 {params.systems} "
+        "--split test --utterances {CFG.measure.listen_utterances} {params.systems} "
         f"--out {in_shell(PLAN.listen())} > {{log}} 2>&1"
 
 

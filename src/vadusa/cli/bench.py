@@ -35,9 +35,9 @@ def bench_options(parser: argparse.ArgumentParser) -> None:
     texts.add_argument("--texts", help="one `text` or `speaker<TAB>text` per line")
     split_option(texts, help="the texts and speakers of a corpus split")
     corpus_option(parser)
-    parser.add_argument("--batch-sizes", type=int, nargs="*", default=[8],
-                        help="batched AR settings besides the batch-1 baseline (default: 8; give "
-                        "none to skip them)")
+    parser.add_argument("--batch-sizes", type=int, nargs="*",
+                        help="batched AR settings besides the batch-1 baseline (default: "
+                        "measure.ar_batch_sizes; give none to skip them)")
     # lists of settings, each raced; decode's and evaluate's are one setting
     setting_option(parser, "--tau", "VADUSA settings: tolerances (default: decoding.tau); "
                    "needs a checkpoint with draft heads", many=True)
@@ -100,7 +100,8 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         requests = read_texts(Path(args.texts))[: args.limit or None]
     else:
         requests = split_requests(corpus_dir(cfg, args), args.split, args.limit)[0]
-    settings = ar_settings(args.batch_sizes, raced_precision(bundle))
+    batch_sizes = cfg.measure.ar_batch_sizes if args.batch_sizes is None else args.batch_sizes
+    settings = ar_settings(batch_sizes, raced_precision(bundle))
     if bundle.heads is not None:
         settings += vadusa_grid()
     elif (args.tau or args.heads or args.tree or args.typical) and not args.also_heads:

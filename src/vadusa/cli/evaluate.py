@@ -180,8 +180,8 @@ def listen_options(parser: argparse.ArgumentParser) -> None:
     split_option(parser, default="test")
     parser.add_argument("--system", action="append", required=True, metavar="NAME=DIR",
                         help="an `evaluate` or `resynthesize` output directory (repeatable)")
-    parser.add_argument("--utterances", type=int, default=4,
-                        help="utterances shown (default: 4)")
+    parser.add_argument("--utterances", type=int,
+                        help="utterances shown (default: measure.listen_utterances)")
     parser.add_argument("--out", required=True,
                         help="output directory (index.html, alignment.png)")
 
@@ -198,7 +198,8 @@ def cmd_listen(cfg: Config, args: argparse.Namespace) -> int:
             raise UserFacingError(f"--system {spec!r}: expected NAME=DIR, e.g. AR=eval/ar/test")
         systems[name] = Path(directory)
     frame_rate = float(read_meta(Plan(cfg).tokens(args.family))["frame_rate"])
-    print(listening_page(corpus_dir(cfg, args), args.split, systems, args.utterances,
+    utterances = args.utterances or cfg.measure.listen_utterances
+    print(listening_page(corpus_dir(cfg, args), args.split, systems, utterances,
                          Path(args.out), frame_rate))
     return 0
 

@@ -90,6 +90,8 @@ def tokenize_options(parser: argparse.ArgumentParser) -> None:
     corpus_option(parser)
     parser.add_argument("--out", help="token directory (default: the family's, "
                         "tokens/<family>)")
+    parser.add_argument("--kmeans", help="the k-means from `vadusa fit-kmeans` (default: the "
+                        "family's, tokens/<family>/kmeans.npz; not read for encodec)")
 
 
 @guard
@@ -98,11 +100,13 @@ def cmd_tokenize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.tokenizers.tokenize import tokenize_corpus  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
 
-    out = Path(args.out or Plan(cfg).tokens(args.family))
+    plan = Plan(cfg)
+    out = Path(args.out or plan.tokens(args.family))
+    kmeans = Path(args.kmeans or plan.kmeans(args.family))
     with open_tracker(cfg, stage="tokenize", out_dir=out, family=args.family) as tracker:
         use_inputs(cfg, tracker, models=tokenizer_models(cfg, args.family))
         stats = tokenize_corpus(cfg, args.family, corpus_dir(cfg, args), out,
-                                out / "kmeans.npz", resolve_device(cfg.device))
+                                kmeans, resolve_device(cfg.device))
         tracker.log_summary({f"tokens/{k}": stats[k] for k in (
             "frames_per_second", "cluster_usage", "entropy_bits", "repeat_rate")})
         tracker.log_figure("tokens/cluster_usage", out / "cluster_usage.png")

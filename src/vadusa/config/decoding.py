@@ -71,6 +71,10 @@ class MeasureConfig:
     # test utterances per race setting (0: the whole split): the 12 settings of each
     # bench_vadusa take about 2 minutes on 2 cores
     bench_utterances: int = 20
+    # the AR baseline's own bench (``bench_ar``): test utterances at batch 1 and at each of
+    # these batch sizes (batched KV-cached AR, the throughput a server would see)
+    ar_bench_utterances: int = 40
+    ar_batch_sizes: tuple[int, ...] = (8,)
     calibration_utterances: int = 24  # dev utterances decoded by ``vadusa calibrate``
     tree_sizes: tuple[int, ...] = (8, 16, 32)  # trees built from each calibration
     # the workflow also trains Hydra heads (heads.kind hydra; modes "hydra" and "hydra-joint"
@@ -86,6 +90,7 @@ class MeasureConfig:
     open_heads: tuple[int, ...] = (2, 4, 6)
     # test utterances per open-question run (0: the whole split): 7 settings, each judged
     open_utterances: int = 20
+    listen_utterances: int = 4  # test utterances on the listening page (target ``listen``)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,13 @@ from vadusa.model.aligner import (
 )
 from vadusa.tokenizers.store import TokenSplit, read_meta
 from vadusa.tracking import open_tracker
-from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.common import (
+    bucketed_batches,
+    seed_everything,
+    set_learning_rate,
+    update,
+    warmup_cosine,
+)
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 MODEL_KIND = "aligner"
@@ -182,16 +188,12 @@ def train_aligner(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                 [train[i] for i in batches[pos["batch_index"]]], device)
             pos["batch_index"] += 1
             lr = a.lr * warmup_cosine(pos["step"], a.warmup_steps, a.steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
             model.train()
             log_probs = model(tokens, frames)  # (B, T, 1 + S)
             loss = F.ctc_loss(log_probs.transpose(0, 1), labels, frames, counts, blank=0,
                               zero_infinity=True)  # (T, B, 1 + S) in
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            update(optimizer, loss, model.parameters())
             pos["step"] += 1
             window.append(float(loss.detach()))
             progress.update(1)

@@ -64,7 +64,7 @@ from vadusa.tokenizers.codec import (
     scratch_arch,
 )
 from vadusa.tracking import artifact_name, open_tracker
-from vadusa.training.common import seed_everything, warmup_cosine
+from vadusa.training.common import seed_everything, set_learning_rate, update, warmup_cosine
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 TRAIN_STATE_KIND = "codec-train"
@@ -162,16 +162,12 @@ class Adversary:
 
     def step(self, real: Tensor, fake: Tensor, lr: float) -> float:
         """One hinge-loss update on detached fakes; returns the discriminator's loss."""
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_learning_rate(self.optimizer, lr)
         real_logits, _ = self.disc(real)
         fake_logits, _ = self.disc(fake.detach())
         loss = sum(F.relu(1 - r).mean() + F.relu(1 + f).mean()
                    for r, f in zip(real_logits, fake_logits, strict=True)) / len(real_logits)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.disc.parameters(), GRAD_CLIP)
-        self.optimizer.step()
+        update(self.optimizer, loss, self.disc.parameters(), GRAD_CLIP)
         return float(loss.detach())
 
     def generator_losses(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
@@ -286,8 +282,7 @@ def train_step(model: EncodecModel, optimizer: torch.optim.Optimizer, batch: Ten
                codebooks: int, lr: float, train: CodecTrainConfig, mel_loss: MultiScaleMelLoss,
                adversary: Adversary | None) -> dict[str, float]:
     """One update of the codec (and of the discriminator first, if any) on (B, 1, S)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    set_learning_rate(optimizer, lr)
     out = reconstruct(model, batch, codebooks)
     parts = {"time_l1": (out.wave - batch).abs().mean(), "mel_l1": mel_loss(out.wave, batch),
              "commitment": out.commitment}
@@ -299,10 +294,7 @@ def train_step(model: EncodecModel, optimizer: torch.optim.Optimizer, batch: Ten
         parts["adversarial"], parts["features"] = adversary.generator_losses(batch, out.wave)
         loss = (loss + train.adversarial_weight * parts["adversarial"]
                 + train.feature_weight * parts["features"])
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-    optimizer.step()
+    grad_norm = update(optimizer, loss, model.parameters(), GRAD_CLIP)
     return metrics | {k: float(v.detach()) for k, v in parts.items()} | {
         "loss": float(loss.detach()), "grad_norm": float(grad_norm), "codebooks": codebooks}
 

@@ -1,12 +1,12 @@
-"""Pieces every training loop shares: the learning-rate schedule, RNG state for exact resume
-(saved and restored by ``training/resume.py``), and length-bucketed batches by an audio/token
-budget."""
+"""Pieces every training loop shares: the learning-rate schedule and the update step, RNG
+state for exact resume (saved and restored by ``training/resume.py``), and length-bucketed
+batches by an audio/token budget."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,28 @@ def warmup_cosine(step: int, warmup: int, total: int, floor: float = 0.05) -> fl
         return (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The scheduled rate, written into every parameter group before a step."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def update(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+           params: Iterable[torch.nn.Parameter] | None = None, max_norm: float = 1.0
+           ) -> torch.Tensor:
+    """One optimiser step on ``loss``: fresh gradients, their global norm clipped to
+    ``max_norm`` over ``params`` (default: every parameter the optimiser updates). Returns the
+    norm before clipping (a 0-dim tensor; reading it syncs the device, so loops read it only
+    when they log)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if params is None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    optimizer.step()
+    return grad_norm
 
 
 def rng_state() -> dict[str, Any]:

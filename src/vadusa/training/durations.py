@@ -34,7 +34,7 @@ from vadusa.devices import resolve_device
 from vadusa.model.aligner import spoken
 from vadusa.model.durations import DurationConfig, DurationModel
 from vadusa.tracking import open_tracker
-from vadusa.training.common import seed_everything, warmup_cosine
+from vadusa.training.common import seed_everything, set_learning_rate, update, warmup_cosine
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 MODEL_KIND = "durations"
@@ -156,14 +156,10 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
                                    device=device)
             spk = torch.where(dropped, model.cfg.n_speakers, spk)
             lr = d.lr * warmup_cosine(pos["step"], d.warmup_steps, d.steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
             model.train()
             loss = (model(inputs, spk) - targets)[scored].square().mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            update(optimizer, loss, model.parameters())
             pos["step"] += 1
             window.append(float(loss.detach()))
             progress.update(1)

@@ -51,7 +51,7 @@ from vadusa.model.transformer import causal_mask
 from vadusa.model.tts import TTSVocab
 from vadusa.tokenizers.store import read_meta
 from vadusa.tracking import artifact_name, open_tracker
-from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.common import bucketed_batches, seed_everything, update, warmup_cosine
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 from vadusa.training.sequences import TTSData, TTSTrainError, collate, collate_frames
 
@@ -228,11 +228,7 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
                 else:
                     base_loss = torch.zeros(())
                     loss = heads_loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            params = [p for g in optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, h.grad_clip)
-            optimizer.step()
+            update(optimizer, loss, max_norm=h.grad_clip)
             pos["step"] += 1
             pos["losses"].append(float(loss.detach()))
             window.append((float(heads_loss.detach()), float(base_loss.detach())))

@@ -61,7 +61,13 @@ from vadusa.tokenizers.ssl import (
     scratch_arch,
 )
 from vadusa.tracking import artifact_name, open_tracker
-from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.common import (
+    bucketed_batches,
+    seed_everything,
+    set_learning_rate,
+    update,
+    warmup_cosine,
+)
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 FEATURE_PENALTY = 10.0  # weight of mean(conv feature^2), as in wav2vec 2.0 and HuBERT
@@ -368,17 +374,13 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
                                                 train.max_seconds, crop_rng)
             pos["batch_index"] += 1
             lr = train.lr * warmup_cosine(pos["step"], train.warmup_steps, train.steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
 
             objective.train()
             with autocast:
                 out = objective(waves.to(device), lengths.to(device),
                                 None if labels is None else labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            nn.utils.clip_grad_norm_(objective.parameters(), 1.0)
-            optimizer.step()
+            update(optimizer, out["loss"], objective.parameters())
             pos["step"] += 1
 
             metrics = {k: float(v.detach()) for k, v in out.items()}

@@ -65,7 +65,13 @@ from vadusa.model.transformer import Transformer, TransformerConfig, causal_mask
 from vadusa.model.tts import TTSVocab, frame_feature_sizes
 from vadusa.tokenizers.store import read_meta
 from vadusa.tracking import NullTracker, artifact_name, open_tracker
-from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.common import (
+    bucketed_batches,
+    seed_everything,
+    set_learning_rate,
+    update,
+    warmup_cosine,
+)
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 from vadusa.training.sequences import (
     TTSData,
@@ -212,17 +218,14 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                 guide = (W.to(device), rows.to(device))
             pos["batch_index"] += dist.world
             lr = t.lr * warmup_cosine(pos["step"], t.warmup_steps, t.steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
             model.train()
             with autocast:
                 loss, correct, guide_loss = sequence_loss(
                     net, inputs.to(device), targets.to(device), guide, guide_layers,
                     None if frames is None else frames.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            (loss + t.guide_weight * guide_loss).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            optimizer.step()
+            update(optimizer, loss + t.guide_weight * guide_loss, model.parameters(),
+                   t.grad_clip)
             pos["step"] += 1
             n = int((targets != -100).sum())
             pos["losses"].append(float(loss.detach()))

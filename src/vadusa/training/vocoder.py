@@ -35,7 +35,13 @@ from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.devices import resolve_device
 from vadusa.tokenizers.store import TokenSplit
 from vadusa.tracking import Tracker, artifact_name, open_tracker
-from vadusa.training.common import bucketed_batches, seed_everything, warmup_cosine
+from vadusa.training.common import (
+    bucketed_batches,
+    seed_everything,
+    set_learning_rate,
+    update,
+    warmup_cosine,
+)
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 from vadusa.vocoder import CHECKPOINT_KIND, UnitVocoder
 from vadusa.vocoder.hifigan import SAMPLE_RATE, mel_frames, mel_settings, mel_spectrogram
@@ -319,16 +325,12 @@ class WeightAverage:
 def train_step(model: Unit2Mel, optimizer: torch.optim.Optimizer, batch: Batch, lr: float,
                device: torch.device) -> dict[str, float]:
     model.train()
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    set_learning_rate(optimizer, lr)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         predicted, mask = model(batch.units, batch.unit_lengths, batch.speakers,
                                 batch.mel_lengths, batch.mel_start)
     loss, parts = mel_loss(predicted, batch.mels, mask)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    optimizer.step()
+    grad_norm = update(optimizer, loss, model.parameters())
     return {"loss": loss.item(), **parts, "grad_norm": grad_norm.item()}
 
 
