@@ -102,6 +102,16 @@ def test_official_round_trip(official: tuple[Path, EncodecModel]) -> None:
     assert frames.shape == (1, 8, 15)  # 6 kbps = 8 codebooks of 0.75 kbps; 0.2 s at 75 Hz
     assert np.array_equal(ids, frames[0, 0].numpy())  # the tokens are codebook 1's ids
     assert len(np.unique(ids)) > 1
+    # every codebook of the bandwidth, as VALL-E's NAR stage reads them, and all decoded
+    assert tokenizer.codebooks == 8
+    codes = tokenizer.encode_codes(wave, 24000)  # (F, 8)
+    assert np.array_equal(codes, frames[0].numpy().T)
+    vocoder = CodecVocoder(loaded)
+    full, rate = vocoder.decode(codes, "any")
+    first, _ = vocoder.decode(codes[:, 0], "any")
+    assert rate == 24000 and full.shape == first.shape and not np.allclose(full, first)
+    with pytest.raises(VocoderError, match=r"1..32\) codes"):
+        vocoder.decode(np.zeros((15, 33), dtype=np.int64), "any")
 
 
 def test_official_bandwidth_is_checked(official: tuple[Path, EncodecModel]) -> None:
@@ -244,7 +254,7 @@ def test_quantizer_dropout() -> None:
 
 def test_config_defaults_and_checks() -> None:
     cfg = Config()
-    assert cfg.tokens.families == ("whisper", "hubert", "encodec")  # reproduce_all builds all 3
+    assert cfg.tokens.families == ("whisper", "hubert", "encodec", "melrvq")  # reproduce_all
     default = build_scratch(scratch_arch(cfg.tokens.encodec.scratch))
     assert frame_rate(default) == 50.0 and default.quantizer.n_q == 4
     assert default.quantizer.bins == 1024

@@ -385,3 +385,25 @@ def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[st
     assert by["hydra-h3-n4-t1"]["heads_from"] == "hydra"
     assert by["hydra-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # the same base, lossless
     assert by["hydra-h3-n4-t1"]["bound"] > 0
+
+
+def test_precision_auto_keeps_bfloat16_only_if_timing_confirms_it(
+        trained: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CPU may report bfloat16 instructions and still run the model slower in it: ``auto``
+    times both precisions on the loaded model and keeps bfloat16 only when it is at least 5 %
+    faster."""
+    from vadusa.decoding import timing  # noqa: PLC0415
+
+    bundle = load_tts(trained["frozen"], dtype=torch.bfloat16)
+    chosen, ms = timing.faster_precision(bundle, context=20, rounds=1, repeats=2)
+    assert chosen in (torch.bfloat16, torch.float32) and set(ms) == {"bfloat16", "float32"}
+    assert bundle.model.head.weight.dtype == torch.bfloat16  # timed on a float32 copy
+    assert timing.faster_precision(load_tts(trained["frozen"])) == (torch.float32, {})
+    for bf16_seconds, expected in ((0.9, torch.bfloat16), (0.98, torch.float32),
+                                   (1.4, torch.float32)):
+        def fake(b, width, context, repeats, s=bf16_seconds):  # noqa: ANN001, ANN202
+            per = s if b.model.head.weight.dtype == torch.bfloat16 else 1.0
+            return [per * width] * repeats
+
+        monkeypatch.setattr(timing, "bare_forward_times", fake)
+        assert timing.faster_precision(bundle)[0] == expected, bf16_seconds

@@ -125,8 +125,9 @@ def test_reproduce_all_plans_on_libritts_with_the_slurm_profile(
         else:
             assert resources["slurm_partition"] == "gpu", rule
             assert resources["gres"] == "gpu:1", rule
-    assert counts["prepare_corpus"] == 1 and counts["train_base"] == 3
-    assert counts["evaluate_open"] == 21 and counts["table_all"] == 1
+    assert counts["prepare_corpus"] == 1 and counts["train_base"] == 4  # tokens.families
+    assert counts["evaluate_open"] == 28 and counts["table_all"] == 1
+    assert counts["train_nar"] == 2  # the acoustic families', on a GPU
     assert (tmp_path / "results" / "libritts" / "config.yaml").is_file()  # not in the repo
 
 

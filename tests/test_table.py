@@ -281,3 +281,40 @@ def test_copy_synthesis_and_librivox_floors_sit_beside_the_test_floors(results: 
     assert (rows[3]["wer"], rows[3]["wer_ci"]) == (0.08, None)
     assert (rows[4]["wer"], rows[4]["cer"], rows[4]["wer_ci"]) == (0.10, 0.05, [0.04, 0.16])
     assert rows[2]["wer_ci"] is None  # no interval recorded: none shown
+
+
+def test_job_times_come_from_snakemakes_records(tmp_path: Path) -> None:
+    """``vadusa job-times``: one row per job (its outputs merged), in the order they started,
+    only the experiment's, incomplete ones left out; the wall time from first start to last
+    end."""
+    import base64  # noqa: PLC0415
+
+    from vadusa.eval.job_times import JobTimesError, job_table, read_jobs  # noqa: PLC0415
+
+    metadata = tmp_path / ".snakemake" / "metadata"
+    metadata.mkdir(parents=True)
+
+    def record(output: str, rule: str, job: int, start: float, end: float,
+               incomplete: bool = False) -> None:
+        name = base64.b64encode(output.encode()).decode().rstrip("=")
+        (metadata / name).write_text(json.dumps({
+            "rule": rule, "job_hash": job, "starttime": start, "endtime": end,
+            "incomplete": incomplete}))
+
+    record("results/x/tokens/whisper/kmeans.npz", "fit_kmeans", 2, 130.0, 250.0)
+    record("results/x/corpus/stats.json", "prepare_corpus", 1, 100.0, 130.0)
+    record("results/x/corpus/manifests/train.jsonl.gz", "prepare_corpus", 1, 100.0, 131.0)
+    record("results/x/models/whisper/base/base.pt", "train_base", 3, 250.0, 900.0, True)
+    record("results/other/corpus/stats.json", "prepare_corpus", 4, 0.0, 5.0)
+    (metadata / "not*base64").write_text("{}")
+    jobs = read_jobs(tmp_path, "results/x")
+    assert [(j["rule"], len(j["outputs"])) for j in jobs] == [("prepare_corpus", 2),
+                                                              ("fit_kmeans", 1)]
+    table = job_table(jobs)
+    assert "| `prepare_corpus` | `results/x/corpus/stats.json` | 0 | 31 s |" in table
+    assert "| `fit_kmeans` | `results/x/tokens/whisper/kmeans.npz` | 0 | 2 min 00 s |" in table
+    assert table.endswith("2 jobs, 2 min 30 s from the first start to the last end.\n")
+    with pytest.raises(JobTimesError, match="no finished jobs"):
+        read_jobs(tmp_path, "results/y")
+    with pytest.raises(JobTimesError, match="no Snakemake records"):
+        read_jobs(tmp_path / "nowhere")

@@ -17,18 +17,17 @@ from vadusa.checkpoint import load_checkpoint
 from vadusa.config import load_config
 from vadusa.data.audio import read, write_wav
 from vadusa.data.manifest import Utterance, manifest_path, write_manifest
-from vadusa.tokenizers.store import write_meta, write_split
-from vadusa.vocoder import UnitVocoder, VocoderError
-from vadusa.vocoder.hifigan import (
+from vadusa.data.mel import (
     HOP_LENGTH,
     N_MELS,
     SAMPLE_RATE,
-    CopySynthesis,
-    HifiGan,
     _mel_filterbank,
     mel_frames,
     mel_spectrogram,
 )
+from vadusa.tokenizers.store import write_meta, write_split
+from vadusa.vocoder import UnitVocoder, VocoderError
+from vadusa.vocoder.hifigan import CopySynthesis, HifiGan
 from vadusa.vocoder.unit2mel import Unit2Mel, mel_frames_for_units, unit_index
 
 # --------------------------------------------------------------------------------------------

@@ -59,23 +59,26 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
-    # three families: each with frozen and joint heads, a sweep, its open questions; units
+    # four families: each with frozen and joint heads, a sweep, its open questions; units
     # from a trained SSL model (hubert) and from a trained codec (encodec), whose decoder is
-    # its vocoder (no k-means, no unit vocoder)
+    # its vocoder (no k-means, no unit vocoder), and melrvq's residual k-means, decoded by
+    # HiFi-GAN (no unit vocoder) after its NAR stage
     assert counts["train_ssl"] == "1" and counts["train_codec"] == "1"
-    assert counts["fit_kmeans"] == "2" and counts["train_vocoder"] == "2"
-    assert counts["tokenize"] == "3" and counts["train_base"] == "3"
+    assert counts["fit_kmeans"] == "3" and counts["train_vocoder"] == "2"
+    assert counts["tokenize"] == "4" and counts["train_base"] == "4"
+    assert counts["train_nar"] == "2"  # encodec's and melrvq's
+    assert "--nar results/default/models/melrvq/nar/nar.pt" in out
     # measure.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones
-    assert counts["train_heads"] == "12" and counts["sweep"] == "6"
-    assert counts["open_table"] == "3" and counts["table_all"] == "1"
-    assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "6"
+    assert counts["train_heads"] == "16" and counts["sweep"] == "8"
+    assert counts["open_table"] == "4" and counts["table_all"] == "1"
+    assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "8"
     assert "results/default/tables/all.md" in out
     assert counts["wandb_report"] == "1"  # the local page comparing the methods
     assert "results/default/tokens/encodec/codec/codec.pt" in out
     assert "results/default/vocoder/encodec" not in out
     # the embedded default aligns by durations: an aligner and a duration model per family
-    assert counts["align"] == "3" and counts["train_durations"] == "3"
-    assert counts["listen"] == "3"
+    assert counts["align"] == "4" and counts["train_durations"] == "4"
+    assert counts["listen"] == "4"
 
 
 def test_ablation_plans_one_model_per_variant(repo: Path, tmp_path: Path) -> None:
@@ -150,11 +153,13 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", (result.stdout + result.stderr)
                              .split("Job stats")[1].split("\n\n")[0], re.M))
-    assert "prepare_corpus" not in counts and counts["train_base"] == "3"
+    assert "prepare_corpus" not in counts and counts["train_base"] == "4"
     # tiny aligns by durations; the default family's aligner and duration model ran before
     # base training was killed
-    assert counts["align"] == "2" and counts["train_durations"] == "2"
-    assert counts["tokenize"] == "2" and counts["fit_kmeans"] == "1"  # hubert's; encodec: none
+    assert counts["align"] == "3" and counts["train_durations"] == "3"
+    # hubert's and melrvq's k-means; encodec: none
+    assert counts["tokenize"] == "3" and counts["fit_kmeans"] == "2"
+    assert counts["train_nar"] == "2"
     resumed = (tmp_path / "results/tiny/logs/train_base_whisper.log").read_text()
     assert f"resuming from results/tiny/models/whisper/base/last.pt at step {killed_at}" \
         in resumed, resumed[-2000:]
@@ -212,7 +217,7 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
                           .read_text())
         assert [b["setting"] for b in race] == ["ar-b1", *other, "vadusa-hall-n2-t3",
                                                 "vadusa-hall-chain2-t3"]
-    # the acoustic family: its codec (trained here) is its tokenizer and its vocoder
+    # the codec family: its codec (trained here) is its tokenizer and its vocoder
     assert (tmp_path / "results/tiny/tokens/encodec/codec/codec.pt").is_file()
     assert not (tmp_path / "results/tiny/tokens/encodec/kmeans.npz").exists()
     assert not (tmp_path / "results/tiny/vocoder/encodec").exists()
@@ -225,6 +230,23 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
                              "metrics.json").read_text())
     assert evaluation["utterances"] + len(evaluation["failures"]) == stats["utterances"]["test"]
     assert evaluation["mean_accepted"] >= 1.0
+    # as VALL-E: codebooks 2..N (tiny.yaml's codec has 2) from the NAR stage, all decoded
+    assert evaluation["codebooks"] == 2 and evaluation["nar_real_time_factor"] > 0
+    assert json.loads((tmp_path / "results/tiny/resynth/encodec/test/metrics.json").read_text()
+                      )["codebooks"] == 2
+    # melrvq: residual k-means over HiFi-GAN mels, every codebook stored; the AR model's
+    # codebook 1 goes through the NAR stage, and evaluation decodes all codebooks
+    rvq = json.loads((tmp_path / "results/tiny/tokens/melrvq/stats.json").read_text())
+    assert abs(rvq["frames_per_second"] - 22050 / 512) < 1.0  # tiny.yaml: 2 mel frames a token
+    assert json.loads((tmp_path / "results/tiny/tokens/melrvq/meta.json").read_text()
+                      )["codebooks"] == 2
+    nar = load_checkpoint(tmp_path / "results/tiny/models/melrvq/nar/nar.pt")["meta"]
+    assert nar["family"] == "melrvq" and 0 <= nar["dev"]["nar/dev_acc_2"] <= 1
+    for system in ("ar", "vadusa-frozen-tau3"):
+        evaluation = json.loads((tmp_path / f"results/tiny/eval/melrvq/{system}/test/"
+                                 "metrics.json").read_text())
+        assert evaluation["codebooks"] == 2 and evaluation["nar_real_time_factor"] > 0
+    assert "NAR RTF" in (tmp_path / "results/tiny/tables/all.md").read_text()
     copy = json.loads((tmp_path / "results/tiny/resynth/copy/test/metrics.json").read_text())
     assert copy["family"] == "mel" and copy["utterances"] == stats["utterances"]["test"]
     assert copy["wer"] <= 0.5  # HiFi-GAN on the recordings' own mels stays intelligible
@@ -264,7 +286,7 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
                   "LibriVox: resynthesis (tokens -> vocoder)"):
         assert f"| whisper | {floor} |" in table, floor
     every = (tmp_path / "results/tiny/tables/all.md").read_text()
-    for family in ("whisper", "hubert", "encodec"):  # tiny.yaml: measure.bench_draft_tokens [2]
+    for family in ("whisper", "hubert", "encodec", "melrvq"):  # measure.bench_draft_tokens [2]
         assert f"| {family} | AR |" in every and f"| {family} | VADUSA-wt |" in every
         assert f"| {family} | draft model, gamma 2 |" in every
     draft = json.loads((tmp_path / "results/tiny/eval/whisper/draft/test/metrics.json")
@@ -322,7 +344,7 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     front, everything, categories = build_report("reproduce_all")
     assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
     assert "The same table over every family" in front
-    families = {"whisper", "hubert", "encodec"}
+    families = {"whisper", "hubert", "encodec", "melrvq"}
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": families,
         "Main results": {"whisper", "all families"}, "Open questions": families,

@@ -29,7 +29,7 @@ from typing import Any
 from vadusa.config import Config, DraftModelConfig, HeadsConfig
 
 __all__ = ["Plan", "in_shell", "READS", "HEAD_MODES", "HYDRA_TWIN", "RACED_MODES", "AR",
-           "DRAFT", "OPEN_AR"]
+           "DRAFT", "OPEN_AR", "NAR_FAMILIES"]
 
 # The head modes (models/<family>/<mode>/heads.pt): heads on the frozen base, base and heads
 # trained together (VADUSA-wt), and both again with Hydra heads (measure.hydra)
@@ -41,6 +41,9 @@ RACED_MODES = ("frozen", "joint")  # the modes with races of their own (bench_va
 AR = "ar"
 DRAFT = "draft"
 OPEN_AR = "ar"  # the open questions' AR setting (eval/<family>/open/ar/)
+# the acoustic families, whose tokens keep every codebook: the AR model predicts codebook 1, a
+# NAR stage (models/<family>/nar/nar.pt) codebooks 2..N, as VALL-E does with EnCodec
+NAR_FAMILIES = ("encodec", "melrvq")
 
 # keys that only `vadusa evaluate` reads: the corpus and resynthesis digests leave them out
 _JUDGE_EVAL_ONLY = ("judge.speaker_similarity",)
@@ -84,6 +87,7 @@ READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                     "measure.eval_taus", "measure.open_utterances"), _NOT_DRAFT + _TAU_HEADS),
     "evaluate_open": (("decoding", "judge", "measure.open_utterances"),
                       _NOT_DRAFT + _TAU_HEADS + ("decoding.method",)),
+    "train_nar": (("nar", "text.frontend", "seed"), ()),
     "train_draft": (("model", "train", "text", "seed", *DraftModelConfig.training_keys()), ()),
     "bench_draft": (("decoding", "measure.bench_draft_tokens", "measure.bench_utterances"),
                     _NOT_DRAFT),
@@ -193,6 +197,10 @@ class Plan:
 
     def duration_model(self, family: str = "{family}") -> str:
         return f"{self.model_dir(family, 'durations')}/durations.pt"
+
+    def nar(self, family: str = "{family}") -> str:
+        """An acoustic family's NAR stage (``vadusa train-nar``: codebooks 2..N)."""
+        return f"{self.model_dir(family, 'nar')}/nar.pt"
 
     def base(self, family: str = "{family}") -> str:
         return f"{self.model_dir(family, 'base')}/base.pt"

@@ -56,11 +56,12 @@ rule ablation_train:
 
 rule ablation_evaluate:
     input:
+        unpack(vocoding),
         model=rules.ablation_train.output,
-        vocoder=vocoder_for,
     output:
         PLAN.metrics(PLAN.ablation_evaluation()),
     params:
+        nar=nar_argument,
         config_digest=PLAN.digest("ablation_evaluate"),
     log:
         PLAN.log("ablation_evaluate_{family}_{variant}"),
@@ -70,7 +71,8 @@ rule ablation_evaluate:
         runtime=120,
     shell:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
-        "--checkpoint {input.model} --split test --corpus {CORPUS} --vocoder {input.vocoder} "
+        "--checkpoint {input.model} --split test --corpus {CORPUS} "
+        "--vocoder {input.vocoder} {params.nar} "
         f"--method ar --out {in_shell(PLAN.ablation_evaluation())} "
         "> {log} 2>&1"
 

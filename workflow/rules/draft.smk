@@ -47,12 +47,13 @@ rule bench_draft:
 
 rule evaluate_draft:
     input:
+        unpack(vocoding),
         model=rules.train_base.output,
         draft=rules.train_draft.output,
-        vocoder=vocoder_for,
     output:
         PLAN.eval_metrics(system=DRAFT),
     params:
+        nar=nar_argument,
         config_digest=PLAN.digest("evaluate_draft"),
     log:
         PLAN.log("evaluate_{family}_draft_test"),
@@ -63,5 +64,6 @@ rule evaluate_draft:
     shell:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test "
-        "--corpus {CORPUS} --vocoder {input.vocoder} --method draft --draft {input.draft} "
+        "--corpus {CORPUS} --vocoder {input.vocoder} {params.nar} --method draft "
+        "--draft {input.draft} "
         f"--batch-size 1 --out {in_shell(PLAN.evaluation(system=DRAFT))} > {{log}} 2>&1"

@@ -4,11 +4,12 @@
 
 rule evaluate_vadusa:
     input:
+        unpack(vocoding),
         model=rules.train_heads.output,
-        vocoder=vocoder_for,
     output:
         PLAN.eval_metrics(system=PLAN.vadusa_system()),
     params:
+        nar=nar_argument,
         # not decoding.tau nor decoding.method: the command line sets them
         config_digest=PLAN.digest("evaluate_vadusa"),
     log:
@@ -20,7 +21,7 @@ rule evaluate_vadusa:
     shell:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test "
-        "--corpus {CORPUS} --vocoder {input.vocoder} --method vadusa --tau {wildcards.tau} "
-        "--batch-size 1 "
+        "--corpus {CORPUS} --vocoder {input.vocoder} {params.nar} --method vadusa "
+        "--tau {wildcards.tau} --batch-size 1 "
         f"--out {in_shell(PLAN.evaluation(system=PLAN.vadusa_system()))} "
         "> {log} 2>&1"

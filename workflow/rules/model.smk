@@ -23,13 +23,38 @@ rule train_base:
         "> {log} 2>&1"
 
 
+rule train_nar:
+    """An acoustic family's NAR stage: codebooks 2..N from codebook 1, the text and the
+    speaker (VALL-E's second stage; VADUSA accelerates the AR one)."""
+    input:
+        meta=rules.tokenize.output.meta,
+        manifests=rules.prepare_corpus.output.manifests,
+    output:
+        PLAN.nar(),
+    wildcard_constraints:
+        family="|".join(NAR_FAMILIES),
+    params:
+        config_digest=PLAN.digest("train_nar"),
+    log:
+        PLAN.log("train_nar_{family}"),
+    threads: PAIRED
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa train-nar --config {RESOLVED} --family {wildcards.family} --corpus {CORPUS} "
+        f"--tokens {in_shell(PLAN.tokens())} --out {in_shell(PLAN.model_dir(model='nar'))} "
+        "> {log} 2>&1"
+
+
 rule evaluate_ar:
     input:
+        unpack(vocoding),
         model=rules.train_base.output,
-        vocoder=vocoder_for,
     output:
         PLAN.eval_metrics(system=AR),
     params:
+        nar=nar_argument,
         config_digest=PLAN.digest("evaluate_ar"),
     log:
         PLAN.log("evaluate_{family}_ar_test"),
@@ -40,7 +65,7 @@ rule evaluate_ar:
     shell:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test "
-        "--corpus {CORPUS} --vocoder {input.vocoder} --method ar "
+        "--corpus {CORPUS} --vocoder {input.vocoder} {params.nar} --method ar "
         f"--out {in_shell(PLAN.evaluation(system=AR))} > {{log}} 2>&1"
 
 

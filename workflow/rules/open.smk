@@ -63,13 +63,14 @@ def open_setting_options(wildcards):
 
 rule evaluate_open:
     input:
+        unpack(vocoding),
         model=open_model,
-        vocoder=vocoder_for,
     output:
         PLAN.eval_metrics(system=PLAN.open_system()),
     wildcard_constraints:
         setting=r"ar|tau\d+-h\d+",
     params:
+        nar=nar_argument,
         config_digest=PLAN.digest("evaluate_open"),
         options=open_setting_options,
     log:
@@ -81,7 +82,8 @@ rule evaluate_open:
     shell:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
         "--checkpoint {input.model} --split test "
-        "--corpus {CORPUS} --vocoder {input.vocoder} {params.options} --batch-size 1 "
+        "--corpus {CORPUS} --vocoder {input.vocoder} {params.nar} {params.options} "
+        "--batch-size 1 "
         "--limit {CFG.measure.open_utterances} "
         f"--out {in_shell(PLAN.evaluation(system=PLAN.open_system()))} > {{log}} 2>&1"
 

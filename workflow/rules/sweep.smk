@@ -10,8 +10,8 @@ rule sweep:
     AR in the same run vs judge WER, on the first sweep.utterances of sweep.split. A killed
     sweep resumes from its study.db; a finished one is not re-run."""
     input:
+        unpack(vocoding),
         model=rules.train_heads.output,
-        vocoder=vocoder_for,
     output:
         chosen=PLAN.sweep(name="chosen.yaml"),
         trials=reported(PLAN.sweep(name="trials.csv"), "sweep_csv", *SWEEP_FOLDER,
@@ -27,6 +27,7 @@ rule sweep:
         tree_plot=reported(PLAN.sweep(name="tree.png"), "sweep_tree", *SWEEP_FOLDER, "figure",
                            "tree size against time per forward"),
     params:
+        nar=nar_argument,
         config_digest=PLAN.digest("sweep"),
         out=lambda wildcards: PLAN.sweep(wildcards.family, wildcards.mode),
     log:
@@ -37,4 +38,4 @@ rule sweep:
         runtime=240,
     shell:
         "vadusa sweep --config {RESOLVED} --checkpoint {input.model} --corpus {CORPUS} "
-        "--vocoder {input.vocoder} --out {params.out} > {log} 2>&1"
+        "--vocoder {input.vocoder} {params.nar} --out {params.out} > {log} 2>&1"

@@ -1,9 +1,12 @@
-# Speech tokens per family ({family}: whisper | hubert | wav2vec2 | encodec). The semantic
-# families: a from-scratch SSL model where configured, k-means on train features, then token
-# files for every split. The acoustic family (encodec): a codec (trained here, or the published
-# one from tokens.encodec.weights) whose first codebook is the token.
+# Speech tokens per family ({family}: whisper | hubert | wav2vec2 | encodec | melrvq). The
+# semantic families: a from-scratch SSL model where configured, k-means on train features, then
+# token files for every split. The acoustic families: encodec, a codec (trained here, or the
+# published one from tokens.encodec.weights) whose first codebook is the token; melrvq,
+# residual k-means over HiFi-GAN log-mels, every codebook stored beside codebook 1 for the NAR
+# stage (rule train_nar).
 
-KMEANS_FAMILIES = "whisper|hubert|wav2vec2"
+UNIT_FAMILIES = "whisper|hubert|wav2vec2"  # k-means units, decoded by a trained unit vocoder
+KMEANS_FAMILIES = f"{UNIT_FAMILIES}|melrvq"
 
 
 def ssl_model(wildcards):

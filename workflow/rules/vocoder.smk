@@ -1,14 +1,32 @@
 # The unit vocoder per family (units -> mel network, then the pretrained HiFi-GAN) and the
 # resynthesis ceiling: audio -> tokens -> audio -> Whisper WER, on the test split and on real
-# human recordings (LibriVox clips of Debian's pocketsphinx-testdata). The encodec family needs
-# no vocoder: its codec decodes codebook-1 tokens itself (vadusa.tokenizers.codec).
+# human recordings (LibriVox clips of Debian's pocketsphinx-testdata). The acoustic families need
+# no vocoder training: the encodec codec decodes codebook-1 tokens itself
+# (vadusa.tokenizers.codec); melrvq's residual k-means sums its codes into mels for HiFi-GAN.
 
 
 def vocoder_for(wildcards):
-    """What turns a family's tokens into audio: its unit vocoder, or (encodec) its codec."""
+    """What turns a family's tokens into audio: its unit vocoder, (encodec) its codec, or
+    (melrvq) its residual k-means, which HiFi-GAN decodes."""
     if wildcards.family == "encodec":
         return codec_checkpoint()
+    if wildcards.family == "melrvq":
+        return PLAN.kmeans(wildcards.family)
     return PLAN.vocoder(wildcards.family)
+
+
+def vocoding(wildcards):
+    """The inputs that turn a model's tokens into audio: the vocoder and, for a family whose
+    tokens keep every codebook (NAR_FAMILIES), the NAR stage that fills codebooks 2..N."""
+    files = {"vocoder": vocoder_for(wildcards)}
+    if wildcards.family in NAR_FAMILIES:
+        files["nar"] = PLAN.nar(wildcards.family)
+    return files
+
+
+def nar_argument(wildcards, input):
+    """The NAR stage on the command line: the family's, or none (codebook 1 is all there is)."""
+    return f"--nar {input.nar}" if wildcards.family in NAR_FAMILIES else "--nar none"
 
 
 rule train_vocoder:
@@ -18,7 +36,7 @@ rule train_vocoder:
     output:
         PLAN.vocoder(),
     wildcard_constraints:
-        family=KMEANS_FAMILIES,
+        family=UNIT_FAMILIES,
     params:
         config_digest=PLAN.digest("train_vocoder"),
     log:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,7 +23,8 @@ Handler = Callable[[Config, argparse.Namespace], int]
 Parser = argparse.ArgumentParser | argparse._MutuallyExclusiveGroup
 
 # = vadusa.tokenizers.registry.FAMILIES, which imports torch
-FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")
+FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec", "melrvq")
+ACOUSTIC_FAMILIES = ("encodec", "melrvq")  # = vadusa.tokenizers.registry.ACOUSTIC
 SPLITS = ("train", "dev", "test")
 VOCODER_HELP = ("unit2mel or codec checkpoint (default: the family's vocoder; for encodec the "
                 "codec, trained here or tokens.encodec.weights)")
@@ -80,6 +82,13 @@ def tokens_option(parser: Parser, help: str = TOKENS_HELP) -> None:
 
 def vocoder_option(parser: Parser) -> None:
     parser.add_argument("--vocoder", help=VOCODER_HELP)
+
+
+def nar_option(parser: Parser) -> None:
+    parser.add_argument("--nar", help="an acoustic family's NAR stage (nar.pt from `vadusa "
+                        "train-nar`): codebooks 2..N are filled in and all are decoded "
+                        "(default: models/<family>/nar/nar.pt if it exists; `none`: codebook 1 "
+                        "alone)")
 
 
 def limit_option(parser: Parser, help: str = LIMIT_HELP) -> None:
@@ -151,12 +160,14 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.data.voices import VoiceError  # noqa: PLC0415
     from vadusa.decoding.tree import TreeError  # noqa: PLC0415
     from vadusa.eval.evaluate import EvaluationError  # noqa: PLC0415
+    from vadusa.eval.job_times import JobTimesError  # noqa: PLC0415
     from vadusa.eval.judge import JudgeError  # noqa: PLC0415
     from vadusa.eval.listen import ListenError  # noqa: PLC0415
     from vadusa.eval.resynthesize import ResynthesisError  # noqa: PLC0415
     from vadusa.eval.similarity import SimilarityError  # noqa: PLC0415
     from vadusa.eval.table import TableError  # noqa: PLC0415
     from vadusa.model.loading import SynthesisInputError  # noqa: PLC0415
+    from vadusa.model.nar import NARError  # noqa: PLC0415
     from vadusa.sweep.study import SweepError  # noqa: PLC0415
     from vadusa.tokenizers.base import TokenizerError  # noqa: PLC0415
     from vadusa.tokenizers.codec import CodecError  # noqa: PLC0415
@@ -177,7 +188,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
             TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
             TableError, SweepError, CodecError, CodecTrainError, ReportError, AlignTrainError,
-            DurationTrainError, DurationStoreError, ListenError)
+            DurationTrainError, DurationStoreError, ListenError, NARError, JobTimesError)
 
 
 def guard(fn: Handler) -> Handler:
@@ -206,14 +217,40 @@ def durations_dir(cfg: Config, args: argparse.Namespace, family: str) -> Path:
 
 
 def vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:
-    """``--vocoder``, or the family's vocoder of this experiment (``encodec``: its codec)."""
+    """``--vocoder``, or the family's vocoder of this experiment (``encodec``: its codec;
+    ``melrvq``: its residual k-means, which HiFi-GAN decodes)."""
     if args.vocoder:
         return Path(args.vocoder)
+    if family == "melrvq":
+        return Path(Plan(cfg).kmeans(family))
     if family == "encodec":
         from vadusa.tokenizers.registry import codec_file  # noqa: PLC0415
 
         return codec_file(cfg)
     return Path(Plan(cfg).vocoder(family))
+
+
+def nar_stage(cfg: Config, args: argparse.Namespace, family: str, vocoder_file: Path,
+              device: Any) -> Any:
+    """The NAR stage that fills an acoustic family's codebooks 2..N before vocoding (a
+    ``vadusa.model.nar.NARStage``), or None: another family, ``--nar none``, or no stage
+    trained yet (said on stderr: the audio is then codebook 1's alone)."""
+    if family not in ACOUSTIC_FAMILIES or args.nar == "none":
+        return None
+    path = Path(args.nar or Plan(cfg).nar(family))
+    if not args.nar and not path.is_file():
+        print(f"no NAR stage at {path}: decoding codebook 1 alone (train one with `vadusa "
+              f"train-nar --family {family}`)", file=sys.stderr)
+        return None
+    from vadusa.checkpoint import file_digest  # noqa: PLC0415
+    from vadusa.model.nar import NARError, load_nar  # noqa: PLC0415
+
+    stage = load_nar(path, device, family)
+    if stage.meta.get("quantizer_sha256") != file_digest(vocoder_file):
+        raise NARError(f"{path} was trained on codes of another quantizer than {vocoder_file} "
+                       f"decodes: retrain it (`vadusa train-nar --family {family}`) or give "
+                       "the vocoder it was trained with")
+    return stage
 
 
 # Decoding.
@@ -230,12 +267,27 @@ def decoding_config(cfg: Config, args: argparse.Namespace) -> DecodingConfig:
 
 
 def decoding_bundle(cfg: Config, checkpoint: str, decoding: DecodingConfig) -> TTSBundle:
-    """A trained model on the configured device, in the decoding precision."""
+    """A trained model on the configured device, in the decoding precision. ``auto`` takes
+    bfloat16 where the device promises it faster and a timing of both confirms it
+    (``decoding.timing.faster_precision``), else float32; the choice is printed."""
+    import torch  # noqa: PLC0415
+
     from vadusa.devices import resolve_device, resolve_precision  # noqa: PLC0415
     from vadusa.model.loading import load_tts  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
-    return load_tts(checkpoint, device, dtype=resolve_precision(decoding.precision, device))
+    dtype = resolve_precision(decoding.precision, device)
+    bundle = load_tts(checkpoint, device, dtype=dtype)
+    if decoding.precision == "auto" and dtype != torch.float32:
+        from vadusa.decoding.timing import faster_precision  # noqa: PLC0415
+
+        chosen, ms = faster_precision(bundle)
+        print("decoding.precision auto: " + ", ".join(f"{k} {v:.2f} ms" for k, v in ms.items())
+              + f" (1-token and 17-token forwards) -> {str(chosen).removeprefix('torch.')}",
+              flush=True)
+        if chosen != dtype:
+            bundle = load_tts(checkpoint, device, dtype=chosen)
+    return bundle
 
 
 def draft_bundle(bundle: TTSBundle, decoding: DecodingConfig) -> TTSBundle | None:

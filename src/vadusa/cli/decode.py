@@ -15,6 +15,8 @@ from vadusa.cli.common import (
     decoding_options,
     draft_bundle,
     guard,
+    nar_option,
+    nar_stage,
     vocoder_option,
     vocoder_path,
 )
@@ -53,6 +55,7 @@ def synthesize_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt-wav", help="a recording of a new voice (needs --prompt-text)")
     parser.add_argument("--prompt-text", help="the transcript of --prompt-wav")
     vocoder_option(parser)
+    nar_option(parser)
     decoding_options(parser)
     parser.add_argument("--out", required=True, help="output WAV file")
 
@@ -87,13 +90,18 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     result = decode_prefix(bundle, prefix, decoding, draft=draft_bundle(bundle, decoding))
     if not result.tokens:
         raise UserFacingError("the model produced no speech tokens for this text")
-    vocoder = load_vocoder(vocoder_path(cfg, args, bundle.family), device=device,
-                           family=bundle.family)
+    vocoder_file = vocoder_path(cfg, args, bundle.family)
+    vocoder = load_vocoder(vocoder_file, device=device, family=bundle.family)
+    nar = nar_stage(cfg, args, bundle.family, vocoder_file, device)
     voice = voice_for(vocoder, speaker)
-    wave, rate = vocoder.decode(np.asarray(result.tokens), voice)
+    codes = np.asarray(result.tokens)  # (F,) codebook 1, or all of them after the NAR stage
+    if nar is not None:
+        codes = nar.fill(args.text, speaker, codes)  # (F,) -> (F, N)
+    wave, rate = vocoder.decode(codes, voice)
     audio.write_wav(args.out, wave, rate)
     print(f"{len(result.tokens)} tokens in {result.seconds:.2f} s "
-          f"({len(result.tokens) / result.seconds:.1f} tokens/s) -> {args.out}")
+          f"({len(result.tokens) / result.seconds:.1f} tokens/s)"
+          + (f", {codes.shape[1]} codebooks" if nar is not None else "") + f" -> {args.out}")
     return 0
 
 

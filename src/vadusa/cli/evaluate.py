@@ -22,6 +22,8 @@ from vadusa.cli.common import (
     family_option,
     guard,
     limit_option,
+    nar_option,
+    nar_stage,
     split_option,
     tokenizer_models,
     use_inputs,
@@ -49,6 +51,9 @@ def resynthesize_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--copy", action="store_true",
                         help="no units: each input's own mel through HiFi-GAN (copy synthesis, "
                         "the vocoder's ceiling) instead of --family's tokens")
+    parser.add_argument("--codebooks", type=int,
+                        help="an acoustic family's first N codebooks only (default: all of "
+                        "them): what each residual codebook adds")
     limit_option(parser)
     parser.add_argument("--out", required=True, help="output directory (wavs/ and metrics.json)")
 
@@ -80,7 +85,7 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     else:
         vocoder_file = vocoder_path(cfg, args, args.family)
         vocoder = load_vocoder(vocoder_file, device=device,
-                               family="encodec" if args.family == "encodec" else None)
+                               family=args.family if args.family in ("encodec", "melrvq") else None)
         if vocoder.family != args.family:
             raise UserFacingError(f"{vocoder_file} is a vocoder for {vocoder.family!r} "
                                   f"tokens, not {args.family!r}")
@@ -91,7 +96,7 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
         if not args.copy:
             use_inputs(cfg, tracker, models=[vocoder_file, *tokenizer_models(cfg, args.family)])
         metrics = rs.resynthesize(items, tokenizer, vocoder, WhisperJudge(cfg.judge), out,
-                                  args.speaker)
+                                  args.speaker, args.codebooks)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "input_wer", "input_cer")})
     print(rs.format_resynthesis(metrics))
     return 0
@@ -122,6 +127,7 @@ def evaluate_options(parser: argparse.ArgumentParser) -> None:
     split_option(parser, default="test")
     corpus_option(parser)
     vocoder_option(parser)
+    nar_option(parser)
     decoding_options(parser)
     batch_size_option(parser)
     limit_option(parser)
@@ -149,6 +155,7 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
         raise UserFacingError(f"{vocoder_file} decodes {vocoder.vocab_size} "
                               f"units, the model {args.checkpoint} emits "
                               f"{bundle.vocab.n_units}: retrain one of them on the same tokens")
+    nar = nar_stage(cfg, args, bundle.family, vocoder_file, device)
     corpus = corpus_dir(cfg, args)
     requests, ids = split_requests(corpus, args.split, args.limit)
     similarity = references = None
@@ -163,10 +170,11 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
                       setting=f"{decoding_setting(bundle, decoding)}-{args.split}",
                       tags=(decoding.method, args.split)) as tracker:
         use_inputs(cfg, tracker, models=[Path(args.checkpoint), vocoder_file,
-                                         *draft_models(decoding)],
+                                         *draft_models(decoding),
+                                         *([nar.path] if nar is not None else [])],
                    trees=[decoding.tree] if decoding.method == "vadusa" else [])
         metrics = evaluate_tts(bundle, requests, ids, decoding, vocoder,
-                               WhisperJudge(cfg.judge), out, similarity, references)
+                               WhisperJudge(cfg.judge), out, similarity, references, nar)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "tokens_per_second",
                                                      "real_time_factor", "sim")
                              if metrics[k] is not None})

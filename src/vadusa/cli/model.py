@@ -1,5 +1,5 @@
 """The TTS model and its alignment: ``align``, ``train-durations``, ``train-base``,
-``train-draft``."""
+``train-draft``, and the acoustic families' NAR stage, ``train-nar``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vadusa.cli.common import (
+    ACOUSTIC_FAMILIES,
     Subcommand,
     UserFacingError,
     corpus_dir,
@@ -116,6 +117,23 @@ def cmd_train_draft(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def train_nar_options(parser: argparse.ArgumentParser) -> None:
+    family_option(parser, choices=ACOUSTIC_FAMILIES)
+    corpus_option(parser)
+    tokens_option(parser)
+    parser.add_argument("--out", help="output directory (default: models/<family>/nar)")
+
+
+@guard
+def cmd_train_nar(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.training.nar import train_nar  # noqa: PLC0415
+
+    out = Path(args.out or Plan(cfg).model_dir(args.family, "nar"))
+    print(train_nar(cfg, args.family, corpus_dir(cfg, args), tokens_dir(cfg, args, args.family),
+                    out))
+    return 0
+
+
 SUBCOMMANDS = {
     "align": Subcommand("train a CTC phone recogniser on a family's tokens and write every "
                         "split's phone durations in token frames", align_options, cmd_align),
@@ -127,4 +145,7 @@ SUBCOMMANDS = {
     "train-draft": Subcommand("train a small draft model for draft-model speculative "
                               "decoding: train-base with the `draft` section's sizes",
                               train_draft_options, cmd_train_draft),
+    "train-nar": Subcommand("train an acoustic family's NAR stage: codebooks 2..N from "
+                            "codebook 1, the text and the speaker (VALL-E's second stage)",
+                            train_nar_options, cmd_train_nar),
 }

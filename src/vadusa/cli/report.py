@@ -1,4 +1,5 @@
-"""The results: ``table`` (the main table, open questions, ablation) and ``wandb-report``."""
+"""The results: ``table`` (the main table, open questions, ablation), ``wandb-report`` and
+``job-times`` (what each job of a run took)."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def _write_table(out: Path, name: str, rows: list[dict[str, Any]], columns: tupl
 
 @guard
 def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
-    from vadusa.eval.table import COLUMNS, main_table  # noqa: PLC0415
+    from vadusa.eval.table import COLUMNS, filled, main_table  # noqa: PLC0415
 
     plan = Plan(cfg)
     families = args.families or list(cfg.tokens.families)
@@ -77,8 +78,9 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
             written.append((name, rows, OPEN_COLUMNS))
     else:
         rows = main_table(plan, families)
-        print(_write_table(out, args.name, rows, COLUMNS, f"{args.name} table"), end="")
-        written.append((args.name, rows, COLUMNS))
+        columns = filled(rows, COLUMNS)
+        print(_write_table(out, args.name, rows, columns, f"{args.name} table"), end="")
+        written.append((args.name, rows, columns))
     setting = "ablation" if args.ablation else "open" if args.open else args.name
     _track_tables(cfg, out, setting, families, written)
     return 0
@@ -133,6 +135,27 @@ def cmd_wandb_report(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def job_times_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", default=".",
+                        help="where Snakemake ran (its .snakemake/ is read; default: here)")
+    parser.add_argument("--under", help="only jobs whose outputs lie under this path "
+                        "(default: the experiment's directory, results/<experiment>)")
+    parser.add_argument("--out", help="also write the table to this markdown file")
+
+
+@guard
+def cmd_job_times(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.atomic import write_text_atomic  # noqa: PLC0415
+    from vadusa.eval.job_times import job_table, read_jobs  # noqa: PLC0415
+
+    under = args.under if args.under is not None else str(cfg.experiment_dir)
+    table = job_table(read_jobs(args.workdir, under))
+    if args.out:
+        write_text_atomic(Path(args.out), table)
+    print(table, end="")
+    return 0
+
+
 SUBCOMMANDS = {
     "table": Subcommand("the main table (markdown, CSV, HTML): family x method, WER, CER, SIM, "
                         "accepted length, speedup, RTF", table_options, cmd_table),
@@ -140,4 +163,7 @@ SUBCOMMANDS = {
                                "accepted length vs tau, tree size vs time, the main table): a "
                                "local page, and a W&B Report when online",
                                wandb_report_options, cmd_wandb_report),
+    "job-times": Subcommand("what each job of a finished Snakemake run took, from its "
+                            ".snakemake/metadata records (the table docs/budget.md quotes)",
+                            job_times_options, cmd_job_times),
 }

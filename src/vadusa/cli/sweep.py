@@ -19,6 +19,8 @@ from vadusa.cli.common import (
     decoding_bundle,
     guard,
     limit_option,
+    nar_option,
+    nar_stage,
     precision_option,
     split_option,
     use_inputs,
@@ -32,6 +34,7 @@ def sweep_options(parser: argparse.ArgumentParser) -> None:
     checkpoint_option(parser, help=HEADS_HELP)
     corpus_option(parser)
     vocoder_option(parser)
+    nar_option(parser)
     split_option(parser, help="split decoded in every trial (default: sweep.split)")
     limit_option(parser, help="its first utterances (default: sweep.utterances)")
     parser.add_argument("--trials", type=int,
@@ -80,12 +83,14 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
         raise UserFacingError(f"{args.checkpoint} has no draft heads: sweep a heads.pt from "
                               "`vadusa train-heads` or `vadusa train-joint`")
     vocoder_file = vocoder_path(cfg, args, bundle.family)
+    nar = nar_stage(cfg, args, bundle.family, vocoder_file, resolve_device(cfg.device))
     split, limit = args.split or sweep.split, args.limit or sweep.utterances
     out = Path(args.out)
     # one study per model, vocoder and measuring setup: other weights or settings start a
     # new study (in the same storage) instead of mixing with old trials; more trials or
     # another storage continue the same one
     setup = {"checkpoint": file_digest(args.checkpoint), "vocoder": file_digest(vocoder_file),
+             **({"nar": file_digest(nar.path)} if nar is not None else {}),
              "split": split, "limit": limit, "decoding": dataclasses.asdict(decoding),
              "judge": {k: v for k, v in dataclasses.asdict(cfg.judge).items()
                        if k != "speaker_similarity"},  # the sweep does not measure SIM
@@ -103,13 +108,15 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
                            family=bundle.family)
     requests = split_requests(corpus_dir(cfg, args), split, limit)[0]
     space = search_space(sweep, len(bundle.heads), decoding.temperature, decoding.top_k)
-    objective = DecodingObjective(bundle, requests, decoding, vocoder, WhisperJudge(cfg.judge))
+    objective = DecodingObjective(bundle, requests, decoding, vocoder, WhisperJudge(cfg.judge),
+                                  nar)
     print(f"sweep {name}: {completed(study)} of {sweep.trials} trials done; "
           f"{len(requests)} utterances per trial; space {space}", flush=True)
 
     with open_tracker(cfg, stage="sweep", out_dir=out, family=bundle.family,
                       setting=out.name) as tracker:
-        use_inputs(cfg, tracker, models=[Path(args.checkpoint), vocoder_file])
+        use_inputs(cfg, tracker, models=[Path(args.checkpoint), vocoder_file,
+                                         *([nar.path] if nar is not None else [])])
 
         def log(study: Any) -> None:
             trial = study.trials[-1]

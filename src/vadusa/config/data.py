@@ -184,7 +184,7 @@ class CodecTrainConfig:
     commitment_weight: float = 1.0  # encoder output to its quantized value (MSE)
     # a training step uses the first k codebooks only, k uniform in 1..n_q, or k = 1 with
     # probability first_codebook_prob: codebook 1 must carry as much as it can alone, since
-    # it is all the AR model predicts and all the vocoder decodes
+    # it is all the AR model predicts (the NAR stage adds the others from it)
     quantizer_dropout: bool = True
     first_codebook_prob: float = 0.5
     # a code whose moving average of uses per batch falls below this is replaced by a random
@@ -202,7 +202,8 @@ class CodecTrainConfig:
 @dataclass(frozen=True)
 class EncodecConfig:
     """The ``encodec`` family: the first codebook of a neural codec (the ``encodec`` package's
-    architecture), as in VALL-E. Its decoder is the family's vocoder (codebook 1 alone)."""
+    architecture), as in VALL-E: the AR model predicts codebook 1, the NAR stage (``nar``) the
+    others of the bandwidth; the codec's decoder is the family's vocoder."""
 
     # scratch (a small codec trained by the pipeline, ``scratch`` below) | the path of the
     # published 24 kHz model's file (encodec_24khz-d7cc33bc.th: 75 Hz, 32 codebooks of 1024);
@@ -216,8 +217,23 @@ class EncodecConfig:
 
 
 @dataclass(frozen=True)
+class MelRVQConfig:
+    """The ``melrvq`` family: residual k-means over stacked log-mel frames of the shipped
+    HiFi-GAN (``tokenizers/mel.py``), fitted on the k-means sample (tokens.kmeans_utterances,
+    kmeans_max_frames). Codebook 1 is the AR model's, codebooks 2..N the NAR stage's."""
+
+    stack: int = 2  # mel frames (22.05 kHz / 256) per token: 43 tokens a second
+    # resynthesis WER of the embedded default's 61 test utterances (recordings 11.7 %) from
+    # the first 1, 2, 4, 8 codebooks: 48.5, 26.4, 15.1, 13.4 % (`vadusa resynthesize --family
+    # melrvq --split test --codebooks N`; docs/tokens.md)
+    codebooks: int = 8
+    n_clusters: int = 1024
+    iterations: int = 25  # Lloyd iterations per codebook (about 15 s each for 46k frames)
+
+
+@dataclass(frozen=True)
 class TokensConfig:
-    families: tuple[str, ...] = ("whisper", "hubert", "encodec")  # families the DAG builds
+    families: tuple[str, ...] = ("whisper", "hubert", "encodec", "melrvq")  # the DAG builds
     default_family: str = "whisper"  # the family of the default target's model
     # train utterances (and at most this many of their frames) whose features fit k-means:
     # 1000 instead of 300 give a unit-to-mel dev loss of 0.943 against 0.967 at 1000 steps;
@@ -229,6 +245,7 @@ class TokensConfig:
     hubert: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
     wav2vec2: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
     encodec: EncodecConfig = field(default_factory=EncodecConfig)
+    melrvq: MelRVQConfig = field(default_factory=MelRVQConfig)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from vadusa.config.model import (
     DurationsConfig,
     HeadsConfig,
     ModelConfig,
+    NARConfig,
     TrainConfig,
 )
 
@@ -49,6 +50,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     durations: DurationsConfig = field(default_factory=DurationsConfig)
+    nar: NARConfig = field(default_factory=NARConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     decoding: DecodingConfig = field(default_factory=DecodingConfig)
     heads: HeadsConfig = field(default_factory=HeadsConfig)

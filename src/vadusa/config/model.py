@@ -73,6 +73,22 @@ class DurationsConfig:
 
 
 @dataclass(frozen=True)
+class NARConfig:
+    """The NAR stage of the acoustic families (``vadusa train-nar``, model/nar.py): codebooks
+    2..N from codebook 1, the text and the speaker. Values are our choice for 2 CPU cores."""
+
+    steps: int = 1000
+    batch_frames: int = 4000  # speech frames per batch (the text rides along)
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    dim: int = 256
+    layers: int = 4
+    heads: int = 4
+    dropout: float = 0.1
+    checkpoint_every: int = 250
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Training of the AR model (``vadusa train-base``)."""
 

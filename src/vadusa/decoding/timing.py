@@ -1,13 +1,17 @@
 """What a forward pass costs on this machine, without any decoder work: the bound of a
-speculative setting (``bench.add_bounds``) and the tree a machine decodes fastest with
+speculative setting (``bench.add_bounds``), the tree a machine decodes fastest with
 (``fastest_tree``: on a CPU a wide pass costs more than its extra accepted tokens buy, on a
-GPU it costs about as much as one token) both read it.
+GPU it costs about as much as one token) and the precision ``auto`` decodes in
+(``faster_precision``: a CPU that reports bfloat16 instructions may still run it slower) all
+read it.
 
 Shapes: N nodes of a tree, S cache slots.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 
 import torch
@@ -85,3 +89,32 @@ def fastest_tree(bundle: TTSBundle, table: list[list[float]],
         scores[n] = {"expected_length": length, "forward_ms": ms, "tokens_per_ms": length / ms}
     best = max(sizes, key=lambda n: scores[n]["tokens_per_ms"])
     return trees[best], scores
+
+
+# a pass as wide as a 16-node tree and its root: what VADUSA's passes cost, beside AR's step
+PRECISION_WIDTHS = (1, 17)
+PRECISION_MARGIN = 0.95  # bfloat16 must be at least 5 % faster: timing noise flips no choice
+
+
+@torch.inference_mode()
+def faster_precision(bundle: TTSBundle, context: int = FASTEST_CONTEXT, rounds: int = 3,
+                     repeats: int = 5) -> tuple[torch.dtype, dict[str, float]]:
+    """The precision this machine decodes ``bundle``'s model faster in: bare forwards of one
+    token (an AR step) and of a 17-node pass, in the bundle's precision and in float32 (a
+    copy), taking turns ``rounds`` times; the median of each, summed over the widths. The
+    bundle's precision wins only if it is ``PRECISION_MARGIN`` times float32's or better.
+    -> (the dtype, milliseconds per precision)."""
+    dtype = bundle.model.head.weight.dtype
+    if dtype == torch.float32:
+        return dtype, {}
+    other = dataclasses.replace(bundle, model=copy.deepcopy(bundle.model).float())
+    times: dict[torch.dtype, dict[int, list[float]]] = {
+        d: {w: [] for w in PRECISION_WIDTHS} for d in (dtype, torch.float32)}
+    for _ in range(rounds):
+        for d, b in ((dtype, bundle), (torch.float32, other)):
+            for w in PRECISION_WIDTHS:
+                times[d][w] += bare_forward_times(b, w, context, repeats)
+    ms = {str(d).removeprefix("torch."): 1000 * sum(sorted(t)[len(t) // 2] for t in by.values())
+          for d, by in times.items()}
+    mine, f32 = ms[str(dtype).removeprefix("torch.")], ms["float32"]
+    return (dtype if mine <= PRECISION_MARGIN * f32 else torch.float32), ms

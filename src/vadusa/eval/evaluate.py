@@ -73,10 +73,12 @@ def reference_audio(corpus_dir: Path, split: str, ids: list[str]
 def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
                  decoding: DecodingConfig, vocoder: Any, judge: WhisperJudge,
                  out_dir: Path, similarity: Any = None,
-                 references: dict[str, tuple[str, float, int | None]] | None = None
-                 ) -> dict[str, Any]:
+                 references: dict[str, tuple[str, float, int | None]] | None = None,
+                 nar: Any = None) -> dict[str, Any]:
     """Decode, vocode, judge; with ``similarity`` (a ``SpeakerSimilarity``) and
-    ``references`` (``reference_audio``), also the speaker similarity to each recording."""
+    ``references`` (``reference_audio``), also the speaker similarity to each recording.
+    With ``nar`` (an acoustic family's ``NARStage``) codebooks 2..N are filled in before
+    vocoding, timed on their own: the NAR stage's real-time factor beside the AR one's."""
     out_dir = Path(out_dir)
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     failures: list[dict[str, Any]] = []
@@ -105,15 +107,20 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
 
     rows: list[dict[str, Any]] = []
     sim_failures: list[dict[str, Any]] = []  # judged, but no speaker similarity
-    vocode_seconds = judge_seconds = 0.0
+    vocode_seconds = judge_seconds = nar_seconds = 0.0
     for record in tqdm(records, desc="vocode + judge", unit="utt"):
         if not record["tokens"]:
             failures.append({"id": record["id"], "stage": "decode",
                              "error": "no speech tokens before eos"})
             continue
         voice = voice_for(vocoder, record["speaker"])
+        codes = np.asarray(record["tokens"])  # (F,) codebook 1
+        if nar is not None:
+            t_nar = time.perf_counter()
+            codes = nar.fill(record["text"], record["speaker"], codes)  # (F,) -> (F, N)
+            nar_seconds += time.perf_counter() - t_nar
         t0 = time.perf_counter()
-        wave, rate = vocoder.decode(np.asarray(record["tokens"]), voice)
+        wave, rate = vocoder.decode(codes, voice)
         t1 = time.perf_counter()
         audio.write_wav(out_dir / "wavs" / f"{record['id']}.wav", wave, rate)
         hyp = judge.transcribe(wave, rate)
@@ -165,7 +172,12 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         "forwards_per_token": sum(r["forwards"] / r["batch_size"] for r in rows) / tokens,
         "mean_accepted": tokens / sum(r["forwards"] / r["batch_size"] for r in rows),
         "seconds": {"decode": round(decode_seconds, 2), "vocode": round(vocode_seconds, 2),
-                    "judge": round(judge_seconds, 2)},
+                    "judge": round(judge_seconds, 2)}
+                   | ({"nar": round(nar_seconds, 2)} if nar is not None else {}),
+        # the NAR stage (codebooks 2..N, one pass per codebook) per second of speech, timed
+        # apart from the AR decoding that VADUSA accelerates; None without one
+        "nar_real_time_factor": nar_seconds / audio_seconds if nar is not None else None,
+        "codebooks": nar.model.cfg.codebooks if nar is not None else 1,  # decoded
         "decoding": dict(vars(decoding)),
         "dtype": str(bundle.dtype).removeprefix("torch."),  # what precision "auto" chose
         "sim": float(np.mean(sims)) if sims else None,

@@ -89,8 +89,15 @@ def write_librivox_list(out: Path, source: Path = LIBRIVOX_DIR) -> Path:
 
 
 def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: WhisperJudge,
-                 out_dir: Path, speaker: str | None = None) -> dict[str, Any]:
-    """Round-trip every item through tokens and the vocoder; judge input and output."""
+                 out_dir: Path, speaker: str | None = None, codebooks: int | None = None
+                 ) -> dict[str, Any]:
+    """Round-trip every item through tokens and the vocoder; judge input and output. An
+    acoustic family decodes all its codebooks, or its first ``codebooks``."""
+    available = getattr(tokenizer, "codebooks", 1)
+    if codebooks is not None and not 1 <= codebooks <= available:
+        raise ResynthesisError(f"--codebooks {codebooks}: the {tokenizer.family} tokenizer has "
+                               f"{available} codebook(s)")
+    used = codebooks or available
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     rows, failures = [], []
     timing = {"tokenize": 0.0, "vocode": 0.0, "judge": 0.0}
@@ -98,7 +105,9 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
         try:
             wave, rate = audio.read(item.audio_path, item.offset, item.num_samples)
             t0 = time.perf_counter()
-            tokens = tokenizer.encode(wave, rate)
+            # an acoustic family decodes every codebook: the floor its AR + NAR output aims at
+            tokens = (tokenizer.encode_codes(wave, rate)[:, :used] if available > 1
+                      else tokenizer.encode(wave, rate))
             t1 = time.perf_counter()
             # outside recordings have no speaker: a unit vocoder's first voice (a codec takes any)
             voice = speaker or item.speaker or voice_for(vocoder, None)
@@ -135,6 +144,7 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
           "input_cer": bootstrap_ratio([r["char_errors_input"] for r in rows], chars)}
     metrics = {
         "family": tokenizer.family,
+        "codebooks": used,  # decoded per frame (1: units, or an acoustic family's codebook 1)
         "utterances": len(rows),
         "failures": failures,
         "wer": out_rates.wer, "cer": out_rates.cer,

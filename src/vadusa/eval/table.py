@@ -41,7 +41,7 @@ from vadusa.plan import AR, DRAFT, HEAD_MODES, OPEN_AR, Plan
 MODES = dict(zip(HEAD_MODES, ("VADUSA", "VADUSA-wt", "VADUSA, Hydra heads",
                               "VADUSA-wt, Hydra heads"), strict=True))
 COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
-           "speedup", "wall_speedup", "bound", "bound_fraction", "rtf")
+           "speedup", "wall_speedup", "bound", "bound_fraction", "rtf", "nar_rtf")
 
 
 class TableError(ValueError):
@@ -57,8 +57,11 @@ def _quality(metrics: dict[str, Any] | None) -> dict[str, Any]:
     if metrics is None:
         return {}
     ci = metrics.get("ci", {})
+    # an acoustic family's NAR stage (codebooks 2..N) per second of speech, apart from the
+    # AR decoding's RTF: VADUSA accelerates the AR stage only
     return {"wer": metrics["wer"], "cer": metrics["cer"], "sim": metrics.get("sim"),
-            "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None}
+            "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None,
+            "nar_rtf": metrics.get("nar_real_time_factor")}
 
 
 def _speed(bench_row: dict[str, Any]) -> dict[str, Any]:
@@ -284,7 +287,7 @@ def format_cell(row: dict[str, Any], key: str) -> str:
         return f"{value:.2f}x"
     if key == "bound_fraction":
         return f"{100 * value:.0f} %"
-    if key == "rtf" or key in ("dev_loss", "dev_acc"):
+    if key in ("rtf", "nar_rtf", "dev_loss", "dev_acc"):
         return f"{value:.3f}"
     if key == "ratio":
         return f"{value:.2f}x"
@@ -301,10 +304,18 @@ HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "
           "heads": "heads", "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
           "accepted": "accepted length", "speedup": "speedup per token",
           "wall_speedup": "wall-time speedup", "bound": "bound", "bound_fraction": "of bound",
-          "rtf": "RTF",
+          "rtf": "RTF", "nar_rtf": "NAR RTF",
           "settings": "settings", "ratio": "WER / resynthesis WER", "dev_loss": "dev loss",
           "dev_acc": "dev top-1", "minutes": "training minutes",
           "paired": "WER - configured model's, same utterances [95 % CI]"}
+
+
+def filled(rows: list[dict[str, Any]], columns: tuple[str, ...],
+           optional: tuple[str, ...] = ("nar_rtf",)) -> tuple[str, ...]:
+    """``columns`` without the ``optional`` ones that no row fills (the NAR stage's column
+    where no family has one)."""
+    return tuple(c for c in columns
+                 if c not in optional or any(row.get(c) is not None for row in rows))
 
 
 def to_markdown(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:

@@ -29,12 +29,12 @@ from vadusa.sweep.study import SweepTrialError
 
 class DecodingObjective:
     def __init__(self, bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
-                 vocoder: Any, judge: Any) -> None:
+                 vocoder: Any, judge: Any, nar: Any = None) -> None:
         if bundle.heads is None:
             raise SweepTrialError("the checkpoint has no draft heads; sweep a heads.pt from "
                                   "`vadusa train-heads` or `vadusa train-joint`")
         self.bundle, self.requests, self.decoding = bundle, requests, decoding
-        self.vocoder, self.judge = vocoder, judge
+        self.vocoder, self.judge, self.nar = vocoder, judge, nar  # nar: fills codebooks 2..N
         self.ar = ar_settings([], raced_precision(bundle))
         self._transcripts: dict[tuple[int, tuple[int, ...]], str] = {}
 
@@ -44,7 +44,10 @@ class DecodingObjective:
             if not tokens:  # nothing decoded: every word is deleted
                 self._transcripts[key] = ""
             else:
-                wave, rate = self.vocoder.decode(np.asarray(tokens), request.speaker)
+                codes = np.asarray(tokens)  # (F,) codebook 1
+                if self.nar is not None:
+                    codes = self.nar.fill(request.text, request.speaker, codes)  # (F, N)
+                wave, rate = self.vocoder.decode(codes, request.speaker)
                 self._transcripts[key] = self.judge.transcribe(wave, rate)
         return self._transcripts[key]
 

@@ -2,10 +2,11 @@
 
 A tokenizer is a feature extractor (waveform -> frames of features) followed by a quantizer
 (features -> integer ids). Each part reports its own rates, so the frame rate is queried,
-never hard-coded. Special ids sit just past the vocabulary: ``bos = vocab_size``,
-``eos = vocab_size + 1``, ``pad = vocab_size + 2``.
+never hard-coded. An acoustic family's quantizer has several codebooks (``quantize_codes``):
+its tokens are codebook 1, ``encode_codes`` gives them all. Special ids sit just past the
+vocabulary: ``bos = vocab_size``, ``eos = vocab_size + 1``, ``pad = vocab_size + 2``.
 
-Shapes: T samples, F frames, D feature dims.
+Shapes: T samples, F frames, D feature dims, N codebooks.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class Tokenizer:
         return self.quantizer.n_clusters
 
     @property
+    def codebooks(self) -> int:
+        """Codebooks per frame: 1 for k-means units; the rest are the NAR stage's to predict."""
+        return int(getattr(self.quantizer, "codebooks", 1))
+
+    @property
     def bos_id(self) -> int:
         return self.vocab_size
 
@@ -80,6 +86,16 @@ class Tokenizer:
         with torch.inference_mode():
             ids = self.quantizer.quantize(extract_features(self.extractor, wave, sample_rate))
         return ids.cpu().numpy().astype(np.int64)
+
+    def encode_codes(self, wave: np.ndarray | torch.Tensor, sample_rate: int) -> np.ndarray:
+        """(T,) at ``sample_rate`` -> (F, N) ids of every codebook (column 0: ``encode``'s)."""
+        features = extract_features(self.extractor, wave, sample_rate)
+        with torch.inference_mode():
+            if self.codebooks == 1:
+                codes = self.quantizer.quantize(features)[:, None]  # (F,) -> (F, 1)
+            else:
+                codes = self.quantizer.quantize_codes(features)  # type: ignore[attr-defined]
+        return codes.cpu().numpy().astype(np.int64)
 
 
 def extract_features(extractor: FeatureExtractor, wave: np.ndarray | torch.Tensor,

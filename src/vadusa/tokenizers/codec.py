@@ -296,11 +296,17 @@ class CodecEncoder:
 
 
 class FirstCodebook:
-    """Quantizer: latent frames -> the ids of RVQ's first codebook, (F,)."""
+    """Quantizer: latent frames -> the ids of RVQ's first codebook, (F,) (the tokens), or of
+    all the codebooks the configured bandwidth uses, (F, N) (``quantize_codes``: codebooks
+    2..N are the NAR stage's)."""
 
     def __init__(self, model: EncodecModel) -> None:
-        self.layer = model.quantizer.vq.layers[0]
+        self.vq = model.quantizer.vq
+        self.layer = self.vq.layers[0]
         self.n_clusters = int(model.quantizer.bins)
+        # the package reckons bandwidth per codebook at its (integer) frame rate
+        self.codebooks = int(model.quantizer.get_num_quantizers_for_bandwidth(
+            model.frame_rate, model.bandwidth))
 
     def quantize(self, features: torch.Tensor) -> torch.Tensor:
         """(F, D) -> (F,) int64 in [0, bins)."""
@@ -308,6 +314,14 @@ class FirstCodebook:
         with torch.inference_mode():
             latents = features.T[None].to(device, torch.float32)  # (F, D) -> (1, D, F)
             return self.layer.encode(latents)[0]  # (1, F) -> (F,)
+
+    def quantize_codes(self, features: torch.Tensor) -> torch.Tensor:
+        """(F, D) -> (F, N) int64: residual quantization over the first N codebooks."""
+        device = self.layer.codebook.device
+        with torch.inference_mode():
+            latents = features.T[None].to(device, torch.float32)  # (F, D) -> (1, D, F)
+            codes = self.vq.encode(latents, n_q=self.codebooks)  # (N, 1, F)
+            return codes[:, 0].T  # (N, F) -> (F, N)
 
 
 def codec_tokenizer(model: EncodecModel, device: torch.device | str = "cpu") -> Tokenizer:

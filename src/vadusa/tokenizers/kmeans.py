@@ -51,18 +51,27 @@ class KMeansQuantizer:
         return cls(km.cluster_centers_, settings)
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, centroids=self.centroids.numpy())
-        write_text_atomic(path.with_suffix(".json"), json.dumps(self.settings, indent=1) + "\n")
+        save_centroids(path, self.centroids, self.settings)
 
     @classmethod
     def load(cls, path: str | Path) -> KMeansQuantizer:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"k-means artifact not found: {path} (run `vadusa fit-kmeans`)")
-        with np.load(path, allow_pickle=False) as blob:
-            centroids = blob["centroids"]
-        sidecar = path.with_suffix(".json")
-        settings = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
-        return cls(centroids, settings)
+        return cls(*load_centroids(path, "run `vadusa fit-kmeans`"))
+
+
+def save_centroids(path: str | Path, centroids: torch.Tensor, settings: dict[str, Any]) -> None:
+    """A quantizer's file: ``centroids`` in an ``.npz``, ``settings`` in a JSON sidecar."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, centroids=centroids.numpy())
+    write_text_atomic(path.with_suffix(".json"), json.dumps(settings, indent=1) + "\n")
+
+
+def load_centroids(path: str | Path, hint: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """``save_centroids``' file, without pickle; a missing one names ``hint`` (what makes it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"k-means artifact not found: {path} ({hint})")
+    with np.load(path, allow_pickle=False) as blob:
+        centroids = blob["centroids"]
+    sidecar = path.with_suffix(".json")
+    return centroids, json.loads(sidecar.read_text()) if sidecar.is_file() else {}

@@ -3,7 +3,9 @@
 Artifacts of a family live in its token directory (``vadusa.plan.Plan.tokens``): a
 from-scratch HuBERT/wav2vec2 (``Plan.ssl_model``), a from-scratch codec (``Plan.codec``), the
 k-means (``Plan.kmeans``), token files, ``stats.json``. The ``encodec`` family needs no
-k-means: its quantizer is the codec's first codebook (``vadusa.tokenizers.codec``).
+k-means: its quantizer is the codec's first codebook (``vadusa.tokenizers.codec``). The
+``melrvq`` family's k-means is residual (``vadusa.tokenizers.residual``, several codebooks)
+and is also its vocoder.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from vadusa.config import Config
 from vadusa.plan import Plan
 from vadusa.tokenizers.base import FeatureExtractor, Tokenizer, TokenizerError
 from vadusa.tokenizers.kmeans import KMeansQuantizer
+from vadusa.tokenizers.residual import KIND, ResidualKMeans
 
-FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec")
+FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec", "melrvq")
+# families whose tokens are acoustic codes of several codebooks: the AR model predicts
+# codebook 1, the NAR stage (model/nar.py) the others
+ACOUSTIC = ("encodec", "melrvq")
 OFFICIAL_BINS = 1024  # entries per codebook of the published 24 kHz EnCodec
 
 
@@ -54,6 +60,10 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
         from vadusa.tokenizers.codec import CodecEncoder, load_codec_model  # noqa: PLC0415
 
         return CodecEncoder(load_codec_model(cfg.tokens.encodec, codec_path(cfg)), device)
+    if family == "melrvq":
+        from vadusa.tokenizers.mel import StackedMel  # noqa: PLC0415
+
+        return StackedMel(cfg.tokens.melrvq.stack)
     raise ValueError(f"unknown token family {family!r} (available: {', '.join(FAMILIES)})")
 
 
@@ -85,7 +95,16 @@ def kmeans_tokenizer(cfg: Config, family: str, kmeans_path: Path,
                      device: torch.device | None = None) -> Tokenizer:
     """The configured extractor with the k-means at ``kmeans_path``, which must have been
     fitted on the same kind of features (same layer, etc.: same dims do not prove it)."""
-    extractor, quantizer = build_extractor(cfg, family, device), KMeansQuantizer.load(kmeans_path)
+    extractor = build_extractor(cfg, family, device)
+    quantizer: KMeansQuantizer | ResidualKMeans
+    if family == "melrvq":
+        quantizer = ResidualKMeans.load(kmeans_path)
+        if quantizer.settings.get("kind") != KIND or quantizer.dim != extractor.dim:
+            raise TokenizerError(f"{kmeans_path} is not the melrvq family's residual k-means "
+                                 f"for {extractor.dim}-dim frames: rerun `vadusa fit-kmeans "
+                                 "--family melrvq`")
+    else:
+        quantizer = KMeansQuantizer.load(kmeans_path)
     fitted, now = quantizer.settings.get("features"), getattr(extractor, "settings", {})
     if fitted is not None and fitted != now:
         raise TokenizerError(f"{kmeans_path} was fitted on {family} features {fitted}, the "

@@ -1,12 +1,17 @@
 """Token files: one flat, memory-mappable array per split plus per-utterance offsets.
 
     <dir>/<split>.bin         uint16 (uint32 if the vocabulary needs it), all utterances
+    <dir>/<split>.codes.bin   acoustic families only: (frames, N) every codebook, same index
     <dir>/<split>.index.npz   ids (str), offsets (int64), lengths (int64), speakers (str)
-    <dir>/meta.json           family, vocab_size, frame_rate, sample_rate, dtype
+    <dir>/meta.json           family, vocab_size, frame_rate, sample_rate, codebooks
+
+The tokens (``.bin``) are codebook 1, what the AR model predicts; ``.codes.bin`` holds all N
+codebooks of each frame (column 0 equal to the tokens) for the NAR stage and resynthesis.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -37,16 +42,28 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
 
 
 def write_split(directory: str | Path, split: str, vocab_size: int,
-                items: Iterable[tuple[str, str, np.ndarray]]) -> int:
-    """Write (id, speaker, tokens) items of one split atomically; returns the count."""
+                items: Iterable[tuple[str, str, np.ndarray]], codebooks: int = 1) -> int:
+    """Write (id, speaker, tokens) items of one split atomically; returns the count. With
+    ``codebooks`` > 1 each item's tokens are (F, codebooks) codes: column 0 goes to the token
+    file, all of them to the codes file."""
     directory = Path(directory)
     dtype = token_dtype(vocab_size)
     ids, speakers, lengths = [], [], []
-    with atomic_path(directory / f"{split}.bin") as tmp, open(tmp, "wb") as f:
+    with contextlib.ExitStack() as files:
+        f = files.enter_context(open(files.enter_context(atomic_path(
+            directory / f"{split}.bin")), "wb"))
+        codes_file = None if codebooks == 1 else files.enter_context(open(files.enter_context(
+            atomic_path(directory / f"{split}.codes.bin")), "wb"))
         for utt_id, speaker, tokens in items:
             tokens = np.asarray(tokens)
             if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab_size):
                 raise TokenStoreError(f"{utt_id}: token ids outside [0, {vocab_size})")
+            if codes_file is not None:
+                if tokens.ndim != 2 or tokens.shape[1] != codebooks:
+                    raise TokenStoreError(f"{utt_id}: expected (frames, {codebooks}) codes, "
+                                          f"got shape {tokens.shape}")
+                codes_file.write(tokens.astype(dtype).tobytes())  # (F, N), row-major
+                tokens = tokens[:, 0]  # (F, N) -> (F,): codebook 1
             f.write(tokens.astype(dtype).tobytes())
             ids.append(utt_id)
             speakers.append(speaker)
@@ -79,6 +96,15 @@ class TokenSplit:
         self._data = (np.memmap(directory / f"{split}.bin", dtype=dtype, mode="r", shape=(total,))
                       if total else np.zeros(0, dtype=dtype))
         self._position = {utt_id: i for i, utt_id in enumerate(self.ids)}
+        self.codebooks = int(self.meta.get("codebooks", 1))
+        self._codes = None
+        if self.codebooks > 1 and total:
+            codes_path = directory / f"{split}.codes.bin"
+            if not codes_path.is_file():
+                raise TokenStoreError(f"{directory} declares {self.codebooks} codebooks but has "
+                                      f"no {codes_path.name}: rerun `vadusa tokenize`")
+            self._codes = np.memmap(codes_path, dtype=dtype, mode="r",
+                                    shape=(total, self.codebooks))
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -89,6 +115,13 @@ class TokenSplit:
     def __getitem__(self, i: int) -> np.ndarray:
         start = int(self.offsets[i])
         return np.asarray(self._data[start:start + int(self.lengths[i])], dtype=np.int64)
+
+    def codes(self, i: int) -> np.ndarray:
+        """(F, N) int64 ids of every codebook of utterance ``i`` (N = 1: the tokens)."""
+        if self._codes is None:
+            return self[i][:, None]  # (F,) -> (F, 1)
+        start = int(self.offsets[i])
+        return np.asarray(self._codes[start:start + int(self.lengths[i])], dtype=np.int64)
 
     def get(self, utt_id: str) -> np.ndarray:
         if utt_id not in self._position:

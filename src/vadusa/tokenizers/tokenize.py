@@ -28,6 +28,7 @@ from vadusa.tokenizers.registry import (
     load_tokenizer,
     n_clusters,
 )
+from vadusa.tokenizers.residual import ResidualKMeans
 from vadusa.tokenizers.store import TokenSplit, write_meta, write_split
 
 
@@ -37,8 +38,9 @@ def _read(rec: Utterance) -> np.ndarray:
 
 
 def fit_kmeans(cfg: Config, family: str, corpus_dir: Path, out_path: Path,
-               device: torch.device) -> KMeansQuantizer:
-    """Fit k-means on the features of a seeded sample of train utterances."""
+               device: torch.device) -> KMeansQuantizer | ResidualKMeans:
+    """Fit k-means on the features of a seeded sample of train utterances (``melrvq``:
+    residual k-means, ``tokens.melrvq.codebooks`` codebooks)."""
     if family == "encodec":
         raise TokenizerError("the encodec family needs no k-means: its tokens are the codec's "
                              "first codebook; run `vadusa train-codec`, then "
@@ -53,7 +55,15 @@ def fit_kmeans(cfg: Config, family: str, corpus_dir: Path, out_path: Path,
         total += len(f)
         if total >= cfg.tokens.kmeans_max_frames:
             break
-    quantizer = KMeansQuantizer.fit(np.concatenate(feats), n_clusters(cfg, family), cfg.seed)
+    quantizer: KMeansQuantizer | ResidualKMeans
+    if family == "melrvq":
+        rvq = cfg.tokens.melrvq
+        quantizer = ResidualKMeans.fit(np.concatenate(feats), rvq.n_clusters, rvq.codebooks,
+                                       cfg.seed, rvq.iterations)
+        quantizer.settings["hifigan"] = cfg.vocoder.hifigan  # the generator that decodes it
+    else:
+        quantizer = KMeansQuantizer.fit(np.concatenate(feats), n_clusters(cfg, family),
+                                        cfg.seed)
     quantizer.settings.update(family=family, utterances=len(feats),
                               frame_rate=extractor.sample_rate / extractor.hop_length,
                               features=getattr(extractor, "settings", {}))
@@ -76,7 +86,7 @@ def tokenize_corpus(cfg: Config, family: str, corpus_dir: Path, out_dir: Path,
                          "frame_rate": tokenizer.frame_rate,
                          "sample_rate": tokenizer.sample_rate,
                          "bos_id": tokenizer.bos_id, "eos_id": tokenizer.eos_id,
-                         "pad_id": tokenizer.pad_id,
+                         "pad_id": tokenizer.pad_id, "codebooks": tokenizer.codebooks,
                          # which k-means (or codec) made these ids: models trained on other
                          # ids must not resume on these (training/tts.py, training/vocoder.py)
                          "quantizer_sha256": file_digest(quantizer_file)})
@@ -88,9 +98,12 @@ def tokenize_corpus(cfg: Config, family: str, corpus_dir: Path, out_dir: Path,
         def items(records: list[Utterance] = records, split: str = split
                   ) -> Iterator[tuple[str, str, np.ndarray]]:
             for rec in tqdm(records, desc=f"tokenize {family} {split}", unit="utt"):
-                yield rec.id, rec.speaker, tokenizer.encode(_read(rec), rec.sample_rate)
+                wave = _read(rec)
+                yield rec.id, rec.speaker, (tokenizer.encode(wave, rec.sample_rate)
+                                            if tokenizer.codebooks == 1 else
+                                            tokenizer.encode_codes(wave, rec.sample_rate))
 
-        write_split(out_dir, split, tokenizer.vocab_size, items())
+        write_split(out_dir, split, tokenizer.vocab_size, items(), tokenizer.codebooks)
     stats = token_stats(out_dir, tokenizer.vocab_size, seconds)
     stats.update(family=family, declared_frame_rate=tokenizer.frame_rate)
     write_text_atomic(out_dir / "stats.json", json.dumps(stats, indent=1) + "\n")

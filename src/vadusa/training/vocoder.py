@@ -32,6 +32,7 @@ from vadusa.checkpoint import save_checkpoint
 from vadusa.config import Config
 from vadusa.data.audio import read, write_wav
 from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.data.mel import SAMPLE_RATE, mel_frames, mel_settings, mel_spectrogram
 from vadusa.devices import resolve_device
 from vadusa.tokenizers.store import TokenSplit
 from vadusa.tracking import Tracker, artifact_name, open_tracker
@@ -44,7 +45,6 @@ from vadusa.training.common import (
 )
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 from vadusa.vocoder import CHECKPOINT_KIND, UnitVocoder
-from vadusa.vocoder.hifigan import SAMPLE_RATE, mel_frames, mel_settings, mel_spectrogram
 from vadusa.vocoder.unit2mel import (
     MEL_RATE,
     Unit2Mel,

@@ -6,7 +6,9 @@ Every vocoder keeps one contract, ``decode(tokens, speaker) -> (wave, sample_rat
 ``UnitVocoder`` is the one trained here for the k-means families: a ``Unit2Mel`` network
 predicts the log-mels of a pretrained HiFi-GAN, which makes the waveform
 (``vadusa.training.vocoder`` trains it). The ``encodec`` family's vocoder is its codec's decoder
-(``vadusa.vocoder.codec.CodecVocoder``). ``load_vocoder`` reads either from its checkpoint:
+(``vadusa.vocoder.codec.CodecVocoder``); the ``melrvq`` family's is its residual k-means in front
+of HiFi-GAN (``vadusa.vocoder.melrvq.MelRVQVocoder``), which also decodes all codebooks.
+``load_vocoder`` reads any of them from its file:
 
     vocoder = load_vocoder("results/default/vocoder/whisper/unit2mel.pt", family="whisper")
     wave, rate = vocoder.decode(tokens, speaker=voice_for(vocoder, "flite_rms"))
@@ -21,17 +23,21 @@ import numpy as np
 import torch
 
 from vadusa.checkpoint import CheckpointError, load_checkpoint
+from vadusa.data.mel import mel_settings
 from vadusa.devices import resolve_device
 from vadusa.tokenizers.codec import CHECKPOINT_KIND as CODEC_KIND
 from vadusa.tokenizers.codec import FAMILY as CODEC_FAMILY
 from vadusa.tokenizers.codec import codec_from_checkpoint, load_official
+from vadusa.tokenizers.mel import FAMILY as MEL_FAMILY
+from vadusa.tokenizers.residual import ResidualKMeans, is_residual
 from vadusa.vocoder.base import Vocoder, VocoderError, check_units, voice_for
 from vadusa.vocoder.codec import CodecVocoder
-from vadusa.vocoder.hifigan import HifiGan, mel_settings
+from vadusa.vocoder.hifigan import HifiGan
+from vadusa.vocoder.melrvq import MelRVQVocoder
 from vadusa.vocoder.unit2mel import Unit2Mel
 
-__all__ = ["Vocoder", "UnitVocoder", "CodecVocoder", "VocoderError", "HifiGan", "Unit2Mel",
-           "check_units", "load_vocoder", "voice_for"]
+__all__ = ["Vocoder", "UnitVocoder", "CodecVocoder", "MelRVQVocoder", "VocoderError", "HifiGan",
+           "Unit2Mel", "check_units", "load_vocoder", "voice_for"]
 
 CHECKPOINT_KIND = "unit2mel"
 
@@ -114,6 +120,10 @@ def _codec_hint() -> str:
     return "tokens/encodec/codec/codec.pt, from `vadusa train-codec`"
 
 
+def _mel_hint() -> str:
+    return "tokens/melrvq/kmeans.npz, from `vadusa fit-kmeans --family melrvq`"
+
+
 def _unit_hint(family: str) -> str:
     return f"vocoder/{family}/unit2mel.pt, from `vadusa train-vocoder --family {family}`"
 
@@ -122,13 +132,19 @@ def load_vocoder(path: str | Path, device: str | torch.device = "cpu",
                  family: str | None = None) -> Any:
     """The vocoder in ``path``, whichever kind its checkpoint is: a ``UnitVocoder`` (kind
     "unit2mel") or the ``encodec`` family's ``CodecVocoder`` (kind "codec"; with ``family``
-    "encodec", also the published EnCodec's plain state dict). With ``family``, refuse a
-    vocoder of other tokens."""
+    "encodec", also the published EnCodec's plain state dict) or the ``melrvq`` family's
+    ``MelRVQVocoder`` (its residual k-means, ``.npz``). With ``family``, refuse a vocoder of
+    other tokens."""
     path = Path(path)
     if not path.is_file():
-        hint = _codec_hint() if family == CODEC_FAMILY else (
+        hint = {CODEC_FAMILY: _codec_hint(), MEL_FAMILY: _mel_hint()}.get(family or "") or (
             _unit_hint(family) if family else "`vadusa train-vocoder` or `vadusa train-codec`")
         raise VocoderError(f"vocoder not found: {path} (expected {hint})")
+    if is_residual(path):
+        if family is not None and family != MEL_FAMILY:
+            raise VocoderError(f"{path} is the {MEL_FAMILY!r} family's residual k-means: it "
+                               f"decodes {MEL_FAMILY!r} codes, not {family!r}")
+        return MelRVQVocoder(ResidualKMeans.load(path), resolve_device(str(device)))
     try:
         blob = load_checkpoint(path)
     except CheckpointError:

@@ -13,7 +13,7 @@ import torch
 from encodec import EncodecModel
 
 from vadusa.tokenizers.codec import FAMILY, codec_meta, frame_rate
-from vadusa.vocoder.base import check_units
+from vadusa.vocoder.base import VocoderError, check_units
 
 __all__ = ["CodecVocoder"]
 
@@ -38,9 +38,19 @@ class CodecVocoder:
         self.meta = meta if meta is not None else codec_meta(model, None)
 
     def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
-        """(F,) codebook-1 ids -> ((F * hop,) float32 waveform in [-1, 1], sample rate)."""
-        ids = check_units(tokens, self.vocab_size, self.family)
-        codes = torch.from_numpy(ids).to(self.device)[None, None]  # (F,) -> (Q=1, B=1, F)
+        """(F,) codebook-1 ids, or (F, n) codes of the first n codebooks (after the NAR stage)
+        -> ((F * hop,) float32 waveform in [-1, 1], sample rate)."""
+        tokens = np.asarray(tokens)
+        if tokens.ndim == 2:
+            if not 1 <= tokens.shape[1] <= self.model.quantizer.n_q:
+                raise VocoderError(f"expected (frames, 1..{self.model.quantizer.n_q}) codes, "
+                                   f"got shape {tokens.shape}")
+            ids = np.stack([check_units(column, self.vocab_size, self.family)
+                            for column in tokens.T])  # (n, F)
+            codes = torch.from_numpy(ids).to(self.device)[:, None]  # (n, F) -> (Q=n, B=1, F)
+        else:
+            ids = check_units(tokens, self.vocab_size, self.family)
+            codes = torch.from_numpy(ids).to(self.device)[None, None]  # (F,) -> (Q=1, B=1, F)
         with torch.inference_mode():
             latents = self.model.quantizer.decode(codes)  # (1, D, F)
             wave = self.model.decoder(latents)[0, 0]  # (1, 1, F * hop) -> (F * hop,)

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vadusa.data.mel import HOP_LENGTH, N_MELS, SAMPLE_RATE
 from vadusa.tokenizers.base import N_SPECIAL
-from vadusa.vocoder.hifigan import HOP_LENGTH, N_MELS, SAMPLE_RATE
 
 MEL_RATE = SAMPLE_RATE / HOP_LENGTH  # mel frames per second, ~86.13
 

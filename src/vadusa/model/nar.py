@@ -1,0 +1,168 @@
+"""The non-autoregressive stage of an acoustic family (VALL-E's NAR): codebooks 2..N of every
+frame at once, given codebook 1 (what the AR model chose), the text and the speaker.
+
+    text symbols (B, P)                  -> symbol embeddings                    \
+    codebooks 1..k-1 of the frames (B, F) -> the sum of their code embeddings      } (B, P + F, C)
+    + position (each segment from 0), segment, speaker, stage k                  /
+    -> bidirectional transformer -> the frame positions -> logits of codebook k (B, F, K)
+
+Stage k (2..N) predicts codebook k from the codebooks below it. Training draws one stage per
+batch; synthesis runs the stages in order, each reading what the ones before chose (greedy, as
+VALL-E's NAR does). Codebook 1 is never predicted: ``fill`` returns it unchanged in column 0.
+
+``load_nar`` reads a trained stage (``vadusa train-nar``) with what it needs at synthesis: its
+symbol table and speakers (``NARStage.fill``).
+
+Shapes: B batch, P text symbols, F frames, N codebooks, K entries per codebook, C width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from vadusa.checkpoint import load_checkpoint
+from vadusa.data.text import SymbolTable, normalize
+
+MODEL_KIND = "nar"  # the checkpoint kind of nar.pt
+
+
+class NARError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NARModelConfig:
+    n_symbols: int
+    n_speakers: int  # one more id stands for "unknown speaker"
+    codebooks: int  # N, codebook 1 included
+    entries: int  # K
+    dim: int = 256
+    layers: int = 4
+    heads: int = 4
+    dropout: float = 0.1
+
+
+def sinusoids(length: int, dim: int, device: torch.device) -> torch.Tensor:
+    """(length, dim) fixed positional encodings: no maximum length to outgrow."""
+    position = torch.arange(length, device=device, dtype=torch.float)[:, None]  # (L, 1)
+    rates = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float)
+                      * (-math.log(10_000.0) / dim))  # (C / 2,)
+    table = torch.zeros(length, dim, device=device)
+    table[:, 0::2] = torch.sin(position * rates)
+    table[:, 1::2] = torch.cos(position * rates)
+    return table
+
+
+class CodebookNAR(nn.Module):
+    def __init__(self, cfg: NARModelConfig) -> None:
+        super().__init__()
+        if cfg.codebooks < 2:
+            raise ValueError("a NAR stage needs at least 2 codebooks (codebook 1 is the AR's)")
+        self.cfg = cfg
+        C = cfg.dim
+        self.symbol = nn.Embedding(cfg.n_symbols + 1, C)  # + padding
+        # one table per codebook it reads (1..N-1), each with a padding entry
+        self.code = nn.ModuleList(nn.Embedding(cfg.entries + 1, C)
+                                  for _ in range(cfg.codebooks - 1))
+        self.stage = nn.Embedding(cfg.codebooks - 1, C)  # stage k = 2..N -> row k - 2
+        self.speaker = nn.Embedding(cfg.n_speakers + 1, C)
+        self.segment = nn.Embedding(2, C)  # text, speech
+        layer = nn.TransformerEncoderLayer(C, cfg.heads, 4 * C, cfg.dropout, batch_first=True,
+                                           norm_first=True, activation="gelu")
+        self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(C)
+        self.out = nn.ModuleList(nn.Linear(C, cfg.entries) for _ in range(cfg.codebooks - 1))
+
+    @property
+    def symbol_pad(self) -> int:
+        return self.cfg.n_symbols
+
+    @property
+    def code_pad(self) -> int:
+        return self.cfg.entries
+
+    def forward(self, text: torch.Tensor, codes: torch.Tensor, speakers: torch.Tensor,
+                stage: int) -> torch.Tensor:
+        """text (B, P) symbol ids right-padded with ``symbol_pad``; codes (B, F, n >= stage - 1)
+        right-padded with ``code_pad``; speakers (B,); stage k in 2..N -> (B, F, K) logits of
+        codebook k (only codebooks 1..k-1 of ``codes`` are read)."""
+        if not 2 <= stage <= self.cfg.codebooks:
+            raise ValueError(f"stage {stage} outside 2..{self.cfg.codebooks}")
+        if codes.shape[-1] < stage - 1:
+            raise ValueError(f"stage {stage} reads codebooks 1..{stage - 1}, got "
+                             f"{codes.shape[-1]}")
+        B, P = text.shape
+        F = codes.shape[1]
+        C = self.cfg.dim
+        speech = sum(self.code[j](codes[..., j]) for j in range(stage - 1))  # (B, F, C)
+        x = torch.cat([self.symbol(text) + sinusoids(P, C, text.device) + self.segment.weight[0],
+                       speech + sinusoids(F, C, text.device) + self.segment.weight[1]],
+                      dim=1)  # (B, P + F, C)
+        x = x + (self.speaker(speakers) + self.stage.weight[stage - 2])[:, None]  # (B, 1, C)
+        padding = torch.cat([text == self.symbol_pad, codes[..., 0] == self.code_pad],
+                            dim=1)  # (B, P + F): True where a key is padding
+        h = self.encoder(x, src_key_padding_mask=padding)  # (B, P + F, C)
+        return self.out[stage - 2](self.norm(h[:, P:]))  # (B, F, C) -> (B, F, K)
+
+    @torch.inference_mode()
+    def fill(self, text: list[int], first: torch.Tensor, speaker: int) -> torch.Tensor:
+        """(F,) codebook-1 ids -> (F, N) codes: stages 2..N in order, each greedy, column 0
+        the input unchanged."""
+        device = self.symbol.weight.device
+        codes = first.to(device, torch.long)[None, :, None]  # (F,) -> (1, F, 1)
+        text_ids = torch.tensor([text], dtype=torch.long, device=device)  # (1, P)
+        speakers = torch.tensor([speaker], device=device)
+        for stage in range(2, self.cfg.codebooks + 1):
+            chosen = self(text_ids, codes, speakers, stage).argmax(-1)  # (1, F)
+            codes = torch.cat([codes, chosen[..., None]], dim=-1)  # (1, F, stage)
+        return codes[0]  # (F, N)
+
+
+# --------------------------------------------------------------------------------------------
+# A trained stage, ready to fill codes at synthesis.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NARStage:
+    """A trained NAR stage ready to fill codes: ``fill(text, speaker, first) -> (F, N)``."""
+
+    model: CodebookNAR
+    symbols: SymbolTable
+    speakers: list[str]
+    meta: dict[str, Any]
+    path: Path  # the nar.pt it was read from
+
+    @property
+    def family(self) -> str:
+        return str(self.meta["family"])
+
+    def fill(self, text: str, speaker: str | None, first: np.ndarray) -> np.ndarray:
+        """(F,) codebook-1 ids from the AR model -> (F, N) codes; an unknown speaker gets the
+        average voice."""
+        index = self.speakers.index(speaker) if speaker in self.speakers else len(self.speakers)
+        codes = self.model.fill(self.symbols.encode(normalize(text)),
+                                torch.as_tensor(np.asarray(first), dtype=torch.long), index)
+        return codes.cpu().numpy()
+
+
+def load_nar(path: str | Path, device: torch.device | str = "cpu",
+             family: str | None = None) -> NARStage:
+    """The NAR stage in ``path`` (from ``vadusa train-nar``); with ``family``, refuse another's."""
+    blob = load_checkpoint(path, kind=MODEL_KIND)
+    meta = blob["meta"]
+    if family is not None and meta["family"] != family:
+        raise NARError(f"{path} fills {meta['family']!r} codes, not {family!r}: give the "
+                       f"{family!r} family's nar.pt (`vadusa train-nar --family {family}`)")
+    model = CodebookNAR(NARModelConfig(**meta["model"]))
+    model.load_state_dict(blob["state"])
+    model.to(torch.device(device)).eval()
+    symbols = SymbolTable(symbols=tuple(meta["symbols"]), frontend=meta["text_frontend"])
+    return NARStage(model, symbols, list(meta["speakers"]), meta, Path(path))

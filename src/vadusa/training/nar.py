@@ -1,0 +1,194 @@
+"""``vadusa train-nar``: the NAR stage of an acoustic family (model/nar.py) on the train split's
+codes, checked on dev.
+
+    <tokens>/<split>.codes.bin (every codebook) + texts + speakers -> CodebookNAR
+    -> cross-entropy of codebook k (one stage k in 2..N drawn per batch) given codebooks 1..k-1
+    -> <out>/nar.pt (weights + what synthesis needs: symbols, speakers, codebooks, the quantizer
+       it was trained on, dev accuracy per stage) and last.pt (training state, exact resume)
+
+One example in ten has its speaker replaced by "unknown speaker", so that id learns an average
+voice (used for speakers the model does not know). Dev accuracy of stage k is teacher-forced:
+codebooks 1..k-1 are the true ones.
+
+Shapes: B batch, P text symbols, F frames, N codebooks, K entries per codebook.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from vadusa.checkpoint import save_checkpoint
+from vadusa.config import Config
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.data.text import SymbolTable, symbol_table
+from vadusa.devices import resolve_device
+from vadusa.model.nar import MODEL_KIND, CodebookNAR, NARError, NARModelConfig
+from vadusa.tokenizers.store import TokenSplit, read_meta
+from vadusa.tracking import open_tracker
+from vadusa.training.common import (
+    bucketed_batches,
+    seed_everything,
+    set_learning_rate,
+    update,
+    warmup_cosine,
+)
+from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
+
+TRAIN_KIND = "nar-train"
+LOG_EVERY = 10
+SPEAKER_DROPOUT = 0.1
+
+
+@dataclass(frozen=True)
+class Item:
+    text: list[int]
+    speaker: int
+    codes: np.ndarray  # (F, N)
+
+
+def load_items(corpus_dir: Path, tokens_dir: Path, split: str, symbols: SymbolTable,
+               speakers: list[str]) -> list[Item]:
+    store = TokenSplit(tokens_dir, split)
+    if store.codebooks < 2:
+        raise NARError(f"{tokens_dir} holds one codebook per frame: the NAR stage is for "
+                       "acoustic families (encodec, melrvq) tokenized with all their codebooks")
+    records = {r.id: r for r in read_manifest(manifest_path(corpus_dir, split))}
+    index = {name: i for i, name in enumerate(speakers)}
+    items = []
+    for i, utt_id in enumerate(store.ids):
+        rec = records.get(utt_id)
+        if rec is None or rec.speaker not in index or store.lengths[i] == 0:
+            continue  # tokens of another corpus version, or a speaker unseen in training
+        items.append(Item(symbols.encode(rec.normalized_text), index[rec.speaker],
+                          store.codes(i)))
+    return items
+
+
+def batch_of(model: CodebookNAR, items: list[Item], device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> text (B, P) and codes (B, F, N), right-padded, and speakers (B,)."""
+    P = max(len(it.text) for it in items)
+    F_ = max(len(it.codes) for it in items)
+    text = torch.full((len(items), P), model.symbol_pad, dtype=torch.long)
+    codes = torch.full((len(items), F_, model.cfg.codebooks), model.code_pad, dtype=torch.long)
+    for b, it in enumerate(items):
+        text[b, :len(it.text)] = torch.tensor(it.text, dtype=torch.long)
+        codes[b, :len(it.codes)] = torch.from_numpy(it.codes)
+    speakers = torch.tensor([it.speaker for it in items])
+    return text.to(device), codes.to(device), speakers.to(device)
+
+
+def stage_loss(model: CodebookNAR, text: torch.Tensor, codes: torch.Tensor,
+               speakers: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of codebook ``stage`` over the real frames, and how many it got right."""
+    logits = model(text, codes, speakers, stage)  # (B, F, K)
+    target = codes[..., stage - 1]  # (B, F)
+    real = target != model.code_pad
+    loss = F.cross_entropy(logits[real].float(), target[real])
+    return loss, (logits[real].argmax(-1) == target[real]).sum()
+
+
+@torch.no_grad()
+def dev_accuracy(model: CodebookNAR, items: list[Item], device: torch.device,
+                 batch: int = 16) -> dict[str, float]:
+    """Teacher-forced accuracy of each stage on ``items``, and their mean."""
+    model.eval()
+    frames = sum(len(it.codes) for it in items)
+    scores = {}
+    for stage in range(2, model.cfg.codebooks + 1):
+        right = 0
+        for start in range(0, len(items), batch):
+            text, codes, speakers = batch_of(model, items[start:start + batch], device)
+            right += int(stage_loss(model, text, codes, speakers, stage)[1])
+        scores[f"nar/dev_acc_{stage}"] = right / max(1, frames)
+    scores["nar/dev_acc"] = float(np.mean(list(scores.values())))
+    return scores
+
+
+def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
+              out_dir: Path) -> Path:
+    """Train (or resume) the NAR stage of ``family``; returns ``out_dir/nar.pt``."""
+    corpus_dir, tokens_dir, out_dir = Path(corpus_dir), Path(tokens_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = cfg.nar
+    meta = read_meta(tokens_dir)
+    if meta.get("family") != family:
+        raise NARError(f"{tokens_dir} holds {meta.get('family')!r} tokens, not {family!r}")
+    symbols = symbol_table(cfg.text.frontend)
+    speakers = sorted({r.speaker for r in read_manifest(manifest_path(corpus_dir, "train"))})
+    train = load_items(corpus_dir, tokens_dir, "train", symbols, speakers)
+    dev = load_items(corpus_dir, tokens_dir, "dev", symbols, speakers)
+    if not train:
+        raise NARError(f"no train codes in {tokens_dir} for the speakers of {corpus_dir}")
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    model = CodebookNAR(NARModelConfig(
+        n_symbols=len(symbols), n_speakers=len(speakers), codebooks=int(meta["codebooks"]),
+        entries=int(meta["vocab_size"]), dim=n.dim, layers=n.layers, heads=n.heads,
+        dropout=n.dropout)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=n.lr, weight_decay=0.01)
+    identity = {"family": family, "quantizer_sha256": meta.get("quantizer_sha256"),
+                "symbols": list(symbols.symbols), "text_frontend": symbols.frontend,
+                "speakers": speakers, "seed": cfg.seed,
+                "nar": {k: v for k, v in vars(n).items() if k != "checkpoint_every"}}
+    run = RunIdentity(cfg.to_dict(), ("seed", "nar", "text.frontend"), identity,
+                      ("family", "quantizer_sha256", "symbols", "speakers"))
+    stateful = {"model": model, "optimizer": optimizer}
+    saved = resume_training_state(out_dir, TRAIN_KIND, run, stateful, "train-nar",
+                                  total_steps=n.steps)
+    pos = dict(saved["position"]) if saved is not None else {
+        "step": 0, "epoch": 0, "batch_index": 0}
+    lengths = [len(it.codes) for it in train]
+
+    with open_tracker(cfg, stage="train-nar", out_dir=out_dir, family=family) as tracker:
+        progress = tqdm(total=n.steps, initial=pos["step"], desc=f"NAR ({family})", unit="step")
+        window: list[tuple[float, float]] = []
+        batches = bucketed_batches(lengths, n.batch_frames,
+                                   random.Random(f"{cfg.seed}-nar-{pos['epoch']}"))
+        while pos["step"] < n.steps:
+            if pos["batch_index"] >= len(batches):
+                pos["epoch"] += 1
+                pos["batch_index"] = 0
+                batches = bucketed_batches(lengths, n.batch_frames,
+                                           random.Random(f"{cfg.seed}-nar-{pos['epoch']}"))
+            rng = random.Random(f"{cfg.seed}-nar-step-{pos['step']}")
+            chunk = [train[i] for i in batches[pos["batch_index"]]]
+            pos["batch_index"] += 1
+            text, codes, spk = batch_of(model, chunk, device)
+            dropped = torch.tensor([rng.random() < SPEAKER_DROPOUT for _ in chunk],
+                                   device=device)
+            spk = torch.where(dropped, model.cfg.n_speakers, spk)
+            stage = rng.randint(2, model.cfg.codebooks)
+            lr = n.lr * warmup_cosine(pos["step"], n.warmup_steps, n.steps)
+            set_learning_rate(optimizer, lr)
+            model.train()
+            loss, right = stage_loss(model, text, codes, spk, stage)
+            update(optimizer, loss, model.parameters())
+            pos["step"] += 1
+            frames = int((codes[..., 0] != model.code_pad).sum())
+            window.append((float(loss.detach()), int(right) / frames))
+            progress.update(1)
+            progress.set_postfix(ce=f"{window[-1][0]:.3f}")
+            if pos["step"] % LOG_EVERY == 0:
+                tracker.log({"nar/ce": float(np.mean([w[0] for w in window])),
+                             "nar/acc": float(np.mean([w[1] for w in window])), "nar/lr": lr},
+                            step=pos["step"])
+                window.clear()
+            if pos["step"] % n.checkpoint_every == 0 or pos["step"] == n.steps:
+                save_training_state(out_dir, TRAIN_KIND, run, stateful, position=pos)
+        progress.close()
+        scores = dev_accuracy(model, dev, device) if dev else {}
+        save_checkpoint(out_dir / "nar.pt", kind=MODEL_KIND, config=cfg.to_dict(),
+                        state=model.state_dict(),
+                        meta=identity | {"model": dict(vars(model.cfg)),
+                                         "frame_rate": float(meta["frame_rate"]), "dev": scores})
+        tracker.log_summary(scores)
+        print(" ".join(f"{k}={v:.3f}" for k, v in scores.items()), flush=True)
+    return out_dir / "nar.pt"

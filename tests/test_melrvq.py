@@ -1,0 +1,140 @@
+"""The ``melrvq`` family: residual k-means over stacked HiFi-GAN log-mels, its token files with
+every codebook, and its vocoder (codes -> mel -> HiFi-GAN)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from tests.test_tokenizers import tiny_corpus
+
+from vadusa.config import load_config
+from vadusa.eval.resynthesize import Item, ResynthesisError, resynthesize
+from vadusa.tokenizers.mel import StackedMel, unstack
+from vadusa.tokenizers.registry import kmeans_tokenizer
+from vadusa.tokenizers.residual import ResidualKMeans, is_residual, lloyd, nearest
+from vadusa.tokenizers.store import TokenSplit, TokenStoreError, write_meta, write_split
+from vadusa.tokenizers.tokenize import fit_kmeans, tokenize_corpus
+from vadusa.vocoder import VocoderError, load_vocoder
+from vadusa.vocoder.melrvq import MelRVQVocoder
+
+
+def clustered(n: int = 2000, dim: int = 6, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(12, dim, generator=g) * 4
+    return centres[torch.randint(0, 12, (n,), generator=g)] + torch.randn(n, dim, generator=g)
+
+
+def test_lloyd_uses_every_entry_and_beats_its_random_start() -> None:
+    x = clustered()
+    start = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(3))[:16]]
+    fitted = lloyd(x, 16, seed=3, iterations=20)
+    ids, error = nearest(x, fitted)
+    assert len(torch.unique(ids)) == 16  # dead entries were re-seeded
+    assert error.mean() < nearest(x, start)[1].mean()
+    # nearest is the brute-force argmin
+    assert torch.equal(ids, torch.cdist(x, fitted).argmin(1))
+
+
+def test_each_codebook_explains_more_and_codebook_one_is_the_token(tmp_path: Path) -> None:
+    x = clustered()
+    rvq = ResidualKMeans.fit(x.numpy(), n_clusters=16, codebooks=4, seed=0, iterations=15)
+    assert (rvq.codebooks, rvq.n_clusters, rvq.dim) == (4, 16, 6)
+    rms = rvq.settings["residual_rms"]
+    assert all(b < a for a, b in zip(rms, rms[1:], strict=False))
+    codes = rvq.quantize_codes(x)  # (F, 4)
+    assert codes.shape == (len(x), 4)
+    assert torch.equal(codes[:, 0], rvq.quantize(x))
+    errors = [(rvq.decode(codes[:, :n]) - x).square().mean() for n in range(1, 5)]
+    assert all(b < a for a, b in zip(errors, errors[1:], strict=False))
+    assert torch.equal(rvq.decode(codes[:, 0]), rvq.decode(codes[:, :1]))  # (F,) = (F, 1)
+    rvq.save(tmp_path / "kmeans.npz")
+    assert is_residual(tmp_path / "kmeans.npz")
+    again = ResidualKMeans.load(tmp_path / "kmeans.npz")
+    assert torch.equal(again.quantize_codes(x), codes)
+    with pytest.raises(ValueError, match="1..4"):
+        rvq.decode(np.zeros((3, 5), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"outside \[0, 16\)"):
+        rvq.decode(np.full((3, 2), 16))
+    with pytest.raises(ValueError, match="6 dims"):
+        rvq.quantize(torch.zeros(2, 5))
+
+
+def test_token_files_keep_every_codebook_beside_codebook_one(tmp_path: Path) -> None:
+    items = [("a", "s0", np.array([[1, 2, 3], [4, 5, 6]])), ("b", "s1", np.array([[7, 8, 9]]))]
+    write_meta(tmp_path, {"vocab_size": 10, "codebooks": 3})
+    assert write_split(tmp_path, "train", 10, items, codebooks=3) == 2
+    store = TokenSplit(tmp_path, "train")
+    assert store.codebooks == 3
+    assert store[0].tolist() == [1, 4] and store.get("b").tolist() == [7]
+    assert store.codes(0).tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert store.codes(1).tolist() == [[7, 8, 9]]
+    with pytest.raises(TokenStoreError, match=r"expected \(frames, 3\) codes"):
+        write_split(tmp_path, "dev", 10, [("c", "s0", np.array([1, 2]))], codebooks=3)
+    (tmp_path / "train.codes.bin").unlink()
+    with pytest.raises(TokenStoreError, match="no train.codes.bin"):
+        TokenSplit(tmp_path, "train")
+    # a one-codebook family's codes are its tokens
+    write_meta(tmp_path / "units", {"vocab_size": 10})
+    write_split(tmp_path / "units", "train", 10, [("a", "s0", np.array([3, 4]))])
+    assert TokenSplit(tmp_path / "units", "train").codes(0).tolist() == [[3], [4]]
+
+
+def test_stacked_mel_rows_are_consecutive_frames() -> None:
+    wave = torch.randn(22050) * 0.1
+    two, one = StackedMel(2), StackedMel(1)
+    rows, frames = two.extract(wave), one.extract(wave)  # (F, 160), (M, 80)
+    assert rows.shape == (len(frames) // 2, 160) and two.hop_length == 512
+    assert torch.equal(rows[3, :80], frames[6]) and torch.equal(rows[3, 80:], frames[7])
+    assert torch.equal(unstack(rows, 2), frames[: 2 * len(rows)].T)  # (80, M)
+
+
+@pytest.mark.slow
+def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
+    """fit-kmeans -> tokenize (every codebook stored) -> the vocoder decodes codebook 1 alone
+    and all codebooks, and all codebooks reproduce the mel more closely."""
+    corpus = tiny_corpus(tmp_path)
+    cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=none",
+                                 "tokens.melrvq.n_clusters=8", "tokens.melrvq.codebooks=3",
+                                 "tokens.melrvq.iterations=5"])
+    kmeans = tmp_path / "tok" / "kmeans.npz"
+    fit_kmeans(cfg, "melrvq", corpus, kmeans, torch.device("cpu"))
+    stats = tokenize_corpus(cfg, "melrvq", corpus, tmp_path / "tok", kmeans, torch.device("cpu"))
+    assert stats["declared_frame_rate"] == pytest.approx(22050 / 512)
+    assert json.loads((tmp_path / "tok" / "meta.json").read_text())["codebooks"] == 3
+    store = TokenSplit(tmp_path / "tok", "test")
+    for seconds, i in zip((0.7, 1.3, 2.05), range(3), strict=True):
+        assert abs(len(store[i]) - seconds * 22050 / 512) <= 1
+        assert np.array_equal(store.codes(i)[:, 0], store[i])
+    vocoder = load_vocoder(kmeans, family="melrvq")
+    assert isinstance(vocoder, MelRVQVocoder) and vocoder.codebooks == 3
+    codes = store.codes(2)
+    wave, rate = vocoder.decode(codes, "anyone")
+    assert rate == 22050 and len(wave) == len(codes) * 512 and np.abs(wave).max() <= 1
+    assert len(vocoder.decode(codes[:, 0], "anyone")[0]) == len(wave)
+    tokenizer = kmeans_tokenizer(cfg, "melrvq", kmeans)
+    assert tokenizer.codebooks == 3 and tokenizer.extractor.dim == 160
+    source, rate = sf.read(corpus / "wavs" / "test2.wav", dtype="float32")
+    assert np.array_equal(tokenizer.encode_codes(source, rate), codes)  # what tokenize stored
+    assert np.array_equal(tokenizer.encode(source, rate), codes[:, 0])
+    with pytest.raises(VocoderError, match="outside"):
+        vocoder.decode(np.full(4, 8), "anyone")
+    # resynthesis decodes every codebook, or the first N
+
+    class Judge:
+        def transcribe(self, wave: np.ndarray, rate: int) -> str:
+            return "a chirp"
+
+    items = [Item("test2", str(corpus / "wavs" / "test2.wav"), "a chirp")]
+    for codebooks, expected in ((None, 3), (1, 1)):
+        metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / f"rs{codebooks}",
+                               codebooks=codebooks)
+        assert metrics["codebooks"] == expected and metrics["utterances"] == 1
+    with pytest.raises(ResynthesisError, match="has 3 codebook"):
+        resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rs4", codebooks=4)
+    with pytest.raises(VocoderError, match="residual k-means"):
+        load_vocoder(kmeans, family="whisper")

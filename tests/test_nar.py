@@ -1,0 +1,203 @@
+"""The NAR stage of the acoustic families (model/nar.py, training/nar.py): shapes, masking,
+which codebooks a stage reads, codebook 1 passing through, training and its exact resume."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tests.test_tokenizers import tiny_corpus
+
+from vadusa.checkpoint import load_checkpoint
+from vadusa.config import load_config
+from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.model.nar import CodebookNAR, NARError, NARModelConfig, load_nar
+from vadusa.tokenizers.store import write_meta, write_split
+from vadusa.training import nar as nar_training
+from vadusa.training.nar import train_nar
+
+CFG = NARModelConfig(n_symbols=10, n_speakers=2, codebooks=4, entries=16, dim=32, layers=2,
+                     heads=2, dropout=0.0)
+
+
+def model() -> CodebookNAR:
+    torch.manual_seed(0)
+    return CodebookNAR(CFG).eval()
+
+
+def test_each_stage_predicts_its_codebook_for_every_frame() -> None:
+    nar = model()
+    text = torch.randint(0, 10, (2, 5))
+    codes = torch.randint(0, 16, (2, 7, 4))
+    for stage in (2, 3, 4):
+        assert nar(text, codes, torch.tensor([0, 1]), stage).shape == (2, 7, 16)
+    with pytest.raises(ValueError, match="outside 2..4"):
+        nar(text, codes, torch.tensor([0, 1]), 1)
+    with pytest.raises(ValueError, match="reads codebooks 1..3"):
+        nar(text, codes[..., :2], torch.tensor([0, 1]), 4)
+
+
+def test_a_stage_reads_only_the_codebooks_below_it_and_sees_both_ways() -> None:
+    nar = model()
+    text, speakers = torch.randint(0, 10, (1, 5)), torch.tensor([1])
+    codes = torch.randint(0, 16, (1, 7, 4))
+    later = codes.clone()
+    later[..., 2:] = (later[..., 2:] + 1) % 16  # codebooks 3 and 4 changed
+    assert torch.equal(nar(text, codes, speakers, 3), nar(text, later, speakers, 3))
+    assert not torch.equal(nar(text, codes, speakers, 4), nar(text, later, speakers, 4))
+    # bidirectional: the last frame's code moves the first frame's prediction
+    moved = codes.clone()
+    moved[0, -1, 0] = (moved[0, -1, 0] + 1) % 16
+    assert not torch.allclose(nar(text, codes, speakers, 2)[0, 0],
+                              nar(text, moved, speakers, 2)[0, 0])
+
+
+def test_padding_changes_nothing_for_the_real_positions() -> None:
+    nar = model()
+    text, codes = torch.randint(0, 10, (1, 4)), torch.randint(0, 16, (1, 6, 4))
+    alone = nar(text, codes, torch.tensor([0]), 3)
+    padded_text = torch.cat([text, torch.full((1, 3), nar.symbol_pad)], dim=1)
+    padded_codes = torch.cat([codes, torch.full((1, 5, 4), nar.code_pad)], dim=1)
+    other = torch.randint(0, 10, (1, 7)), torch.randint(0, 16, (1, 11, 4))
+    batch = nar(torch.cat([padded_text, other[0]]), torch.cat([padded_codes, other[1]]),
+                torch.tensor([0, 1]), 3)
+    assert torch.allclose(batch[0, :6], alone[0], atol=1e-5)
+
+
+def test_fill_keeps_codebook_one_and_adds_the_others() -> None:
+    nar = model()
+    first = torch.randint(0, 16, (9,))
+    codes = nar.fill([1, 2, 3], first, speaker=0)
+    assert codes.shape == (9, 4)
+    assert torch.equal(codes[:, 0], first)
+    assert codes.min() >= 0 and codes.max() < 16
+
+
+def toy_tokens(tmp_path: Path) -> tuple[Path, Path]:
+    """The tiny chirp corpus with random 3-codebook codes whose later codebooks follow
+    codebook 1 (codebook k = (codebook 1 + k) mod 8), so that the stage has something to learn."""
+    corpus = tiny_corpus(tmp_path)
+    tokens = tmp_path / "tokens"
+    rng = np.random.default_rng(0)
+    for split in ("train", "dev", "test"):
+        items = []
+        for rec in read_manifest(manifest_path(corpus, split)):
+            first = rng.integers(0, 8, size=int(rec.duration * 40))
+            items.append((rec.id, rec.speaker,
+                          np.stack([first, (first + 1) % 8, (first + 2) % 8], axis=1)))
+        write_split(tokens, split, 8, items, codebooks=3)
+    write_meta(tokens, {"family": "melrvq", "vocab_size": 8, "codebooks": 3,
+                        "frame_rate": 40.0, "quantizer_sha256": "abc"})
+    return corpus, tokens
+
+
+def nar_config(tmp_path: Path, steps: int = 40):
+    cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=none",
+                                 "device=cpu", "nar.dim=32", "nar.layers=1", "nar.heads=2",
+                                 "nar.batch_frames=200", "nar.warmup_steps=5", "nar.lr=3e-3",
+                                 f"nar.steps={steps}", "nar.checkpoint_every=10"])
+    return cfg
+
+
+@pytest.mark.slow
+def test_training_learns_the_later_codebooks_and_fills_them(tmp_path: Path) -> None:
+    corpus, tokens = toy_tokens(tmp_path)
+    path = train_nar(nar_config(tmp_path, steps=60), "melrvq", corpus, tokens, tmp_path / "nar")
+    dev = load_checkpoint(path)["meta"]["dev"]
+    assert dev["nar/dev_acc_2"] > 0.9 and dev["nar/dev_acc_3"] > 0.9  # chance: 1/8
+    stage = load_nar(path, family="melrvq")
+    first = np.array([0, 3, 5, 7])
+    filled = stage.fill("a chirp.", "s1", first)
+    assert filled[:, 0].tolist() == first.tolist()
+    assert filled[:, 1].tolist() == ((first + 1) % 8).tolist()
+    assert stage.fill("a chirp.", "nobody", first).shape == (4, 3)  # unknown: average voice
+    with pytest.raises(NARError, match="fills 'melrvq' codes, not 'encodec'"):
+        load_nar(path, family="encodec")
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_where_it_stopped(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    corpus, tokens = toy_tokens(tmp_path)
+    cfg = nar_config(tmp_path, steps=20)
+    straight = train_nar(cfg, "melrvq", corpus, tokens, tmp_path / "a")
+    real_save = nar_training.save_training_state
+
+    def save_then_die(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt("killed after the first checkpoint")
+
+    monkeypatch.setattr(nar_training, "save_training_state", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_nar(cfg, "melrvq", corpus, tokens, tmp_path / "b")
+    monkeypatch.setattr(nar_training, "save_training_state", real_save)
+    resumed = train_nar(cfg, "melrvq", corpus, tokens, tmp_path / "b")
+    a, b = load_checkpoint(straight)["state"], load_checkpoint(resumed)["state"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # a run of other settings does not resume on that state: it moves aside and names why
+    other = replace(cfg, nar=replace(cfg.nar, lr=1e-3))
+    train_nar(other, "melrvq", corpus, tokens, tmp_path / "b")
+    assert (tmp_path / "b" / "last.stale.pt").is_file()
+    assert not torch.equal(load_checkpoint(tmp_path / "b" / "nar.pt")["state"]["out.0.weight"],
+                           a["out.0.weight"])
+
+
+def test_units_of_one_codebook_are_refused(tmp_path: Path) -> None:
+    corpus = tiny_corpus(tmp_path)
+    tokens = tmp_path / "tokens"
+    for split in ("train", "dev", "test"):
+        write_split(tokens, split, 8, [(r.id, r.speaker, np.array([1, 2, 3]))
+                                       for r in read_manifest(manifest_path(corpus, split))])
+    write_meta(tokens, {"family": "melrvq", "vocab_size": 8, "frame_rate": 40.0})
+    with pytest.raises(NARError, match="one codebook per frame"):
+        train_nar(nar_config(tmp_path), "melrvq", corpus, tokens, tmp_path / "nar")
+
+
+@pytest.mark.slow
+def test_synthesize_decodes_every_codebook_of_an_acoustic_family(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`vadusa synthesize` of a melrvq model: the AR model's codebook 1, the NAR stage's
+    codebook 2, both decoded (``--nar none``: codebook 1 alone); a NAR stage trained on the
+    codes of another quantizer is refused."""
+    from test_train_base import tiny_cfg, tiny_data  # noqa: PLC0415
+    from vadusa.checkpoint import file_digest  # noqa: PLC0415
+    from vadusa.cli import main  # noqa: PLC0415
+    from vadusa.data.audio import read  # noqa: PLC0415
+    from vadusa.tokenizers.residual import ResidualKMeans  # noqa: PLC0415
+    from vadusa.tokenizers.store import TokenSplit  # noqa: PLC0415
+    from vadusa.training.tts import train_base  # noqa: PLC0415
+
+    corpus, units = tiny_data(tmp_path)
+    kmeans = tmp_path / "kmeans.npz"
+    rvq = ResidualKMeans(np.random.default_rng(0).normal(size=(2, 16, 160)) - 4.0,
+                         {"features": {"stack": 2}, "hifigan": "universal"})
+    rvq.save(kmeans)
+    tokens = tmp_path / "melrvq"
+    for split in ("train", "dev", "test"):
+        store = TokenSplit(units, split)
+        write_split(tokens, split, 16, [(u, store.speakers[i], np.stack([t, (t + 3) % 16], 1))
+                                        for i, (u, t) in enumerate(store)], codebooks=2)
+    write_meta(tokens, {"family": "melrvq", "vocab_size": 16, "frame_rate": 10.0,
+                        "codebooks": 2, "quantizer_sha256": file_digest(kmeans)})
+    cfg = tiny_cfg(tmp_path, "train.steps=20")
+    base = train_base(cfg, "melrvq", corpus, tokens, tmp_path / "base")
+    nar = train_nar(replace(nar_config(tmp_path, steps=10), text=cfg.text), "melrvq", corpus,
+                    tokens, tmp_path / "nar")
+    common = ["synthesize", "--checkpoint", str(base), "--text", "one two.",
+              "--vocoder", str(kmeans), "--set", "decoding.max_tokens_per_symbol=3"]
+    assert main([*common, "--nar", str(nar), "--out", str(tmp_path / "all.wav")]) == 0
+    out = capsys.readouterr().out
+    assert ", 2 codebooks" in out
+    frames = int(re.search(r"(\d+) tokens in", out).group(1))
+    wave, rate = read(tmp_path / "all.wav")
+    assert rate == 22050 and len(wave) == frames * 512
+    assert main([*common, "--nar", "none", "--out", str(tmp_path / "one.wav")]) == 0
+    assert "codebooks" not in capsys.readouterr().out
+    assert len(read(tmp_path / "one.wav")[0]) == len(wave)
+    ResidualKMeans(rvq.centroids.numpy() + 1.0, rvq.settings).save(kmeans)  # another quantizer
+    assert main([*common, "--nar", str(nar), "--out", str(tmp_path / "x.wav")]) == 2
+    assert "trained on codes of another quantizer" in capsys.readouterr().err
