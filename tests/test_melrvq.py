@@ -14,11 +14,13 @@ from tests.test_tokenizers import tiny_corpus
 
 from vadusa.config import load_config
 from vadusa.eval.resynthesize import Item, ResynthesisError, resynthesize
+from vadusa.model.nar import load_nar
 from vadusa.tokenizers.mel import StackedMel, unstack
 from vadusa.tokenizers.registry import kmeans_tokenizer
 from vadusa.tokenizers.residual import ResidualKMeans, is_residual, lloyd, nearest
 from vadusa.tokenizers.store import TokenSplit, TokenStoreError, write_meta, write_split
 from vadusa.tokenizers.tokenize import fit_kmeans, tokenize_corpus
+from vadusa.training.nar import train_nar
 from vadusa.vocoder import VocoderError, load_vocoder
 from vadusa.vocoder.melrvq import MelRVQVocoder
 
@@ -136,5 +138,12 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
         assert metrics["codebooks"] == expected and metrics["utterances"] == 1
     with pytest.raises(ResynthesisError, match="has 3 codebook"):
         resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rs4", codebooks=4)
+    # codebook 1 of the recording, codebooks 2..N from a NAR stage trained on these codes
+    nar_cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=none",
+                                     "device=cpu", "nar.dim=16", "nar.layers=1", "nar.heads=2",
+                                     "nar.steps=3", "nar.warmup_steps=1"])
+    stage = load_nar(train_nar(nar_cfg, "melrvq", corpus, tmp_path / "tok", tmp_path / "nar"))
+    metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsnar", nar=stage)
+    assert metrics["codebooks"] == 3 and metrics["nar"] == str(tmp_path / "nar" / "nar.pt")
     with pytest.raises(VocoderError, match="residual k-means"):
         load_vocoder(kmeans, family="whisper")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vadusa.cli.common import (
+    ACOUSTIC_FAMILIES,
     Subcommand,
     UserFacingError,
     batch_size_option,
@@ -54,6 +55,9 @@ def resynthesize_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--codebooks", type=int,
                         help="an acoustic family's first N codebooks only (default: all of "
                         "them): what each residual codebook adds")
+    parser.add_argument("--nar", help="an acoustic family's NAR stage (nar.pt): codebook 1 "
+                        "from the recording, codebooks 2..N from it (what the NAR stage loses "
+                        "given a perfect codebook 1)")
     limit_option(parser)
     parser.add_argument("--out", required=True, help="output directory (wavs/ and metrics.json)")
 
@@ -85,18 +89,25 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     else:
         vocoder_file = vocoder_path(cfg, args, args.family)
         vocoder = load_vocoder(vocoder_file, device=device,
-                               family=args.family if args.family in ("encodec", "melrvq") else None)
+                               family=args.family if args.family in ACOUSTIC_FAMILIES else None)
         if vocoder.family != args.family:
             raise UserFacingError(f"{vocoder_file} is a vocoder for {vocoder.family!r} "
                                   f"tokens, not {args.family!r}")
         tokenizer = load_tokenizer(cfg, args.family, device)
+    nar = None
+    if args.nar:
+        if args.copy or args.codebooks:
+            raise UserFacingError("--nar fills every codebook of --family's codes: not with "
+                                  "--copy or --codebooks")
+        nar = nar_stage(cfg, args, args.family, vocoder_file, device)
     source = args.split or ("list" if args.list else "librivox")
     with open_tracker(cfg, stage="resynthesize", out_dir=out, family=tokenizer.family,
                       setting=source) as tracker:
         if not args.copy:
-            use_inputs(cfg, tracker, models=[vocoder_file, *tokenizer_models(cfg, args.family)])
+            use_inputs(cfg, tracker, models=[vocoder_file, *tokenizer_models(cfg, args.family),
+                                             *([nar.path] if nar is not None else [])])
         metrics = rs.resynthesize(items, tokenizer, vocoder, WhisperJudge(cfg.judge), out,
-                                  args.speaker, args.codebooks)
+                                  args.speaker, args.codebooks, nar)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "input_wer", "input_cer")})
     print(rs.format_resynthesis(metrics))
     return 0

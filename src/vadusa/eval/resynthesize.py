@@ -89,10 +89,11 @@ def write_librivox_list(out: Path, source: Path = LIBRIVOX_DIR) -> Path:
 
 
 def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: WhisperJudge,
-                 out_dir: Path, speaker: str | None = None, codebooks: int | None = None
-                 ) -> dict[str, Any]:
+                 out_dir: Path, speaker: str | None = None, codebooks: int | None = None,
+                 nar: Any = None) -> dict[str, Any]:
     """Round-trip every item through tokens and the vocoder; judge input and output. An
-    acoustic family decodes all its codebooks, or its first ``codebooks``."""
+    acoustic family decodes all its codebooks, or its first ``codebooks``; with ``nar`` (a
+    ``NARStage``), codebook 1 of the recording and codebooks 2..N from the NAR stage."""
     available = getattr(tokenizer, "codebooks", 1)
     if codebooks is not None and not 1 <= codebooks <= available:
         raise ResynthesisError(f"--codebooks {codebooks}: the {tokenizer.family} tokenizer has "
@@ -108,6 +109,8 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
             # an acoustic family decodes every codebook: the floor its AR + NAR output aims at
             tokens = (tokenizer.encode_codes(wave, rate)[:, :used] if available > 1
                       else tokenizer.encode(wave, rate))
+            if nar is not None:  # (F, N) -> (F,) -> (F, N): the NAR stage's codebooks 2..N
+                tokens = nar.fill(item.text, item.speaker or None, tokens[:, 0])
             t1 = time.perf_counter()
             # outside recordings have no speaker: a unit vocoder's first voice (a codec takes any)
             voice = speaker or item.speaker or voice_for(vocoder, None)
@@ -145,6 +148,7 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
     metrics = {
         "family": tokenizer.family,
         "codebooks": used,  # decoded per frame (1: units, or an acoustic family's codebook 1)
+        "nar": str(nar.path) if nar is not None else None,  # codebooks 2..N filled by it
         "utterances": len(rows),
         "failures": failures,
         "wer": out_rates.wer, "cer": out_rates.cer,
