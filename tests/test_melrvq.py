@@ -92,7 +92,7 @@ def test_stacked_mel_rows_are_consecutive_frames() -> None:
     rows, frames = two.extract(wave), one.extract(wave)  # (F, 160), (M, 80)
     assert rows.shape == (len(frames) // 2, 160) and two.hop_length == 512
     assert torch.equal(rows[3, :80], frames[6]) and torch.equal(rows[3, 80:], frames[7])
-    assert torch.equal(unstack(rows, 2), frames[: 2 * len(rows)].T)  # (80, M)
+    assert torch.equal(unstack(rows), frames[: 2 * len(rows)].T)  # (80, M)
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vadusa.config import Config, DecodingConfig
-from vadusa.plan import Plan
+from vadusa.plan import NAR_FAMILIES, Plan
 
 if TYPE_CHECKING:
     from vadusa.model.loading import TTSBundle
@@ -24,7 +24,6 @@ Parser = argparse.ArgumentParser | argparse._MutuallyExclusiveGroup
 
 # = vadusa.tokenizers.registry.FAMILIES, which imports torch
 FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec", "melrvq")
-ACOUSTIC_FAMILIES = ("encodec", "melrvq")  # = vadusa.tokenizers.registry.ACOUSTIC
 SPLITS = ("train", "dev", "test")
 VOCODER_HELP = ("unit2mel or codec checkpoint (default: the family's vocoder; for encodec the "
                 "codec, trained here or tokens.encodec.weights)")
@@ -235,7 +234,7 @@ def nar_stage(cfg: Config, args: argparse.Namespace, family: str, vocoder_file: 
     """The NAR stage that fills an acoustic family's codebooks 2..N before vocoding (a
     ``vadusa.model.nar.NARStage``), or None: another family, ``--nar none``, or no stage
     trained yet (said on stderr: the audio is then codebook 1's alone)."""
-    if family not in ACOUSTIC_FAMILIES or args.nar == "none":
+    if family not in NAR_FAMILIES or args.nar == "none":
         return None
     path = Path(args.nar or Plan(cfg).nar(family))
     if not args.nar and not path.is_file():

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vadusa.cli.common import (
-    ACOUSTIC_FAMILIES,
     Subcommand,
     UserFacingError,
     batch_size_option,
@@ -32,7 +31,7 @@ from vadusa.cli.common import (
     vocoder_path,
 )
 from vadusa.config import Config, DecodingConfig
-from vadusa.plan import Plan
+from vadusa.plan import NAR_FAMILIES, Plan
 
 if TYPE_CHECKING:
     from vadusa.model.loading import TTSBundle
@@ -89,7 +88,7 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     else:
         vocoder_file = vocoder_path(cfg, args, args.family)
         vocoder = load_vocoder(vocoder_file, device=device,
-                               family=args.family if args.family in ACOUSTIC_FAMILIES else None)
+                               family=args.family if args.family in NAR_FAMILIES else None)
         if vocoder.family != args.family:
             raise UserFacingError(f"{vocoder_file} is a vocoder for {vocoder.family!r} "
                                   f"tokens, not {args.family!r}")

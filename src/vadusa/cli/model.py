@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from vadusa.cli.common import (
-    ACOUSTIC_FAMILIES,
     Subcommand,
     UserFacingError,
     corpus_dir,
@@ -23,7 +22,7 @@ from vadusa.cli.common import (
     tokens_option,
 )
 from vadusa.config import Config
-from vadusa.plan import Plan
+from vadusa.plan import NAR_FAMILIES, Plan
 
 
 def align_options(parser: argparse.ArgumentParser) -> None:
@@ -118,7 +117,7 @@ def cmd_train_draft(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def train_nar_options(parser: argparse.ArgumentParser) -> None:
-    family_option(parser, choices=ACOUSTIC_FAMILIES)
+    family_option(parser, choices=NAR_FAMILIES)
     corpus_option(parser)
     tokens_option(parser)
     parser.add_argument("--out", help="output directory (default: models/<family>/nar)")

@@ -44,6 +44,6 @@ class StackedMel:
         return mel[: rows * self.stack].reshape(rows, self.dim)  # (M', 80) -> (F, 80 * stack)
 
 
-def unstack(features: torch.Tensor, stack: int) -> torch.Tensor:
+def unstack(features: torch.Tensor) -> torch.Tensor:
     """(F, 80 * stack) -> (N_MELS, F * stack): the mel the generator reads."""
     return features.reshape(-1, N_MELS).T  # (F, 80 * stack) -> (F * stack, 80) -> (80, M)

@@ -21,9 +21,6 @@ from vadusa.tokenizers.kmeans import KMeansQuantizer
 from vadusa.tokenizers.residual import KIND, ResidualKMeans
 
 FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec", "melrvq")
-# families whose tokens are acoustic codes of several codebooks: the AR model predicts
-# codebook 1, the NAR stage (model/nar.py) the others
-ACOUSTIC = ("encodec", "melrvq")
 OFFICIAL_BINS = 1024  # entries per codebook of the published 24 kHz EnCodec
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vadusa.data.mel import SAMPLE_RATE
+from vadusa.data.mel import HOP_LENGTH, SAMPLE_RATE
 from vadusa.tokenizers.mel import FAMILY, unstack
 from vadusa.tokenizers.residual import ResidualKMeans
 from vadusa.vocoder.base import VocoderError
@@ -40,7 +40,7 @@ class MelRVQVocoder:
         self.stack = int(features["stack"])
         self.vocab_size = quantizer.n_clusters
         self.codebooks = quantizer.codebooks
-        self.frame_rate = SAMPLE_RATE / (256 * self.stack)
+        self.frame_rate = SAMPLE_RATE / (HOP_LENGTH * self.stack)
         self.speakers: list[str] = []
         self.meta: dict[str, Any] = dict(quantizer.settings)
         self.hifigan = HifiGan(str(quantizer.settings.get("hifigan", "universal")), device)
@@ -57,5 +57,5 @@ class MelRVQVocoder:
         if codes.min() < 0 or codes.max() >= self.vocab_size:
             raise VocoderError(f"code ids outside [0, {self.vocab_size}) of this {FAMILY!r} "
                                f"vocoder; strip bos/eos/pad before decoding")
-        mel = unstack(self.quantizer.decode(codes.astype(np.int64)), self.stack)  # (80, M)
+        mel = unstack(self.quantizer.decode(codes.astype(np.int64)))  # (80, M)
         return self.hifigan(mel), SAMPLE_RATE
