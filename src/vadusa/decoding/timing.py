@@ -96,6 +96,11 @@ PRECISION_WIDTHS = (1, 17)
 PRECISION_MARGIN = 0.95  # bfloat16 must be at least 5 % faster: timing noise flips no choice
 
 
+# one choice per model shape, device and precision in a process: every bundle of a race
+# (``vadusa bench --also-heads``) decodes in the same precision
+_CHOSEN: dict[tuple[str, str, str], tuple[torch.dtype, dict[str, float]]] = {}
+
+
 @torch.inference_mode()
 def faster_precision(bundle: TTSBundle, context: int = FASTEST_CONTEXT, rounds: int = 3,
                      repeats: int = 5) -> tuple[torch.dtype, dict[str, float]]:
@@ -103,10 +108,19 @@ def faster_precision(bundle: TTSBundle, context: int = FASTEST_CONTEXT, rounds: 
     token (an AR step) and of a 17-node pass, in the bundle's precision and in float32 (a
     copy), taking turns ``rounds`` times; the median of each, summed over the widths. The
     bundle's precision wins only if it is ``PRECISION_MARGIN`` times float32's or better.
-    -> (the dtype, milliseconds per precision)."""
+    Timed once per model shape and device in a process. -> (the dtype, milliseconds per
+    precision)."""
     dtype = bundle.model.head.weight.dtype
     if dtype == torch.float32:
         return dtype, {}
+    key = (repr(bundle.model.cfg), str(bundle.model.head.weight.device), str(dtype))
+    if key not in _CHOSEN:
+        _CHOSEN[key] = _time_precisions(bundle, dtype, context, rounds, repeats)
+    return _CHOSEN[key]
+
+
+def _time_precisions(bundle: TTSBundle, dtype: torch.dtype, context: int, rounds: int,
+                     repeats: int) -> tuple[torch.dtype, dict[str, float]]:
     other = dataclasses.replace(bundle, model=copy.deepcopy(bundle.model).float())
     times: dict[torch.dtype, dict[int, list[float]]] = {
         d: {w: [] for w in PRECISION_WIDTHS} for d in (dtype, torch.float32)}
