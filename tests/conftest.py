@@ -13,6 +13,9 @@ import soundfile as sf
 import torch
 
 from vadusa.data.manifest import Utterance, manifest_path, write_manifest
+from vadusa.devices import flush_denormals
+
+flush_denormals()  # as every `vadusa` command does (devices.py: denormals are slow on x86)
 
 os.environ["WANDB_MODE"] = "disabled"
 os.environ["WANDB_SILENT"] = "true"

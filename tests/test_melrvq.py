@@ -4,6 +4,7 @@ every codebook, and its vocoder (codes -> mel -> HiFi-GAN)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import soundfile as sf
 import torch
 from tests.test_tokenizers import tiny_corpus
 
+from vadusa.checkpoint import load_checkpoint
 from vadusa.config import load_config
 from vadusa.eval.resynthesize import Item, ResynthesisError, resynthesize
 from vadusa.model.nar import load_nar
@@ -145,5 +147,15 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
     stage = load_nar(train_nar(nar_cfg, "melrvq", corpus, tmp_path / "tok", tmp_path / "nar"))
     metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsnar", nar=stage)
     assert metrics["codebooks"] == 3 and metrics["nar"] == str(tmp_path / "nar" / "nar.pt")
+    # trained with the expected-entry loss and decoding by expectation
+    expected_cfg = replace(nar_cfg, nar=replace(nar_cfg.nar, residual_weight=1.0,
+                                                decoding="expected"))
+    path = train_nar(expected_cfg, "melrvq", corpus, tmp_path / "tok", tmp_path / "nar-expected")
+    assert 0 < load_checkpoint(path)["meta"]["dev"]["nar/dev_residual"]
+    stage = load_nar(path)
+    assert stage.decoding == "expected" and torch.equal(stage.model.vectors,
+                                                       ResidualKMeans.load(kmeans).vectors())
+    metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsexp", nar=stage)
+    assert metrics["codebooks"] == 3
     with pytest.raises(VocoderError, match="residual k-means"):
         load_vocoder(kmeans, family="whisper")

@@ -77,6 +77,76 @@ def test_fill_keeps_codebook_one_and_adds_the_others() -> None:
     assert codes.min() >= 0 and codes.max() < 16
 
 
+def with_entries() -> CodebookNAR:
+    """A stage holding codebook entries of falling scale along other axes, so that greedy
+    residual quantization of any sum of one entry per codebook finds those entries again."""
+    torch.manual_seed(0)
+    nar = CodebookNAR(replace(CFG, vector_dim=3)).eval()
+    for k, scale in enumerate((100.0, 10.0, 1.0, 0.1)):
+        # entry j of codebook k: scale * (j - 7.5) along axis k mod 3
+        nar.vectors[k, :, k % 3] = scale * (torch.arange(16.0) - 7.5)
+    return nar
+
+
+def test_expected_entries_and_their_requantization() -> None:
+    nar = with_entries()
+    ids = torch.randint(0, 16, (5, 3))  # codebooks 2..4 of 5 frames
+    total = sum(nar.vectors[k + 1][ids[:, k]] for k in range(3))  # (5, 3)
+    assert torch.equal(nar.requantize(total), ids)
+    # a certain prediction expects exactly its entry; an even one the codebook's mean
+    certain = 50.0 * torch.nn.functional.one_hot(ids[:, 0], 16).float()  # (5, 16)
+    assert torch.allclose(nar.expected(certain, 2), nar.vectors[1][ids[:, 0]], atol=1e-4)
+    assert torch.allclose(nar.expected(torch.zeros(16), 2), nar.vectors[1].mean(0))
+    first = torch.randint(0, 16, (9,))
+    codes = nar.fill([1, 2, 3], first, speaker=0, decoding="expected")
+    assert codes.shape == (9, 4) and torch.equal(codes[:, 0], first)
+    assert codes.min() >= 0 and codes.max() < 16
+    with pytest.raises(NARError, match="holds no codebook entries"):
+        model().fill([1], first, speaker=0, decoding="expected")
+    with pytest.raises(NARError, match="unknown NAR decoding 'mean'"):
+        nar.fill([1], first, speaker=0, decoding="mean")
+
+
+def test_entry_input_reads_what_the_codebooks_below_reconstruct() -> None:
+    torch.manual_seed(0)
+    nar = CodebookNAR(replace(CFG, vector_dim=3, entry_input=True)).eval()
+    nar.vectors.normal_()
+    codes = torch.randint(0, 16, (2, 7, 4))
+    rms = nar.vectors[0].square().sum(-1).mean().sqrt()
+    by_hand = (nar.vectors[0][codes[..., 0]] + nar.vectors[1][codes[..., 1]]) / rms  # (2, 7, 3)
+    assert torch.allclose(nar.reconstruction(codes, 2), by_hand)
+    text, speakers = torch.randint(0, 10, (2, 5)), torch.tensor([0, 1])
+    later = codes.clone()
+    later[..., 2:] = (later[..., 2:] + 1) % 16
+    assert torch.equal(nar(text, codes, speakers, 3), nar(text, later, speakers, 3))
+    # the same codes, one entry of codebook 1 moved: only the entry input changed
+    moved = nar(text, codes, speakers, 2)
+    nar.vectors[0, codes[0, 0, 0]] += 1.0
+    assert not torch.allclose(moved[0], nar(text, codes, speakers, 2)[0])
+    with pytest.raises(ValueError, match="give vector_dim"):
+        CodebookNAR(replace(CFG, entry_input=True))
+
+
+def test_the_expected_entry_error_is_zero_for_a_certain_right_prediction() -> None:
+    nar = with_entries()
+    text, codes = torch.randint(0, 10, (1, 4)), torch.randint(0, 16, (1, 6, 4))
+    with torch.no_grad():  # stage 2 says entry 3 for every frame, all but certain
+        nar.out[0].weight.zero_()
+        nar.out[0].bias.copy_(50.0 * torch.nn.functional.one_hot(torch.tensor(3), 16))
+    right = codes.clone()
+    right[..., 1] = 3
+    score = nar_training.stage_loss(nar, text, right, torch.tensor([0]), 2, 1.0)
+    assert score.right == 6 and score.residual == pytest.approx(0.0, abs=1e-6)
+    wrong = codes.clone()
+    wrong[..., 1] = 4  # one entry away: 10 units along axis 1
+    score = nar_training.stage_loss(nar, text, wrong, torch.tensor([0]), 2, 1.0)
+    mean_square = float(nar.vectors[1].square().sum(-1).mean())
+    assert score.right == 0
+    assert score.residual == pytest.approx(6 * 100.0 / mean_square, rel=1e-4)
+    ce = nar_training.stage_loss(nar, text, wrong, torch.tensor([0]), 2, 0.0).loss
+    assert float(score.loss.detach()) == pytest.approx(float(ce.detach()) + 100.0 / mean_square, rel=1e-4)
+
+
 def toy_tokens(tmp_path: Path) -> tuple[Path, Path]:
     """The tiny chirp corpus with random 3-codebook codes whose later codebooks follow
     codebook 1 (codebook k = (codebook 1 + k) mod 8), so that the stage has something to learn."""
@@ -117,6 +187,8 @@ def test_training_learns_the_later_codebooks_and_fills_them(tmp_path: Path) -> N
     assert stage.fill("a chirp.", "nobody", first).shape == (4, 3)  # unknown: average voice
     with pytest.raises(NARError, match="fills 'melrvq' codes, not 'encodec'"):
         load_nar(path, family="encodec")
+    with pytest.raises(NARError, match="cannot decode by expectation"):
+        load_nar(path, decoding="expected")
 
 
 @pytest.mark.slow

@@ -14,6 +14,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def flush_denormals() -> None:
+    """Let the CPU treat denormal floats (below about 1e-38 in float32) as zero. On x86 each
+    arithmetic operation on one takes a slow microcode path, and training makes many of them
+    (gradients and activations that decay without ever reaching 0): on the 2-core default
+    machine the unit-to-mel's training slowed from 0.7 s a step at its start to 3 s a step by
+    step 800, and resumed from that step's checkpoint it ran at 1.5 s a step with denormals
+    and 0.35 s a step without (2 threads). Flushing them changes a result by less than
+    float32's own rounding of normal numbers. Every ``vadusa`` command calls it first."""
+    torch.set_flush_denormal(True)
+
+
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 

@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from vadusa.devices import flush_denormals  # noqa: PLC0415 (torch: only when a command runs)
+
+    flush_denormals()
     try:
         cfg = load_config(args.config, args.overrides)
         if args.command in TORCHRUN_COMMANDS:

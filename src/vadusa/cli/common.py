@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from vadusa.config import Config, DecodingConfig
+from vadusa.config.model import NAR_DECODINGS
 from vadusa.plan import NAR_FAMILIES, Plan
 
 if TYPE_CHECKING:
@@ -88,6 +89,13 @@ def nar_option(parser: Parser) -> None:
                         "train-nar`): codebooks 2..N are filled in and all are decoded "
                         "(default: models/<family>/nar/nar.pt if it exists; `none`: codebook 1 "
                         "alone)")
+    nar_decoding_option(parser)
+
+
+def nar_decoding_option(parser: Parser) -> None:
+    parser.add_argument("--nar-decoding", choices=NAR_DECODINGS,
+                        help="how the NAR stage picks codebooks 2..N (default: the `nar.decoding`"
+                        " it was trained with)")
 
 
 def limit_option(parser: Parser, help: str = LIMIT_HELP) -> None:
@@ -244,7 +252,7 @@ def nar_stage(cfg: Config, args: argparse.Namespace, family: str, vocoder_file: 
     from vadusa.checkpoint import file_digest  # noqa: PLC0415
     from vadusa.model.nar import NARError, load_nar  # noqa: PLC0415
 
-    stage = load_nar(path, device, family)
+    stage = load_nar(path, device, family, getattr(args, "nar_decoding", None))
     if stage.meta.get("quantizer_sha256") != file_digest(vocoder_file):
         raise NARError(f"{path} was trained on codes of another quantizer than {vocoder_file} "
                        f"decodes: retrain it (`vadusa train-nar --family {family}`) or give "

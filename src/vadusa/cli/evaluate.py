@@ -22,6 +22,7 @@ from vadusa.cli.common import (
     family_option,
     guard,
     limit_option,
+    nar_decoding_option,
     nar_option,
     nar_stage,
     split_option,
@@ -57,6 +58,7 @@ def resynthesize_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nar", help="an acoustic family's NAR stage (nar.pt): codebook 1 "
                         "from the recording, codebooks 2..N from it (what the NAR stage loses "
                         "given a perfect codebook 1)")
+    nar_decoding_option(parser)
     limit_option(parser)
     parser.add_argument("--out", required=True, help="output directory (wavs/ and metrics.json)")
 

@@ -72,6 +72,9 @@ class DurationsConfig:
     checkpoint_every: int = 500
 
 
+NAR_DECODINGS = ("argmax", "expected")  # NARConfig.decoding
+
+
 @dataclass(frozen=True)
 class NARConfig:
     """The NAR stage of the acoustic families (``vadusa train-nar``, model/nar.py): codebooks
@@ -86,6 +89,17 @@ class NARConfig:
     heads: int = 4
     dropout: float = 0.1
     checkpoint_every: int = 250
+    # The expected entry of a codebook (its entries weighted by the predicted probabilities)
+    # against the true entry, in squared distance relative to the codebook's mean square: a
+    # dense signal into the same logits, where the cross-entropy of 1024 residual entries
+    # that differ little says almost nothing. 0 turns it off.
+    residual_weight: float = 0.0
+    # argmax: each codebook's most likely entry. expected: the sum of the codebooks' expected
+    # entries (a conditional mean, like a regressed mel) re-quantized by codebooks 2..N.
+    decoding: str = "argmax"
+    # the frames' input also carries what codebooks 1..k-1 reconstruct (the sum of their
+    # entries), beside the learned embedding of each code
+    entry_input: bool = False
 
 
 @dataclass(frozen=True)

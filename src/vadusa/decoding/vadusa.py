@@ -158,23 +158,25 @@ class VadusaDecoder:
         self.on_path = tree.retrieve.to(device) >= 0  # (R, D + 1)
         self.paths = tree.retrieve.to(device).clamp_min(0)  # (R, D + 1)
 
-    def verify(self, tokens: torch.Tensor, logits: torch.Tensor, here: torch.Tensor
+    def verify(self, tokens: torch.Tensor, hidden: torch.Tensor, here: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One tree's decisions, on the device: tokens (N,) the root and drafts; logits (N, V)
-        the base at every node; here (D + 2, T) the draws of the positions the tree reaches
-        (row d: the root's depth d) -> the accepted path (D + 1,) node indices, root first
-        (entries past its length arbitrary), its length (0-d, root included) and the bonus
-        token (0-d: the base's own draw 0 after the path's last node)."""
-        # only the rows acceptance reads (the parents'); the bonus row comes after
-        logprobs = processed_logprobs(speech_only(logits[self.parents], self.eos),
-                                      self.sampling)  # (P, V)
+        """One tree's decisions, on the device: tokens (N,) the root and drafts; hidden (N, C)
+        the base's last hidden state at every node; here (D + 2, T) the draws of the positions
+        the tree reaches (row d: the root's depth d) -> the accepted path (D + 1,) node
+        indices, root first (entries past its length arbitrary), its length (0-d, root
+        included) and the bonus token (0-d: the base's own draw 0 after the path's last
+        node)."""
+        # the base head only where it is read: the parents' rows (a leaf's row is read only
+        # if the path ends there, for the bonus, below); a V x C product per row saved
+        logits = self.model.head(hidden[self.parents])  # (P, V)
+        logprobs = processed_logprobs(speech_only(logits, self.eos), self.sampling)  # (P, V)
         ok = torch.ones(len(tokens), dtype=torch.bool, device=tokens.device)  # (N,)
         ok[1:] = accepted_by_parent(self.rule, tokens[1:], self.parent_of, logprobs,
                                     here[self.child_depth],  # children's position's draws
                                     eos=self.eos)
         path, length = longest_accepted(ok, self.paths, self.on_path)  # (D + 1,), 0-d
         end = path[length - 1]  # 0-d: the last accepted node
-        end_logprobs = processed_logprobs(speech_only(logits[end], self.eos),
+        end_logprobs = processed_logprobs(speech_only(self.model.head(hidden[end]), self.eos),
                                           self.sampling)  # (V,)
         bonus = keyed_samples(end_logprobs, here[self.depth[end] + 1, :1])[0]  # draw 0
         return path, length, bonus
@@ -229,8 +231,7 @@ class VadusaDecoder:
                                cache_slots=slots[c:c + N] if compile else slice(c, c + N),
                                frames=table)[0]  # (N, C)
             forwards += 1
-            logits = model.head(hidden)  # (N, V): each node's next token
-            path, length, bonus = self.verify(tokens, logits,
+            path, length, bonus = self.verify(tokens, hidden,
                                               drawn[len(out) - 1:len(out) + D + 1])
 
             root, last = bonus, hidden[path[length - 1]]  # the next pass's root and input

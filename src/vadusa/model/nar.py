@@ -7,13 +7,20 @@ frame at once, given codebook 1 (what the AR model chose), the text and the spea
     -> bidirectional transformer -> the frame positions -> logits of codebook k (B, F, K)
 
 Stage k (2..N) predicts codebook k from the codebooks below it. Training draws one stage per
-batch; synthesis runs the stages in order, each reading what the ones before chose (greedy, as
-VALL-E's NAR does). Codebook 1 is never predicted: ``fill`` returns it unchanged in column 0.
+batch; synthesis runs the stages in order, each reading what the ones before chose. Codebook 1
+is never predicted: ``fill`` returns it unchanged in column 0.
+
+A stage can also know its codebook's entries (``vectors``, (N, K, D): the residual k-means
+centroids, the codec's RVQ codebooks). Then its probabilities give an expected entry (B, F, D),
+trained against the true entry (``training/nar.py``), and ``fill`` can decode by expectation:
+the sum of the stages' expected entries is a conditional mean of what codebooks 2..N add,
+which ``requantize`` turns back into codes, instead of each stage's argmax (greedy, VALL-E).
 
 ``load_nar`` reads a trained stage (``vadusa train-nar``) with what it needs at synthesis: its
 symbol table and speakers (``NARStage.fill``).
 
-Shapes: B batch, P text symbols, F frames, N codebooks, K entries per codebook, C width.
+Shapes: B batch, P text symbols, F frames, N codebooks, K entries per codebook, C width,
+D dims of a codebook entry.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import torch
 from torch import nn
 
 from vadusa.checkpoint import load_checkpoint
+from vadusa.config.model import NAR_DECODINGS as DECODINGS
 from vadusa.data.text import SymbolTable, normalize
 
 MODEL_KIND = "nar"  # the checkpoint kind of nar.pt
@@ -47,6 +55,10 @@ class NARModelConfig:
     layers: int = 4
     heads: int = 4
     dropout: float = 0.1
+    vector_dim: int = 0  # D of the codebook entries it holds (``vectors``); 0: none
+    # the frames' input also carries what codebooks 1..k-1 reconstruct (the sum of their
+    # entries, mapped to C): similar entries give similar inputs from the first step
+    entry_input: bool = False
 
 
 def sinusoids(length: int, dim: int, device: torch.device) -> torch.Tensor:
@@ -79,6 +91,13 @@ class CodebookNAR(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(C)
         self.out = nn.ModuleList(nn.Linear(C, cfg.entries) for _ in range(cfg.codebooks - 1))
+        if cfg.vector_dim:  # the codebooks' entries, fixed: saved with the weights
+            self.register_buffer("vectors",
+                                 torch.zeros(cfg.codebooks, cfg.entries, cfg.vector_dim))
+        if cfg.entry_input:
+            if not cfg.vector_dim:
+                raise ValueError("entry_input reads the codebooks' entries: give vector_dim")
+            self.entry_in = nn.Linear(cfg.vector_dim, C)
 
     @property
     def symbol_pad(self) -> int:
@@ -102,6 +121,8 @@ class CodebookNAR(nn.Module):
         F = codes.shape[1]
         C = self.cfg.dim
         speech = sum(self.code[j](codes[..., j]) for j in range(stage - 1))  # (B, F, C)
+        if self.cfg.entry_input:
+            speech = speech + self.entry_in(self.reconstruction(codes, stage - 1))
         x = torch.cat([self.symbol(text) + sinusoids(P, C, text.device) + self.segment.weight[0],
                        speech + sinusoids(F, C, text.device) + self.segment.weight[1]],
                       dim=1)  # (B, P + F, C)
@@ -111,17 +132,62 @@ class CodebookNAR(nn.Module):
         h = self.encoder(x, src_key_padding_mask=padding)  # (B, P + F, C)
         return self.out[stage - 2](self.norm(h[:, P:]))  # (B, F, C) -> (B, F, K)
 
+    def reconstruction(self, codes: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, F, >= n) codes -> (B, F, D) the sum of the entries of codebooks 1..n, in units
+        of codebook 1's root mean square (padding reads entry K - 1: its keys are masked)."""
+        ids = codes[..., :n].clamp(max=self.cfg.entries - 1)  # (B, F, n)
+        total = self.vectors[torch.arange(n, device=codes.device), ids].sum(-2)  # (B, F, D)
+        return total / self.vectors[0].square().sum(-1).mean().sqrt()
+
+    def expected(self, logits: torch.Tensor, stage: int) -> torch.Tensor:
+        """(..., K) logits of codebook ``stage`` -> (..., D) its entries weighted by their
+        probabilities."""
+        if not self.cfg.vector_dim:
+            raise NARError("this NAR stage holds no codebook entries (trained without them)")
+        return logits.float().softmax(-1) @ self.vectors[stage - 1]  # (..., K) @ (K, D)
+
+    def nearest(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """(..., D) -> (...,) the id of the entry of codebook ``stage`` closest to each."""
+        book = self.vectors[stage - 1]  # (K, D)
+        # |x - e|^2 = |x|^2 - 2 x.e + |e|^2; |x|^2 is the same for every entry
+        return ((book * book).sum(-1) - 2 * x @ book.T).argmin(-1)
+
+    def requantize(self, residual: torch.Tensor) -> torch.Tensor:
+        """(..., D) what codebooks 2..N should add -> (..., N - 1) their ids, each codebook
+        quantizing what the ones before it left (residual quantization, as the codes were
+        made)."""
+        ids = []
+        for stage in range(2, self.cfg.codebooks + 1):
+            chosen = self.nearest(residual, stage)  # (...,)
+            residual = residual - self.vectors[stage - 1][chosen]
+            ids.append(chosen)
+        return torch.stack(ids, dim=-1)  # N - 1 x (...,) -> (..., N - 1)
+
     @torch.inference_mode()
-    def fill(self, text: list[int], first: torch.Tensor, speaker: int) -> torch.Tensor:
-        """(F,) codebook-1 ids -> (F, N) codes: stages 2..N in order, each greedy, column 0
-        the input unchanged."""
+    def fill(self, text: list[int], first: torch.Tensor, speaker: int,
+             decoding: str = "argmax") -> torch.Tensor:
+        """(F,) codebook-1 ids -> (F, N) codes, column 0 the input unchanged. ``argmax``: stages
+        2..N in order, each taking its most likely entry. ``expected``: the same pass, each
+        stage reading the entry nearest its expectation, then codebooks 2..N re-quantize the
+        sum of the expected entries."""
+        if decoding not in DECODINGS:
+            raise NARError(f"unknown NAR decoding {decoding!r} (choose from {DECODINGS})")
         device = self.symbol.weight.device
         codes = first.to(device, torch.long)[None, :, None]  # (F,) -> (1, F, 1)
         text_ids = torch.tensor([text], dtype=torch.long, device=device)  # (1, P)
         speakers = torch.tensor([speaker], device=device)
+        added = None  # (1, F, D): the expected entries of the stages so far
         for stage in range(2, self.cfg.codebooks + 1):
-            chosen = self(text_ids, codes, speakers, stage).argmax(-1)  # (1, F)
+            logits = self(text_ids, codes, speakers, stage)  # (1, F, K)
+            if decoding == "argmax":
+                chosen = logits.argmax(-1)  # (1, F)
+            else:
+                mean = self.expected(logits, stage)  # (1, F, D)
+                added = mean if added is None else added + mean
+                chosen = self.nearest(mean, stage)  # (1, F)
             codes = torch.cat([codes, chosen[..., None]], dim=-1)  # (1, F, stage)
+        if added is not None:
+            codes = torch.cat([codes[..., :1], self.requantize(added)], dim=-1)  # (1, F, N)
         return codes[0]  # (F, N)
 
 
@@ -139,6 +205,7 @@ class NARStage:
     speakers: list[str]
     meta: dict[str, Any]
     path: Path  # the nar.pt it was read from
+    decoding: str = "argmax"  # how ``fill`` decodes (``DECODINGS``); training's choice
 
     @property
     def family(self) -> str:
@@ -149,13 +216,15 @@ class NARStage:
         average voice."""
         index = self.speakers.index(speaker) if speaker in self.speakers else len(self.speakers)
         codes = self.model.fill(self.symbols.encode(normalize(text)),
-                                torch.as_tensor(np.asarray(first), dtype=torch.long), index)
+                                torch.as_tensor(np.asarray(first), dtype=torch.long), index,
+                                self.decoding)
         return codes.cpu().numpy()
 
 
 def load_nar(path: str | Path, device: torch.device | str = "cpu",
-             family: str | None = None) -> NARStage:
-    """The NAR stage in ``path`` (from ``vadusa train-nar``); with ``family``, refuse another's."""
+             family: str | None = None, decoding: str | None = None) -> NARStage:
+    """The NAR stage in ``path`` (from ``vadusa train-nar``); with ``family``, refuse another's;
+    ``decoding`` overrides the one it was trained for (``nar.decoding``)."""
     blob = load_checkpoint(path, kind=MODEL_KIND)
     meta = blob["meta"]
     if family is not None and meta["family"] != family:
@@ -165,4 +234,10 @@ def load_nar(path: str | Path, device: torch.device | str = "cpu",
     model.load_state_dict(blob["state"])
     model.to(torch.device(device)).eval()
     symbols = SymbolTable(symbols=tuple(meta["symbols"]), frontend=meta["text_frontend"])
-    return NARStage(model, symbols, list(meta["speakers"]), meta, Path(path))
+    decoding = decoding or meta.get("nar", {}).get("decoding", "argmax")
+    if decoding not in DECODINGS:
+        raise NARError(f"unknown NAR decoding {decoding!r} (choose from {DECODINGS})")
+    if decoding == "expected" and not model.cfg.vector_dim:
+        raise NARError(f"{path} holds no codebook entries, so it cannot decode by expectation: "
+                       "use --nar-decoding argmax, or retrain it (`vadusa train-nar`)")
+    return NARStage(model, symbols, list(meta["speakers"]), meta, Path(path), decoding)

@@ -308,6 +308,12 @@ class FirstCodebook:
         self.codebooks = int(model.quantizer.get_num_quantizers_for_bandwidth(
             model.frame_rate, model.bandwidth))
 
+    def vectors(self) -> torch.Tensor:
+        """(N, K, D) the entries of the bandwidth's codebooks (in the latent space: the
+        package's codebooks project in and out by identity at these sizes)."""
+        return torch.stack([layer.codebook.detach().float().cpu()
+                            for layer in self.vq.layers[:self.codebooks]])
+
     def quantize(self, features: torch.Tensor) -> torch.Tensor:
         """(F, D) -> (F,) int64 in [0, bins)."""
         device = self.layer.codebook.device

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import torch
 
+from vadusa.checkpoint import file_digest
 from vadusa.config import Config
 from vadusa.plan import Plan
 from vadusa.tokenizers.base import FeatureExtractor, Tokenizer, TokenizerError
 from vadusa.tokenizers.kmeans import KMeansQuantizer
 from vadusa.tokenizers.residual import KIND, ResidualKMeans
+from vadusa.tokenizers.store import read_meta
 
 FAMILIES = ("whisper", "hubert", "wav2vec2", "encodec", "melrvq")
 OFFICIAL_BINS = 1024  # entries per codebook of the published 24 kHz EnCodec
@@ -69,6 +71,28 @@ def codec_file(cfg: Config) -> Path:
     published model's weights."""
     units = cfg.tokens.encodec
     return codec_path(cfg) if units.weights == "scratch" else Path(units.weights)
+
+
+def code_vectors(cfg: Config, family: str, tokens_dir: Path) -> torch.Tensor:
+    """(N, K, D) the entries of every codebook of an acoustic family's quantizer: the one that
+    made the codes in ``tokens_dir`` (checked by its digest in their meta.json)."""
+    if family == "melrvq":
+        path = Path(tokens_dir) / Path(Plan(cfg).kmeans(family)).name
+    elif family == "encodec":
+        path = codec_file(cfg)
+    else:
+        raise TokenizerError(f"{family!r} tokens have one codebook: no codebook entries to give")
+    if not path.is_file():
+        raise TokenizerError(f"no {family} quantizer at {path}: the codes in {tokens_dir} were "
+                             "made by it (`vadusa fit-kmeans` / `vadusa train-codec`)")
+    if file_digest(path) != read_meta(tokens_dir).get("quantizer_sha256"):
+        raise TokenizerError(f"{path} is not the quantizer that made the codes in {tokens_dir}: "
+                             f"retokenize (`vadusa tokenize --family {family}`)")
+    if family == "melrvq":
+        return ResidualKMeans.load(path).vectors()
+    from vadusa.tokenizers.codec import FirstCodebook, load_codec_model  # noqa: PLC0415
+
+    return FirstCodebook(load_codec_model(cfg.tokens.encodec, codec_path(cfg))).vectors()
 
 
 def n_clusters(cfg: Config, family: str) -> int:

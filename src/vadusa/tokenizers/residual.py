@@ -85,6 +85,10 @@ class ResidualKMeans:
     def dim(self) -> int:
         return int(self.centroids.shape[2])
 
+    def vectors(self) -> torch.Tensor:
+        """(N, K, D) every codebook's entries."""
+        return self.centroids
+
     def quantize(self, features: torch.Tensor) -> torch.Tensor:
         """(F, D) -> (F,) codebook-1 ids (the first stage needs no residuals)."""
         self._check(features)

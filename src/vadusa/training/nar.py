@@ -2,7 +2,10 @@
 codes, checked on dev.
 
     <tokens>/<split>.codes.bin (every codebook) + texts + speakers -> CodebookNAR
-    -> cross-entropy of codebook k (one stage k in 2..N drawn per batch) given codebooks 1..k-1
+    -> cross-entropy of codebook k (one stage k in 2..N drawn per batch) given codebooks 1..k-1,
+       + ``nar.residual_weight`` x the squared distance of the expected entry (the codebook's
+       entries weighted by the predicted probabilities) to the true one, relative to the mean
+       square of the codebook's entries
     -> <out>/nar.pt (weights + what synthesis needs: symbols, speakers, codebooks, the quantizer
        it was trained on, dev accuracy per stage) and last.pt (training state, exact resume)
 
@@ -30,6 +33,7 @@ from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.data.text import SymbolTable, symbol_table
 from vadusa.devices import resolve_device
 from vadusa.model.nar import MODEL_KIND, CodebookNAR, NARError, NARModelConfig
+from vadusa.tokenizers.registry import code_vectors
 from vadusa.tokenizers.store import TokenSplit, read_meta
 from vadusa.tracking import open_tracker
 from vadusa.training.common import (
@@ -71,6 +75,13 @@ def load_items(corpus_dir: Path, tokens_dir: Path, split: str, symbols: SymbolTa
     return items
 
 
+@dataclass
+class StageScore:
+    loss: torch.Tensor  # what training minimises
+    right: int  # frames whose argmax is the true entry
+    residual: float  # summed relative squared error of the expected entry (0 without vectors)
+
+
 def batch_of(model: CodebookNAR, items: list[Item], device: torch.device
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """-> text (B, P) and codes (B, F, N), right-padded, and speakers (B,)."""
@@ -86,29 +97,46 @@ def batch_of(model: CodebookNAR, items: list[Item], device: torch.device
 
 
 def stage_loss(model: CodebookNAR, text: torch.Tensor, codes: torch.Tensor,
-               speakers: torch.Tensor, stage: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy of codebook ``stage`` over the real frames, and how many it got right."""
+               speakers: torch.Tensor, stage: int, residual_weight: float = 0.0) -> StageScore:
+    """Cross-entropy of codebook ``stage`` over the real frames (+ the weighted expected-entry
+    error where the model holds its codebooks' entries), and how many it got right."""
     logits = model(text, codes, speakers, stage)  # (B, F, K)
     target = codes[..., stage - 1]  # (B, F)
     real = target != model.code_pad
-    loss = F.cross_entropy(logits[real].float(), target[real])
-    return loss, (logits[real].argmax(-1) == target[real]).sum()
+    logits, target = logits[real].float(), target[real]  # (R, K), (R,): the real frames
+    loss = F.cross_entropy(logits, target)
+    residual = torch.zeros(())
+    if model.cfg.vector_dim:
+        book = model.vectors[stage - 1]  # (K, D)
+        error = (model.expected(logits, stage) - book[target]).square().sum(-1)  # (R,)
+        residual = error / book.square().sum(-1).mean()  # relative to an entry's mean square
+        if residual_weight:
+            loss = loss + residual_weight * residual.mean()
+    return StageScore(loss, int((logits.argmax(-1) == target).sum()),
+                      float(residual.detach().sum()))
 
 
 @torch.no_grad()
 def dev_accuracy(model: CodebookNAR, items: list[Item], device: torch.device,
                  batch: int = 16) -> dict[str, float]:
-    """Teacher-forced accuracy of each stage on ``items``, and their mean."""
+    """Teacher-forced accuracy of each stage on ``items`` and their mean; with codebook
+    entries, also the mean relative error of the expected entry (1.0: no better than zero)."""
     model.eval()
-    frames = sum(len(it.codes) for it in items)
-    scores = {}
+    frames = max(1, sum(len(it.codes) for it in items))
+    right: dict[int, int] = {}
+    residual: dict[int, float] = {}
     for stage in range(2, model.cfg.codebooks + 1):
-        right = 0
+        right[stage], residual[stage] = 0, 0.0
         for start in range(0, len(items), batch):
             text, codes, speakers = batch_of(model, items[start:start + batch], device)
-            right += int(stage_loss(model, text, codes, speakers, stage)[1])
-        scores[f"nar/dev_acc_{stage}"] = right / max(1, frames)
-    scores["nar/dev_acc"] = float(np.mean(list(scores.values())))
+            score = stage_loss(model, text, codes, speakers, stage)
+            right[stage] += score.right
+            residual[stage] += score.residual
+    scores = {f"nar/dev_acc_{k}": v / frames for k, v in right.items()}
+    scores["nar/dev_acc"] = float(np.mean([v / frames for v in right.values()]))
+    if model.cfg.vector_dim:
+        scores |= {f"nar/dev_residual_{k}": v / frames for k, v in residual.items()}
+        scores["nar/dev_residual"] = float(np.mean([v / frames for v in residual.values()]))
     return scores
 
 
@@ -129,10 +157,22 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         raise NARError(f"no train codes in {tokens_dir} for the speakers of {corpus_dir}")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
+    # the codebooks' entries, where the loss or the decoding needs them
+    vectors = (code_vectors(cfg, family, tokens_dir)
+               if n.residual_weight > 0 or n.decoding == "expected" or n.entry_input
+               else None)  # (N, K, D)
     model = CodebookNAR(NARModelConfig(
         n_symbols=len(symbols), n_speakers=len(speakers), codebooks=int(meta["codebooks"]),
         entries=int(meta["vocab_size"]), dim=n.dim, layers=n.layers, heads=n.heads,
-        dropout=n.dropout)).to(device)
+        dropout=n.dropout, vector_dim=0 if vectors is None else int(vectors.shape[-1]),
+        entry_input=n.entry_input))
+    if vectors is not None:
+        if tuple(vectors.shape[:2]) != (model.cfg.codebooks, model.cfg.entries):
+            raise NARError(f"the {family} quantizer has {tuple(vectors.shape[:2])} codebooks x "
+                           f"entries, the codes in {tokens_dir} "
+                           f"{(model.cfg.codebooks, model.cfg.entries)}: retokenize")
+        model.vectors.copy_(vectors)
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=n.lr, weight_decay=0.01)
     identity = {"family": family, "quantizer_sha256": meta.get("quantizer_sha256"),
                 "symbols": list(symbols.symbols), "text_frontend": symbols.frontend,
@@ -149,7 +189,7 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
 
     with open_tracker(cfg, stage="train-nar", out_dir=out_dir, family=family) as tracker:
         progress = tqdm(total=n.steps, initial=pos["step"], desc=f"NAR ({family})", unit="step")
-        window: list[tuple[float, float]] = []
+        window: list[tuple[float, float, float]] = []
         batches = bucketed_batches(lengths, n.batch_frames,
                                    random.Random(f"{cfg.seed}-nar-{pos['epoch']}"))
         while pos["step"] < n.steps:
@@ -169,17 +209,20 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             lr = n.lr * warmup_cosine(pos["step"], n.warmup_steps, n.steps)
             set_learning_rate(optimizer, lr)
             model.train()
-            loss, right = stage_loss(model, text, codes, spk, stage)
-            update(optimizer, loss, model.parameters())
+            score = stage_loss(model, text, codes, spk, stage, n.residual_weight)
+            update(optimizer, score.loss, model.parameters())
             pos["step"] += 1
             frames = int((codes[..., 0] != model.code_pad).sum())
-            window.append((float(loss.detach()), int(right) / frames))
+            window.append((float(score.loss.detach()), score.right / frames,
+                           score.residual / frames))
             progress.update(1)
-            progress.set_postfix(ce=f"{window[-1][0]:.3f}")
+            progress.set_postfix(loss=f"{window[-1][0]:.3f}")
             if pos["step"] % LOG_EVERY == 0:
-                tracker.log({"nar/ce": float(np.mean([w[0] for w in window])),
-                             "nar/acc": float(np.mean([w[1] for w in window])), "nar/lr": lr},
-                            step=pos["step"])
+                logged = {"nar/loss": float(np.mean([w[0] for w in window])),
+                          "nar/acc": float(np.mean([w[1] for w in window])), "nar/lr": lr}
+                if model.cfg.vector_dim:
+                    logged["nar/residual"] = float(np.mean([w[2] for w in window]))
+                tracker.log(logged, step=pos["step"])
                 window.clear()
             if pos["step"] % n.checkpoint_every == 0 or pos["step"] == n.steps:
                 save_training_state(out_dir, TRAIN_KIND, run, stateful, position=pos)
