@@ -144,7 +144,8 @@ def test_the_expected_entry_error_is_zero_for_a_certain_right_prediction() -> No
     assert score.right == 0
     assert score.residual == pytest.approx(6 * 100.0 / mean_square, rel=1e-4)
     ce = nar_training.stage_loss(nar, text, wrong, torch.tensor([0]), 2, 0.0).loss
-    assert float(score.loss.detach()) == pytest.approx(float(ce.detach()) + 100.0 / mean_square, rel=1e-4)
+    assert float(score.loss.detach()) == pytest.approx(
+        float(ce.detach()) + 100.0 / mean_square, rel=1e-4)
 
 
 def toy_tokens(tmp_path: Path) -> tuple[Path, Path]:
