@@ -37,6 +37,7 @@ from torch import nn
 from vadusa.checkpoint import load_checkpoint
 from vadusa.config.model import NAR_DECODINGS as DECODINGS
 from vadusa.data.text import SymbolTable, normalize
+from vadusa.tokenizers.residual import ResidualKMeans, nearest
 
 MODEL_KIND = "nar"  # the checkpoint kind of nar.pt
 
@@ -146,22 +147,11 @@ class CodebookNAR(nn.Module):
             raise NARError("this NAR stage holds no codebook entries (trained without them)")
         return logits.float().softmax(-1) @ self.vectors[stage - 1]  # (..., K) @ (K, D)
 
-    def nearest(self, x: torch.Tensor, stage: int) -> torch.Tensor:
-        """(..., D) -> (...,) the id of the entry of codebook ``stage`` closest to each."""
-        book = self.vectors[stage - 1]  # (K, D)
-        # |x - e|^2 = |x|^2 - 2 x.e + |e|^2; |x|^2 is the same for every entry
-        return ((book * book).sum(-1) - 2 * x @ book.T).argmin(-1)
-
     def requantize(self, residual: torch.Tensor) -> torch.Tensor:
-        """(..., D) what codebooks 2..N should add -> (..., N - 1) their ids, each codebook
-        quantizing what the ones before it left (residual quantization, as the codes were
-        made)."""
-        ids = []
-        for stage in range(2, self.cfg.codebooks + 1):
-            chosen = self.nearest(residual, stage)  # (...,)
-            residual = residual - self.vectors[stage - 1][chosen]
-            ids.append(chosen)
-        return torch.stack(ids, dim=-1)  # N - 1 x (...,) -> (..., N - 1)
+        """(F, D) what codebooks 2..N should add -> (F, N - 1) their ids: residual quantization
+        by those codebooks, as the codes were made (``ResidualKMeans.quantize_codes``)."""
+        books = ResidualKMeans(self.vectors[1:].cpu())  # (N - 1, K, D)
+        return books.quantize_codes(residual).to(residual.device)
 
     @torch.inference_mode()
     def fill(self, text: list[int], first: torch.Tensor, speaker: int,
@@ -176,18 +166,18 @@ class CodebookNAR(nn.Module):
         codes = first.to(device, torch.long)[None, :, None]  # (F,) -> (1, F, 1)
         text_ids = torch.tensor([text], dtype=torch.long, device=device)  # (1, P)
         speakers = torch.tensor([speaker], device=device)
-        added = None  # (1, F, D): the expected entries of the stages so far
+        added = None  # (F, D): the expected entries of the stages so far
         for stage in range(2, self.cfg.codebooks + 1):
             logits = self(text_ids, codes, speakers, stage)  # (1, F, K)
             if decoding == "argmax":
                 chosen = logits.argmax(-1)  # (1, F)
             else:
-                mean = self.expected(logits, stage)  # (1, F, D)
+                mean = self.expected(logits, stage)[0]  # (1, F, D) -> (F, D)
                 added = mean if added is None else added + mean
-                chosen = self.nearest(mean, stage)  # (1, F)
+                chosen = nearest(mean, self.vectors[stage - 1])[0][None]  # (F,) -> (1, F)
             codes = torch.cat([codes, chosen[..., None]], dim=-1)  # (1, F, stage)
-        if added is not None:
-            codes = torch.cat([codes[..., :1], self.requantize(added)], dim=-1)  # (1, F, N)
+        if added is not None:  # (F, 1) + (F, N - 1) -> (F, N)
+            return torch.cat([codes[0, :, :1], self.requantize(added)], dim=-1)
         return codes[0]  # (F, N)
 
 
