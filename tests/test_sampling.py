@@ -6,10 +6,13 @@ import torch
 
 from vadusa.decoding.sampling import (
     SamplingConfig,
+    SpeechHead,
     draw_key,
     keyed_samples,
     keyed_uniforms,
     processed_logprobs,
+    speech_bias,
+    speech_only,
 )
 
 
@@ -40,10 +43,46 @@ def test_inverse_cdf_samples_the_distribution() -> None:
 
 def test_inverse_cdf_never_draws_a_token_without_mass() -> None:
     probs = torch.tensor([0.0, 0.6, 0.0, 0.4, 0.0], dtype=torch.float64)
-    u = torch.tensor([0.0, 0.3, 0.6, 0.9, 1.0 - 2.0 ** -53])  # the last rounds to 1.0 * total
+    # the last is the largest uniform a key makes (53 bits): the CDF, divided by its total,
+    # ends at exactly 1 above it
+    u = torch.tensor([0.0, 0.3, 0.6, 0.9, 1.0 - 2.0 ** -53], dtype=torch.float64)
     assert keyed_samples(probs.log(), u).tolist() == [1, 1, 3, 3, 3]
     greedy = torch.tensor([-torch.inf, 0.0, -torch.inf], dtype=torch.float64)  # temperature 0
     assert keyed_samples(greedy, torch.tensor([0.0, 0.5, 0.999])).tolist() == [1, 1, 1]
+
+
+def test_normalised_cdf_draws_what_scaled_uniforms_draw() -> None:
+    # the sampler divides the CDF by its total; the earlier one multiplied u by the total and
+    # kept the product below it: the same tokens on the same keys, zero-mass ids included
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(400, 50, generator=gen, dtype=torch.float64) * 3
+    logits[torch.rand(400, 50, generator=gen) < 0.3] = -torch.inf
+    logits[:, 0] = 0.0  # every row has some mass
+    logprobs = logits.log_softmax(-1)
+    u = keyed_uniforms(3, 1, range(400), 6)  # (400, 6)
+    cdf = logprobs.exp().cumsum(-1)
+    total = cdf[:, -1:]
+    before = torch.searchsorted(cdf, torch.minimum(u * total, torch.nextafter(
+        total, torch.zeros_like(total))), right=True)
+    now = keyed_samples(logprobs, u)
+    assert torch.equal(now, before)
+    assert torch.isfinite(logprobs.gather(-1, now)).all()
+
+
+def test_head_logits_fold_the_mask_and_the_temperature_into_one_product() -> None:
+    for bias in (False, True):
+        head = torch.nn.Linear(8, 12, bias=bias).double()
+        hidden = torch.randn(3, 8, dtype=torch.float64)
+        for sampling in (SamplingConfig(temperature=0.7), SamplingConfig()):
+            # eos 9: bos 8 and pad 10, 11 masked
+            folded = processed_logprobs(SpeechHead(head, 9, sampling)(hidden), sampling,
+                                        scaled=True)
+            plain = processed_logprobs(speech_only(head(hidden), 9), sampling)
+            torch.testing.assert_close(folded, plain)
+            assert torch.isinf(folded[:, [8, 10, 11]]).all()
+            assert torch.isfinite(folded[:, :8]).all()
+    assert torch.equal(speech_bias(12, 9, torch.float32, "cpu"),
+                       speech_only(torch.zeros(12), 9))
 
 
 def test_processing_temperature_topk_topp() -> None:

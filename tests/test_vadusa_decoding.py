@@ -217,8 +217,9 @@ class OracleHeads(nn.Module):
     def stacked(self, n_heads: int | None = None) -> OracleHeads:  # the decoder's fast path
         return self
 
-    def draft(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self(hidden[None, None])[:, 0, 0]  # (C,) -> (K, V)
+    def draft(self, hidden: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        logits = self(hidden[None, None])[:, 0, 0]  # (C,) -> (K, V)
+        return logits if bias is None else logits + bias
 
     def forward(self, hidden: torch.Tensor, n_heads: int | None = None) -> torch.Tensor:
         p = int((self.ref - hidden[0, -1]).norm(dim=-1).argmin())  # output index p - 1 + 1
@@ -290,10 +291,10 @@ class EosHeads(nn.Module):
     def stacked(self, n_heads: int | None = None) -> EosHeads:
         return self
 
-    def draft(self, hidden: torch.Tensor) -> torch.Tensor:
+    def draft(self, hidden: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         logits = -torch.arange(V, dtype=torch.float64).expand(self.n, V).clone()  # (K, V)
         logits[:, EOS] = 1.0
-        return logits
+        return logits if bias is None else logits + bias
 
 
 @pytest.mark.parametrize("tau", [1, 3, 4])
@@ -428,8 +429,9 @@ def test_hydra_heads_start_as_medusa_and_read_exactly_the_tokens_before_their_gu
         torch.testing.assert_close(path_logits(heads, k, x[0, 2], tokens[0, 2:2 + k]),
                                    out[k - 1, 0, 2])
         packed = heads.stacked(3)
-        torch.testing.assert_close(packed.step(k, x[0, 2], packed.hidden_part(x[0, 2]),
-                                               tokens[:, 2:2 + k]), out[k - 1, 0, 2][None])
+        share = packed.hidden_part(x[0, 2])[k - 1]  # (C,): head k's hidden-state share
+        torch.testing.assert_close(packed.step(k, x[0, 2], share, tokens[:, 2:2 + k]),
+                                   out[k - 1, 0, 2][None])
     # past the end, -100 (no target) reads as pad
     padded = tokens.clone()
     padded[0, -1] = -100

@@ -62,8 +62,8 @@ def accepted(rule: AcceptRule, tokens: torch.Tensor, logprobs: torch.Tensor,
 
 
 def accepted_by_parent(rule: AcceptRule, tokens: torch.Tensor, parent_of: torch.Tensor,
-                       logprobs: torch.Tensor, uniforms: torch.Tensor, eos: int | None = None
-                       ) -> torch.Tensor:
+                       logprobs: torch.Tensor, uniforms: torch.Tensor, eos: int | None = None,
+                       samples: torch.Tensor | None = None) -> torch.Tensor:
     """``accepted`` with each distribution read once: tokens (N,) drafts; parent_of (N,) the
     index of each draft's parent among the P parents; logprobs (P, V) of the base at each
     parent's children's position and uniforms (P, T) that position's keyed draws -> (N,) bool.
@@ -75,16 +75,22 @@ def accepted_by_parent(rule: AcceptRule, tokens: torch.Tensor, parent_of: torch.
     rule whatever tau is: a position ends iff its draw 0 (AR's sample there) is eos. A
     drafted eos is accepted only then, and any other draft is refused then, so an utterance
     ends where AR decoding with the same keys would end it, not about tau times as often.
-    tau = 1 decides as before."""
+    tau = 1 decides as before.
+
+    ``samples`` (P, T): the tolerance rule's draws, when the caller has sampled them already
+    (``keyed_samples(logprobs, uniforms[:, :tau])``; VADUSA's pass also reads its bonus token
+    there)."""
     if rule.name != "tolerance":
         return accepted(rule, tokens, logprobs[parent_of], uniforms[parent_of])
-    samples = keyed_samples(logprobs, uniforms[:, :rule.tau])  # (P, T)
-    among = (samples[parent_of] == tokens[:, None]).any(-1)  # (N,)
-    if eos is None:
-        return among
-    ends = samples[parent_of, 0] == eos  # (N,): the base ends speech at this draft's position
-    is_eos = tokens == eos
-    return torch.where(ends, is_eos, among & ~is_eos)
+    if samples is None:
+        samples = keyed_samples(logprobs, uniforms[:, :rule.tau])  # (P, T)
+    if eos is not None:
+        # the samples as the end-of-speech rule reads them: a position whose draw 0 is eos
+        # reads eos in every draw (only a drafted eos is accepted there), any other reads -1
+        # for an eos draw (a drafted eos is never accepted there)
+        samples = torch.where(samples[:, :1] == eos, eos,
+                              samples.masked_fill(samples == eos, -1))  # (P, T)
+    return (samples[parent_of] == tokens[:, None]).any(-1)  # (N,)
 
 
 def sample(logprobs: torch.Tensor, uniforms: torch.Tensor) -> int:

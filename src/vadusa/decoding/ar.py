@@ -24,10 +24,10 @@ import torch
 
 from vadusa.decoding.sampling import (
     SamplingConfig,
+    SpeechHead,
     keyed_samples,
     keyed_uniforms,
     processed_logprobs,
-    speech_only,
 )
 from vadusa.decoding.static import pad_frames, static_slots, step_function
 from vadusa.model.transformer import Transformer
@@ -92,22 +92,30 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
     seen = slots[:P]  # attention spans the slots written so far only
     mask = (seen[None, None, :] <= pos[:, :, None]) & (seen[None, None, :] < length[:, None,
                                                                                       None])
-    logits = model(tokens, pos, mask, frames=table)  # (B, P, V)
-    last = logits[torch.arange(B), length - 1]  # (B, V)
+    hidden = model.hidden(tokens, pos, mask, frames=table)  # (B, P, C)
+    # the base head with bos and pad masked (-inf) in its product: speech tokens and eos only
+    speech_head = SpeechHead(model.head, eos, sampling)
+    last = speech_head(hidden[torch.arange(B), length - 1])  # (B, V), divided by temperature
     forwards = 1
     # draw 0 of every position each row may reach, made at once (rows padded to ``steps``)
-    drawn = torch.zeros(B, steps, 1, dtype=torch.float64)
+    drawn = torch.zeros(steps, B, 1, dtype=torch.float64)  # step-major: a step's are contiguous
     for b in range(B):
-        drawn[b, :max_new[b]] = keyed_uniforms(seed, utterances[b], range(max_new[b]), 1)
-    drawn = drawn.to(device)  # (B, steps, 1)
-    own = slots < length[:, None]  # (B, S): each row's own prefix slots
+        drawn[:max_new[b], b] = keyed_uniforms(seed, utterances[b], range(max_new[b]), 1)
+    drawn = drawn.to(device)  # (steps, B, 1)
+    # every step's mask, updated in place: 0 over a row's own prefix and the steps' slots
+    # written so far, -inf elsewhere (a step opens its own slot)
+    masks = torch.full((B, 1, S), float("-inf"), dtype=model.head.weight.dtype, device=device)
+    masks.masked_fill_((slots < length[:, None])[:, None], 0.0)  # (B, 1, S)
+    # row b's position at step t (S columns, not ``steps``: a compiled step sees the same
+    # strides for every utterance)
+    positions = length[:, None] + slots  # (B, S)
 
     out: list[list[int]] = [[] for _ in range(B)]
     done = [False] * B
     stopped = [False] * B
     for t in range(steps):
-        logprobs = processed_logprobs(speech_only(last, eos), sampling)  # (B, V)
-        sampled = keyed_samples(logprobs, drawn[:, t])[:, 0]  # (B,)
+        logprobs = processed_logprobs(last, sampling, scaled=True)  # (B, V)
+        sampled = keyed_samples(logprobs, drawn[t])[:, 0]  # (B,)
         for b, token in enumerate(sampled.tolist()):  # the one host sync of a step
             if done[b]:
                 continue
@@ -122,13 +130,13 @@ def ar_decode_batch(model: Transformer, prefixes: list[torch.Tensor], *, speech_
         # one new token per row at the shared slot P + t, at row-wise position L_b + t (a
         # finished row's token is never read)
         slot = P + t
-        pos = (length + t)[:, None]  # (B, 1)
-        width = S if compile else slot + 1  # a fixed shape, or the slots written so far
-        mask = (own[:, :width] | ((slots[:width] >= P) & (slots[:width] <= slot)))[:, None]
-        hidden = step(speech_offset + sampled[:, None], pos, mask,
+        masks[:, 0, slot] = 0.0
+        # a fixed shape, or the slots written so far
+        mask = masks if compile else masks[:, :, :slot + 1]  # (B, 1, S) or (B, 1, slot + 1)
+        hidden = step(speech_offset + sampled[:, None], positions[:, t:t + 1], mask,
                       cache_slots=slots[slot:slot + 1] if compile else slice(slot, slot + 1),
                       frames=table)  # (B, 1, C)
-        last = model.head(hidden[:, 0])  # (B, V)
+        last = speech_head(hidden[:, 0])  # (B, V)
         forwards += 1
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -66,14 +66,17 @@ def keyed_uniforms(seed: int, utterance: int, positions: range | list[int], draw
     return torch.from_numpy((x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53)
 
 
-def processed_logprobs(logits: torch.Tensor, sampling: SamplingConfig) -> torch.Tensor:
+def processed_logprobs(logits: torch.Tensor, sampling: SamplingConfig, scaled: bool = False
+                       ) -> torch.Tensor:
     """(..., V) logits -> (..., V) log-probabilities after temperature, top-k, top-p
-    (filtered entries are -inf). With temperature 0 the argmax gets all the mass."""
+    (filtered entries are -inf). With temperature 0 the argmax gets all the mass. ``scaled``:
+    the logits are divided by the temperature already (``SpeechHead``)."""
     logits = logits.double()
     if sampling.temperature == 0:
         best = logits.argmax(-1, keepdim=True)
         return torch.full_like(logits, -torch.inf).scatter(-1, best, 0.0)
-    logits = logits / sampling.temperature
+    if not scaled and sampling.temperature != 1.0:
+        logits = logits / sampling.temperature
     if sampling.top_k > 0 and sampling.top_k < logits.shape[-1]:
         kth = logits.topk(sampling.top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, -torch.inf)
@@ -95,15 +98,46 @@ def speech_only(logits: torch.Tensor, eos: int) -> torch.Tensor:
     return masked
 
 
+def speech_bias(size: int, eos: int, dtype: torch.dtype, device: torch.device | str
+                ) -> torch.Tensor:
+    """(V,) additive mask with ``speech_only``'s effect: 0 on speech tokens and eos, -inf on
+    bos and pad. Added to logits (or passed as the bias of the head's ``addmm``), it masks in
+    one operation instead of a copy and two writes per call."""
+    return speech_only(torch.zeros(size, dtype=dtype, device=device), eos)
+
+
+class SpeechHead:
+    """The base head as decoders read it: hidden (R, C) -> (R, V) speech logits (bos and pad
+    at -inf, the ``speech_bias``) divided by the sampling temperature, in one ``addmm`` per
+    call (the mask and the temperature folded into its bias and scale, the transposed
+    weight taken once). Pass its logits on with ``processed_logprobs(..., scaled=True)``."""
+
+    def __init__(self, head: torch.nn.Linear, eos: int, sampling: SamplingConfig) -> None:
+        self.scale = 1.0
+        if sampling.temperature not in (0.0, 1.0):
+            self.scale = 1.0 / sampling.temperature
+        weight = head.weight
+        self.weight_t = weight.T  # (C, V): a view of the live weight
+        self.bias = speech_bias(weight.shape[0], eos, weight.dtype, weight.device)  # (V,)
+        if head.bias is not None:  # (the speech bias's 0 and -inf need no scaling)
+            self.bias = self.bias + head.bias.detach() * self.scale
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, hidden, self.weight_t, alpha=self.scale)
+
+
 def keyed_samples(logprobs: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
     """Inverse-CDF sampling: (..., V) log-probabilities and (..., N) uniforms in [0, 1) ->
     (..., N) sampled ids (leading dimensions shared). The first id whose cumulative
-    probability exceeds ``u`` times the total; ids of zero probability are never drawn. No
-    host synchronisation (a decoder on a GPU keeps sampling on the device)."""
-    cdf = logprobs.double().exp().cumsum(-1)  # (..., V)
-    total = cdf[..., -1:]  # (..., 1)
-    # rounding may put u x total on the total itself, past every step of the CDF: the float
-    # just below the total then picks the first id that reaches it, which has mass
-    target = torch.minimum(uniforms.to(cdf.dtype) * total,
-                           torch.nextafter(total, torch.zeros_like(total)))
-    return torch.searchsorted(cdf, target, right=True)
+    probability, divided by the total, exceeds ``u``; ids of zero probability are never
+    drawn. No host synchronisation (a decoder on a GPU keeps sampling on the device)."""
+    if logprobs.dtype != torch.float64:  # (a check on the host, no call when it is)
+        logprobs = logprobs.double()
+    cdf = logprobs.exp().cumsum(-1)  # (..., V)
+    # divided by its own last entry the CDF ends at exactly 1 (x / x is exact), above every
+    # u < 1, so no draw falls past it; a zero-probability id repeats its predecessor's entry
+    # and is never the first to exceed u
+    cdf = cdf / cdf[..., -1:]  # (..., V)
+    if uniforms.dtype != torch.float64:
+        uniforms = uniforms.double()
+    return torch.searchsorted(cdf, uniforms, right=True)

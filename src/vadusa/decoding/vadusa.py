@@ -39,10 +39,11 @@ from vadusa.decoding.acceptance import AcceptRule, accepted_by_parent
 from vadusa.decoding.ar import DecodeResult
 from vadusa.decoding.sampling import (
     SamplingConfig,
+    SpeechHead,
     keyed_samples,
     keyed_uniforms,
     processed_logprobs,
-    speech_only,
+    speech_bias,
 )
 from vadusa.decoding.static import pad_frames, static_slots, step_function
 from vadusa.decoding.tree import TreeBuffers
@@ -57,17 +58,27 @@ class MedusaDrafter:
         self.stacked = heads.stacked(tree.max_depth)  # no deeper than the tree reads
         self.tree, self.eos = tree, eos
         self.head, self.rank = tree.head[1:], tree.rank[1:]  # (N - 1,) each
-        self.allowed: torch.Tensor | None = None  # made at the first call, in its dtype
+        self.ranks = tree.max_rank  # a number: the tree's property reads a tensor
+        # node i the top guess of head i - 1 (a chain): the heads' guesses in order
+        self.in_head_order = self.head.tolist() == list(range(tree.size - 1))
+        # the projections' bias, -inf on bos and pad (speech tokens and eos only): made at
+        # the first call, in the heads' dtype and on their device
+        self.allowed: torch.Tensor | None = None
 
     def draft(self, hidden: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
-        """hidden (C,) that produced ``root`` (a 0-d id on the device) -> (N,) the tree's
+        """hidden (C,) that produced ``root`` ((1,), an id on the device) -> (N,) the tree's
         tokens, ``root`` first: node i takes the rank-r_i speech token (or eos) of head d_i."""
-        logits = self.stacked.draft(hidden)  # (K, V)
-        if self.allowed is None:  # -inf on bos and pad, made once in the logits' dtype
-            self.allowed = speech_only(torch.zeros_like(logits[0]), self.eos)  # (V,)
-            self.head, self.rank = self.head.to(logits.device), self.rank.to(logits.device)
-        top = (logits + self.allowed).topk(self.tree.max_rank, dim=-1).indices  # (K, R)
-        return torch.cat([root.view(1), top[self.head, self.rank]])  # (N,)
+        if self.allowed is None:
+            probe = self.stacked.draft(hidden)  # (K, V)
+            self.allowed = speech_bias(probe.shape[-1], self.eos, probe.dtype, probe.device)
+            self.head, self.rank = self.head.to(probe.device), self.rank.to(probe.device)
+        logits = self.stacked.draft(hidden, self.allowed)  # (K, V)
+        if self.ranks == 1:  # every node the top guess of its head
+            best = logits.argmax(-1)  # (K,)
+            picked = best[:len(self.head)] if self.in_head_order else best[self.head]  # (N - 1,)
+            return torch.cat([root, picked])  # (N,)
+        top = logits.topk(self.ranks, dim=-1).indices  # (K, R)
+        return torch.cat([root, top[self.head, self.rank]])  # (N,)
 
 
 class HydraDrafter:
@@ -78,36 +89,46 @@ class HydraDrafter:
         self.stacked = heads.stacked(tree.max_depth)  # no deeper than the tree reads
         self.tree, self.eos = tree, eos
         device = heads.embed.weight.device
-        # added to logits: -inf on bos and pad (as ``speech_only``, without a copy per call)
-        self.allowed = speech_only(torch.zeros(heads.pad + 1, dtype=self.stacked.dtype,
-                                               device=device), eos)  # (V,)
+        # the projections' bias: -inf on bos and pad (speech tokens and eos only)
+        self.allowed = speech_bias(heads.pad + 1, eos, self.stacked.dtype, device)  # (V,)
         parent = tree.parent.tolist()
         depth = tree.depth.tolist()
         chain = [[0]]  # node indices from the root to each node
         for i in range(1, tree.size):
             chain.append(chain[parent[i]] + [i])
-        self.plan = []  # per depth d: parents' paths (P, d), children (n,), their parent, rank
+        # per depth d: parents' paths (P, d), children (n,), where each child's token is in
+        # the parents' top-R_d ids flattened (P R_d,): parent p's rank r at p R_d + r, R_d,
+        # and whether the children are the parents' top guesses in the parents' order (then
+        # an argmax is their tokens)
+        self.plan = []
         for d in range(1, tree.max_depth + 1):
             children = [i for i in range(1, tree.size) if depth[i] == d]
             parents = sorted({parent[i] for i in children})
+            ranks = int(tree.rank[children].max()) + 1
             self.plan.append((
                 torch.tensor([chain[q] for q in parents], dtype=torch.long, device=device),
                 torch.tensor(children, dtype=torch.long, device=device),
-                torch.tensor([parents.index(parent[i]) for i in children], dtype=torch.long,
-                             device=device),
-                tree.rank[children].to(device),
-                int(tree.rank[children].max()) + 1))
+                torch.tensor([parents.index(parent[i]) * ranks + int(tree.rank[i])
+                              for i in children], dtype=torch.long, device=device),
+                ranks,
+                ranks == 1 and [parents.index(parent[i]) for i in children] == list(
+                    range(len(parents)))))
 
     def draft(self, hidden: torch.Tensor, root: torch.Tensor) -> torch.Tensor:
-        """hidden (C,) that produced ``root`` (a 0-d id) -> (N,) the tree's tokens, root
+        """hidden (C,) that produced ``root`` ((1,), an id) -> (N,) the tree's tokens, root
         first."""
         tokens = torch.empty(self.tree.size, dtype=torch.long, device=hidden.device)  # (N,)
-        tokens[0] = root
-        shared = self.stacked.hidden_part(hidden)  # (K, C): every head's hidden-state share
-        for d, (paths, children, parent_of, rank, ranks) in enumerate(self.plan, start=1):
-            logits = self.stacked.step(d, hidden, shared, tokens[paths])  # (P, V)
-            top = (logits + self.allowed).topk(ranks, dim=-1).indices  # (P, R_d)
-            tokens[children] = top[parent_of, rank]
+        tokens[:1] = root
+        hidden = hidden.to(self.stacked.dtype)
+        shares = self.stacked.hidden_part(hidden).unbind(0)  # K x (C,): each head's share
+        for d, (paths, children, picked, ranks, tops) in enumerate(self.plan, start=1):
+            logits = self.stacked.step(d, hidden, shares[d - 1], tokens[paths],
+                                       self.allowed)  # (P, V)
+            if tops:  # each parent's one child: its top guess
+                tokens[children] = logits.argmax(-1)  # (P,)
+                continue
+            top = logits.topk(ranks, dim=-1).indices  # (P, R_d)
+            tokens[children] = top.view(-1)[picked]  # (P, R_d) -> (P R_d,) -> (n,)
         return tokens
 
 
@@ -119,8 +140,14 @@ def longest_accepted(ok: torch.Tensor, paths: torch.Tensor, on_path: torch.Tenso
     included). Ties go to the earlier path (argmax returns the first maximum). On the
     device, without a host sync."""
     runs = (ok[paths] & on_path).cumprod(-1).sum(-1)  # (R,): accepted nodes from the root
-    best = runs.argmax()
-    return paths[best], runs[best]
+    best = runs.argmax().view(1)  # (1,): gathered by, not read on the host
+    return paths.index_select(0, best)[0], runs.gather(0, best)[0]
+
+
+def last_node(path: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
+    """path (D + 1,) and its length (0-d) -> (1,) its last node's index: a gather, not an
+    index by a 0-d tensor (which reads the number on the host)."""
+    return path.gather(0, length.view(1) - 1)
 
 
 class VadusaDecoder:
@@ -141,45 +168,61 @@ class VadusaDecoder:
         self.compile, self.step = compile, step_function(model, compile)
         device = model.head.weight.device
         dtype = model.head.weight.dtype
-        self.tree_bias = torch.zeros(tree.mask.shape, dtype=dtype, device=device).masked_fill_(
+        tree_bias = torch.zeros(tree.mask.shape, dtype=dtype, device=device).masked_fill_(
             ~tree.mask.to(device), float("-inf"))  # (N, N): 0 where a node may attend, -inf not
+        # what a pass writes into its mask, by how far the root moved since the last pass
+        # (a = 0 .. D + 1 slots): a zeros for the newly committed slots, then the tree's mask
+        self.bands = [torch.cat([torch.zeros(tree.size, a, dtype=dtype, device=device),
+                                 tree_bias], 1) for a in range(tree.max_depth + 2)]  # (N, a + N)
         self.depth = tree.depth.to(device)
+        self.depth_row = self.depth[None]  # (1, N)
         self.drafter = (HydraDrafter(heads, tree, eos) if isinstance(heads, HydraHeads)
                         else MedusaDrafter(heads, tree, eos))
-        # acceptance reads the base's distribution at parent nodes only (children of a parent
-        # share its row): P parents, and each node's index among them
-        parents = sorted(set(tree.parent[1:].tolist()))
-        self.parents = torch.tensor(parents, dtype=torch.long, device=device)  # (P,)
-        self.parent_of = torch.tensor([parents.index(q) for q in tree.parent[1:].tolist()],
-                                      dtype=torch.long, device=device)  # (N - 1,)
-        self.child_depth = self.depth[self.parents] + 1  # (P,): the position children verify
+        # acceptance reads each parent's row once (children of a parent share it)
+        self.parent_of = tree.parent[1:].to(device)  # (N - 1,): each draft's parent node
+        self.child_depth = self.depth + 1  # (N,): the position a node's children verify
+        self.speech_head = SpeechHead(model.head, eos, sampling)
         # root-to-leaf paths (R, D + 1), root first; -1 pads a short path (read as the root,
         # and never accepted: ``on_path``)
         self.on_path = tree.retrieve.to(device) >= 0  # (R, D + 1)
         self.paths = tree.retrieve.to(device).clamp_min(0)  # (R, D + 1)
+        # a chain (one path, nodes 0 .. D in order) needs no search for its longest run: the
+        # accepted drafts are its leading yeses, node i sits at depth i
+        self.chain = tree.retrieve.tolist() == [list(range(tree.size))]
+        self.chain_path = self.paths[0]  # (D + 1,)
 
     def verify(self, tokens: torch.Tensor, hidden: torch.Tensor, here: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One tree's decisions, on the device: tokens (N,) the root and drafts; hidden (N, C)
         the base's last hidden state at every node; here (D + 2, T) the draws of the positions
         the tree reaches (row d: the root's depth d) -> the accepted path (D + 1,) node
         indices, root first (entries past its length arbitrary), its length (0-d, root
-        included) and the bonus token (0-d: the base's own draw 0 after the path's last
-        node)."""
-        # the base head only where it is read: the parents' rows (a leaf's row is read only
-        # if the path ends there, for the bonus, below); a V x C product per row saved
-        logits = self.model.head(hidden[self.parents])  # (P, V)
-        logprobs = processed_logprobs(speech_only(logits, self.eos), self.sampling)  # (P, V)
-        ok = torch.ones(len(tokens), dtype=torch.bool, device=tokens.device)  # (N,)
-        ok[1:] = accepted_by_parent(self.rule, tokens[1:], self.parent_of, logprobs,
-                                    here[self.child_depth],  # children's position's draws
-                                    eos=self.eos)
-        path, length = longest_accepted(ok, self.paths, self.on_path)  # (D + 1,), 0-d
-        end = path[length - 1]  # 0-d: the last accepted node
-        end_logprobs = processed_logprobs(speech_only(self.model.head(hidden[end]), self.eos),
-                                          self.sampling)  # (V,)
-        bonus = keyed_samples(end_logprobs, here[self.depth[end] + 1, :1])[0]  # draw 0
-        return path, length, bonus
+        included), its last node (1,) and the bonus token ((1,): the base's own draw 0 after
+        the path's last node)."""
+        # every node's row is read: a parent's by its children, a leaf's for the bonus if the
+        # path ends there. One head product, one set of log-probabilities and one sampling
+        # for all rows: fewer operations per pass than reading parents first and the path's
+        # end after (each small operation costs microseconds on a CPU, more than the rows)
+        logits = self.speech_head(hidden)  # (N, V), divided by the temperature
+        logprobs = processed_logprobs(logits, self.sampling, scaled=True)  # (N, V)
+        # (N, T): the draws of each node's children's position (a chain's node i: i + 1)
+        draws = here[1:] if self.chain else here[self.child_depth]
+        samples = (keyed_samples(logprobs, draws)  # (N, T): T = tau draws
+                   if self.rule.name == "tolerance" else None)
+        yes = accepted_by_parent(self.rule, tokens[1:], self.parent_of, logprobs, draws,
+                                 eos=self.eos, samples=samples)  # (N - 1,)
+        if self.chain:
+            accepted = yes.cumprod(0).sum()  # 0-d: the leading yeses
+            path, length, end = self.chain_path, accepted + 1, accepted.view(1)
+        else:
+            ok = torch.ones(len(tokens), dtype=torch.bool, device=tokens.device)  # (N,)
+            ok[1:] = yes
+            path, length = longest_accepted(ok, self.paths, self.on_path)  # (D + 1,), 0-d
+            end = last_node(path, length)  # (1,)
+        if samples is not None:  # draw 0 at the end's children's position: the bonus
+            return path, length, end, samples[:, 0].gather(0, end)
+        bonus = keyed_samples(logprobs[end], draws[end, :1])[0]  # (1,): draw 0
+        return path, length, end, bonus
 
     @torch.inference_mode()
     def decode(self, prefix: torch.Tensor, *, max_new: int, seed: int, utterance: int,
@@ -208,14 +251,21 @@ class VadusaDecoder:
                               (slots[None, :L] <= pos[0, :, None])[None],
                               frames=table)  # (1, L, C)
         last = hidden[0, -1]  # (C,)
-        base_logprobs = processed_logprobs(speech_only(model.head(last), self.eos),
-                                           self.sampling)  # (V,)
-        root = keyed_samples(base_logprobs, drawn[0, :1])[0]  # 0-d, on the device
+        base_logprobs = processed_logprobs(
+            self.speech_head(last[None]), self.sampling,
+            scaled=True)[0]  # (V,)
+        root = keyed_samples(base_logprobs, drawn[0, :1])  # (1,), on the device
         stopped = int(root) == self.eos
         forwards, out, accept_lengths = 1, [], [0 if stopped else 1]  # tokens per forward
         if not stopped:
             out.append(int(root))
         targets = torch.arange(1, D + 1, device=device)  # (D,): slots after the root, from c
+        # every pass's mask, updated in place: 0 over the committed prefix (slots < c), the
+        # tree's own mask over its slots [c, c + N), -inf past them (read with ``compile``)
+        masks = torch.full((1, N, S), float("-inf"), dtype=self.bands[0].dtype,
+                           device=device)  # (1, N, S)
+        masks[0, :, :L] = 0  # the prompt
+        opened = L  # slots before it are 0 in ``masks`` already
         while not stopped and len(out) < max_new:
             tokens = self.drafter.draft(last, root)  # (N,): the root, then drafts
 
@@ -223,21 +273,22 @@ class VadusaDecoder:
             # in slots [c, c + N); the mask's last axis is the slots written so far, or with
             # ``compile`` the whole cache (a fixed shape)
             c = L + len(out) - 1
-            mask = torch.full((1, N, S if compile else c + N), float("-inf"),
-                              dtype=self.tree_bias.dtype, device=device)
-            mask[0, :, :c] = 0  # the committed prefix
-            mask[0, :, c:c + N] = self.tree_bias
-            hidden = self.step(self.speech_offset + tokens[None], (c + self.depth)[None], mask,
+            masks[0, :, opened:c + N] = self.bands[c - opened]  # newly committed, then tree
+            opened = c
+            mask = masks if compile else masks[:, :, :c + N]  # (1, N, S) or (1, N, c + N)
+            hidden = self.step(self.speech_offset + tokens[None], self.depth_row + c, mask,
                                cache_slots=slots[c:c + N] if compile else slice(c, c + N),
                                frames=table)[0]  # (N, C)
             forwards += 1
-            path, length, bonus = self.verify(tokens, hidden,
-                                              drawn[len(out) - 1:len(out) + D + 1])
+            path, length, end, bonus = self.verify(tokens, hidden,
+                                                   drawn[len(out) - 1:len(out) + D + 1])
 
-            root, last = bonus, hidden[path[length - 1]]  # the next pass's root and input
+            root = bonus  # the next pass's root, and its input:
+            last = hidden.index_select(0, end)[0]  # (1, C) -> (C,)
             # the pass's one host sync: what it emitted
-            n, *read = torch.cat([length.view(1), path, tokens[path], bonus.view(1)]).tolist()
-            nodes, path_tokens, bonus_token = read[:D + 1], read[D + 1:-1], read[-1]
+            n, *read = torch.cat([length.view(1), path, tokens, bonus]).tolist()
+            nodes, bonus_token = read[:D + 1], read[-1]
+            path_tokens = [read[D + 1 + i] for i in nodes]  # the tokens of the path's nodes
             # commit: the accepted nodes move to the slots right after the root, unless they
             # are there already (the top candidates' chain is; its nodes come first)
             if nodes[:n] != list(range(n)):

@@ -164,7 +164,7 @@ class StackedHydra:
     """Hydra heads packed for decoding one hidden state at a time. Head k's block input
     ``W [h; e_1; ..; e_k] + b`` splits into ``W_h h + b`` (the same for every node: computed
     once per pass for all heads in one batched product) and ``sum_j W_j e_j``; each ``W_j E^T``
-    is precomputed as a (V, C) table, so a path's share is k row lookups instead of a product
+    is precomputed as a (V, C) table, so a path's share is a sum of k rows instead of a product
     (``step``: the numbers of ``HydraHeads.forward`` up to float rounding)."""
 
     def __init__(self, heads: HydraHeads, n_heads: int) -> None:
@@ -175,10 +175,14 @@ class StackedHydra:
         self.hidden_weight = torch.stack([m.linear.weight[:, :C].T for m in mods]
                                          ).detach().to(dtype).contiguous()  # (K, C, C)
         self.bias = torch.stack([m.linear.bias for m in mods])[:, None].detach().to(dtype)
-        # tables[k - 1][j]: (V, C), the contribution of token e_{j+1} to head k's block
-        self.tables = [torch.stack([E @ m.linear.weight[:, C * (j + 1):C * (j + 2)].detach()
-                                    .to(dtype).T for j in range(k)])
-                       for k, m in enumerate(mods, start=1)]  # (k, V, C) each
+        # tables[k - 1]: (k V, C), rows j V .. (j + 1) V - 1 the contribution of token e_{j+1}
+        # to head k's block, so a path's share is one ``embedding_bag`` sum of k rows
+        V = E.shape[0]
+        self.tables = [torch.cat([E @ m.linear.weight[:, C * (j + 1):C * (j + 2)].detach()
+                                  .to(dtype).T for j in range(k)])
+                       for k, m in enumerate(mods, start=1)]  # (k V, C) each
+        self.offsets = [torch.arange(k, device=E.device) * V
+                        for k in range(1, n_heads + 1)]  # (k,): each token's block of rows
         self.proj = [m.proj.weight.detach().to(dtype).T.contiguous() for m in mods]  # (C, V)
         self.dtype = dtype
 
@@ -188,14 +192,16 @@ class StackedHydra:
         x = hidden.to(self.dtype).reshape(1, 1, C).expand(K, 1, C)  # the same for every head
         return torch.baddbmm(self.bias, x, self.hidden_weight)[:, 0]  # (K, 1, C) -> (K, C)
 
-    def step(self, k: int, hidden: torch.Tensor, hidden_part: torch.Tensor,
-             path: torch.Tensor) -> torch.Tensor:
-        """Head k on P paths: hidden (C,), hidden_part (K, C) from ``hidden_part``, path (P, k)
-        output ids -> (P, V) logits."""
-        table = self.tables[k - 1]  # (k, V, C)
-        z = hidden_part[k - 1] + table[torch.arange(k), path].sum(1)  # (P, k, C) -> (P, C)
-        x = hidden.to(self.dtype) + F.silu(z)  # (P, C)
-        return x @ self.proj[k - 1]  # (P, V)
+    def step(self, k: int, hidden: torch.Tensor, share: torch.Tensor, path: torch.Tensor,
+             bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Head k on P paths: hidden (C,) in ``dtype``, share (C,) head k's row of
+        ``hidden_part``, path (P, k) output ids -> (P, V) logits; ``bias`` (V,), if given, is
+        added in the projection."""
+        z = self.tables[k - 1][path + self.offsets[k - 1]].sum(1)  # (P, k, C) -> (P, C)
+        x = hidden + F.silu(z + share)  # (P, C)
+        if bias is None:
+            return x @ self.proj[k - 1]  # (P, V)
+        return torch.addmm(bias, x, self.proj[k - 1])  # (P, V)
 
 
 def make_heads(kind: str, n_heads: int, dim: int, output_size: int, base_head: nn.Linear,
@@ -216,10 +222,14 @@ class StackedHeads:
         self.block_weight, self.block_bias = block_weight.contiguous(), block_bias
         self.proj_weight = proj_weight.contiguous()
 
-    def draft(self, hidden: torch.Tensor) -> torch.Tensor:
-        """hidden (C,) -> logits (K, V): every head's guess, as ``DraftHeads.forward``."""
+    def draft(self, hidden: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden (C,) -> logits (K, V): every head's guess, as ``DraftHeads.forward``;
+        ``bias`` (V,), if given, is added in the projection."""
         K, C = self.block_bias.shape[0], hidden.shape[-1]
-        hidden = hidden.to(self.block_bias.dtype)
-        x = hidden.reshape(1, 1, C).expand(K, 1, C)  # the same input for every head
+        if hidden.dtype != self.block_bias.dtype:
+            hidden = hidden.to(self.block_bias.dtype)
+        x = hidden.expand(K, 1, C)  # (C,) -> (K, 1, C): the same input for every head
         x = x + F.silu(torch.baddbmm(self.block_bias, x, self.block_weight))  # (K, 1, C)
-        return torch.bmm(x, self.proj_weight)[:, 0]  # (K, 1, V) -> (K, V)
+        if bias is None:
+            return torch.bmm(x, self.proj_weight)[:, 0]  # (K, 1, V) -> (K, V)
+        return torch.baddbmm(bias, x, self.proj_weight)[:, 0]  # (K, 1, V) -> (K, V)
