@@ -26,6 +26,7 @@ import torch
 
 import vadusa.decoding.ar as ar_module
 import vadusa.decoding.run as run
+import vadusa.decoding.sampling as sampling
 import vadusa.decoding.vadusa as vadusa
 from vadusa.config import load_config
 from vadusa.eval.evaluate import split_requests
@@ -70,7 +71,7 @@ def main() -> None:
 
     timed(decoder, "step", "forward")  # the tree pass (the decoder holds its step)
     timed(bundle.model, "hidden", "forward")  # AR's step, looked up per call
-    timed(bundle.model.head, "forward", "base head")
+    timed(sampling.SpeechHead, "__call__", "base head")  # AR's and VADUSA's
     timed(decoder.drafter, "draft", "draft heads")
     for module in (vadusa, ar_module):
         timed(module, "processed_logprobs", "log-probabilities")
