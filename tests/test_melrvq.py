@@ -157,5 +157,14 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
                                                        ResidualKMeans.load(kmeans).vectors())
     metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsexp", nar=stage)
     assert metrics["codebooks"] == 3
+    # one regression of what codebooks 2..N add, re-quantized
+    regression_cfg = replace(nar_cfg, nar=replace(nar_cfg.nar, target="residual"))
+    path = train_nar(regression_cfg, "melrvq", corpus, tmp_path / "tok", tmp_path / "nar-reg")
+    dev = load_checkpoint(path)["meta"]["dev"]
+    assert 0 < dev["nar/dev_residual"] and 0 <= dev["nar/dev_acc_2"] <= 1
+    stage = load_nar(path)
+    assert stage.model.cfg.regression
+    metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsreg", nar=stage)
+    assert metrics["codebooks"] == 3
     with pytest.raises(VocoderError, match="residual k-means"):
         load_vocoder(kmeans, family="whisper")

@@ -148,6 +148,36 @@ def test_the_expected_entry_error_is_zero_for_a_certain_right_prediction() -> No
         float(ce.detach()) + 100.0 / mean_square, rel=1e-4)
 
 
+def test_a_regression_reads_codebook_one_and_fills_the_rest_by_requantizing() -> None:
+    torch.manual_seed(0)
+    nar = CodebookNAR(replace(CFG, vector_dim=3, regression=True)).eval()
+    reference = with_entries()
+    nar.vectors.copy_(reference.vectors)
+    text, speakers = torch.randint(0, 10, (2, 5)), torch.tensor([0, 1])
+    codes = torch.randint(0, 16, (2, 7, 4))
+    guess = nar.residual(text, codes, speakers)
+    assert guess.shape == (2, 7, 3)
+    later = codes.clone()
+    later[..., 1:] = (later[..., 1:] + 1) % 16  # codebooks 2..4 changed: nothing read them
+    assert torch.equal(guess, nar.residual(text, later, speakers))
+    by_hand = sum(nar.vectors[k][codes[..., k]] for k in (1, 2, 3))  # (2, 7, 3)
+    assert torch.allclose(nar.true_residual(codes), by_hand)
+    # a perfect guess: zero error, and fill re-quantizes it into the true codebooks 2..4
+    with torch.no_grad():
+        nar.regress.weight.zero_()
+        nar.regress.bias.zero_()
+    score = nar_training.residual_loss(nar, text, codes, speakers)
+    assert score.residual == pytest.approx(14 * float(
+        by_hand.square().sum(-1).mean() / nar.residual_scale().square()), rel=1e-4)
+    nar.residual = lambda *args: nar.true_residual(codes[:1])  # type: ignore[method-assign]
+    filled = nar.fill([1, 2], codes[0, :, 0], speaker=0)
+    assert torch.equal(filled, codes[0])  # codebook 1 unchanged, the rest found again
+    with pytest.raises(NARError, match="call ``residual``"):
+        nar(text, codes, speakers, 2)
+    with pytest.raises(ValueError, match="give vector_dim"):
+        CodebookNAR(replace(CFG, regression=True))
+
+
 def toy_tokens(tmp_path: Path) -> tuple[Path, Path]:
     """The tiny chirp corpus with random 3-codebook codes whose later codebooks follow
     codebook 1 (codebook k = (codebook 1 + k) mod 8), so that the stage has something to learn."""

@@ -73,6 +73,7 @@ class DurationsConfig:
 
 
 NAR_DECODINGS = ("argmax", "expected")  # NARConfig.decoding
+NAR_TARGETS = ("codes", "residual")  # NARConfig.target
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,12 @@ class NARConfig:
     # the frames' input also carries what codebooks 1..k-1 reconstruct (the sum of their
     # entries), beside the learned embedding of each code
     entry_input: bool = False
+    # codes: stage k (2..N) classifies codebook k's entry from codebooks 1..k-1 (VALL-E's
+    # NAR). residual: one pass regresses what codebooks 2..N add to codebook 1's entry (the
+    # sum of their entries; squared error relative to its mean square), which those
+    # codebooks then re-quantize; ``residual_weight``, ``decoding`` and ``entry_input`` are
+    # for ``codes``
+    target: str = "codes"
 
 
 @dataclass(frozen=True)

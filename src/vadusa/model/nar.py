@@ -16,6 +16,11 @@ trained against the true entry (``training/nar.py``), and ``fill`` can decode by
 the sum of the stages' expected entries is a conditional mean of what codebooks 2..N add,
 which ``requantize`` turns back into codes, instead of each stage's argmax (greedy, VALL-E).
 
+A regression (``nar.target: residual``) skips the stages: one pass over codebook 1, the text and
+the speaker guesses what codebooks 2..N add to codebook 1's entry (a (B, F, D) vector per
+frame, trained by squared error), and those codebooks re-quantize the guess, so every
+codebook is filled from one conditional mean and no stage reads another's choices.
+
 ``load_nar`` reads a trained stage (``vadusa train-nar``) with what it needs at synthesis: its
 symbol table and speakers (``NARStage.fill``).
 
@@ -60,6 +65,9 @@ class NARModelConfig:
     # the frames' input also carries what codebooks 1..k-1 reconstruct (the sum of their
     # entries, mapped to C): similar entries give similar inputs from the first step
     entry_input: bool = False
+    # one pass regresses what codebooks 2..N add (``residual``) instead of classifying each
+    # codebook's entry (needs ``vector_dim``)
+    regression: bool = False
 
 
 def sinusoids(length: int, dim: int, device: torch.device) -> torch.Tensor:
@@ -81,9 +89,10 @@ class CodebookNAR(nn.Module):
         self.cfg = cfg
         C = cfg.dim
         self.symbol = nn.Embedding(cfg.n_symbols + 1, C)  # + padding
-        # one table per codebook it reads (1..N-1), each with a padding entry
+        # one table per codebook it reads (1..N-1; a regression reads codebook 1 only), each
+        # with a padding entry
         self.code = nn.ModuleList(nn.Embedding(cfg.entries + 1, C)
-                                  for _ in range(cfg.codebooks - 1))
+                                  for _ in range(1 if cfg.regression else cfg.codebooks - 1))
         self.stage = nn.Embedding(cfg.codebooks - 1, C)  # stage k = 2..N -> row k - 2
         self.speaker = nn.Embedding(cfg.n_speakers + 1, C)
         self.segment = nn.Embedding(2, C)  # text, speech
@@ -91,7 +100,13 @@ class CodebookNAR(nn.Module):
                                            norm_first=True, activation="gelu")
         self.encoder = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(C)
-        self.out = nn.ModuleList(nn.Linear(C, cfg.entries) for _ in range(cfg.codebooks - 1))
+        if cfg.regression:
+            if not cfg.vector_dim:
+                raise ValueError("a regression predicts codebook entries: give vector_dim")
+            self.regress = nn.Linear(C, cfg.vector_dim)  # in units of ``residual_scale``
+        else:
+            self.out = nn.ModuleList(nn.Linear(C, cfg.entries)
+                                     for _ in range(cfg.codebooks - 1))
         if cfg.vector_dim:  # the codebooks' entries, fixed: saved with the weights
             self.register_buffer("vectors",
                                  torch.zeros(cfg.codebooks, cfg.entries, cfg.vector_dim))
@@ -113,6 +128,32 @@ class CodebookNAR(nn.Module):
         """text (B, P) symbol ids right-padded with ``symbol_pad``; codes (B, F, n >= stage - 1)
         right-padded with ``code_pad``; speakers (B,); stage k in 2..N -> (B, F, K) logits of
         codebook k (only codebooks 1..k-1 of ``codes`` are read)."""
+        if self.cfg.regression:
+            raise NARError("this NAR stage regresses the residual: call ``residual``")
+        return self.out[stage - 2](self.encode(text, codes, speakers, stage))  # (B, F, K)
+
+    def residual(self, text: torch.Tensor, codes: torch.Tensor, speakers: torch.Tensor
+                 ) -> torch.Tensor:
+        """A regression's guess of what codebooks 2..N add to codebook 1's entries: (B, F, D),
+        from codebook 1 of ``codes`` (arguments as in ``forward``)."""
+        if not self.cfg.regression:
+            raise NARError("this NAR stage classifies codes: it has no residual regression")
+        return self.regress(self.encode(text, codes, speakers, 2)) * self.residual_scale()
+
+    def residual_scale(self) -> torch.Tensor:
+        """0-d: the root mean square of a sum of entries of codebooks 2..N (their mean squares
+        added, as for independent entries): the regression's unit."""
+        return self.vectors[1:].square().sum(-1).mean(-1).sum().sqrt()
+
+    def true_residual(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, F, N) codes -> (B, F, D) what codebooks 2..N add (padding reads entry K - 1)."""
+        ids = codes[..., 1:].clamp(max=self.cfg.entries - 1)  # (B, F, N - 1)
+        books = torch.arange(1, self.cfg.codebooks, device=codes.device)  # (N - 1,)
+        return self.vectors[books, ids].sum(-2)  # (B, F, N - 1, D) -> (B, F, D)
+
+    def encode(self, text: torch.Tensor, codes: torch.Tensor, speakers: torch.Tensor,
+               stage: int) -> torch.Tensor:
+        """The frames' final states (B, F, C) for stage k (arguments as in ``forward``)."""
         if not 2 <= stage <= self.cfg.codebooks:
             raise ValueError(f"stage {stage} outside 2..{self.cfg.codebooks}")
         if codes.shape[-1] < stage - 1:
@@ -131,7 +172,7 @@ class CodebookNAR(nn.Module):
         padding = torch.cat([text == self.symbol_pad, codes[..., 0] == self.code_pad],
                             dim=1)  # (B, P + F): True where a key is padding
         h = self.encoder(x, src_key_padding_mask=padding)  # (B, P + F, C)
-        return self.out[stage - 2](self.norm(h[:, P:]))  # (B, F, C) -> (B, F, K)
+        return self.norm(h[:, P:])  # (B, F, C)
 
     def reconstruction(self, codes: torch.Tensor, n: int) -> torch.Tensor:
         """(B, F, >= n) codes -> (B, F, D) the sum of the entries of codebooks 1..n, in units
@@ -159,13 +200,17 @@ class CodebookNAR(nn.Module):
         """(F,) codebook-1 ids -> (F, N) codes, column 0 the input unchanged. ``argmax``: stages
         2..N in order, each taking its most likely entry. ``expected``: the same pass, each
         stage reading the entry nearest its expectation, then codebooks 2..N re-quantize the
-        sum of the expected entries."""
+        sum of the expected entries. A regression (``regression``) ignores ``decoding``: one
+        pass, its guess re-quantized."""
         if decoding not in DECODINGS:
             raise NARError(f"unknown NAR decoding {decoding!r} (choose from {DECODINGS})")
         device = self.symbol.weight.device
         codes = first.to(device, torch.long)[None, :, None]  # (F,) -> (1, F, 1)
         text_ids = torch.tensor([text], dtype=torch.long, device=device)  # (1, P)
         speakers = torch.tensor([speaker], device=device)
+        if self.cfg.regression:  # one pass, then codebooks 2..N re-quantize its guess
+            guess = self.residual(text_ids, codes, speakers)[0]  # (F, D)
+            return torch.cat([codes[0], self.requantize(guess)], dim=-1)  # (F, N)
         added = None  # (F, D): the expected entries of the stages so far
         for stage in range(2, self.cfg.codebooks + 1):
             logits = self(text_ids, codes, speakers, stage)  # (1, F, K)

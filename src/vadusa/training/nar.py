@@ -6,6 +6,8 @@ codes, checked on dev.
        + ``nar.residual_weight`` x the squared distance of the expected entry (the codebook's
        entries weighted by the predicted probabilities) to the true one, relative to the mean
        square of the codebook's entries
+    (``nar.target: residual``: the squared error of one regression of what codebooks 2..N add,
+    relative to its mean square, instead of the stages)
     -> <out>/nar.pt (weights + what synthesis needs: symbols, speakers, codebooks, the quantizer
        it was trained on, dev accuracy per stage) and last.pt (training state, exact resume)
 
@@ -34,6 +36,7 @@ from vadusa.data.text import SymbolTable, symbol_table
 from vadusa.devices import resolve_device
 from vadusa.model.nar import MODEL_KIND, CodebookNAR, NARError, NARModelConfig
 from vadusa.tokenizers.registry import code_vectors
+from vadusa.tokenizers.residual import nearest
 from vadusa.tokenizers.store import TokenSplit, read_meta
 from vadusa.tracking import open_tracker
 from vadusa.training.common import (
@@ -116,6 +119,21 @@ def stage_loss(model: CodebookNAR, text: torch.Tensor, codes: torch.Tensor,
                       float(residual.detach().sum()))
 
 
+def residual_loss(model: CodebookNAR, text: torch.Tensor, codes: torch.Tensor,
+                  speakers: torch.Tensor) -> StageScore:
+    """A regression's squared error on the real frames, relative to the mean square of what
+    codebooks 2..N add (``CodebookNAR.residual_scale``); ``right`` counts frames whose
+    re-quantized codebook 2 is the true one."""
+    real = codes[..., 0] != model.code_pad  # (B, F)
+    guess = model.residual(text, codes, speakers)[real]  # (R, D)
+    truth = model.true_residual(codes)[real]  # (R, D)
+    error = (guess.float() - truth).square().sum(-1) / model.residual_scale().square()  # (R,)
+    with torch.no_grad():
+        second = nearest(guess.detach(), model.vectors[1])[0]  # (R,): codebook 2's entry
+        right = int((second == codes[..., 1][real]).sum())
+    return StageScore(error.mean(), right, float(error.detach().sum()))
+
+
 @torch.no_grad()
 def dev_accuracy(model: CodebookNAR, items: list[Item], device: torch.device,
                  batch: int = 16) -> dict[str, float]:
@@ -123,6 +141,12 @@ def dev_accuracy(model: CodebookNAR, items: list[Item], device: torch.device,
     entries, also the mean relative error of the expected entry (1.0: no better than zero)."""
     model.eval()
     frames = max(1, sum(len(it.codes) for it in items))
+    if model.cfg.regression:  # one pass: its relative error, and codebook 2 re-quantized
+        right_2, error = 0, 0.0
+        for start in range(0, len(items), batch):
+            score = residual_loss(model, *batch_of(model, items[start:start + batch], device))
+            right_2, error = right_2 + score.right, error + score.residual
+        return {"nar/dev_acc_2": right_2 / frames, "nar/dev_residual": error / frames}
     right: dict[int, int] = {}
     residual: dict[int, float] = {}
     for stage in range(2, model.cfg.codebooks + 1):
@@ -157,15 +181,15 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
         raise NARError(f"no train codes in {tokens_dir} for the speakers of {corpus_dir}")
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    # the codebooks' entries, where the loss or the decoding needs them
+    # the codebooks' entries, where the loss, the target or the decoding needs them
     vectors = (code_vectors(cfg, family, tokens_dir)
                if n.residual_weight > 0 or n.decoding == "expected" or n.entry_input
-               else None)  # (N, K, D)
+               or n.target == "residual" else None)  # (N, K, D)
     model = CodebookNAR(NARModelConfig(
         n_symbols=len(symbols), n_speakers=len(speakers), codebooks=int(meta["codebooks"]),
         entries=int(meta["vocab_size"]), dim=n.dim, layers=n.layers, heads=n.heads,
         dropout=n.dropout, vector_dim=0 if vectors is None else int(vectors.shape[-1]),
-        entry_input=n.entry_input))
+        entry_input=n.entry_input, regression=n.target == "residual"))
     if vectors is not None:
         if tuple(vectors.shape[:2]) != (model.cfg.codebooks, model.cfg.entries):
             raise NARError(f"the {family} quantizer has {tuple(vectors.shape[:2])} codebooks x "
@@ -209,7 +233,8 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             lr = n.lr * warmup_cosine(pos["step"], n.warmup_steps, n.steps)
             set_learning_rate(optimizer, lr)
             model.train()
-            score = stage_loss(model, text, codes, spk, stage, n.residual_weight)
+            score = (residual_loss(model, text, codes, spk) if model.cfg.regression
+                     else stage_loss(model, text, codes, spk, stage, n.residual_weight))
             update(optimizer, score.loss, model.parameters())
             pos["step"] += 1
             frames = int((codes[..., 0] != model.code_pad).sum())
