@@ -103,7 +103,11 @@ class CodebookNAR(nn.Module):
         if cfg.regression:
             if not cfg.vector_dim:
                 raise ValueError("a regression predicts codebook entries: give vector_dim")
-            self.regress = nn.Linear(C, cfg.vector_dim)  # in units of ``residual_scale``
+            # per dim in units of ``residual_scale`` / sqrt(D); from zero: the first guess is
+            # "nothing to add" (relative error 1), not a random vector D times that
+            self.regress = nn.Linear(C, cfg.vector_dim)
+            nn.init.zeros_(self.regress.weight)
+            nn.init.zeros_(self.regress.bias)
         else:
             self.out = nn.ModuleList(nn.Linear(C, cfg.entries)
                                      for _ in range(cfg.codebooks - 1))
@@ -138,7 +142,8 @@ class CodebookNAR(nn.Module):
         from codebook 1 of ``codes`` (arguments as in ``forward``)."""
         if not self.cfg.regression:
             raise NARError("this NAR stage classifies codes: it has no residual regression")
-        return self.regress(self.encode(text, codes, speakers, 2)) * self.residual_scale()
+        unit = self.residual_scale() / math.sqrt(self.cfg.vector_dim)  # per dimension
+        return self.regress(self.encode(text, codes, speakers, 2)) * unit
 
     def residual_scale(self) -> torch.Tensor:
         """0-d: the root mean square of a sum of entries of codebooks 2..N (their mean squares
