@@ -59,6 +59,29 @@ def test_stacked_heads_draft_what_the_modules_compute() -> None:
         torch.testing.assert_close(heads.stacked(n).draft(x), heads(x[None, None], n)[:, 0, 0])
 
 
+def test_shared_heads_project_through_the_base_head() -> None:
+    from vadusa.model.draft_heads import SharedHeads  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 5, bias=False)
+    heads = SharedHeads(3, 8, 5, head)
+    x = torch.randn(2, 4, 8)
+    for k in range(3):  # zero-initialised blocks: every head starts as the base head
+        torch.testing.assert_close(heads(x)[k], head(x))
+    assert [n for n, _ in heads.named_parameters()] == [  # the base head is not theirs
+        f"blocks.{k}.linear.{p}" for k in range(3) for p in ("weight", "bias")]
+    for p in heads.parameters():
+        torch.nn.init.normal_(p)
+    stacked = heads.stacked(2)
+    assert stacked.proj_weight.data_ptr() == head.weight.data_ptr()  # a view, not a copy
+    torch.testing.assert_close(stacked.draft(x[0, 0]), heads(x[:1, :1], 2)[:, 0, 0])
+    bias = torch.tensor([0.0, 0.0, -torch.inf, 0.0, 0.0])
+    torch.testing.assert_close(stacked.draft(x[0, 0], bias), heads(x[:1, :1], 2)[:, 0, 0] + bias)
+    with torch.no_grad():
+        head.weight.add_(1.0)  # the base head learns (joint training): the heads see it
+    torch.testing.assert_close(heads(x)[0], head(heads.blocks[0](x)))
+
+
 def test_head_k_is_scored_against_the_target_k_steps_later() -> None:
     targets = torch.tensor([[-100, 3, 4, 5, 6, -100]])  # (B, L)
     logits = torch.full((2, 1, 6, 8), -10.0)
@@ -353,6 +376,7 @@ def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[st
     bundle = load_tts(path)
     assert isinstance(bundle.heads, HydraHeads) and len(bundle.heads) == 3
     assert isinstance(load_tts(trained["frozen"]).heads, DraftHeads)  # medusa stays medusa
+    assert type(load_tts(trained["frozen"]).heads).kind == "medusa"
 
     cal = tmp_path / "cal"
     assert main(["calibrate", "--checkpoint", str(path), "--split", "dev", "--corpus",
@@ -385,6 +409,41 @@ def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[st
     assert by["hydra-h3-n4-t1"]["heads_from"] == "hydra"
     assert by["hydra-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # the same base, lossless
     assert by["hydra-h3-n4-t1"]["bound"] > 0
+
+
+def test_shared_heads_train_frozen_and_joint_and_decode_losslessly(trained: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    """heads.kind=shared: frozen training learns the blocks and leaves the base head alone,
+    the checkpoint loads as shared heads, and VADUSA at tau 1 decodes what AR decodes."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from vadusa.config import DecodingConfig  # noqa: PLC0415
+    from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
+    from vadusa.model.draft_heads import SharedHeads  # noqa: PLC0415
+    from vadusa.model.loading import synthesis_prefix  # noqa: PLC0415
+
+    cfg = tiny_cfg(trained["tmp"], "train.steps=200", "model.dropout=0.0", *HEADS,
+                   "heads.kind=shared", "heads.steps=60")
+    path = train_heads(cfg, trained["base"], trained["corpus"], trained["tokens"],
+                       tmp_path / "shared")
+    blob = load_checkpoint(path, kind="vadusa")
+    assert blob["meta"]["heads"]["kind"] == "shared"
+    assert not any(k.startswith("base") for k in blob["state"]["heads"])  # blocks only
+    base = load_checkpoint(trained["base"])["state"]
+    assert torch.equal(blob["state"]["model"]["head.weight"], base["head.weight"])  # frozen
+    losses = load_checkpoint(path.parent / "last.pt")["state"]["position"]["losses"]
+    assert np.mean(losses[-5:]) < np.mean(losses[:3])
+    bundle = load_tts(path)
+    assert isinstance(bundle.heads, SharedHeads) and bundle.heads.base[0] is bundle.model.head
+    prefix = synthesis_prefix(bundle, "four five six one.", "s0", None, 3.0)
+    ar = decode_prefix(bundle, prefix, DecodingConfig())
+    va = decode_prefix(bundle, prefix, replace(DecodingConfig(), method="vadusa",
+                                               tree="chain:3"))
+    assert va.tokens == ar.tokens and va.forwards < ar.forwards
+    joint = train_heads(cfg, trained["base"], trained["corpus"], trained["tokens"],
+                        tmp_path / "shared-joint", joint=True)
+    moved = load_checkpoint(joint, kind="vadusa")["state"]["model"]["head.weight"]
+    assert not torch.equal(moved, base["head.weight"])  # joint: the shared head learns too
 
 
 def test_precision_auto_keeps_bfloat16_only_if_timing_confirms_it(

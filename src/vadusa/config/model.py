@@ -146,7 +146,8 @@ class HeadsConfig:
 
     count: int = 4  # K: head k predicts the token k + 1 positions ahead
     # medusa: independent heads over the hidden state (the paper's); hydra: head k also reads
-    # the tokens drafted before its guess (Hydra, arXiv 2402.05109; model/draft_heads.py)
+    # the tokens drafted before its guess (Hydra, arXiv 2402.05109); shared: MEDUSA's blocks
+    # projecting through the base's own head (one V x C read per pass; model/draft_heads.py)
     kind: str = "medusa"
     steps: int = 300
     batch_tokens: int = 4000

@@ -21,6 +21,10 @@ which path of the tree it extends. Its block is ``h + SiLU(W [h; e_1; ..; e_k] +
 ``W`` zero at the start: it begins as the MEDUSA head above. In a tree, head k runs once per
 parent node at depth k - 1, on that node's path (``decoding/vadusa.py``).
 
+``SharedHeads`` (``heads.kind: shared``) keep the residual blocks and drop the K projections:
+every head projects through the base's own head, so a decoding pass reads one V x C matrix,
+the one its verification has just read, for all its drafts.
+
 Shapes: B batch, T positions, C model width, V output vocabulary, K heads.
 """
 
@@ -57,7 +61,7 @@ class DraftHead(nn.Module):
         return self.proj(self.block(hidden))  # (B, T, V)
 
 
-KINDS = ("medusa", "hydra")
+KINDS = ("medusa", "hydra", "shared")
 
 
 class DraftHeads(nn.Module):
@@ -204,23 +208,69 @@ class StackedHydra:
         return torch.addmm(bias, x, self.proj[k - 1])  # (P, V)
 
 
+class SharedHeads(DraftHeads):
+    """K MEDUSA residual blocks that project through the base model's own head (``heads.kind:
+    shared``): head k is ``base_head(x + SiLU(W_k x + b_k))``. A pass then reads one V x C
+    matrix for all its drafts, the one its verification has just read, instead of K copies
+    (on a CPU each is a cold read from memory after the forward). In joint training the base
+    head learns for both; frozen, only the blocks learn."""
+
+    kind = "shared"
+
+    def __init__(self, n_heads: int, dim: int, output_size: int, base_head: nn.Linear) -> None:
+        nn.Module.__init__(self)
+        if base_head.out_features != output_size:
+            raise ValueError(f"the base head predicts {base_head.out_features} ids, not "
+                             f"{output_size}")
+        self.blocks = nn.ModuleList(ResBlock(dim) for _ in range(n_heads))
+        # a tuple, not a submodule: its weights are the base model's, saved and moved there
+        self.base = (base_head,)
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def forward(self, hidden: torch.Tensor, n_heads: int | None = None,
+                tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """As ``DraftHeads.forward``: hidden (B, T, C) -> logits (K, B, T, V)."""
+        blocks = self.blocks[: n_heads or len(self.blocks)]
+        return torch.stack([self.base[0](block(hidden)) for block in blocks])  # (K, B, T, V)
+
+    @torch.no_grad()
+    def stacked(self, n_heads: int | None = None) -> StackedHeads:
+        """As ``DraftHeads.stacked``; the projection is the base head's transposed weight, a
+        view of it (not a copy) where it is float32 already."""
+        blocks = self.blocks[: n_heads or len(self.blocks)]
+        head = self.base[0]
+        if head.bias is not None:
+            raise ValueError("shared heads project through a base head without a bias")
+        dtype = torch.promote_types(head.weight.dtype, torch.float32)
+        block_weight = torch.stack([b.linear.weight.T for b in blocks])  # (K, C, C)
+        block_bias = torch.stack([b.linear.bias for b in blocks])[:, None]  # (K, 1, C)
+        return StackedHeads(block_weight.to(dtype), block_bias.to(dtype),
+                            head.weight.detach().to(dtype).T)  # (C, V): shared by all K
+
+
 def make_heads(kind: str, n_heads: int, dim: int, output_size: int, base_head: nn.Linear,
                embedding: torch.Tensor | None = None) -> DraftHeads | HydraHeads:
     """The draft heads of ``kind`` (``KINDS``); ``embedding`` (V, C) seeds Hydra's table."""
     if kind == "medusa":
         return DraftHeads(n_heads, dim, output_size, base_head)
+    if kind == "shared":
+        return SharedHeads(n_heads, dim, output_size, base_head)
     if kind == "hydra":
         return HydraHeads(n_heads, dim, output_size, base_head, embedding)
     raise ValueError(f"unknown draft heads kind {kind!r} (choose from {KINDS})")
 
 
 class StackedHeads:
-    """K draft heads as three stacked tensors, for one hidden state at a time."""
+    """K draft heads as three stacked tensors, for one hidden state at a time; the projection
+    (K, C, V) per head, or (C, V) shared by all (``SharedHeads``: kept as given, a view of the
+    base head's weight)."""
 
     def __init__(self, block_weight: torch.Tensor, block_bias: torch.Tensor,
                  proj_weight: torch.Tensor) -> None:
         self.block_weight, self.block_bias = block_weight.contiguous(), block_bias
-        self.proj_weight = proj_weight.contiguous()
+        self.proj_weight = proj_weight.contiguous() if proj_weight.dim() == 3 else proj_weight
 
     def draft(self, hidden: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """hidden (C,) -> logits (K, V): every head's guess, as ``DraftHeads.forward``;
@@ -230,6 +280,10 @@ class StackedHeads:
             hidden = hidden.to(self.block_bias.dtype)
         x = hidden.expand(K, 1, C)  # (C,) -> (K, 1, C): the same input for every head
         x = x + F.silu(torch.baddbmm(self.block_bias, x, self.block_weight))  # (K, 1, C)
+        if self.proj_weight.dim() == 2:  # one projection for every head: (K, C) @ (C, V)
+            if bias is None:
+                return x[:, 0] @ self.proj_weight  # (K, V)
+            return torch.addmm(bias, x[:, 0], self.proj_weight)  # (K, V)
         if bias is None:
             return torch.bmm(x, self.proj_weight)[:, 0]  # (K, 1, V) -> (K, V)
         return torch.baddbmm(bias, x, self.proj_weight)[:, 0]  # (K, 1, V) -> (K, V)
