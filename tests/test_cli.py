@@ -79,3 +79,12 @@ def test_stages_without_their_inputs_say_what_to_run(tmp_path: Path) -> None:
 def test_unknown_family_is_refused() -> None:
     result = run_cli("tokenize", "--family", "mimi")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_bench_takes_several_heads_to_race_from_one_flag_or_many() -> None:
+    from vadusa.cli import build_parser  # noqa: PLC0415
+
+    parse = build_parser().parse_args
+    for argv in (["--also-heads", "a.pt", "b.pt"],
+                 ["--also-heads", "a.pt", "--also-heads", "b.pt"]):
+        assert parse(["bench", "--checkpoint", "h.pt", *argv]).also_heads == ["a.pt", "b.pt"]

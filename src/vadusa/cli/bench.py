@@ -47,8 +47,10 @@ def bench_options(parser: argparse.ArgumentParser) -> None:
                    "decoding.tree)", many=True)
     parser.add_argument("--typical", action="store_true",
                         help="also MEDUSA-2's typical acceptance, per heads and tree")
-    parser.add_argument("--also-heads", nargs="+", default=[], metavar="HEADS_PT",
-                        help="other draft heads of the same family (e.g. heads.kind: hydra): "
+    parser.add_argument("--also-heads", nargs="+", action="extend", default=[],
+                        metavar="HEADS_PT",
+                        help="other draft heads of the same family (e.g. heads.kind: hydra; "
+                        "repeatable, or several after one flag): "
                         "their VADUSA settings race in the same run against the same AR "
                         "baseline, named after the checkpoint's folder (models/whisper/hydra/"
                         "heads.pt -> hydra-h4-n16-t3); joint heads decode with their own base")
