@@ -87,4 +87,5 @@ def test_bench_takes_several_heads_to_race_from_one_flag_or_many() -> None:
     parse = build_parser().parse_args
     for argv in (["--also-heads", "a.pt", "b.pt"],
                  ["--also-heads", "a.pt", "--also-heads", "b.pt"]):
-        assert parse(["bench", "--checkpoint", "h.pt", *argv]).also_heads == ["a.pt", "b.pt"]
+        args = parse(["bench", "--checkpoint", "h.pt", "--split", "test", *argv])
+        assert args.also_heads == ["a.pt", "b.pt"]
