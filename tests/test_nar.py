@@ -200,7 +200,9 @@ def nar_config(tmp_path: Path, steps: int = 40):
     cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=none",
                                  "device=cpu", "nar.dim=32", "nar.layers=1", "nar.heads=2",
                                  "nar.batch_frames=200", "nar.warmup_steps=5", "nar.lr=3e-3",
-                                 f"nar.steps={steps}", "nar.checkpoint_every=10"])
+                                 f"nar.steps={steps}", "nar.checkpoint_every=10",
+                                 # toy codes, no quantizer to give codebook entries: argmax
+                                 "nar.decoding=argmax"])
     return cfg
 
 

@@ -96,8 +96,10 @@ class NARConfig:
     # that differ little says almost nothing. 0 turns it off.
     residual_weight: float = 0.0
     # argmax: each codebook's most likely entry. expected: the sum of the codebooks' expected
-    # entries (a conditional mean, like a regressed mel) re-quantized by codebooks 2..N.
-    decoding: str = "argmax"
+    # entries (a conditional mean, like a regressed mel) re-quantized by codebooks 2..N. Our
+    # choice: expected, judged 6 to 13 WER points better than argmax on the same stages
+    # (embedded default, melrvq; docs/tokens.md)
+    decoding: str = "expected"
     # the frames' input also carries what codebooks 1..k-1 reconstruct (the sum of their
     # entries), beside the learned embedding of each code
     entry_input: bool = False
