@@ -120,17 +120,20 @@ def stage_loss(model: CodebookNAR, text: torch.Tensor, codes: torch.Tensor,
 
 
 def residual_loss(model: CodebookNAR, text: torch.Tensor, codes: torch.Tensor,
-                  speakers: torch.Tensor) -> StageScore:
+                  speakers: torch.Tensor, count_right: bool = True) -> StageScore:
     """A regression's squared error on the real frames, relative to the mean square of what
     codebooks 2..N add (``CodebookNAR.residual_scale``); ``right`` counts frames whose
-    re-quantized codebook 2 is the true one."""
+    re-quantized codebook 2 is the true one (a search of codebook 2 per frame: dev only, not
+    every training step, with ``count_right`` off)."""
     real = codes[..., 0] != model.code_pad  # (B, F)
     guess = model.residual(text, codes, speakers)[real]  # (R, D)
     truth = model.true_residual(codes)[real]  # (R, D)
     error = (guess.float() - truth).square().sum(-1) / model.residual_scale().square()  # (R,)
-    with torch.no_grad():
-        second = nearest(guess.detach(), model.vectors[1])[0]  # (R,): codebook 2's entry
-        right = int((second == codes[..., 1][real]).sum())
+    right = 0
+    if count_right:
+        with torch.no_grad():
+            second = nearest(guess.detach(), model.vectors[1])[0]  # (R,): codebook 2's entry
+            right = int((second == codes[..., 1][real]).sum())
     return StageScore(error.mean(), right, float(error.detach().sum()))
 
 
@@ -233,7 +236,8 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             lr = n.lr * warmup_cosine(pos["step"], n.warmup_steps, n.steps)
             set_learning_rate(optimizer, lr)
             model.train()
-            score = (residual_loss(model, text, codes, spk) if model.cfg.regression
+            score = (residual_loss(model, text, codes, spk, count_right=False)
+                     if model.cfg.regression
                      else stage_loss(model, text, codes, spk, stage, n.residual_weight))
             update(optimizer, score.loss, model.parameters())
             pos["step"] += 1
@@ -243,8 +247,9 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
             progress.update(1)
             progress.set_postfix(loss=f"{window[-1][0]:.3f}")
             if pos["step"] % LOG_EVERY == 0:
-                logged = {"nar/loss": float(np.mean([w[0] for w in window])),
-                          "nar/acc": float(np.mean([w[1] for w in window])), "nar/lr": lr}
+                logged = {"nar/loss": float(np.mean([w[0] for w in window])), "nar/lr": lr}
+                if not model.cfg.regression:  # (a regression's accuracy is dev's alone)
+                    logged["nar/acc"] = float(np.mean([w[1] for w in window]))
                 if model.cfg.vector_dim:
                     logged["nar/residual"] = float(np.mean([w[2] for w in window]))
                 tracker.log(logged, step=pos["step"])
