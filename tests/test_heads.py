@@ -82,6 +82,30 @@ def test_shared_heads_project_through_the_base_head() -> None:
     torch.testing.assert_close(heads(x)[0], head(heads.blocks[0](x)))
 
 
+def test_shared_heads_low_rank_correction_starts_at_zero_and_stacks() -> None:
+    from vadusa.model.draft_heads import SharedHeads  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 5, bias=False)
+    heads = SharedHeads(3, 8, 5, head, rank=2)
+    x = torch.randn(2, 4, 8)
+    for k in range(3):  # the correction's up side is zero: every head starts as the base head
+        torch.testing.assert_close(heads(x)[k], head(x))
+    assert heads.down.shape == (3, 8, 2) and heads.up.shape == (3, 2, 5)
+    for p in heads.parameters():
+        torch.nn.init.normal_(p)
+    for k in range(3):  # head k: base head plus x A_k B_k on its block's output
+        y = heads.blocks[k](x)
+        torch.testing.assert_close(heads(x)[k], head(y) + y @ heads.down[k] @ heads.up[k])
+    bias = torch.tensor([0.0, -torch.inf, 0.0, 0.0, 0.0])
+    for n in (2, 3):  # the packed draft: the same numbers for the first n heads
+        stacked = heads.stacked(n)
+        assert stacked.proj_weight.data_ptr() == head.weight.data_ptr()
+        torch.testing.assert_close(stacked.draft(x[0, 0]), heads(x[:1, :1], n)[:, 0, 0])
+        torch.testing.assert_close(stacked.draft(x[0, 0], bias),
+                                   heads(x[:1, :1], n)[:, 0, 0] + bias)
+
+
 def test_head_k_is_scored_against_the_target_k_steps_later() -> None:
     targets = torch.tensor([[-100, 3, 4, 5, 6, -100]])  # (B, L)
     logits = torch.full((2, 1, 6, 8), -10.0)
@@ -413,8 +437,9 @@ def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[st
 
 def test_shared_heads_train_frozen_and_joint_and_decode_losslessly(trained: dict[str, Path],
                                                                     tmp_path: Path) -> None:
-    """heads.kind=shared: frozen training learns the blocks and leaves the base head alone,
-    the checkpoint loads as shared heads, and VADUSA at tau 1 decodes what AR decodes."""
+    """heads.kind=shared (with a rank-4 correction): frozen training learns the blocks and
+    corrections and leaves the base head alone, the checkpoint loads as shared heads of that
+    rank, and VADUSA at tau 1 decodes what AR decodes."""
     from dataclasses import replace  # noqa: PLC0415
 
     from vadusa.config import DecodingConfig  # noqa: PLC0415
@@ -423,18 +448,21 @@ def test_shared_heads_train_frozen_and_joint_and_decode_losslessly(trained: dict
     from vadusa.model.loading import synthesis_prefix  # noqa: PLC0415
 
     cfg = tiny_cfg(trained["tmp"], "train.steps=200", "model.dropout=0.0", *HEADS,
-                   "heads.kind=shared", "heads.steps=60")
+                   "heads.kind=shared", "heads.rank=4", "heads.steps=60")
     path = train_heads(cfg, trained["base"], trained["corpus"], trained["tokens"],
                        tmp_path / "shared")
     blob = load_checkpoint(path, kind="vadusa")
     assert blob["meta"]["heads"]["kind"] == "shared"
-    assert not any(k.startswith("base") for k in blob["state"]["heads"])  # blocks only
+    assert not any(k.startswith("base") for k in blob["state"]["heads"])  # not the base's
+    assert blob["state"]["heads"]["up"].shape == (3, 4, blob["state"]["heads"]["up"].shape[-1])
+    assert blob["state"]["heads"]["up"].abs().sum() > 0  # the correction learned
     base = load_checkpoint(trained["base"])["state"]
     assert torch.equal(blob["state"]["model"]["head.weight"], base["head.weight"])  # frozen
     losses = load_checkpoint(path.parent / "last.pt")["state"]["position"]["losses"]
     assert np.mean(losses[-5:]) < np.mean(losses[:3])
     bundle = load_tts(path)
     assert isinstance(bundle.heads, SharedHeads) and bundle.heads.base[0] is bundle.model.head
+    assert bundle.heads.rank == 4
     prefix = synthesis_prefix(bundle, "four five six one.", "s0", None, 3.0)
     ar = decode_prefix(bundle, prefix, DecodingConfig())
     va = decode_prefix(bundle, prefix, replace(DecodingConfig(), method="vadusa",

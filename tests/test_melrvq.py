@@ -17,8 +17,10 @@ from vadusa.checkpoint import load_checkpoint
 from vadusa.config import load_config
 from vadusa.eval.resynthesize import Item, ResynthesisError, resynthesize
 from vadusa.model.nar import load_nar
-from vadusa.tokenizers.mel import StackedMel, unstack
-from vadusa.tokenizers.registry import kmeans_tokenizer
+from vadusa.plan import Plan
+from vadusa.tokenizers.base import Tokenizer, TokenizerError
+from vadusa.tokenizers.mel import MelWithUnits, StackedMel, align_units, unstack
+from vadusa.tokenizers.registry import build_extractor, kmeans_tokenizer, load_tokenizer
 from vadusa.tokenizers.residual import ResidualKMeans, is_residual, lloyd, nearest
 from vadusa.tokenizers.store import TokenSplit, TokenStoreError, write_meta, write_split
 from vadusa.tokenizers.tokenize import fit_kmeans, tokenize_corpus
@@ -64,8 +66,38 @@ def test_each_codebook_explains_more_and_codebook_one_is_the_token(tmp_path: Pat
         rvq.decode(np.zeros((3, 5), dtype=np.int64))
     with pytest.raises(ValueError, match=r"outside \[0, 16\)"):
         rvq.decode(np.full((3, 2), 16))
-    with pytest.raises(ValueError, match="6 dims"):
+    with pytest.raises(ValueError, match="5 dims, the residual k-means reads 6"):
         rvq.quantize(torch.zeros(2, 5))
+
+
+def test_codebook_one_from_units_is_each_units_mean_and_the_rest_refine_it() -> None:
+    x = clustered(n=600)
+    units = torch.randint(0, 5, (len(x),), generator=torch.Generator().manual_seed(1))
+    units[units == 3] = 2  # unit 3 never seen: it decodes as the mean of every frame
+    features = torch.cat([x, units[:, None].float()], 1)  # (F, D + 1)
+    rvq = ResidualKMeans.fit(features.numpy(), n_clusters=8, codebooks=3, seed=0,
+                             iterations=10, units=True)
+    assert (rvq.dim, rvq.input_dim, rvq.units) == (6, 7, True)
+    for u in (0, 1, 2, 4):
+        torch.testing.assert_close(rvq.centroids[0, u], x[units == u].mean(0))
+    torch.testing.assert_close(rvq.centroids[0, 3], x.mean(0))
+    codes = rvq.quantize_codes(features)  # (F, 3)
+    assert torch.equal(codes[:, 0], units) and torch.equal(rvq.quantize(features), units)
+    errors = [(rvq.decode(codes[:, :n]) - x).square().mean() for n in range(1, 4)]
+    assert errors[0] > errors[1] > errors[2]  # the residual codebooks refine the unit's mean
+    with pytest.raises(ValueError, match="7"):
+        rvq.quantize(x)  # no unit column
+    with pytest.raises(ValueError, match="unit ids outside"):
+        rvq.quantize(torch.cat([x[:2], torch.full((2, 1), 8.0)], 1))
+
+
+def test_units_align_to_the_token_that_holds_their_centre() -> None:
+    ids = torch.arange(10)  # 50 Hz: unit i covers [i / 50, (i + 1) / 50)
+    aligned = align_units(ids, 8, 50.0, 43.0)  # token j's centre (j + 0.5) / 43 s
+    assert aligned.tolist() == [int((j + 0.5) / 43 * 50) for j in range(8)]
+    assert align_units(ids[:3], 5, 50.0, 43.0).tolist()[-1] == 2  # past the end: the last
+    with pytest.raises(ValueError, match="no units"):
+        align_units(ids[:0], 3, 50.0, 43.0)
 
 
 def test_token_files_keep_every_codebook_beside_codebook_one(tmp_path: Path) -> None:
@@ -168,3 +200,41 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
     assert metrics["codebooks"] == 3
     with pytest.raises(VocoderError, match="residual k-means"):
         load_vocoder(kmeans, family="whisper")
+
+
+@pytest.mark.slow
+def test_melrvq_with_whisper_units_as_codebook_one(tmp_path: Path) -> None:
+    """tokens.melrvq.first=whisper: codebook 1 is the whisper family's unit at each token
+    (its k-means, fitted first), the vocoder decodes the codes, and a missing units k-means or
+    a vocabulary that differs from the units' is refused by name."""
+    corpus = tiny_corpus(tmp_path)
+    cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=none",
+                                 "tokens.whisper.n_clusters=8", "tokens.melrvq.n_clusters=8",
+                                 "tokens.melrvq.codebooks=3", "tokens.melrvq.iterations=5",
+                                 "tokens.melrvq.first=whisper"])
+    with pytest.raises(TokenizerError, match="fit-kmeans --family whisper"):
+        build_extractor(cfg, "melrvq")
+    units_kmeans = Path(Plan(cfg).kmeans("whisper"))
+    fit_kmeans(cfg, "whisper", corpus, units_kmeans, torch.device("cpu"))
+    kmeans = tmp_path / "tok" / "kmeans.npz"
+    fit_kmeans(cfg, "melrvq", corpus, kmeans, torch.device("cpu"))
+    tokenize_corpus(cfg, "melrvq", corpus, tmp_path / "tok", kmeans, torch.device("cpu"))
+    tokenizer = kmeans_tokenizer(cfg, "melrvq", kmeans)
+    assert isinstance(tokenizer.extractor, MelWithUnits) and tokenizer.extractor.dim == 161
+    source, rate = sf.read(corpus / "wavs" / "test2.wav", dtype="float32")
+    codes = tokenizer.encode_codes(source, rate)
+    assert np.array_equal(TokenSplit(tmp_path / "tok", "test").codes(2), codes)
+    whisper = load_tokenizer(cfg, "whisper")
+    units = torch.as_tensor(whisper.encode(source, rate))
+    assert np.array_equal(codes[:, 0], align_units(units, len(codes), 50.0,
+                                                   22050 / 512).numpy())
+    wave, out_rate = load_vocoder(kmeans, family="melrvq").decode(codes, "anyone")
+    assert out_rate == 22050 and len(wave) == len(codes) * 512
+    # a melrvq quantizer fitted on mel k-means is not this one
+    mel_only = Tokenizer("melrvq", StackedMel(2), ResidualKMeans.load(kmeans))
+    with pytest.raises(ValueError, match="161"):
+        mel_only.encode_codes(source, rate)
+    other = replace(cfg, tokens=replace(cfg.tokens, melrvq=replace(cfg.tokens.melrvq,
+                                                                   n_clusters=16)))
+    with pytest.raises(TokenizerError, match="n_clusters"):
+        build_extractor(other, "melrvq")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vadusa.config import HeadsConfig, load_config
-from vadusa.plan import AR, OPEN_AR, READS, Plan, in_shell
+from vadusa.plan import AR, OPEN_AR, READS, Plan, in_shell, mode_kind
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,11 @@ def test_paths_are_wildcard_patterns_or_files() -> None:
     assert plan.race("whisper", "hydra-joint") == ("results/x/bench/whisper/vadusa-joint.json",
                                                    "hydra-joint")
     assert plan.race("whisper", "frozen") == ("results/x/bench/whisper/vadusa-frozen.json", "")
+    # shared heads race in the frozen heads' races, tree race included
+    assert plan.race("whisper", "shared", trees=True) == (
+        "results/x/bench/whisper/trees-frozen.json", "shared")
+    assert [mode_kind(m) for m in ("frozen", "joint", "hydra-joint", "shared", "frozen-k6")] == [
+        "medusa", "medusa", "hydra", "shared", "medusa"]
     absolute = plan_of("results_dir=/data/runs")
     assert absolute.base("whisper") == "/data/runs/x/models/whisper/base/base.pt"
 
@@ -46,7 +51,8 @@ def test_paths_are_wildcard_patterns_or_files() -> None:
 def test_the_measured_grids_come_from_the_measure_section() -> None:
     tiny = plan_of(files=(REPO / "config" / "tiny.yaml",))  # 2 heads; open: tau 1, 3; heads 1, 3
     assert tiny.vadusa_evaluations(["whisper"]) == [
-        ("whisper", mode, 3) for mode in ("frozen", "joint", "hydra", "hydra-joint")]
+        ("whisper", mode, 3) for mode in ("frozen", "joint", "hydra", "hydra-joint", "shared")]
+    assert tiny.twins_of() == {"frozen": ["hydra", "shared"], "joint": ["hydra-joint"]}
     assert tiny.calibrations(["whisper", "hubert"]) == [("whisper", "frozen", 3),
                                                         ("hubert", "frozen", 3)]
     assert tiny.open_questions() == [("tau", 1, 2), ("tau", 3, 2), ("heads", 3, 1),
@@ -62,8 +68,10 @@ def test_the_measured_grids_come_from_the_measure_section() -> None:
     assert tiny.open_model("whisper") == "results/x/models/whisper/frozen-k3/heads.pt"
     assert plan_of("measure.open_heads=[2, 4]").open_model("whisper") == \
         "results/x/models/whisper/frozen/heads.pt"
-    no_hydra = plan_of("measure.hydra=false", "measure.eval_taus=[2, 3]")
+    no_hydra = plan_of("measure.hydra=false", "measure.shared=false", "measure.eval_taus=[2, 3]")
     assert no_hydra.head_modes() == ["frozen", "joint"] and no_hydra.hydra_of() == {}
+    assert no_hydra.twins_of() == {}
+    assert plan_of("measure.hydra=false").twins_of() == {"frozen": ["shared"]}
     assert no_hydra.swept_modes() == ["frozen"] and no_hydra.first_tau() == 2
     assert no_hydra.vadusa_evaluations(["whisper"]) == [
         ("whisper", "frozen", 2), ("whisper", "frozen", 3), ("whisper", "joint", 2),
@@ -84,7 +92,7 @@ def test_each_digest_tracks_what_its_stage_reads() -> None:
     assert moved("bench_vadusa", "measure.bench_taus=[1]")
     # heads are trained on the heads section: measuring other settings retrains nothing
     assert not moved("train_heads", "measure.bench_taus=[1]", "measure.open_heads=[2]",
-                     "measure.eval_taus=[2]", "measure.hydra=false")
+                     "measure.eval_taus=[2]", "measure.hydra=false", "measure.shared=false")
     assert moved("train_heads", "heads.lr=0.5") and moved("train_heads", "seed=3")
     assert not moved("train_draft", "measure.bench_draft_tokens=[3]")
     assert moved("bench_draft", "measure.bench_draft_tokens=[3]")

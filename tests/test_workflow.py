@@ -68,8 +68,9 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert counts["tokenize"] == "4" and counts["train_base"] == "4"
     assert counts["train_nar"] == "2"  # encodec's and melrvq's
     assert "--nar results/default/models/melrvq/nar/nar.pt" in out
-    # measure.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones
-    assert counts["train_heads"] == "16" and counts["sweep"] == "8"
+    # measure.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones;
+    # measure.shared: shared heads on the frozen base, not swept
+    assert counts["train_heads"] == "20" and counts["sweep"] == "8"
     assert counts["open_table"] == "4" and counts["table_all"] == "1"
     assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "8"
     assert "results/default/tables/all.md" in out
@@ -196,13 +197,16 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert min(b["speedup"] for b in bench[:1 + len(other)]) <= 1.0
     assert bench[0]["tokens"] == bench[-1]["tokens"] > 0
     # VADUSA: heads (frozen and joint), calibration, bench against AR, evaluation
-    # (and Hydra heads of the same mode raced beside them, in the same run)
+    # (and Hydra heads of the same mode raced beside them, in the same run; shared heads
+    # beside the frozen ones)
     for mode, hydra in (("frozen", "hydra"), ("joint", "hydra-joint")):
+        twins = [hydra, "shared"] if mode == "frozen" else [hydra]
         bench = json.loads((tmp_path / f"results/tiny/bench/whisper/vadusa-{mode}.json")
                            .read_text())
         assert [b["setting"] for b in bench] == [
             "ar-b1", *other, "vadusa-h2-n16-t1", "vadusa-h2-n16-t3", "typical-h2-n16",
-            f"{hydra}-h2-n16-t1", f"{hydra}-h2-n16-t3", f"typical-{hydra}-h2-n16"]
+            *(s for t in twins for s in (f"{t}-h2-n16-t1", f"{t}-h2-n16-t3",
+                                         f"typical-{t}-h2-n16"))]
         by = {b["setting"]: b for b in bench}
         assert by["vadusa-h2-n16-t1"]["tokens"] == by["ar-b1"]["tokens"]  # tau = 1 is lossless
         if mode == "frozen":  # the same frozen base: lossless against its AR too (joint
@@ -215,8 +219,8 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
         assert evaluation["method"] == "vadusa" and evaluation["decoding"]["tau"] == 3
         race = json.loads((tmp_path / f"results/tiny/bench/whisper/trees-{mode}.json")
                           .read_text())
-        assert [b["setting"] for b in race] == ["ar-b1", *other, "vadusa-hall-n2-t3",
-                                                "vadusa-hall-chain2-t3"]
+        assert [b["setting"] for b in race] == ["ar-b1", *other, *(
+            s for t in ("vadusa", *twins) for s in (f"{t}-hall-n2-t3", f"{t}-hall-chain2-t3"))]
     # the codec family: its codec (trained here) is its tokenizer and its vocoder
     assert (tmp_path / "results/tiny/tokens/encodec/codec/codec.pt").is_file()
     assert not (tmp_path / "results/tiny/tokens/encodec/kmeans.npz").exists()
@@ -281,6 +285,8 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert "| whisper | VADUSA-wt |" in table and "typical acceptance" in table
     assert "| whisper | VADUSA, Hydra heads | 3 | 2 |" in table
     assert "| whisper | VADUSA-wt, Hydra heads | 3 | 2 |" in table
+    assert "| whisper | VADUSA, shared heads | 3 | 2 |" in table  # mode shared, evaluated
+    assert "| whisper | VADUSA, shared heads, tree race | 3 | all | chain:2 |" in table
     # the floors beside it: copy synthesis of the test split and the LibriVox round trip
     for floor in ("copy synthesis (mel -> HiFi-GAN)", "LibriVox: recordings (judge floor)",
                   "LibriVox: resynthesis (tokens -> vocoder)"):

@@ -28,14 +28,25 @@ from typing import Any
 
 from vadusa.config import Config, DraftModelConfig, HeadsConfig
 
-__all__ = ["Plan", "in_shell", "READS", "HEAD_MODES", "HYDRA_TWIN", "RACED_MODES", "AR",
-           "DRAFT", "OPEN_AR", "NAR_FAMILIES"]
+__all__ = ["Plan", "in_shell", "READS", "HEAD_MODES", "HYDRA_TWIN", "SHARED_TWIN",
+           "RACED_MODES", "AR", "DRAFT", "OPEN_AR", "NAR_FAMILIES", "mode_kind"]
 
 # The head modes (models/<family>/<mode>/heads.pt): heads on the frozen base, base and heads
-# trained together (VADUSA-wt), and both again with Hydra heads (measure.hydra)
-HEAD_MODES = ("frozen", "joint", "hydra", "hydra-joint")
+# trained together (VADUSA-wt), both again with Hydra heads (measure.hydra), and shared heads
+# on the frozen base (measure.shared)
+HEAD_MODES = ("frozen", "joint", "hydra", "hydra-joint", "shared")
 # a MEDUSA mode -> its Hydra twin, which races in the MEDUSA mode's bench
 HYDRA_TWIN = {"frozen": "hydra", "joint": "hydra-joint"}
+# ... and its shared-heads twin (heads.kind shared), which races there too
+SHARED_TWIN = {"frozen": "shared"}
+
+
+def mode_kind(mode: str) -> str:
+    """The ``heads.kind`` a head mode trains (the open questions' wide modes are MEDUSA's)."""
+    if mode.startswith("hydra"):
+        return "hydra"
+    return "shared" if mode.startswith("shared") else "medusa"
+
 RACED_MODES = ("frozen", "joint")  # the modes with races of their own (bench_vadusa, trees)
 # the systems evaluated besides VADUSA's (eval/<family>/<system>/<split>/)
 AR = "ar"
@@ -247,13 +258,16 @@ class Plan:
     def bench_draft(self, family: str = "{family}") -> str:
         return self.bench(family, "draft")
 
-    def race(self, family: str, mode: str) -> tuple[str, str]:
-        """Where a head mode's race is: the bench file, and the ``heads_from`` its settings
-        carry there ("" for the race's own heads; a Hydra mode races in its MEDUSA twin's)."""
-        for medusa, hydra in HYDRA_TWIN.items():
-            if mode == hydra:
-                return self.bench_vadusa(family, medusa), hydra
-        return self.bench_vadusa(family, mode), ""
+    def race(self, family: str, mode: str, trees: bool = False) -> tuple[str, str]:
+        """Where a head mode's race is (with ``trees``, its tree race): the bench file, and
+        the ``heads_from`` its settings carry there ("" for the race's own heads; a Hydra or
+        shared mode races in its MEDUSA twin's)."""
+        where = self.bench_trees if trees else self.bench_vadusa
+        for twins in (HYDRA_TWIN, SHARED_TWIN):
+            for medusa, twin in twins.items():
+                if mode == twin:
+                    return where(family, medusa), twin
+        return where(family, mode), ""
 
     def eval_dir(self, family: str = "{family}") -> str:
         return self._at("eval", family)
@@ -339,9 +353,21 @@ class Plan:
         """MEDUSA mode -> the Hydra mode that races beside it (none without measure.hydra)."""
         return dict(HYDRA_TWIN) if self.cfg.measure.hydra else {}
 
+    def twins_of(self) -> dict[str, list[str]]:
+        """MEDUSA mode -> the modes of other heads kinds that race beside it, in its tau x
+        heads race and its tree race: Hydra (measure.hydra), shared (measure.shared)."""
+        twins: dict[str, list[str]] = {m: [] for m in RACED_MODES}
+        for medusa, hydra in self.hydra_of().items():
+            twins[medusa].append(hydra)
+        if self.cfg.measure.shared:
+            for medusa, shared in SHARED_TWIN.items():
+                twins[medusa].append(shared)
+        return {m: t for m, t in twins.items() if t}
+
     def head_modes(self) -> list[str]:
         """The head modes the workflow trains, evaluates and reports."""
-        return ["frozen", "joint", *self.hydra_of().values()]
+        return ["frozen", "joint", *self.hydra_of().values(),
+                *(SHARED_TWIN.values() if self.cfg.measure.shared else ())]
 
     @staticmethod
     def raced_modes() -> list[str]:

@@ -4,16 +4,18 @@
 
 
 def raced_heads(wildcards):
-    """The Hydra heads a MEDUSA mode's bench races beside its own (none without
-    measure.hydra)."""
-    if wildcards.mode not in HYDRA_OF:
-        return []
-    return [PLAN.heads(wildcards.family, HYDRA_OF[wildcards.mode])]
+    """The heads of other kinds a MEDUSA mode's races run beside its own: its Hydra twin
+    (measure.hydra) and the shared heads (measure.shared, the frozen mode's)."""
+    return [PLAN.heads(wildcards.family, twin) for twin in TWINS_OF.get(wildcards.mode, [])]
+
+
+def also_heads(wildcards, input):
+    return f"--also-heads {' '.join(input.also)}" if input.also else ""
 
 
 rule bench_vadusa:
     """Every tau x heads setting (and typical acceptance) against AR in one process; a MEDUSA
-    mode's race also runs its Hydra twin's settings (named hydra-..., hydra-joint-...)."""
+    mode's race also runs its twins' settings (named hydra-..., hydra-joint-..., shared-...)."""
     input:
         model=rules.train_heads.output,
         also=raced_heads,
@@ -23,8 +25,7 @@ rule bench_vadusa:
         config_digest=PLAN.digest("bench_vadusa"),
         taus=" ".join(str(t) for t in CFG.measure.bench_taus),
         heads=" ".join(str(k) for k in CFG.measure.bench_heads),
-        also=lambda wildcards, input: (f"--also-heads {' '.join(input.also)}" if input.also
-                                       else ""),
+        also=also_heads,
     log:
         PLAN.log("bench_{family}_vadusa_{mode}"),
     threads: 2
@@ -39,14 +40,17 @@ rule bench_vadusa:
 
 rule bench_trees:
     """Tree size against speed: on a CPU a big tree's verification pass costs more than its
-    extra accepted tokens buy; this race says which size wins on the machine it runs on."""
+    extra accepted tokens buy; this race says which size wins on the machine it runs on, for
+    the mode's heads and their twins of other kinds (as bench_vadusa's)."""
     input:
-        rules.train_heads.output,
+        model=rules.train_heads.output,
+        also=raced_heads,
     output:
         PLAN.bench_trees(),
     params:
         config_digest=PLAN.digest("bench_trees"),
         trees=" ".join(CFG.measure.bench_trees),
+        also=also_heads,
     log:
         PLAN.log("bench_{family}_trees_{mode}"),
     threads: 2
@@ -54,6 +58,7 @@ rule bench_trees:
         mem_mb=8000,
         runtime=120,
     shell:
-        "vadusa bench --config {RESOLVED} --checkpoint {input} --split test --corpus {CORPUS} "
-        "--limit {CFG.measure.bench_utterances} --batch-sizes --tau {CFG.measure.eval_taus[0]} "
+        "vadusa bench --config {RESOLVED} --checkpoint {input.model} {params.also} --split test "
+        "--corpus {CORPUS} --limit {CFG.measure.bench_utterances} --batch-sizes "
+        "--tau {CFG.measure.eval_taus[0]} "
         "--heads 0 --tree {params.trees} --out {output} > {log} 2>&1"

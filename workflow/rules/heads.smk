@@ -1,6 +1,7 @@
 # VADUSA's draft heads per family: heads on the frozen base (mode "frozen") and base + heads
 # trained together (mode "joint", VADUSA-wt); with measure.hydra, Hydra heads in both ways too
-# (modes "hydra", "hydra-joint"). The later stages read them: trees.smk (acceptance
+# (modes "hydra", "hydra-joint"); with measure.shared, shared heads on the frozen base (mode
+# "shared"). The later stages read them: trees.smk (acceptance
 # calibration), bench.smk (the speed races against KV-cached AR decoding), evaluate.smk (WER at
 # chosen tolerances), sweep.smk, tables.smk and open.smk.
 
@@ -11,8 +12,9 @@ wildcard_constraints:
     tau=r"\d+",
 
 
-# which Hydra mode races beside which MEDUSA one (none without measure.hydra)
-HYDRA_OF = PLAN.hydra_of()
+# which modes of other heads kinds race beside which MEDUSA one (Hydra with measure.hydra,
+# shared with measure.shared)
+TWINS_OF = PLAN.twins_of()
 
 
 rule train_heads:
@@ -26,7 +28,7 @@ rule train_heads:
         config_digest=PLAN.digest("train_heads"),
         command=lambda wildcards: ("train-joint" if wildcards.mode.endswith("joint")
                                    else "train-heads"),
-        kind=lambda wildcards: "hydra" if wildcards.mode.startswith("hydra") else "medusa",
+        kind=lambda wildcards: mode_kind(wildcards.mode),
     log:
         PLAN.log("train_heads_{family}_{mode}"),
     threads: PAIRED

@@ -10,7 +10,8 @@ def vadusa_evaluations(families):
 
 
 def table_inputs(families, draft=True):
-    """What a main table over ``families`` reads: AR, VADUSA and VADUSA-wt, the quality
+    """What a main table over ``families`` reads: AR, VADUSA and VADUSA-wt (their races,
+    tree races included, and evaluations), the quality
     floors (each family's resynthesis of the test split and of the five LibriVox recordings,
     and HiFi-GAN's copy synthesis of the test split) and, with ``draft``, the classic draft
     model."""
@@ -20,6 +21,7 @@ def table_inputs(families, draft=True):
         expand(rules.evaluate_ar.output, family=families),
         expand(rules.bench_ar.output, family=families),
         expand(rules.bench_vadusa.output, family=families, mode=PLAN.raced_modes()),
+        expand(rules.bench_trees.output, family=families, mode=PLAN.raced_modes()),
         vadusa_evaluations(families),
     ]
     if draft:

@@ -62,10 +62,18 @@ rule train_codec:
         f"--out {PLAN.codec_dir()} > {{log}} 2>&1"
 
 
+def first_units(wildcards):
+    """The k-means of the units melrvq's codebook 1 reads (tokens.melrvq.first), if any."""
+    if wildcards.family == "melrvq" and CFG.tokens.melrvq.first != "mel":
+        return PLAN.kmeans(CFG.tokens.melrvq.first)
+    return []
+
+
 rule fit_kmeans:
     input:
         manifests=rules.prepare_corpus.output.manifests,
         ssl=ssl_model,
+        units=first_units,
     output:
         PLAN.kmeans(),
     wildcard_constraints:
@@ -89,8 +97,8 @@ def tokenizer_files(wildcards):
     the codec file changes whenever its config does (train_codec's digest)."""
     if wildcards.family == "encodec":
         return [codec_checkpoint()]
-    ssl = ssl_model(wildcards)
-    return [PLAN.kmeans(wildcards.family)] + ([ssl] if ssl else [])
+    ssl, units = ssl_model(wildcards), first_units(wildcards)
+    return [PLAN.kmeans(wildcards.family)] + ([ssl] if ssl else []) + ([units] if units else [])
 
 
 rule tokenize:

@@ -229,6 +229,10 @@ class MelRVQConfig:
     codebooks: int = 8
     n_clusters: int = 1024
     iterations: int = 25  # Lloyd iterations per codebook (about 15 s each for 46k frames)
+    # codebook 1: "mel", k-means of the mel frames; "whisper", the whisper family's units
+    # (its k-means, tokens.whisper; n_clusters must match), each decoded as its mean mel,
+    # codebooks 2..N on what that leaves (tokenizers/mel.py)
+    first: str = "mel"
 
 
 @dataclass(frozen=True)

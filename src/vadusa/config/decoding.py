@@ -81,6 +81,10 @@ class MeasureConfig:
     # beside "frozen" and "joint"), races each beside the MEDUSA heads of its mode in one
     # bench run, evaluates and sweeps them: rows of their own in the main table
     hydra: bool = True
+    # ... and shared heads (heads.kind shared, mode "shared": MEDUSA's blocks projecting
+    # through the base's head with a rank-heads.rank correction, frozen base only), raced
+    # beside the frozen MEDUSA heads (tau x heads and trees) and evaluated; not swept
+    shared: bool = True
     # the paper's open questions (target ``open_questions``, every family), on frozen heads:
     # WER and speed at each tau with heads.count heads, and at each head count with the first
     # eval tau. When a count exceeds heads.count, one frozen model with max(open_heads) heads

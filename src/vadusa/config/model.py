@@ -151,6 +151,11 @@ class HeadsConfig:
     # the tokens drafted before its guess (Hydra, arXiv 2402.05109); shared: MEDUSA's blocks
     # projecting through the base's own head (one V x C read per pass; model/draft_heads.py)
     kind: str = "medusa"
+    # shared heads only: each head's low-rank correction to the base head, r (C + V) numbers
+    # instead of MEDUSA's C V (0: none, the base head alone). 64 on the default: dev top-1 of
+    # heads 1-4 0.59 / 0.50 / 0.40 / 0.31 (MEDUSA 0.60 / 0.51 / 0.42 / 0.32, rank 0 0.58 /
+    # 0.46 / 0.34 / 0.24), the fastest chain of 4 of ranks 0, 32, 64 (docs/speed.md)
+    rank: int = 64
     steps: int = 300
     batch_tokens: int = 4000
     lr: float = 2e-3

@@ -2,10 +2,12 @@
 
 One row per token family x method: AR, VADUSA (draft heads on the frozen base) and VADUSA-wt
 (base and heads trained together), each at every tolerance tau and head count benchmarked,
-MEDUSA's typical acceptance, and a classic draft model (speculative sampling, lossless) at
-each gamma benchmarked. Columns: WER, CER, SIM, mean accepted length, speedup per token (the
-headline: tokens/s over AR's), wall-time speedup, the physical bound (accepted length x the
-time of a bare 1-token forward over that of the pass) and the share of it reached, RTF.
+MEDUSA's typical acceptance, each heads mode's tree race (every tree size of
+``measure.bench_trees`` at the first eval tau), and a classic draft model (speculative
+sampling, lossless) at each gamma benchmarked. Columns: WER, CER, SIM, mean accepted
+length, speedup per token (the headline: tokens/s over AR's), wall-time speedup, the physical
+bound (accepted length x the time of a bare 1-token forward over that of the pass) and the
+share of it reached, RTF.
 
 Where each figure comes from (the files of the experiment's plan, ``vadusa.plan``):
 
@@ -13,7 +15,8 @@ Where each figure comes from (the files of the experiment's plan, ``vadusa.plan`
                                           in one process; the speedup is against the faster AR
                                           at batch 1 (bench.py); Hydra heads' settings
                                           (heads_from hydra, hydra-joint) race in frozen's and
-                                          joint's
+                                          joint's, shared heads' (heads_from shared) in
+                                          frozen's; the tree races likewise (bench_trees)
     AR speed: Plan.bench_ar               that baseline row
     draft model: Plan.bench_draft, and Plan.eval_metrics of the DRAFT system
     floors: Plan.resynthesis of the test split and of the LibriVox recordings: those
@@ -39,7 +42,7 @@ from vadusa.plan import AR, DRAFT, HEAD_MODES, OPEN_AR, Plan
 
 # each head mode's name in the tables, in their order
 MODES = dict(zip(HEAD_MODES, ("VADUSA", "VADUSA-wt", "VADUSA, Hydra heads",
-                              "VADUSA-wt, Hydra heads"), strict=True))
+                              "VADUSA-wt, Hydra heads", "VADUSA, shared heads"), strict=True))
 COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
            "speedup", "wall_speedup", "bound", "bound_fraction", "rtf", "nar_rtf")
 
@@ -73,17 +76,17 @@ def _speed(bench_row: dict[str, Any]) -> dict[str, Any]:
             "bound_fraction": bench_row.get("bound_fraction")}
 
 
-def race_rows(plan: Plan, family: str, mode: str) -> list[dict[str, Any]]:
-    """The bench rows of one heads mode, AR rows included: where ``plan.race`` says they are
-    (a Hydra mode's settings in the race of the MEDUSA mode it ran beside, rows with
-    ``heads_from`` = the mode), else its own race's."""
-    race, heads_from = plan.race(family, mode)
+def race_rows(plan: Plan, family: str, mode: str, trees: bool = False) -> list[dict[str, Any]]:
+    """The bench rows of one heads mode (with ``trees``, of its tree race), AR rows included:
+    where ``plan.race`` says they are (a Hydra or shared mode's settings in the race of the
+    MEDUSA mode it ran beside, rows with ``heads_from`` = the mode), else its own race's."""
+    race, heads_from = plan.race(family, mode, trees)
     if heads_from:
         raced = _read(race) or []
         rows = [r for r in raced if r.get("heads_from") == heads_from]
         if rows:
             return [r for r in raced if r["method"] == "ar"] + rows
-    own = _read(plan.bench_vadusa(family, mode)) or []
+    own = _read((plan.bench_trees if trees else plan.bench_vadusa)(family, mode)) or []
     return [r for r in own if not r.get("heads_from")]
 
 
@@ -147,6 +150,13 @@ def family_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
                 if metrics is not None and str(metrics["decoding"]["tree"]) == str(r["tree"]):
                     row |= _quality(metrics)
             rows.append(row)
+        # the tree race at the first eval tau, all heads: every tree size (and a chain)
+        for r in race_rows(plan, family, mode, trees=True):
+            if r["method"] == "vadusa":
+                rows.append({"family": family, "tree": r["tree"], "heads": r["heads"] or "all",
+                             "method": f"{label}, tree race", "tau": r["tau"],
+                             "accepted": r["mean_accepted"], "rtf": r["real_time_factor"]}
+                            | _speed(r))
     # a classic draft model (decoding/speculative.py): raced against AR in its own bench
     draft_eval = _read(plan.eval_metrics(family, DRAFT))
     for r in _read(plan.bench_draft(family)) or []:

@@ -23,9 +23,11 @@ parent node at depth k - 1, on that node's path (``decoding/vadusa.py``).
 
 ``SharedHeads`` (``heads.kind: shared``) keep the residual blocks and drop the K projections:
 every head projects through the base's own head, so a decoding pass reads one V x C matrix,
-the one its verification has just read, for all its drafts.
+the one its verification has just read, for all its drafts. ``heads.rank`` r > 0 gives each
+head a low-rank correction to that head, ``x A_k B_k`` with A_k (C, r) and B_k (r, V) (B
+zero at the start, as LoRA's): r (C + V) numbers per head instead of C V.
 
-Shapes: B batch, T positions, C model width, V output vocabulary, K heads.
+Shapes: B batch, T positions, C model width, V output vocabulary, K heads, r correction rank.
 """
 
 from __future__ import annotations
@@ -215,7 +217,8 @@ class SharedHeads(DraftHeads):
 
     kind = "shared"
 
-    def __init__(self, n_heads: int, dim: int, output_size: int, base_head: nn.Linear) -> None:
+    def __init__(self, n_heads: int, dim: int, output_size: int, base_head: nn.Linear,
+                 rank: int = 0) -> None:
         nn.Module.__init__(self)
         if base_head.out_features != output_size:
             raise ValueError(f"the base head predicts {base_head.out_features} ids, not "
@@ -223,6 +226,10 @@ class SharedHeads(DraftHeads):
         self.blocks = nn.ModuleList(ResBlock(dim) for _ in range(n_heads))
         # a tuple, not a submodule: its weights are the base model's, saved and moved there
         self.base = (base_head,)
+        self.rank = rank
+        if rank:  # the correction starts at zero (up), its input side random (down)
+            self.down = nn.Parameter(torch.randn(n_heads, dim, rank) / dim ** 0.5)  # (K, C, r)
+            self.up = nn.Parameter(torch.zeros(n_heads, rank, output_size))  # (K, r, V)
 
     def __len__(self) -> int:
         return len(self.blocks)
@@ -231,7 +238,13 @@ class SharedHeads(DraftHeads):
                 tokens: torch.Tensor | None = None) -> torch.Tensor:
         """As ``DraftHeads.forward``: hidden (B, T, C) -> logits (K, B, T, V)."""
         blocks = self.blocks[: n_heads or len(self.blocks)]
-        return torch.stack([self.base[0](block(hidden)) for block in blocks])  # (K, B, T, V)
+        xs = torch.stack([block(hidden) for block in blocks])  # (K, B, T, C)
+        logits = self.base[0](xs)  # (K, B, T, V)
+        if not self.rank:
+            return logits
+        K = len(blocks)
+        low = torch.einsum("kbtc,kcr->kbtr", xs, self.down[:K].to(xs.dtype))  # (K, B, T, r)
+        return logits + torch.einsum("kbtr,krv->kbtv", low, self.up[:K].to(xs.dtype))
 
     @torch.no_grad()
     def stacked(self, n_heads: int | None = None) -> StackedHeads:
@@ -242,39 +255,50 @@ class SharedHeads(DraftHeads):
         if head.bias is not None:
             raise ValueError("shared heads project through a base head without a bias")
         dtype = torch.promote_types(head.weight.dtype, torch.float32)
+        low = None
+        if self.rank:
+            K = len(blocks)
+            low = (self.down[:K].detach().to(dtype).contiguous(),  # (K, C, r)
+                   self.up[:K].detach().to(dtype).contiguous())  # (K, r, V)
         return StackedHeads.of(list(blocks), head.weight.detach().to(dtype).T,  # (C, V): all K
-                               dtype)
+                               dtype, low)
 
 
 def make_heads(kind: str, n_heads: int, dim: int, output_size: int, base_head: nn.Linear,
-               embedding: torch.Tensor | None = None) -> DraftHeads | HydraHeads:
-    """The draft heads of ``kind`` (``KINDS``); ``embedding`` (V, C) seeds Hydra's table."""
+               embedding: torch.Tensor | None = None, rank: int = 0) -> DraftHeads | HydraHeads:
+    """The draft heads of ``kind`` (``KINDS``); ``embedding`` (V, C) seeds Hydra's table;
+    ``rank``: the shared heads' correction (read by ``kind: shared`` only)."""
     if kind == "medusa":
         return DraftHeads(n_heads, dim, output_size, base_head)
     if kind == "shared":
-        return SharedHeads(n_heads, dim, output_size, base_head)
+        return SharedHeads(n_heads, dim, output_size, base_head, rank)
     if kind == "hydra":
         return HydraHeads(n_heads, dim, output_size, base_head, embedding)
     raise ValueError(f"unknown draft heads kind {kind!r} (choose from {KINDS})")
 
 
 class StackedHeads:
-    """K draft heads as three stacked tensors, for one hidden state at a time; the projection
+    """K draft heads as stacked tensors, for one hidden state at a time; the projection
     (K, C, V) per head, or (C, V) shared by all (``SharedHeads``: kept as given, a view of the
-    base head's weight)."""
+    base head's weight) with, optionally, the heads' low-rank corrections ``low``: (K, C, r)
+    and (K, r, V)."""
 
     def __init__(self, block_weight: torch.Tensor, block_bias: torch.Tensor,
-                 proj_weight: torch.Tensor) -> None:
+                 proj_weight: torch.Tensor,
+                 low: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.block_weight, self.block_bias = block_weight.contiguous(), block_bias
         self.proj_weight = proj_weight.contiguous() if proj_weight.dim() == 3 else proj_weight
+        if low is not None and proj_weight.dim() != 2:
+            raise ValueError("a low-rank correction goes with one shared projection")
+        self.low = low
 
     @classmethod
-    def of(cls, blocks: list[ResBlock], proj_weight: torch.Tensor, dtype: torch.dtype
-           ) -> StackedHeads:
+    def of(cls, blocks: list[ResBlock], proj_weight: torch.Tensor, dtype: torch.dtype,
+           low: tuple[torch.Tensor, torch.Tensor] | None = None) -> StackedHeads:
         """The heads' residual blocks packed in ``dtype`` beside their projection."""
         block_weight = torch.stack([b.linear.weight.T for b in blocks])  # (K, C, C)
         block_bias = torch.stack([b.linear.bias for b in blocks])[:, None]  # (K, 1, C)
-        return cls(block_weight.to(dtype), block_bias.to(dtype), proj_weight)
+        return cls(block_weight.to(dtype), block_bias.to(dtype), proj_weight, low)
 
     def draft(self, hidden: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """hidden (C,) -> logits (K, V): every head's guess, as ``DraftHeads.forward``;
@@ -286,8 +310,14 @@ class StackedHeads:
         x = x + F.silu(torch.baddbmm(self.block_bias, x, self.block_weight))  # (K, 1, C)
         if self.proj_weight.dim() == 2:  # one projection for every head: (K, C) @ (C, V)
             if bias is None:
-                return x[:, 0] @ self.proj_weight  # (K, V)
-            return torch.addmm(bias, x[:, 0], self.proj_weight)  # (K, V)
+                shared = x[:, 0] @ self.proj_weight  # (K, V)
+            else:
+                shared = torch.addmm(bias, x[:, 0], self.proj_weight)  # (K, V)
+            if self.low is None:
+                return shared
+            down, up = self.low
+            low = torch.bmm(x, down)  # (K, 1, C) @ (K, C, r) -> (K, 1, r)
+            return torch.baddbmm(shared[:, None], low, up)[:, 0]  # (K, 1, V) -> (K, V)
         if bias is None:
             return torch.bmm(x, self.proj_weight)[:, 0]  # (K, 1, V) -> (K, V)
         return torch.baddbmm(bias, x, self.proj_weight)[:, 0]  # (K, 1, V) -> (K, V)

@@ -101,7 +101,8 @@ def load_tts(path: str | Path, device: str | torch.device = "cpu",
         model.load_state_dict(blob["state"]["model"])
         heads = make_heads(meta["heads"].get("kind", "medusa"),  # older: always medusa
                            int(meta["heads"]["count"]), model.cfg.dim, model.cfg.output_size,
-                           model.head)
+                           model.head,
+                           rank=int(meta["heads"].get("settings", {}).get("rank", 0)))
         heads.load_state_dict(blob["state"]["heads"])
         heads.to(device=device, dtype=dtype).eval()
     else:

@@ -60,9 +60,25 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
 
         return CodecEncoder(load_codec_model(cfg.tokens.encodec, codec_path(cfg)), device)
     if family == "melrvq":
-        from vadusa.tokenizers.mel import StackedMel  # noqa: PLC0415
+        from vadusa.tokenizers.mel import MelWithUnits, StackedMel  # noqa: PLC0415
 
-        return StackedMel(cfg.tokens.melrvq.stack)
+        rvq = cfg.tokens.melrvq
+        if rvq.first == "mel":
+            return StackedMel(rvq.stack)
+        # codebook 1 from another family's units: its tokenizer, with its k-means
+        if n_clusters(cfg, rvq.first) != rvq.n_clusters:
+            raise TokenizerError(f"tokens.melrvq.first: {rvq.first} needs tokens.melrvq."
+                                 f"n_clusters equal to tokens.{rvq.first}.n_clusters "
+                                 f"({n_clusters(cfg, rvq.first)}), not {rvq.n_clusters}")
+        kmeans = Path(Plan(cfg).kmeans(rvq.first))
+        if not kmeans.is_file():
+            raise TokenizerError(f"tokens.melrvq.first: {rvq.first} reads the {rvq.first} "
+                                 f"units' k-means, and {kmeans} is missing: run `vadusa "
+                                 f"fit-kmeans --family {rvq.first}` first")
+        units = kmeans_tokenizer(cfg, rvq.first, kmeans, device)
+        return MelWithUnits(rvq.stack, units, {
+            "family": rvq.first, "features": getattr(units.extractor, "settings", {}),
+            "kmeans_sha256": file_digest(kmeans)})
     raise ValueError(f"unknown token family {family!r} (available: {', '.join(FAMILIES)})")
 
 
@@ -120,7 +136,7 @@ def kmeans_tokenizer(cfg: Config, family: str, kmeans_path: Path,
     quantizer: KMeansQuantizer | ResidualKMeans
     if family == "melrvq":
         quantizer = ResidualKMeans.load(kmeans_path)
-        if quantizer.settings.get("kind") != KIND or quantizer.dim != extractor.dim:
+        if quantizer.settings.get("kind") != KIND or quantizer.input_dim != extractor.dim:
             raise TokenizerError(f"{kmeans_path} is not the melrvq family's residual k-means "
                                  f"for {extractor.dim}-dim frames: rerun `vadusa fit-kmeans "
                                  "--family melrvq`")

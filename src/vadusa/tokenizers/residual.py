@@ -5,6 +5,12 @@ gradient training). The ``melrvq`` family's quantizer (``tokenizers/mel.py``).
 Codebook 1's ids are the tokens the AR model predicts; codebooks 2..N refine them and are
 predicted by the non-autoregressive stage (``model/nar.py``), as VALL-E does with EnCodec.
 
+With ``units`` (``tokens.melrvq.first: whisper``), codebook 1 is not fitted on the features:
+its ids come with them (a last column of unit ids, ``tokenizers/mel.py``'s ``MelWithUnits``)
+and its entries are each unit's mean feature vector; codebooks 2..N quantize what the unit's
+mean leaves, as before. The AR model then predicts units that carry what was said (as the
+semantic families' do) and the NAR stage the acoustic detail.
+
 Saved like ``KMeansQuantizer``: an ``.npz`` (centroids, (N, K, D)) and a JSON sidecar of
 settings, loaded without pickle.
 
@@ -72,6 +78,13 @@ class ResidualKMeans:
             raise ValueError(f"residual k-means centroids must be (codebooks, entries, dims), "
                              f"got {tuple(self.centroids.shape)}")
         self.settings = {**(settings or {}), "kind": KIND}
+        # codebook 1's ids arrive as the features' last column (unit ids), not by distance
+        self.units = bool(self.settings.get("units", False))
+
+    @property
+    def input_dim(self) -> int:
+        """Columns of the features ``quantize`` reads: D, and the unit ids with ``units``."""
+        return self.dim + int(self.units)
 
     @property
     def codebooks(self) -> int:
@@ -90,20 +103,35 @@ class ResidualKMeans:
         return self.centroids
 
     def quantize(self, features: torch.Tensor) -> torch.Tensor:
-        """(F, D) -> (F,) codebook-1 ids (the first stage needs no residuals)."""
+        """(F, D) (or (F, D + 1) with ``units``) -> (F,) codebook-1 ids (the first stage needs
+        no residuals)."""
         self._check(features)
+        if self.units:
+            return self._unit_ids(features)
         return nearest(features.float().cpu(), self.centroids[0])[0]
 
     def quantize_codes(self, features: torch.Tensor) -> torch.Tensor:
-        """(F, D) -> (F, N) ids, codebook by codebook on the residual left by the ones before."""
+        """(F, D) (or (F, D + 1)) -> (F, N) ids, codebook by codebook on the residual left by
+        the ones before."""
         self._check(features)
-        residual = features.float().cpu().clone()
+        residual = features[:, :self.dim].float().cpu().clone()  # (F, D)
         codes = []
-        for book in self.centroids:  # (K, D)
-            ids = nearest(residual, book)[0]
+        for n, book in enumerate(self.centroids):  # (K, D)
+            if n == 0 and self.units:
+                ids = self._unit_ids(features)
+            else:
+                ids = nearest(residual, book)[0]
             residual -= book[ids]
             codes.append(ids)
         return torch.stack(codes, dim=1)  # N x (F,) -> (F, N)
+
+    def _unit_ids(self, features: torch.Tensor) -> torch.Tensor:
+        """The unit ids of the features' last column, (F,) int64, checked."""
+        ids = features[:, self.dim].cpu().round().long()  # (F,)
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_clusters):
+            raise ValueError(f"unit ids outside [0, {self.n_clusters}) in the features' last "
+                             "column: the units' k-means and this quantizer disagree")
+        return ids
 
     def decode(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(F,) or (F, n) ids of the first n codebooks -> (F, D) features."""
@@ -119,23 +147,38 @@ class ResidualKMeans:
         return self.centroids[books, codes].sum(1)  # (F, n, D) -> (F, D)
 
     def _check(self, features: torch.Tensor) -> None:
-        if features.shape[-1] != self.dim:
+        if features.shape[-1] != self.input_dim:
             raise ValueError(f"features have {features.shape[-1]} dims, the residual k-means "
-                             f"has {self.dim} dims")
+                             f"reads {self.input_dim}"
+                             + (" (its dims and a column of unit ids)" if self.units else ""))
 
     @classmethod
     def fit(cls, features: np.ndarray | torch.Tensor, n_clusters: int, codebooks: int,
-            seed: int, iterations: int = 25) -> ResidualKMeans:
-        """Codebook by codebook: k-means of what the codebooks before it left unexplained."""
-        residual = torch.as_tensor(np.asarray(features, dtype=np.float32)).clone()  # (F, D)
+            seed: int, iterations: int = 25, units: bool = False) -> ResidualKMeans:
+        """Codebook by codebook: k-means of what the codebooks before it left unexplained.
+        With ``units`` the features' last column holds unit ids in [0, n_clusters): codebook
+        1 is each unit's mean vector (the mean of all frames for a unit never seen)."""
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+        residual = (x[:, :-1] if units else x).clone()  # (F, D)
         books, rms = [], []
         for n in range(codebooks):
-            book = lloyd(residual, n_clusters, seed + n, iterations)  # (K, D)
-            residual -= book[nearest(residual, book)[0]]
+            if n == 0 and units:
+                ids = x[:, -1].round().long()  # (F,)
+                if ids.min() < 0 or ids.max() >= n_clusters:
+                    raise ValueError(f"unit ids outside [0, {n_clusters})")
+                counts = torch.bincount(ids, minlength=n_clusters)  # (K,)
+                sums = torch.zeros(n_clusters, residual.shape[1]).index_add_(0, ids, residual)
+                book = residual.mean(0).repeat(n_clusters, 1)  # (K, D): unseen units
+                seen = counts > 0
+                book[seen] = sums[seen] / counts[seen, None].float()
+            else:
+                book = lloyd(residual, n_clusters, seed + n, iterations)  # (K, D)
+                ids = nearest(residual, book)[0]
+            residual -= book[ids]
             books.append(book)
             rms.append(float(residual.square().mean().sqrt()))
         settings = {"n_clusters": n_clusters, "codebooks": codebooks, "seed": seed,
-                    "iterations": iterations, "frames": int(len(residual)),
+                    "iterations": iterations, "frames": int(len(residual)), "units": units,
                     # what is left after each codebook on the frames it was fitted on
                     "residual_rms": rms}
         return cls(torch.stack(books).numpy(), settings)  # N x (K, D) -> (N, K, D)

@@ -59,7 +59,7 @@ def fit_kmeans(cfg: Config, family: str, corpus_dir: Path, out_path: Path,
     if family == "melrvq":
         rvq = cfg.tokens.melrvq
         quantizer = ResidualKMeans.fit(np.concatenate(feats), rvq.n_clusters, rvq.codebooks,
-                                       cfg.seed, rvq.iterations)
+                                       cfg.seed, rvq.iterations, units=rvq.first != "mel")
         quantizer.settings["hifigan"] = cfg.vocoder.hifigan  # the generator that decodes it
     else:
         quantizer = KMeansQuantizer.fit(np.concatenate(feats), n_clusters(cfg, family),

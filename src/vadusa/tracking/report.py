@@ -209,12 +209,12 @@ def _family_report(plan: Plan, family: str, sources: list[str]) -> FamilyReport:
                                                                      r["mean_accepted"]))
         rep.accepted_tau.update({k: sorted(v) for k, v in curves.items()})
 
-    # time per step against tree size: the tree race of each mode
-    for mode in plan.raced_modes():
-        label = MODES[mode]
-        race = _read_json(plan.bench_trees(family, mode), sources, root)
-        if not race:
+    # time per step against tree size: the tree race of each mode (its twins' in their
+    # MEDUSA mode's race)
+    for mode, label in MODES.items():
+        if _read_json(plan.race(family, mode, trees=True)[0], sources, root) is None:
             continue
+        race = race_rows(plan, family, mode, trees=True)
         points = []
         for r in race:
             if r["method"] != "vadusa":

@@ -157,8 +157,8 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
     seed_everything(cfg.seed)
     V = model.cfg.output_size
     heads = make_heads(h.kind, h.count, model.cfg.dim, V, model.head,
-                       model.embed.weight[vocab.speech_offset:vocab.speech_offset + V]
-                       ).to(device)
+                       model.embed.weight[vocab.speech_offset:vocab.speech_offset + V],
+                       rank=h.rank).to(device)
     if joint:
         optimizer = torch.optim.AdamW(
             [{"params": model.parameters(), "lr_scale": 1.0},
