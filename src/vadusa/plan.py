@@ -39,14 +39,6 @@ HEAD_MODES = ("frozen", "joint", "hydra", "hydra-joint", "shared")
 HYDRA_TWIN = {"frozen": "hydra", "joint": "hydra-joint"}
 # ... and its shared-heads twin (heads.kind shared), which races there too
 SHARED_TWIN = {"frozen": "shared"}
-
-
-def mode_kind(mode: str) -> str:
-    """The ``heads.kind`` a head mode trains (the open questions' wide modes are MEDUSA's)."""
-    if mode.startswith("hydra"):
-        return "hydra"
-    return "shared" if mode.startswith("shared") else "medusa"
-
 RACED_MODES = ("frozen", "joint")  # the modes with races of their own (bench_vadusa, trees)
 # the systems evaluated besides VADUSA's (eval/<family>/<system>/<split>/)
 AR = "ar"
@@ -55,6 +47,14 @@ OPEN_AR = "ar"  # the open questions' AR setting (eval/<family>/open/ar/)
 # the acoustic families, whose tokens keep every codebook: the AR model predicts codebook 1, a
 # NAR stage (models/<family>/nar/nar.pt) codebooks 2..N, as VALL-E does with EnCodec
 NAR_FAMILIES = ("encodec", "melrvq")
+
+
+def mode_kind(mode: str) -> str:
+    """The ``heads.kind`` a head mode trains (the open questions' wide modes are MEDUSA's)."""
+    if mode.startswith("hydra"):
+        return "hydra"
+    return "shared" if mode.startswith("shared") else "medusa"
+
 
 # keys that only `vadusa evaluate` reads: the corpus and resynthesis digests leave them out
 _JUDGE_EVAL_ONLY = ("judge.speaker_similarity",)
