@@ -43,14 +43,31 @@ def lloyd(x: torch.Tensor, k: int, seed: int, iterations: int) -> torch.Tensor:
     centroids = x[torch.randperm(len(x), generator=g)[:k]].clone()  # (k, D)
     for _ in range(iterations):
         assign, error = nearest(x, centroids)  # (F,), (F,)
-        counts = torch.bincount(assign, minlength=k)  # (k,)
-        sums = torch.zeros_like(centroids).index_add_(0, assign, x)  # (k, D)
-        alive = counts > 0
-        centroids[alive] = sums[alive] / counts[alive, None].to(x.dtype)
+        means, alive = cluster_means(x, assign, k)
+        centroids[alive] = means[alive]
         dead = (~alive).nonzero().flatten()
         if len(dead):
             centroids[dead] = x[error.topk(len(dead)).indices]
     return centroids
+
+
+def cluster_means(x: torch.Tensor, ids: torch.Tensor, k: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F, D) frames and their cluster ids (F,) -> each cluster's mean (k, D), meaningful
+    where the second result, (k,) whether any frame chose it, is true (zero elsewhere)."""
+    counts = torch.bincount(ids, minlength=k)  # (k,)
+    sums = torch.zeros(k, x.shape[1], dtype=x.dtype).index_add_(0, ids, x)  # (k, D)
+    alive = counts > 0
+    return sums / counts.clamp_min(1)[:, None].to(x.dtype), alive
+
+
+def unit_ids(column: torch.Tensor, n_clusters: int) -> torch.Tensor:
+    """A features' column of unit ids -> (F,) int64, checked to lie in [0, n_clusters)."""
+    ids = column.cpu().round().long()  # (F,)
+    if ids.numel() and (ids.min() < 0 or ids.max() >= n_clusters):
+        raise ValueError(f"unit ids outside [0, {n_clusters}) in the features' last column: "
+                         "the units' k-means and this quantizer disagree")
+    return ids
 
 
 def nearest(x: torch.Tensor, centroids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +124,7 @@ class ResidualKMeans:
         no residuals)."""
         self._check(features)
         if self.units:
-            return self._unit_ids(features)
+            return unit_ids(features[:, self.dim], self.n_clusters)
         return nearest(features.float().cpu(), self.centroids[0])[0]
 
     def quantize_codes(self, features: torch.Tensor) -> torch.Tensor:
@@ -118,20 +135,12 @@ class ResidualKMeans:
         codes = []
         for n, book in enumerate(self.centroids):  # (K, D)
             if n == 0 and self.units:
-                ids = self._unit_ids(features)
+                ids = unit_ids(features[:, self.dim], self.n_clusters)
             else:
                 ids = nearest(residual, book)[0]
             residual -= book[ids]
             codes.append(ids)
         return torch.stack(codes, dim=1)  # N x (F,) -> (F, N)
-
-    def _unit_ids(self, features: torch.Tensor) -> torch.Tensor:
-        """The unit ids of the features' last column, (F,) int64, checked."""
-        ids = features[:, self.dim].cpu().round().long()  # (F,)
-        if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_clusters):
-            raise ValueError(f"unit ids outside [0, {self.n_clusters}) in the features' last "
-                             "column: the units' k-means and this quantizer disagree")
-        return ids
 
     def decode(self, codes: torch.Tensor | np.ndarray) -> torch.Tensor:
         """(F,) or (F, n) ids of the first n codebooks -> (F, D) features."""
@@ -163,14 +172,10 @@ class ResidualKMeans:
         books, rms = [], []
         for n in range(codebooks):
             if n == 0 and units:
-                ids = x[:, -1].round().long()  # (F,)
-                if ids.min() < 0 or ids.max() >= n_clusters:
-                    raise ValueError(f"unit ids outside [0, {n_clusters})")
-                counts = torch.bincount(ids, minlength=n_clusters)  # (K,)
-                sums = torch.zeros(n_clusters, residual.shape[1]).index_add_(0, ids, residual)
+                ids = unit_ids(x[:, -1], n_clusters)
+                means, seen = cluster_means(residual, ids, n_clusters)
                 book = residual.mean(0).repeat(n_clusters, 1)  # (K, D): unseen units
-                seen = counts > 0
-                book[seen] = sums[seen] / counts[seen, None].float()
+                book[seen] = means[seen]
             else:
                 book = lloyd(residual, n_clusters, seed + n, iterations)  # (K, D)
                 ids = nearest(residual, book)[0]
