@@ -15,6 +15,7 @@ from tests.test_tokenizers import tiny_corpus
 
 from vadusa.checkpoint import load_checkpoint
 from vadusa.config import load_config
+from vadusa.data import audio
 from vadusa.eval.resynthesize import Item, ResynthesisError, resynthesize
 from vadusa.model.nar import load_nar
 from vadusa.plan import Plan
@@ -136,7 +137,8 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
     corpus = tiny_corpus(tmp_path)
     cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=none",
                                  "tokens.melrvq.n_clusters=8", "tokens.melrvq.codebooks=3",
-                                 "tokens.melrvq.iterations=5"])
+                                 "tokens.melrvq.iterations=5",
+                                 "tokens.melrvq.first=mel"])  # (whisper: the test below)
     kmeans = tmp_path / "tok" / "kmeans.npz"
     fit_kmeans(cfg, "melrvq", corpus, kmeans, torch.device("cpu"))
     stats = tokenize_corpus(cfg, "melrvq", corpus, tmp_path / "tok", kmeans, torch.device("cpu"))
@@ -175,7 +177,8 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
     # codebook 1 of the recording, codebooks 2..N from a NAR stage trained on these codes
     nar_cfg = load_config(overrides=[f"results_dir={tmp_path}", "tracking.backend=none",
                                      "device=cpu", "nar.dim=16", "nar.layers=1", "nar.heads=2",
-                                     "nar.steps=3", "nar.warmup_steps=1"])
+                                     "nar.steps=3", "nar.warmup_steps=1",
+                                     "nar.mel_stage=false"])  # the classifying stages first
     stage = load_nar(train_nar(nar_cfg, "melrvq", corpus, tmp_path / "tok", tmp_path / "nar"))
     metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsnar", nar=stage)
     assert metrics["codebooks"] == 3 and metrics["nar"] == str(tmp_path / "nar" / "nar.pt")
@@ -198,6 +201,21 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
     assert stage.model.cfg.regression
     metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsreg", nar=stage)
     assert metrics["codebooks"] == 3
+    # the mel stage (nar.mel_stage, the default): codebook 1 -> a unit-to-mel's log-mel, which
+    # goes to HiFi-GAN as it is; its codes are that mel re-quantized by this quantizer
+    mel_cfg = load_config(overrides=[
+        f"results_dir={tmp_path}", "tracking.backend=none", "device=cpu", "vocoder.dim=16",
+        "vocoder.layers=1", "vocoder.heads=2", "vocoder.conv_kernel=3", "vocoder.speaker_dim=4",
+        "vocoder.steps=4", "vocoder.batch_seconds=4", "vocoder.max_seconds=2",
+        "vocoder.warmup_steps=1", "vocoder.checkpoint_every=2"])
+    stage = load_nar(train_nar(mel_cfg, "melrvq", corpus, tmp_path / "tok", tmp_path / "nar-mel"))
+    assert stage.decoding == "continuous"
+    assert torch.equal(stage.vectors, ResidualKMeans.load(kmeans).vectors())
+    codes = tokenizer.encode_codes(*audio.read(corpus / "wavs" / "test2.wav"))
+    filled = stage.fill("a chirp", None, codes[:, 0])
+    assert filled.shape == codes.shape and np.array_equal(filled[:, 0], codes[:, 0])
+    metrics = resynthesize(items, tokenizer, vocoder, Judge(), tmp_path / "rsmel", nar=stage)
+    assert metrics["codebooks"] == 3 and metrics["utterances"] == 1
     with pytest.raises(VocoderError, match="residual k-means"):
         load_vocoder(kmeans, family="whisper")
 

@@ -4,6 +4,7 @@ which codebooks a stage reads, codebook 1 passing through, training and its exac
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -178,21 +179,51 @@ def test_a_regression_reads_codebook_one_and_fills_the_rest_by_requantizing() ->
         CodebookNAR(replace(CFG, regression=True))
 
 
-def toy_tokens(tmp_path: Path) -> tuple[Path, Path]:
-    """The tiny chirp corpus with random 3-codebook codes whose later codebooks follow
-    codebook 1 (codebook k = (codebook 1 + k) mod 8), so that the stage has something to learn."""
+def test_a_mel_stage_hands_its_mel_on_and_fills_the_codes_it_encodes() -> None:
+    """``MelStage``: ``fill`` re-quantizes the regressed mel (here, by hand, exactly what three
+    codebooks encode) into those codebooks, codebook 1 unchanged; ``speak`` hands the mel itself
+    to the vocoder's ``decode_mel`` and refuses a vocoder without one."""
+    from vadusa.model.nar import MelStage  # noqa: PLC0415
+    from vadusa.tokenizers.mel import unstack  # noqa: PLC0415
+    from vadusa.vocoder.unit2mel import Unit2Mel  # noqa: PLC0415
+
+    torch.manual_seed(0)
+    vectors = torch.stack([scale * torch.randn(16, 160) for scale in (100.0, 10.0, 1.0)])
+    stage = MelStage(Unit2Mel(16, 1, 43.0, dim=16, layers=1, heads=2, speaker_dim=4).eval(),
+                     vectors, ["s1"], {"family": "melrvq"}, Path("nar.pt"))
+    codes = torch.randint(0, 16, (7, 3))
+    mel = unstack(vectors[torch.arange(3), codes].sum(1))  # (7, 3, 160) -> (7, 160) -> (80, 14)
+    assert stage.mel("s1", codes[:, 0].numpy()).shape == (80, 14)  # 2 mel frames a token
+    stage.mel = lambda speaker, first: mel  # type: ignore[method-assign]
+    assert np.array_equal(stage.fill("any text", "s1", codes[:, 0].numpy()), codes.numpy())
+
+    class MelVocoder:
+        def decode_mel(self, given: torch.Tensor) -> tuple[np.ndarray, int]:
+            assert given is mel  # as it is: not re-quantized
+            return np.zeros(given.shape[1] * 256, np.float32), 22050
+
+    wave, rate = stage.speak("any text", "s1", codes[:, 0].numpy(), MelVocoder(), "s1")
+    assert (len(wave), rate) == (14 * 256, 22050)
+    with pytest.raises(NARError, match="decode them with the melrvq family's vocoder"):
+        stage.speak("any text", "s1", codes[:, 0].numpy(), object(), "s1")
+
+
+def toy_tokens(tmp_path: Path, entries: int = 8, codebooks: int = 3, rate: float = 40.0,
+               quantizer: str = "abc") -> tuple[Path, Path]:
+    """The tiny chirp corpus with random codes whose later codebooks follow codebook 1
+    (codebook k = (codebook 1 + k) mod ``entries``), so that the stage has something to learn."""
     corpus = tiny_corpus(tmp_path)
     tokens = tmp_path / "tokens"
     rng = np.random.default_rng(0)
     for split in ("train", "dev", "test"):
         items = []
         for rec in read_manifest(manifest_path(corpus, split)):
-            first = rng.integers(0, 8, size=int(rec.duration * 40))
+            first = rng.integers(0, entries, size=int(rec.duration * rate))
             items.append((rec.id, rec.speaker,
-                          np.stack([first, (first + 1) % 8, (first + 2) % 8], axis=1)))
-        write_split(tokens, split, 8, items, codebooks=3)
-    write_meta(tokens, {"family": "melrvq", "vocab_size": 8, "codebooks": 3,
-                        "frame_rate": 40.0, "quantizer_sha256": "abc"})
+                          np.stack([(first + k) % entries for k in range(codebooks)], axis=1)))
+        write_split(tokens, split, entries, items, codebooks=codebooks)
+    write_meta(tokens, {"family": "melrvq", "vocab_size": entries, "codebooks": codebooks,
+                        "frame_rate": rate, "quantizer_sha256": quantizer})
     return corpus, tokens
 
 
@@ -202,7 +233,9 @@ def nar_config(tmp_path: Path, steps: int = 40):
                                  "nar.batch_frames=200", "nar.warmup_steps=5", "nar.lr=3e-3",
                                  f"nar.steps={steps}", "nar.checkpoint_every=10",
                                  # toy codes, no quantizer to give codebook entries: argmax
-                                 "nar.decoding=argmax"])
+                                 "nar.decoding=argmax",
+                                 # the classifying stages, on codes labelled melrvq
+                                 "nar.mel_stage=false"])
     return cfg
 
 
@@ -303,6 +336,32 @@ def test_synthesize_decodes_every_codebook_of_an_acoustic_family(
     assert main([*common, "--nar", "none", "--out", str(tmp_path / "one.wav")]) == 0
     assert "codebooks" not in capsys.readouterr().out
     assert len(read(tmp_path / "one.wav")[0]) == len(wave)
+    # a mel stage (nar.mel_stage, the default): the unit-to-mel recipe on codebook 1 of the
+    # same quantizer, trained where there is audio (the chirps), its mel decoded as it is; it
+    # reads the family's quantizer beside the codes, as the DAG keeps it
+    chirps, mel_tokens = toy_tokens(tmp_path / "chirps", entries=16, codebooks=2, rate=10.0,
+                                    quantizer=file_digest(kmeans))
+    shutil.copy(kmeans, mel_tokens / "kmeans.npz")
+    mel_cfg = replace(load_config(overrides=[
+        f"results_dir={tmp_path}", "tracking.backend=none", "device=cpu",
+        "vocoder.dim=16", "vocoder.layers=1", "vocoder.heads=2", "vocoder.conv_kernel=3",
+        "vocoder.speaker_dim=4", "vocoder.steps=6", "vocoder.batch_seconds=4",
+        "vocoder.max_seconds=2", "vocoder.warmup_steps=2", "vocoder.checkpoint_every=3"]),
+        text=cfg.text)
+    mel_nar = train_nar(mel_cfg, "melrvq", chirps, mel_tokens, tmp_path / "mel")
+    stage = load_nar(mel_nar, family="melrvq")
+    assert stage.decoding == "continuous" and stage.codebooks == 2
+    first = np.array([0, 3, 5, 7, 15])
+    filled = stage.fill("one two.", "nobody", first)  # an unknown speaker: the first voice
+    assert filled.shape == (5, 2) and filled[:, 0].tolist() == first.tolist()
+    assert filled.min() >= 0 and filled.max() < 16
+    assert main([*common, "--nar", str(mel_nar), "--out", str(tmp_path / "mel.wav")]) == 0
+    out = capsys.readouterr().out
+    assert ", 2 codebooks (their mel, regressed)" in out
+    frames = int(re.search(r"(\d+) tokens in", out).group(1))
+    # 10 Hz tokens: the unit-to-mel's frames last as long as they do
+    assert len(read(tmp_path / "mel.wav")[0]) == round(frames / (256 * 10.0 / 22050)) * 256
+
     ResidualKMeans(rvq.centroids.numpy() + 1.0, rvq.settings).save(kmeans)  # another quantizer
     assert main([*common, "--nar", str(nar), "--out", str(tmp_path / "x.wav")]) == 2
     assert "trained on codes of another quantizer" in capsys.readouterr().err

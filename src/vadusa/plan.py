@@ -98,7 +98,8 @@ READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                     "measure.eval_taus", "measure.open_utterances"), _NOT_DRAFT + _TAU_HEADS),
     "evaluate_open": (("decoding", "judge", "measure.open_utterances"),
                       _NOT_DRAFT + _TAU_HEADS + ("decoding.method",)),
-    "train_nar": (("nar", "text.frontend", "seed"), ()),
+    # (melrvq with nar.mel_stage trains the unit-to-mel recipe: the vocoder section)
+    "train_nar": (("nar", "vocoder", "text.frontend", "seed"), ()),
     "train_draft": (("model", "train", "text", "seed", *DraftModelConfig.training_keys()), ()),
     "bench_draft": (("decoding", "measure.bench_draft_tokens", "measure.bench_utterances"),
                     _NOT_DRAFT),

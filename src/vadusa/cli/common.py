@@ -95,7 +95,8 @@ def nar_option(parser: Parser) -> None:
 def nar_decoding_option(parser: Parser) -> None:
     parser.add_argument("--nar-decoding", choices=NAR_DECODINGS,
                         help="how the NAR stage picks codebooks 2..N (default: the `nar.decoding`"
-                        " it was trained with)")
+                        " it was trained with; a mel stage, nar.mel_stage, decodes its mel as "
+                        "it is)")
 
 
 def limit_option(parser: Parser, help: str = LIMIT_HELP) -> None:

@@ -94,14 +94,17 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     vocoder = load_vocoder(vocoder_file, device=device, family=bundle.family)
     nar = nar_stage(cfg, args, bundle.family, vocoder_file, device)
     voice = voice_for(vocoder, speaker)
-    codes = np.asarray(result.tokens)  # (F,) codebook 1, or all of them after the NAR stage
-    if nar is not None:
-        codes = nar.fill(args.text, speaker, codes)  # (F,) -> (F, N)
-    wave, rate = vocoder.decode(codes, voice)
+    codes = np.asarray(result.tokens)  # (F,) codebook 1
+    if nar is not None:  # every codebook (or, a mel stage, the mel they encode) -> audio
+        wave, rate = nar.speak(args.text, speaker, codes, vocoder, voice)
+    else:
+        wave, rate = vocoder.decode(codes, voice)
     audio.write_wav(args.out, wave, rate)
+    filled = (f", {nar.codebooks} codebooks" + (" (their mel, regressed)"
+                                                if nar.decoding == "continuous" else "")
+              if nar is not None else "")
     print(f"{len(result.tokens)} tokens in {result.seconds:.2f} s "
-          f"({len(result.tokens) / result.seconds:.1f} tokens/s)"
-          + (f", {codes.shape[1]} codebooks" if nar is not None else "") + f" -> {args.out}")
+          f"({len(result.tokens) / result.seconds:.1f} tokens/s){filled} -> {args.out}")
     return 0
 
 

@@ -224,15 +224,19 @@ class MelRVQConfig:
 
     stack: int = 2  # mel frames (22.05 kHz / 256) per token: 43 tokens a second
     # resynthesis WER of the embedded default's 61 test utterances (recordings 11.7 %) from
-    # the first 1, 2, 4, 8 codebooks: 48.5, 26.4, 15.1, 13.4 % (`vadusa resynthesize --family
-    # melrvq --split test --codebooks N`; docs/tokens.md)
+    # the first 1, 2, 4, 8 codebooks, codebook 1 from mel k-means: 48.5, 26.4, 15.1, 13.4 %
+    # (`vadusa resynthesize --family melrvq --set tokens.melrvq.first=mel --split test
+    # --codebooks N`; docs/tokens.md)
     codebooks: int = 8
     n_clusters: int = 1024
     iterations: int = 25  # Lloyd iterations per codebook (about 15 s each for 46k frames)
     # codebook 1: "mel", k-means of the mel frames; "whisper", the whisper family's units
     # (its k-means, tokens.whisper; n_clusters must match), each decoded as its mean mel,
-    # codebooks 2..N on what that leaves (tokenizers/mel.py)
-    first: str = "mel"
+    # codebooks 2..N on what that leaves (tokenizers/mel.py). Our choice: whisper, whose AR
+    # model + mel stage (nar.mel_stage) is judged at 17.8 % WER on the embedded default's test
+    # split against 34.4 % with mel codebook 1 (all 8 codebooks resynthesized: 14.9 against
+    # 13.4 %; docs/tokens.md)
+    first: str = "whisper"
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,9 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
                  nar: Any = None) -> dict[str, Any]:
     """Decode, vocode, judge; with ``similarity`` (a ``SpeakerSimilarity``) and
     ``references`` (``reference_audio``), also the speaker similarity to each recording.
-    With ``nar`` (an acoustic family's ``NARStage``) codebooks 2..N are filled in before
-    vocoding, timed on their own: the NAR stage's real-time factor beside the AR one's."""
+    With ``nar`` (an acoustic family's ``NARStage`` or ``MelStage``) codebooks 2..N (or the
+    mel they encode) are filled in before vocoding, timed on their own: the NAR stage's
+    real-time factor beside the AR one's."""
     out_dir = Path(out_dir)
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
     failures: list[dict[str, Any]] = []
@@ -117,10 +118,12 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         codes = np.asarray(record["tokens"])  # (F,) codebook 1
         if nar is not None:
             t_nar = time.perf_counter()
-            codes = nar.fill(record["text"], record["speaker"], codes)  # (F,) -> (F, N)
+            # (F,) -> every codebook (F, N), or a mel stage's log-mel
+            rendered = nar.render(record["text"], record["speaker"], codes)
             nar_seconds += time.perf_counter() - t_nar
         t0 = time.perf_counter()
-        wave, rate = vocoder.decode(codes, voice)
+        wave, rate = (nar.vocode(rendered, vocoder, voice) if nar is not None
+                      else vocoder.decode(codes, voice))
         t1 = time.perf_counter()
         audio.write_wav(out_dir / "wavs" / f"{record['id']}.wav", wave, rate)
         hyp = judge.transcribe(wave, rate)
@@ -174,10 +177,13 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         "seconds": {"decode": round(decode_seconds, 2), "vocode": round(vocode_seconds, 2),
                     "judge": round(judge_seconds, 2)}
                    | ({"nar": round(nar_seconds, 2)} if nar is not None else {}),
-        # the NAR stage (codebooks 2..N, one pass per codebook) per second of speech, timed
+        # the NAR stage (codebooks 2..N, or a mel stage's mel) per second of speech, timed
         # apart from the AR decoding that VADUSA accelerates; None without one
         "nar_real_time_factor": nar_seconds / audio_seconds if nar is not None else None,
-        "codebooks": nar.model.cfg.codebooks if nar is not None else 1,  # decoded
+        "codebooks": nar.codebooks if nar is not None else 1,  # decoded
+        # how the stage turned codebook 1 into sound: its codes' decoding, or a mel stage's
+        # "continuous" (its mel as it is)
+        "nar_decoding": nar.decoding if nar is not None else None,
         "decoding": dict(vars(decoding)),
         "dtype": str(bundle.dtype).removeprefix("torch."),  # what precision "auto" chose
         "sim": float(np.mean(sims)) if sims else None,

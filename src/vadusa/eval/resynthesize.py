@@ -93,7 +93,8 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
                  nar: Any = None) -> dict[str, Any]:
     """Round-trip every item through tokens and the vocoder; judge input and output. An
     acoustic family decodes all its codebooks, or its first ``codebooks``; with ``nar`` (a
-    ``NARStage``), codebook 1 of the recording and codebooks 2..N from the NAR stage."""
+    ``NARStage``), codebook 1 of the recording and codebooks 2..N from the NAR stage (a
+    ``MelStage``: its mel)."""
     available = getattr(tokenizer, "codebooks", 1)
     if codebooks is not None and not 1 <= codebooks <= available:
         raise ResynthesisError(f"--codebooks {codebooks}: the {tokenizer.family} tokenizer has "
@@ -109,12 +110,13 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
             # an acoustic family decodes every codebook: the floor its AR + NAR output aims at
             tokens = (tokenizer.encode_codes(wave, rate)[:, :used] if available > 1
                       else tokenizer.encode(wave, rate))
-            if nar is not None:  # (F, N) -> (F,) -> (F, N): the NAR stage's codebooks 2..N
-                tokens = nar.fill(item.text, item.speaker or None, tokens[:, 0])
+            if nar is not None:  # (F, N) -> (F,) -> the NAR stage's codebooks 2..N (or mel)
+                rendered = nar.render(item.text, item.speaker or None, tokens[:, 0])
             t1 = time.perf_counter()
             # outside recordings have no speaker: a unit vocoder's first voice (a codec takes any)
             voice = speaker or item.speaker or voice_for(vocoder, None)
-            out_wave, out_rate = vocoder.decode(tokens, voice)
+            out_wave, out_rate = (nar.vocode(rendered, vocoder, voice) if nar is not None
+                                  else vocoder.decode(tokens, voice))
             t2 = time.perf_counter()
             audio.write_wav(out_dir / "wavs" / f"{item.id}.wav", out_wave, out_rate)
             hyp = judge.transcribe(out_wave, out_rate)

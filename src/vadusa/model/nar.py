@@ -21,11 +21,19 @@ the speaker guesses what codebooks 2..N add to codebook 1's entry (a (B, F, D) v
 frame, trained by squared error), and those codebooks re-quantize the guess, so every
 codebook is filled from one conditional mean and no stage reads another's choices.
 
+A mel stage (melrvq with ``nar.mel_stage``) is the unit-to-mel network of the unit families
+(``vocoder/unit2mel.py``) trained on codebook 1 and the speaker: it regresses the log-mel that
+all the codebooks encode, and synthesis hands that mel to HiFi-GAN as it is (``MelStage``). No
+codebook is classified or re-quantized on the way to sound, which is what made the stages
+above add error rather than detail on the embedded default (docs/tokens.md); ``fill`` still
+returns codes, the mel re-quantized by codebooks 2..N, for whoever wants the tokens.
+
 ``load_nar`` reads a trained stage (``vadusa train-nar``) with what it needs at synthesis: its
-symbol table and speakers (``NARStage.fill``).
+symbol table and speakers (``NARStage.fill``); every stage also ``speak``s: codebook 1 -> audio
+through the family's vocoder.
 
 Shapes: B batch, P text symbols, F frames, N codebooks, K entries per codebook, C width,
-D dims of a codebook entry.
+D dims of a codebook entry, M mel frames (F * stack for melrvq).
 """
 
 from __future__ import annotations
@@ -41,10 +49,14 @@ from torch import nn
 
 from vadusa.checkpoint import load_checkpoint
 from vadusa.config.model import NAR_DECODINGS as DECODINGS
+from vadusa.data.mel import N_MELS
 from vadusa.data.text import SymbolTable, normalize
 from vadusa.tokenizers.residual import ResidualKMeans, nearest
+from vadusa.vocoder.base import check_units
+from vadusa.vocoder.unit2mel import Unit2Mel
 
 MODEL_KIND = "nar"  # the checkpoint kind of nar.pt
+MEL_TARGET = "mel"  # the meta target of a MelStage's nar.pt
 
 
 class NARError(ValueError):
@@ -251,6 +263,10 @@ class NARStage:
     def family(self) -> str:
         return str(self.meta["family"])
 
+    @property
+    def codebooks(self) -> int:
+        return self.model.cfg.codebooks
+
     def fill(self, text: str, speaker: str | None, first: np.ndarray) -> np.ndarray:
         """(F,) codebook-1 ids from the AR model -> (F, N) codes; an unknown speaker gets the
         average voice."""
@@ -260,16 +276,99 @@ class NARStage:
                                 self.decoding)
         return codes.cpu().numpy()
 
+    def render(self, text: str, speaker: str | None, first: np.ndarray) -> np.ndarray:
+        """What the vocoder decodes: the (F, N) codes (``fill``)."""
+        return self.fill(text, speaker, first)
+
+    def vocode(self, rendered: np.ndarray, vocoder: Any, voice: str) -> tuple[np.ndarray, int]:
+        """``render``'s codes -> (waveform, rate) by ``vocoder`` in ``voice``."""
+        return vocoder.decode(rendered, voice)
+
+    def speak(self, text: str, speaker: str | None, first: np.ndarray, vocoder: Any,
+              voice: str) -> tuple[np.ndarray, int]:
+        """(F,) codebook-1 ids -> (waveform, rate): ``render`` then ``vocode``."""
+        return self.vocode(self.render(text, speaker, first), vocoder, voice)
+
+
+@dataclass
+class MelStage:
+    """A trained mel stage (melrvq, ``nar.mel_stage``): codebook 1 and the speaker -> the log-mel,
+    which ``speak`` hands to HiFi-GAN as it is. ``fill`` returns that mel's codes."""
+
+    model: Unit2Mel
+    vectors: torch.Tensor  # (N, K, D): the family's codebook entries (its residual k-means)
+    speakers: list[str]
+    meta: dict[str, Any]
+    path: Path  # the nar.pt it was read from
+    decoding: str = "continuous"  # what ``speak`` decodes: the mel itself
+
+    @property
+    def family(self) -> str:
+        return str(self.meta["family"])
+
+    @property
+    def codebooks(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def mel(self, speaker: str | None, first: np.ndarray) -> torch.Tensor:
+        """(F,) codebook-1 ids -> (N_MELS, M) log-mel; an unknown speaker gets the first voice
+        (a unit-to-mel network has no average one)."""
+        units = check_units(first, int(self.vectors.shape[1]), self.family)
+        device = self.vectors.device
+        index = self.speakers.index(speaker) if speaker in self.speakers else 0
+        units_t = torch.as_tensor(units, dtype=torch.long, device=device)[None]  # (1, F)
+        with torch.inference_mode():
+            mel, _ = self.model(units_t, torch.tensor([len(units)], device=device),
+                                torch.tensor([index], device=device))  # (1, M, N_MELS)
+        return mel[0].T.float()  # (M, N_MELS) -> (N_MELS, M)
+
+    def fill(self, text: str, speaker: str | None, first: np.ndarray) -> np.ndarray:
+        """(F,) codebook-1 ids -> (F, N) codes: column 0 unchanged, codebooks 2..N the residual
+        quantization of what the mel adds to codebook 1's entry (``text`` is not read)."""
+        first_t = torch.as_tensor(np.asarray(first), dtype=torch.long, device=self.vectors.device)
+        F, D = len(first_t), int(self.vectors.shape[-1])
+        stack = D // N_MELS
+        mel = self.mel(speaker, np.asarray(first)).T  # (M, N_MELS)
+        mel = torch.nn.functional.pad(mel, (0, 0, 0, max(0, F * stack - len(mel))))[:F * stack]
+        frames = mel.reshape(F, D)  # (F * stack, N_MELS) -> (F, D): a token's stacked frames
+        residual = frames - self.vectors[0][first_t]  # (F, D): what codebooks 2..N add
+        rest = ResidualKMeans(self.vectors[1:].cpu()).quantize_codes(residual.cpu())  # (F, N-1)
+        return torch.cat([first_t.cpu()[:, None], rest], dim=-1).numpy()  # (F, N)
+
+    def render(self, text: str, speaker: str | None, first: np.ndarray) -> torch.Tensor:
+        """What the vocoder decodes: the (N_MELS, M) regressed log-mel (``mel``)."""
+        return self.mel(speaker, first)
+
+    def vocode(self, rendered: torch.Tensor, vocoder: Any, voice: str) -> tuple[np.ndarray, int]:
+        """``render``'s mel -> (waveform, rate) by the family vocoder's HiFi-GAN
+        (``MelRVQVocoder.decode_mel``; ``voice`` is unread: the voice is in the mel)."""
+        if not hasattr(vocoder, "decode_mel"):
+            raise NARError(f"{self.path} regresses log-mels: decode them with the melrvq "
+                           f"family's vocoder, not {type(vocoder).__name__}")
+        return vocoder.decode_mel(rendered)
+
+    def speak(self, text: str, speaker: str | None, first: np.ndarray, vocoder: Any,
+              voice: str) -> tuple[np.ndarray, int]:
+        """(F,) codebook-1 ids -> (waveform, rate): ``render`` then ``vocode``."""
+        return self.vocode(self.render(text, speaker, first), vocoder, voice)
+
 
 def load_nar(path: str | Path, device: torch.device | str = "cpu",
-             family: str | None = None, decoding: str | None = None) -> NARStage:
+             family: str | None = None, decoding: str | None = None) -> NARStage | MelStage:
     """The NAR stage in ``path`` (from ``vadusa train-nar``); with ``family``, refuse another's;
-    ``decoding`` overrides the one it was trained for (``nar.decoding``)."""
+    ``decoding`` overrides the one it was trained for (``nar.decoding``; a mel stage has one
+    decoding, its mel as it is, and ignores it)."""
     blob = load_checkpoint(path, kind=MODEL_KIND)
     meta = blob["meta"]
     if family is not None and meta["family"] != family:
         raise NARError(f"{path} fills {meta['family']!r} codes, not {family!r}: give the "
                        f"{family!r} family's nar.pt (`vadusa train-nar --family {family}`)")
+    if meta.get("target") == MEL_TARGET:
+        model = Unit2Mel(**meta["unit2mel"]["model"])
+        model.load_state_dict(blob["state"]["unit2mel"])
+        return MelStage(model.to(torch.device(device)).eval(),
+                        blob["state"]["vectors"].to(torch.device(device)),
+                        list(meta["unit2mel"]["speakers"]), meta, Path(path))
     model = CodebookNAR(NARModelConfig(**meta["model"]))
     model.load_state_dict(blob["state"])
     model.to(torch.device(device)).eval()

@@ -45,9 +45,9 @@ class DecodingObjective:
                 self._transcripts[key] = ""
             else:
                 codes = np.asarray(tokens)  # (F,) codebook 1
-                if self.nar is not None:
-                    codes = self.nar.fill(request.text, request.speaker, codes)  # (F, N)
-                wave, rate = self.vocoder.decode(codes, request.speaker)
+                wave, rate = (self.nar.speak(request.text, request.speaker, codes, self.vocoder,
+                                             request.speaker) if self.nar is not None
+                              else self.vocoder.decode(codes, request.speaker))
                 self._transcripts[key] = self.judge.transcribe(wave, rate)
         return self._transcripts[key]
 

@@ -7,7 +7,9 @@ codes, checked on dev.
        entries weighted by the predicted probabilities) to the true one, relative to the mean
        square of the codebook's entries
     (``nar.target: residual``: the squared error of one regression of what codebooks 2..N add,
-    relative to its mean square, instead of the stages)
+    relative to its mean square, instead of the stages; melrvq with ``nar.mel_stage``: the
+    unit-to-mel recipe, ``training/vocoder.py`` with ``vocoder.*``, on codebook 1 and the
+    recordings' log-mels, its weights and the family's codebook entries then written as nar.pt)
     -> <out>/nar.pt (weights + what synthesis needs: symbols, speakers, codebooks, the quantizer
        it was trained on, dev accuracy per stage) and last.pt (training state, exact resume)
 
@@ -29,12 +31,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from vadusa.checkpoint import save_checkpoint
+from vadusa.checkpoint import load_checkpoint, save_checkpoint
 from vadusa.config import Config
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.data.text import SymbolTable, symbol_table
 from vadusa.devices import resolve_device
-from vadusa.model.nar import MODEL_KIND, CodebookNAR, NARError, NARModelConfig
+from vadusa.model.nar import MEL_TARGET, MODEL_KIND, CodebookNAR, NARError, NARModelConfig
+from vadusa.tokenizers.mel import FAMILY as MEL_FAMILY
 from vadusa.tokenizers.registry import code_vectors
 from vadusa.tokenizers.residual import nearest
 from vadusa.tokenizers.store import TokenSplit, read_meta
@@ -176,6 +179,8 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     meta = read_meta(tokens_dir)
     if meta.get("family") != family:
         raise NARError(f"{tokens_dir} holds {meta.get('family')!r} tokens, not {family!r}")
+    if n.mel_stage and family == MEL_FAMILY:
+        return train_mel_stage(cfg, family, corpus_dir, tokens_dir, out_dir)
     symbols = symbol_table(cfg.text.frontend)
     speakers = sorted({r.speaker for r in read_manifest(manifest_path(corpus_dir, "train"))})
     train = load_items(corpus_dir, tokens_dir, "train", symbols, speakers)
@@ -264,4 +269,38 @@ def train_nar(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
                                          "frame_rate": float(meta["frame_rate"]), "dev": scores})
         tracker.log_summary(scores)
         print(" ".join(f"{k}={v:.3f}" for k, v in scores.items()), flush=True)
+    return out_dir / "nar.pt"
+
+
+def train_mel_stage(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
+                    out_dir: Path) -> Path:
+    """melrvq's mel stage (``nar.mel_stage``): train (or resume) the unit-to-mel network on
+    codebook 1 in ``out_dir`` (its unit2mel.pt and last.pt: ``vadusa train-vocoder``'s recipe
+    and resume), then write nar.pt: its weights, what it was trained on, and the family's
+    codebook entries (``MelStage.fill`` re-quantizes its mel with them)."""
+    from vadusa.training.vocoder import train_vocoder  # noqa: PLC0415  (a heavy import)
+    from vadusa.vocoder import CHECKPOINT_KIND as UNIT2MEL_KIND  # noqa: PLC0415
+
+    if family != MEL_FAMILY:
+        raise NARError(f"a mel stage regresses log-mels, which only the {MEL_FAMILY!r} family "
+                       f"decodes, not {family!r}")
+    meta = read_meta(tokens_dir)
+    vectors = code_vectors(cfg, family, tokens_dir)  # (N, K, D)
+    if tuple(vectors.shape[:2]) != (int(meta["codebooks"]), int(meta["vocab_size"])):
+        raise NARError(f"the {family} quantizer has {tuple(vectors.shape[:2])} codebooks x "
+                       f"entries, the codes in {tokens_dir} "
+                       f"{(int(meta['codebooks']), int(meta['vocab_size']))}: retokenize")
+    unit2mel = load_checkpoint(train_vocoder(cfg, family, corpus_dir, tokens_dir, out_dir),
+                               kind=UNIT2MEL_KIND)
+    trained = unit2mel["meta"]
+    save_checkpoint(out_dir / "nar.pt", kind=MODEL_KIND, config=cfg.to_dict(),
+                    state={"unit2mel": unit2mel["state"], "vectors": vectors.float().cpu()},
+                    meta={"family": family, "target": MEL_TARGET,
+                          "quantizer_sha256": meta.get("quantizer_sha256"),
+                          "speakers": trained["speakers"], "seed": cfg.seed,
+                          "frame_rate": float(meta["frame_rate"]), "unit2mel": trained,
+                          "nar": {k: v for k, v in vars(cfg.nar).items()
+                                  if k != "checkpoint_every"},
+                          "dev": {"nar/dev_mel_loss": float(trained["dev_loss"])}})
+    print(f"nar/dev_mel_loss={float(trained['dev_loss']):.3f}", flush=True)
     return out_dir / "nar.pt"

@@ -3,7 +3,8 @@ frames -> the shipped HiFi-GAN. Nothing is trained; the file is the family's qua
 (``tokens/melrvq/kmeans.npz``).
 
 It decodes codebook 1 alone (what the AR model predicts: a coarse mel) or the first n
-codebooks (after the non-autoregressive stage, ``model/nar.py``: the full mel).
+codebooks (after the non-autoregressive stage, ``model/nar.py``: the full mel), or a mel
+itself (``decode_mel``: a mel stage's regression).
 
 Shapes: F tokens, n codebooks given, D = 80 * stack, M = F * stack mel frames.
 """
@@ -58,4 +59,9 @@ class MelRVQVocoder:
             raise VocoderError(f"code ids outside [0, {self.vocab_size}) of this {FAMILY!r} "
                                f"vocoder; strip bos/eos/pad before decoding")
         mel = unstack(self.quantizer.decode(codes.astype(np.int64)))  # (80, M)
+        return self.decode_mel(mel)
+
+    def decode_mel(self, mel: torch.Tensor) -> tuple[np.ndarray, int]:
+        """(80, M) log-mel (what the codes encode, or a mel stage's regression of it,
+        ``model/nar.py``) -> ((M * 256,) float32 waveform, rate)."""
         return self.hifigan(mel), SAMPLE_RATE
