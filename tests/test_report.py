@@ -102,6 +102,17 @@ def test_front_page_shows_the_main_table_and_plots_of_the_run(tmp_path: Path,
     assert "holds no main table" not in page
     voices = cfg["corpus"]["synthetic"]["voices"]
     assert f"{len(voices)} voices ({', '.join(voices)})" in page
+    assert "trained here from scratch" not in page  # a note of the table over every family
+    # with it (reproduce_all): the families whose tokens come from models trained here
+    # (hubert, encodec by default) are named as recipes; whisper's and melrvq's are not
+    files["all"] = root / "tables/all.html"
+    files["all"].write_text(files["main"].read_text())
+    categories[Category("Main results")][Category("all families")] = [
+        types.SimpleNamespace(path=files["all"])]
+    page = render(TEMPLATES / "workflow.rst", config, categories)
+    assert page.count("tokens come from a model trained here from scratch") == 2
+    assert "tokens.hubert.weights: scratch" in page and "tokens.encodec.weights" in page
+    assert "tokens.whisper.weights" not in page and "tokens.melrvq.weights" not in page
 
 
 def test_front_page_style_targets_snakemakes_centring_box() -> None:

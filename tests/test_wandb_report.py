@@ -285,7 +285,7 @@ def test_wandb_report_offline_page(tmp_path: Path, capsys: pytest.CaptureFixture
                                                                (16, False), (4, True)]
     assert tree_points[0]["ms_per_step"] == pytest.approx(1000 * 31.0 / (72.0 * 40))
     assert whisper["tree_baselines"] == {"VADUSA": pytest.approx(1000 * 40.0 / (180.0 * 40))}
-    assert whisper["missing"] == []
+    assert whisper["missing"] == [] and whisper["notes"] == []  # whisper: published weights
     assert {"bench/whisper/trees-frozen.json", "eval/whisper/ar/test/metrics.json",
             "sweep/whisper/frozen/trials.csv", "tables/main.csv"} <= set(data["sources"])
 
@@ -421,3 +421,20 @@ def test_wandb_report_online_publishes_plots_and_tables(
     assert report.kwargs["title"] == "VADUSA: exp"
     headings = [b.args[0] for b in report.blocks if type(b).__name__ == "H2"]
     assert headings == ["whisper", "main table", "missing inputs"]
+
+
+def test_families_trained_from_scratch_carry_a_note_that_they_are_recipes() -> None:
+    """HuBERT, wav2vec2 and the codec trained here are recipes: the report says so and names
+    the key that loads the published model; with that key set, or for whisper, no note."""
+    from vadusa.tracking.report import provenance  # noqa: PLC0415
+
+    cfg = load_config()
+    [hubert] = provenance(cfg, "hubert")
+    assert "trained here from scratch" in hubert and "tokens.hubert.weights: checkpoint" in hubert
+    assert f"{cfg.tokens.hubert.scratch.steps} steps" in hubert
+    [codec] = provenance(cfg, "encodec")
+    assert "published 24 kHz EnCodec" in codec
+    assert provenance(cfg, "whisper") == [] and provenance(cfg, "melrvq") == []
+    published = load_config(overrides=["tokens.wav2vec2.weights=checkpoint",
+                                        "tokens.wav2vec2.checkpoint=/w2v.pt"])
+    assert provenance(published, "wav2vec2") == []

@@ -353,6 +353,8 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     front, everything, categories = build_report("reproduce_all")
     assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions
     assert "The same table over every family" in front
+    # hubert and encodec (tiny.yaml) are trained here: the page says they are recipes
+    assert front.count("tokens come from a model trained here from scratch") == 2
     families = {"whisper", "hubert", "encodec", "melrvq"}
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": families,
