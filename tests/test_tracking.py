@@ -44,3 +44,21 @@ def test_wandb_disabled_writes_nothing(tmp_path: Path) -> None:
         tracker.log_summary({"hours": 1.0})
         tracker.log_table("t", ["a"], [[1]])
     assert not list((tmp_path / "default" / "wandb").glob("*run-*"))
+
+
+def test_a_wandb_table_takes_a_column_of_numbers_and_text() -> None:
+    """The main table's heads column holds numbers and, in tree race rows, "all": W&B refuses
+    a column of mixed types, so such a column goes as text (empty cells stay empty)."""
+    import pytest  # noqa: PLC0415
+    import wandb  # noqa: PLC0415
+
+    from vadusa.tracking.wandb_backend import uniform_columns  # noqa: PLC0415
+
+    rows = [["AR", None, 0.177], ["VADUSA", 4, 0.183], ["VADUSA, tree race", "all", None]]
+    with pytest.raises(TypeError, match="incompatible types"):
+        wandb.Table(columns=["method", "heads", "wer"], data=rows)
+    fixed = uniform_columns(rows)
+    assert [r[1] for r in fixed] == [None, "4", "all"]
+    assert [r[2] for r in fixed] == [0.177, 0.183, None]  # numbers and gaps: left alone
+    assert wandb.Table(columns=["method", "heads", "wer"], data=fixed).data == fixed
+    assert uniform_columns([]) == []

@@ -32,6 +32,19 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., None])
 
 
+def uniform_columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """The rows with every column of one type, as a W&B Table requires: a column that mixes
+    text with numbers (the main table's heads: 4, or "all" in a tree race row) becomes text;
+    None stays None (an empty cell)."""
+    data = [list(r) for r in rows]
+    for j in range(len(data[0]) if data else 0):
+        kinds = {type(r[j]) is str for r in data if r[j] is not None}
+        if kinds == {True, False}:  # text and numbers side by side
+            for r in data:
+                r[j] = None if r[j] is None else str(r[j])
+    return data
+
+
 def wandb_mode(cfg: Config) -> str:
     """The mode W&B runs in: ``WANDB_MODE`` if set, else ``tracking.mode``."""
     return os.environ.get("WANDB_MODE", cfg.tracking.mode)
@@ -91,7 +104,7 @@ class WandbTracker(Tracker):
     @_guarded
     def log_table(self, name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         self.run.log({name: self._wandb.Table(columns=list(columns),
-                                              data=[list(r) for r in rows])})
+                                              data=uniform_columns(rows))})
 
     @_guarded
     def log_figure(self, name: str, path: str | Path) -> None:
