@@ -248,8 +248,24 @@ class CodebookNAR(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+class SpeakingStage:
+    """What every trained stage does with codebook 1: ``render`` what the vocoder decodes,
+    then ``vocode`` it; ``speak`` does both."""
+
+    def render(self, text: str, speaker: str | None, first: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def vocode(self, rendered: Any, vocoder: Any, voice: str) -> tuple[np.ndarray, int]:
+        raise NotImplementedError
+
+    def speak(self, text: str, speaker: str | None, first: np.ndarray, vocoder: Any,
+              voice: str) -> tuple[np.ndarray, int]:
+        """(F,) codebook-1 ids -> (waveform, rate): ``render`` then ``vocode``."""
+        return self.vocode(self.render(text, speaker, first), vocoder, voice)
+
+
 @dataclass
-class NARStage:
+class NARStage(SpeakingStage):
     """A trained NAR stage ready to fill codes: ``fill(text, speaker, first) -> (F, N)``."""
 
     model: CodebookNAR
@@ -284,14 +300,9 @@ class NARStage:
         """``render``'s codes -> (waveform, rate) by ``vocoder`` in ``voice``."""
         return vocoder.decode(rendered, voice)
 
-    def speak(self, text: str, speaker: str | None, first: np.ndarray, vocoder: Any,
-              voice: str) -> tuple[np.ndarray, int]:
-        """(F,) codebook-1 ids -> (waveform, rate): ``render`` then ``vocode``."""
-        return self.vocode(self.render(text, speaker, first), vocoder, voice)
-
 
 @dataclass
-class MelStage:
+class MelStage(SpeakingStage):
     """A trained mel stage (melrvq, ``nar.mel_stage``): codebook 1 and the speaker -> the log-mel,
     which ``speak`` hands to HiFi-GAN as it is. ``fill`` returns that mel's codes."""
 
@@ -314,13 +325,8 @@ class MelStage:
         """(F,) codebook-1 ids -> (N_MELS, M) log-mel; an unknown speaker gets the first voice
         (a unit-to-mel network has no average one)."""
         units = check_units(first, int(self.vectors.shape[1]), self.family)
-        device = self.vectors.device
         index = self.speakers.index(speaker) if speaker in self.speakers else 0
-        units_t = torch.as_tensor(units, dtype=torch.long, device=device)[None]  # (1, F)
-        with torch.inference_mode():
-            mel, _ = self.model(units_t, torch.tensor([len(units)], device=device),
-                                torch.tensor([index], device=device))  # (1, M, N_MELS)
-        return mel[0].T.float()  # (M, N_MELS) -> (N_MELS, M)
+        return self.model.utterance_mel(torch.as_tensor(units), index)
 
     def fill(self, text: str, speaker: str | None, first: np.ndarray) -> np.ndarray:
         """(F,) codebook-1 ids -> (F, N) codes: column 0 unchanged, codebooks 2..N the residual
@@ -346,11 +352,6 @@ class MelStage:
             raise NARError(f"{self.path} regresses log-mels: decode them with the melrvq "
                            f"family's vocoder, not {type(vocoder).__name__}")
         return vocoder.decode_mel(rendered)
-
-    def speak(self, text: str, speaker: str | None, first: np.ndarray, vocoder: Any,
-              voice: str) -> tuple[np.ndarray, int]:
-        """(F,) codebook-1 ids -> (waveform, rate): ``render`` then ``vocode``."""
-        return self.vocode(self.render(text, speaker, first), vocoder, voice)
 
 
 def load_nar(path: str | Path, device: torch.device | str = "cpu",

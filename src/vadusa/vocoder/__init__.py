@@ -101,12 +101,7 @@ class UnitVocoder:
         if speaker not in self._speaker_index:
             raise VocoderError(f"unknown speaker {speaker!r}: this vocoder knows "
                                f"{len(self.speakers)} speakers: {', '.join(self.speakers)}")
-        speaker_index = torch.tensor([self._speaker_index[speaker]], device=self.device)
-        units_t = torch.from_numpy(units).to(self.device)[None]  # (U,) -> (1, U)
-        lengths = torch.tensor([len(units)], device=self.device)
-        with torch.inference_mode():
-            mel, _ = self.model(units_t, lengths, speaker_index)  # (1, M, N_MELS)
-        return mel[0].T.float()  # (M, N_MELS) -> (N_MELS, M)
+        return self.model.utterance_mel(torch.from_numpy(units), self._speaker_index[speaker])
 
     def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
         """(U,) unit ids -> ((M * 256,) float32 waveform at 22.05 kHz, 22050)."""

@@ -194,6 +194,16 @@ class Unit2Mel(nn.Module):
             x = conv(x, mask)
         return self.out(self.norm(x)), mask  # (B, M, N_MELS)
 
+    @torch.inference_mode()
+    def utterance_mel(self, units: torch.Tensor, speaker: int) -> torch.Tensor:
+        """One utterance: (U,) unit ids and a speaker index -> (N_MELS, M) log-mels, M frames
+        lasting as long as the units."""
+        device = self.out.weight.device
+        mel, _ = self(units.to(device, torch.long)[None],  # (U,) -> (1, U)
+                      torch.tensor([len(units)], device=device),
+                      torch.tensor([speaker], device=device))  # (1, M, N_MELS)
+        return mel[0].T.float()  # (M, N_MELS) -> (N_MELS, M)
+
 
 def mel_loss(predicted: torch.Tensor, target: torch.Tensor,
              mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
