@@ -19,6 +19,7 @@ from vadusa import snakemake_report
 from vadusa.config import Config, load_config
 from vadusa.eval.table import to_html
 from vadusa.plan import Plan
+from vadusa.tracking.provenance import provenance_notes
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATES = REPO / "workflow" / "report"
@@ -40,7 +41,8 @@ def render(template: Path, cfg: Config, categories: dict | None = None, **job: A
     report would print into the page) raises. The templates see the config as
     workflow/rules/report.smk sets it: the resolved configuration, the plan's files."""
     snakemake_report.register()
-    config = {"resolved": cfg.to_dict(), "plan": Plan(cfg).front_page_files()}
+    config = {"resolved": cfg.to_dict(), "plan": Plan(cfg).front_page_files(),
+              "notes": provenance_notes(cfg)}
     text = Environment(trim_blocks=True, lstrip_blocks=True).from_string(
         template.read_text()).render(
         snakemake=types.SimpleNamespace(config=config, **job),

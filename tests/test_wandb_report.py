@@ -426,7 +426,7 @@ def test_wandb_report_online_publishes_plots_and_tables(
 def test_families_trained_from_scratch_carry_a_note_that_they_are_recipes() -> None:
     """HuBERT, wav2vec2 and the codec trained here are recipes: the report says so and names
     the key that loads the published model; with that key set, or for whisper, no note."""
-    from vadusa.tracking.report import provenance  # noqa: PLC0415
+    from vadusa.tracking.provenance import provenance  # noqa: PLC0415
 
     cfg = load_config()
     [hubert] = provenance(cfg, "hubert")

@@ -2,6 +2,7 @@
 # captions in workflow/report/: the resolved configuration for the templates, a figure
 # directive that embeds its picture, and the way this workflow marks a file for the report.
 from vadusa import snakemake_report
+from vadusa.tracking.provenance import provenance_notes
 
 # Snakemake renders the captions and the front page (workflow/report/*.rst, Jinja) with the
 # config dict alone (`snakemake.config`): the YAML as given, without the defaults of
@@ -12,6 +13,8 @@ from vadusa import snakemake_report
 config["resolved"] = CFG.to_dict()
 # The files the front page shows when the report holds them, where the plan puts them.
 config["plan"] = PLAN.front_page_files()
+# Per family, what to know about where its tokens come from (trained here: a recipe).
+config["notes"] = provenance_notes(CFG)
 
 snakemake_report.register()  # `.. vadusa-figure::` on the front page
 

@@ -44,6 +44,7 @@ from vadusa.eval.table import (
     race_rows,
 )
 from vadusa.plan import Plan
+from vadusa.tracking.provenance import provenance
 from vadusa.tracking.wandb_backend import (
     ReportSection,
     TableData,
@@ -153,26 +154,6 @@ def _tree_nodes(tree: str) -> tuple[int, bool] | None:
 
 def _ms_per_step(row: dict[str, Any]) -> float:
     return 1000 * row["wall_seconds"] / (row["forwards_per_utterance"] * row["utterances"])
-
-
-def provenance(cfg: Config, family: str) -> list[str]:
-    """A note for a family whose tokens come from a model trained here from scratch: a small
-    recipe that runs on a laptop, not the published model the paper's numbers rest on."""
-    units = getattr(cfg.tokens, family, None)
-    if getattr(units, "weights", None) != "scratch":
-        return []
-    if family == "encodec":
-        return [f"The {family} tokens come from a codec trained here from scratch "
-                f"(tokens.encodec.weights: scratch, {units.scratch.steps} steps): a recipe that "
-                "runs the family end to end on a laptop, not the published codec. Paper-scale "
-                "runs load the published 24 kHz EnCodec (tokens.encodec.weights: the path of "
-                "encodec_24khz-d7cc33bc.th; docs/tokens.md)."]
-    return [f"The {family} units come from a model trained here from scratch "
-            f"(tokens.{family}.weights: scratch, {units.scratch.steps} steps of a "
-            f"{units.scratch.layers}-layer model): a recipe that runs the family end to end on "
-            "a laptop, not a substitute for the published model. Paper-scale runs load a "
-            f"published checkpoint (tokens.{family}.weights: checkpoint, tokens.{family}."
-            "checkpoint: its path; docs/tokens.md)."]
 
 
 def _family_report(plan: Plan, family: str, sources: list[str]) -> FamilyReport:
