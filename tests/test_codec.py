@@ -252,6 +252,19 @@ def test_quantizer_dropout() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def test_codebook_usage_counts_entries_and_their_spread() -> None:
+    """Entries used, and the perplexity of their frequencies: 4 entries equally often count
+    4, one entry alone 1, a skewed use between the two."""
+    uses = torch.tensor([[5.0, 5.0, 5.0, 5.0, 0.0, 0.0],
+                         [0.0, 9.0, 0.0, 0.0, 0.0, 0.0],
+                         [17.0, 1.0, 1.0, 1.0, 0.0, 0.0]])
+    usage = codec_training.codebook_usage(uses)
+    assert [usage[f"dev/used_q{q}"] for q in (1, 2, 3)] == [4.0, 1.0, 4.0]
+    assert usage["dev/perplexity_q1"] == pytest.approx(4.0)
+    assert usage["dev/perplexity_q2"] == pytest.approx(1.0)
+    assert 1.0 < usage["dev/perplexity_q3"] < 2.0
+
+
 def test_config_defaults_and_checks() -> None:
     cfg = Config()
     assert cfg.tokens.families == ("whisper", "hubert", "encodec", "melrvq")  # reproduce_all
@@ -315,6 +328,13 @@ def test_train_then_other_settings_start_over(tmp_path: Path, tiny_corpus: Path,
     model, meta = load_codec(final)
     # dev losses from codebook 1 alone and from all three
     assert meta["steps"] == 3 and math.isfinite(meta["dev/mel_l1_q1"] + meta["dev/mel_l1_q3"])
+    assert math.isfinite(meta["dev/mel_l1_continuous"])
+    assert 0 < meta["dev/mel_l1_copy_synthesis"] < meta["dev/mel_l1_q1"]  # the yardstick
+    assert (out / "curve.png").stat().st_size > 0
+    # every codebook's use on dev: entries used, and an effective count no larger
+    for q in (1, 2, 3):
+        used, perplexity = meta[f"dev/used_q{q}"], meta[f"dev/perplexity_q{q}"]
+        assert 1 <= used <= meta["bins"] and 1 <= perplexity <= used + 1e-6
 
     calls = []
     real_step = codec_training.train_step

@@ -191,3 +191,15 @@ def test_exponent_floats_without_a_dot(tmp_path: Path) -> None:
     assert load_config([tmp_path / "lr.yaml"]).train.lr == pytest.approx(3e-4)
     assert load_config(overrides=["train.lr=2E-3", "seed=5"]).train.lr == pytest.approx(2e-3)
     assert load_config(overrides=["seed=5"]).seed == 5  # integers stay integers
+
+
+def test_a_section_given_in_part_keeps_its_fields_own_defaults() -> None:
+    """tokens.hubert's defaults are not SSLUnitsConfig's (layer 4, not 6; its scratch recipe
+    predicts unmasked frames too): setting one key of the section keeps the others."""
+    cfg = load_config(overrides=["tokens.hubert.n_clusters=16",
+                                 "tokens.hubert.scratch.steps=7"])
+    assert cfg.tokens.hubert.n_clusters == 16 and cfg.tokens.hubert.scratch.steps == 7
+    assert cfg.tokens.hubert.layer == 4 and cfg.tokens.hubert.scratch.unmasked_weight == 1.0
+    assert cfg.tokens.wav2vec2.scratch.unmasked_weight == 0.0  # the class default
+    off = load_config(overrides=["tokens.hubert.scratch.unmasked_weight=0"])
+    assert off.tokens.hubert.scratch.unmasked_weight == 0.0 and off.tokens.hubert.layer == 4

@@ -330,6 +330,11 @@ def test_train_resume_and_extract(tmp_path: Path, tiny_corpus: Path, family: str
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
     if family == "hubert":
         assert (tmp_path / "resumed" / "mfcc_kmeans.npz").is_file()
+    # the curve: one point per LOG_EVERY steps and the last, the same after a resume
+    curve = load_checkpoint(tmp_path / "straight" / "last.pt")["state"]["curve"]
+    assert [c["step"] for c in curve] == [6]
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt")["state"]["curve"] == curve
+    assert (tmp_path / "straight" / "curve.png").stat().st_size > 0
 
     extractor = build_ssl_extractor(family, getattr(cfg.tokens, family), straight,
                                     torch.device("cpu"))
@@ -358,3 +363,33 @@ def test_another_config_starts_over(tmp_path: Path, tiny_corpus: Path,
               tiny_corpus, tmp_path / "run")
     assert "resuming from" in capsys.readouterr().out
 
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_unmasked_frames_join_the_loss_with_their_weight(tmp_path: Path, family: str) -> None:
+    """unmasked_weight w adds w x (the same prediction at unmasked frames); the masked part,
+    and so masked_loss and masked_acc, are those of w = 0."""
+    torch.manual_seed(0)
+    objective = ssl_training.build_objective(
+        family, getattr(tiny_config(tmp_path, family, unmasked_weight=1.0).tokens,
+                        family).scratch).eval()
+    waves = torch.randn(2, 16000) * 0.1
+    lengths = torch.tensor([16000, 12000])
+    frames = ssl_training.frames_of(16000)
+    labels = torch.randint(0, 8, (2, frames))
+
+    def run(weight: float) -> dict[str, torch.Tensor]:
+        if family == "hubert":
+            objective.unmasked_weight = weight
+        else:  # wav2vec2 reads it from its config
+            objective.train_cfg = dataclasses.replace(objective.train_cfg, unmasked_weight=weight)
+        torch.manual_seed(1)  # the same masks (and distractors) every time
+        with torch.no_grad():
+            return objective(waves, lengths, labels)
+
+    plain, half, whole = run(0.0), run(0.5), run(1.0)
+    assert torch.equal(plain["masked_loss"], whole["masked_loss"])
+    assert torch.equal(plain["masked_acc"], whole["masked_acc"])
+    unmasked = whole["loss"] - plain["loss"]
+    assert unmasked > 0.1  # a cross-entropy over 8 clusters or 21 candidates, untrained
+    assert torch.allclose(half["loss"] - plain["loss"], unmasked / 2, rtol=1e-4)

@@ -50,6 +50,11 @@ def test_dry_run_default_config_plans_the_corpus(repo: Path, tmp_path: Path) -> 
     for left_out in ("train_draft", "open_table", "train_heads_open"):
         assert f"rule {left_out}:" not in out, left_out
     assert "train_ssl" not in out and "results/default/tokens/hubert" not in out
+    # the frozen heads are swept; the Hydra heads' sweep is reproduce_all's (90 minutes)
+    assert "results/default/sweep/whisper/frozen/" in out
+    assert "results/default/sweep/whisper/hydra/" not in out
+    # the unit vocoder, the critical path's longest job, goes first among the ready jobs
+    assert re.search(r"rule train_vocoder:.*?priority: 10", out, re.S)
 
 
 def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_path: Path
@@ -344,11 +349,10 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert "K = 2" in front and "temperature 1.0" in front
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": {"whisper"}, "Main results": {"whisper"},
-        "Sweep": {"whisper, frozen heads", "whisper, hydra heads"}, "Alignment": {"whisper"},
-        "Listen": {"whisper"}}
-    # corpus 2, tokens 1, main table 2 (HTML, CSV), two sweeps of 4 plots + 2 CSVs,
-    # alignments 1, listening page and its figure 2
-    assert len(results) == 20 and all(r["caption"] for r in results.values())
+        "Sweep": {"whisper, frozen heads"}, "Alignment": {"whisper"}, "Listen": {"whisper"}}
+    # corpus 2, tokens 1, main table 2 (HTML, CSV), the frozen heads' sweep of 4 plots + 2
+    # CSVs (the Hydra heads' is reproduce_all's), alignments 1, listening page and its figure 2
+    assert len(results) == 14 and all(r["caption"] for r in results.values())
     # reproduce_all's: every family, the open questions, the table over every family
     front, everything, categories = build_report("reproduce_all")
     assert front.count("data:image/png;base64,") == 2  # the sweep's front, the open questions

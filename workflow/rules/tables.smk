@@ -119,13 +119,14 @@ rule listen:
         f"--out {in_shell(PLAN.listen())} > {{log}} 2>&1"
 
 
-def vadusa_targets(families):
+def vadusa_targets(families, swept=None):
     """Everything VADUSA builds for ``families``: heads frozen and joint (MEDUSA, and Hydra with
     measure.hydra), their races (tau x heads, tree sizes), evaluations, the frozen heads'
-    calibration and sweeps, and the listening page."""
+    calibration, the sweeps of the ``swept`` modes (default: every swept mode) and the
+    listening page."""
     return [
         expand(rules.listen.output, family=families),
-        expand(rules.sweep.output.chosen, family=families, mode=PLAN.swept_modes()),
+        expand(rules.sweep.output.chosen, family=families, mode=swept or PLAN.swept_modes()),
         expand(rules.bench_vadusa.output, family=families, mode=PLAN.raced_modes()),
         expand(rules.bench_trees.output, family=families, mode=PLAN.raced_modes()),
         vadusa_evaluations(families),
@@ -157,6 +158,8 @@ rule wandb_report:
 
 
 rule vadusa:
+    """The default target's VADUSA: the frozen MEDUSA heads are swept here; the Hydra heads'
+    sweep is reproduce_all's (it kept the default target over 90 minutes, docs/budget.md)."""
     input:
         rules.table.output,
-        vadusa_targets([CFG.tokens.default_family]),
+        vadusa_targets([CFG.tokens.default_family], swept=["frozen"]),

@@ -42,6 +42,10 @@ rule train_vocoder:
     log:
         PLAN.log("train_vocoder_{family}"),
     threads: PAIRED
+    # the longest job on the default target's critical path (22 min on 2 cores): it starts as
+    # soon as the tokens exist, before the copy synthesis and the corpus QA, which nothing
+    # waits for and which then fill the core the aligner leaves free (docs/budget.md)
+    priority: 10
     resources:
         mem_mb=8000,
         runtime=240,

@@ -132,6 +132,10 @@ class SSLTrainConfig:
     lr: float = 5e-4
     warmup_steps: int = 50
     checkpoint_every: int = 100
+    # the conv front end's gradient is scaled by this (both published recipes: 0.1)
+    feature_grad_mult: float = 0.1
+    # weight of the same prediction at unmasked frames (HuBERT base: 0, masked frames only)
+    unmasked_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -249,8 +253,11 @@ class TokensConfig:
     kmeans_utterances: int = 1000
     kmeans_max_frames: int = 300_000
     whisper: WhisperUnitsConfig = field(default_factory=WhisperUnitsConfig)
-    # layer 4 of our 4-layer from-scratch model; for published base checkpoints use 6 or 9
-    hubert: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
+    # layer 4 of our 4-layer from-scratch model; for published base checkpoints use 6 or 9.
+    # hubert's scratch recipe also predicts the unmasked frames' clusters: masked prediction
+    # alone learns nothing from context in the embedded budget (docs/tokens.md)
+    hubert: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(
+        layer=4, scratch=SSLTrainConfig(unmasked_weight=1.0)))
     wav2vec2: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
     encodec: EncodecConfig = field(default_factory=EncodecConfig)
     melrvq: MelRVQConfig = field(default_factory=MelRVQConfig)

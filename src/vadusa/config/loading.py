@@ -149,7 +149,9 @@ def merge_sources(
 
 
 def from_plain(cls: type, data: Mapping[str, Any]) -> Any:
-    """A dataclass ``cls`` from plain (validated) data: nested sections built, lists as tuples."""
+    """A dataclass ``cls`` from plain (validated) data: nested sections built, lists as tuples.
+    A section given in part keeps the rest of its field's own default, which may differ from
+    its class's (``tokens.hubert`` is an ``SSLUnitsConfig`` with layer 4, the class says 6)."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -157,6 +159,8 @@ def from_plain(cls: type, data: Mapping[str, Any]) -> Any:
             continue
         value, hint = data[f.name], hints[f.name]
         if dataclasses.is_dataclass(hint):
+            if f.default_factory is not dataclasses.MISSING:
+                value = deep_merge(to_plain(f.default_factory()), value)
             value = from_plain(hint, value)
         elif typing.get_origin(hint) is tuple:
             value = tuple(value)

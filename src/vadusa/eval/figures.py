@@ -156,6 +156,26 @@ def tree_vs_time(series: Mapping[str, Sequence[Mapping]], baselines: Mapping[str
     ax.set_ylabel("ms per decoding step (forward)")
     return _finish(fig, ax, title, path)
 
+def training_curves(panels: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
+                    path: str | Path, title: str) -> Path:
+    """A training run's curves: one panel per quantity (its y label), one line per series of
+    (step, value) points, against the training step."""
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 2.8 * len(panels)), sharex=True,
+                             squeeze=False)
+    for ax, (ylabel, series) in zip(axes[:, 0], panels.items(), strict=True):
+        for name, points in series.items():
+            points = sorted(points)
+            ax.plot([x for x, _ in points], [y for _, y in points],
+                    "o-" if len(points) <= 30 else "-", markersize=3, label=name)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small", loc="best")
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("training step")
+    return save_figure(fig, path)
+
+
 def _finish(fig: plt.Figure, ax: plt.Axes, title: str, path: str | Path) -> Path:
     """Title, grid, a legend if anything is labelled, then save."""
     ax.set_title(title)

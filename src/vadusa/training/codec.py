@@ -30,8 +30,11 @@ A ``last.pt`` of another run (other ``seed`` or ``tokens.encodec.scratch`` but
 ``checkpoint_every`` and ``eval_every``; ``steps`` too, since the learning-rate schedule
 follows it) is moved aside and training starts over (``training/resume.py``).
 
-Outputs in ``out_dir``: ``codec.pt`` (kind "codec", read by ``load_codec``) and ``last.pt``
-(kind "codec-train").
+Outputs in ``out_dir``: ``codec.pt`` (kind "codec", read by ``load_codec``), ``last.pt``
+(kind "codec-train") and ``curve.png``: the dev losses from codebook 1 and from all codebooks,
+the encoder's latents decoded without quantizer (the gap to it is the codebooks' share), and
+how many entries each codebook effectively uses (perplexity), at every evaluation; beside
+them the same loss for HiFi-GAN copy synthesis (``dev/mel_l1_copy_synthesis`` in the meta).
 
 Shapes: B batch, S samples a crop, T samples, F frames, Q codebooks used, M mel bands,
 N mel frames.
@@ -222,10 +225,14 @@ def train_codec(cfg: Config, corpus_dir: Path, out_dir: Path) -> Path:
         stateful |= {"disc": adversary.disc, "disc_optimizer": adversary.optimizer}
     saved = resume_training_state(out_dir, TRAIN_STATE_KIND, run, stateful, "train-codec",
                                   total_steps=train.steps)
-    step, losses = (0, []) if saved is None else (int(saved["step"]), list(saved["losses"]))
+    step, losses, curve = 0, [], []  # curve: the dev metrics of each evaluation, with its step
+    if saved is not None:
+        step, losses = int(saved["step"]), list(saved["losses"])
+        curve = list(saved.get("curve", []))
 
     def save_state() -> None:
-        save_training_state(out_dir, TRAIN_STATE_KIND, run, stateful, step=step, losses=losses)
+        save_training_state(out_dir, TRAIN_STATE_KIND, run, stateful, step=step, losses=losses,
+                            curve=curve)
 
     dev = []
     if manifest_path(corpus_dir, "dev").is_file():
@@ -259,12 +266,18 @@ def train_codec(cfg: Config, corpus_dir: Path, out_dir: Path) -> Path:
                 dev_metrics = evaluate(model, dev, train, mel_loss, device)
                 if dev_metrics:
                     tracker.log(dev_metrics, step=step)
+                    curve.append({"step": step} | dev_metrics)
             if step % train.checkpoint_every == 0 or step == train.steps:
                 save_state()
         bar.close()
         if first_step == step:  # nothing left to train: a finished run, re-entered
             dev_metrics = evaluate(model, dev, train, mel_loss, device)
 
+        if curve:
+            reference = copy_synthesis_reference(dev, train.sample_rate, mel_loss)
+            dev_metrics |= reference
+            plot_curve(curve, model.quantizer.n_q, out_dir / "curve.png",
+                       reference["dev/mel_l1_copy_synthesis"])
         final = out_dir / "codec.pt"
         save_codec(final, model, arch, cfg.to_dict(),
                    meta={"steps": step, "train_loss": losses[-1] if losses else None,
@@ -308,15 +321,83 @@ def evaluate(model: EncodecModel, dev: list[np.ndarray], train: CodecTrainConfig
         return {}
     model.eval()
     totals: dict[str, float] = {}
-    for k in sorted({1, model.quantizer.n_q}):
+    n_q, bins = model.quantizer.n_q, model.quantizer.bins
+    uses = torch.zeros(n_q, bins)  # (Q, K): how often each entry codes a dev frame
+    for k in sorted({1, n_q}):
         for wave in dev:
             x = to_float(wave).to(device).reshape(1, 1, -1)  # (T,) -> (1, 1, T)
             out = reconstruct(model, x, k)
+            if k == n_q:
+                for q in range(n_q):
+                    uses[q] += torch.bincount(out.codes[q, 0].cpu(), minlength=bins)
             time_l1, mel_l1 = float((out.wave - x).abs().mean()), float(mel_loss(out.wave, x))
             for name, value in (("time_l1", time_l1), ("mel_l1", mel_l1),
                                 ("loss", train.time_weight * time_l1
                                  + train.mel_weight * mel_l1)):
                 key = f"dev/{name}_q{k}"
                 totals[key] = totals.get(key, 0.0) + value / len(dev)
-    return totals
+    # the encoder's latents decoded as they are: what the autoencoder could do with perfect
+    # codebooks, so the gap to it is the quantizer's share of the loss
+    continuous = 0.0
+    for wave in dev:
+        x = to_float(wave).to(device).reshape(1, 1, -1)  # (T,) -> (1, 1, T)
+        y = model.decoder(model.encoder(x))[..., :x.shape[-1]]  # (1, 1, T)
+        continuous += float(mel_loss(y, x)) / len(dev)
+    return totals | {"dev/mel_l1_continuous": continuous} | codebook_usage(uses)
+
+
+@torch.no_grad()
+def copy_synthesis_reference(dev: list[np.ndarray], sample_rate: int,
+                             mel_loss: MultiScaleMelLoss) -> dict[str, float]:
+    """The dev log-mel L1 of HiFi-GAN copy synthesis (each utterance's own mel through the
+    shipped generator, intelligible: docs/tokens.md): how low the codec's curve must go."""
+    from vadusa.data.audio import resample  # noqa: PLC0415
+    from vadusa.vocoder.hifigan import CopySynthesis  # noqa: PLC0415
+
+    device = next(mel_loss.buffers()).device
+    copy, total = CopySynthesis(device=device), 0.0
+    for wave in dev:
+        x = to_float(wave)  # (T,)
+        y, rate = copy.decode(copy.encode(x.numpy(), sample_rate), "any")
+        y = torch.from_numpy(resample(y, rate, sample_rate))  # (T',), T' about T
+        n = min(len(x), len(y))
+        pair = [w[:n].reshape(1, 1, -1).to(device) for w in (y, x)]  # (T,) -> (1, 1, n)
+        total += float(mel_loss(*pair)) / len(dev)
+    return {"dev/mel_l1_copy_synthesis": total}
+
+
+def plot_curve(curve: list[dict[str, float]], n_q: int, path: Path,
+               copy_synthesis: float | None = None) -> Path:
+    """The dev metrics of every evaluation against the step: log-mel L1 from codebook 1, from
+    all codebooks (their gap is what the residual codebooks add), without quantizer and, flat,
+    HiFi-GAN copy synthesis's; and each codebook's perplexity."""
+    from vadusa.eval.figures import training_curves  # noqa: PLC0415  (matplotlib: at the end)
+
+    def series(key: str) -> list[tuple[int, float]]:
+        return [(int(c["step"]), c[key]) for c in curve if key in c]
+
+    panels = {"dev log-mel L1": {"codebook 1": series("dev/mel_l1_q1"),
+                                 f"codebooks 1..{n_q}": series(f"dev/mel_l1_q{n_q}"),
+                                 "no quantizer": series("dev/mel_l1_continuous")},
+              "dev perplexity (entries used)": {f"codebook {q}": series(f"dev/perplexity_q{q}")
+                                                for q in range(1, n_q + 1)}}
+    if copy_synthesis is not None:
+        steps = [step for step, _ in series("dev/mel_l1_q1")]
+        panels["dev log-mel L1"]["HiFi-GAN copy synthesis"] = [(min(steps), copy_synthesis),
+                                                                (max(steps), copy_synthesis)]
+    return training_curves(panels, path, "scratch codec: dev reconstruction and codebook use")
+
+
+def codebook_usage(uses: Tensor) -> dict[str, float]:
+    """(Q, K) counts of each codebook's entries -> entries used and perplexity (the exp of
+    the entropy of their frequencies: how many entries the codebook effectively uses) per
+    codebook. A codebook whose entries sit unused, or whose every frame takes a few of them,
+    adds little; these say which."""
+    usage = {}
+    for q, counts in enumerate(uses, start=1):
+        p = counts / counts.sum().clamp(min=1)  # (K,)
+        entropy = -(p[p > 0] * p[p > 0].log()).sum()
+        usage[f"dev/used_q{q}"] = float((counts > 0).sum())
+        usage[f"dev/perplexity_q{q}"] = float(entropy.exp())
+    return usage
 

@@ -18,7 +18,12 @@ wav2vec2  wav2vec 2.0's contrastive task without the quantizer (Baevski et al. 2
           projections from collapsing.
 
 Both add wav2vec 2.0's feature penalty (10 x mean squared conv feature) and scale the conv
-front end's gradient by 0.1, as the published recipes do.
+front end's gradient by ``feature_grad_mult`` (0.1, as the published recipes do). With
+``unmasked_weight`` > 0 the same prediction at unmasked frames joins the loss with that weight
+(HuBERT's alpha < 1; its base recipe, and our default, uses masked frames only).
+
+Outputs in ``out_dir``: ``model.pt`` (kind "ssl"), ``last.pt`` (kind "ssl-train") and
+``curve.png``, the masked-prediction accuracy and loss against the step.
 
 Resume: ``out_dir/last.pt`` holds model, optimizer, step, RNG state and the data position
 (epoch, batch index, the epoch's shuffling seed); crops are drawn from a generator seeded by
@@ -71,7 +76,6 @@ from vadusa.training.common import (
 from vadusa.training.resume import RunIdentity, resume_training_state, save_training_state
 
 FEATURE_PENALTY = 10.0  # weight of mean(conv feature^2), as in wav2vec 2.0 and HuBERT
-FEATURE_GRAD_MULT = 0.1  # the conv front end learns 10x slower, as in both recipes
 TEMPERATURE = 0.1
 DISTRACTORS = 20
 LOG_EVERY = 10
@@ -231,21 +235,25 @@ class HubertObjective(nn.Module):
             mask_length=train.mask_length, no_mask_overlap=False, mask_min_space=1,
             mask_channel_prob=0.0, mask_channel_selection="static", mask_channel_other=0.0,
             mask_channel_length=10, no_mask_channel_overlap=False, mask_channel_min_space=1,
-            skip_masked=False, skip_nomask=True,  # HuBERT base: unmasked frames weigh 0
+            skip_masked=False, skip_nomask=train.unmasked_weight == 0,
             num_classes=num_classes, final_dim=min(256, train.dim),
-            feature_grad_mult=FEATURE_GRAD_MULT,
+            feature_grad_mult=train.feature_grad_mult,
         )
+        self.unmasked_weight = train.unmasked_weight
 
     @property
     def backbone(self) -> Wav2Vec2Model:
         return self.model.wav2vec2
 
     def forward(self, waves: Tensor, lengths: Tensor, labels: Tensor) -> dict[str, Tensor]:
-        logits, _, penalty = self.model(waves, labels, lengths)  # (N, 1 + classes)
+        # (N, 1 + classes) at the masked frames, (U, 1 + classes) at the others (or None)
+        logits, unmasked_logits, penalty = self.model(waves, labels, lengths)
         # column 0 scores the frame's own cluster; its duplicate among the rest is -inf
-        target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
-        masked_loss = F.cross_entropy(logits.float(), target)
-        return {"loss": masked_loss + FEATURE_PENALTY * penalty, "masked_loss": masked_loss,
+        masked_loss = first_column_loss(logits)
+        loss = masked_loss + FEATURE_PENALTY * penalty
+        if unmasked_logits is not None:
+            loss = loss + self.unmasked_weight * first_column_loss(unmasked_logits)
+        return {"loss": loss, "masked_loss": masked_loss,
                 "masked_acc": (logits.argmax(-1) == 0).float().mean()}
 
 
@@ -267,15 +275,30 @@ class ContrastiveObjective(nn.Module):
         feats, frame_lengths = self.backbone.feature_extractor(waves, lengths)  # (B, F, C)
         penalty = feats.float().pow(2).mean()
         frozen = feats.detach()  # the targets: stop-gradient conv features
-        # same forward value, a tenth of the gradient into the conv front end
-        feats = feats * FEATURE_GRAD_MULT + feats.detach() * (1 - FEATURE_GRAD_MULT)
+        # same forward value, feature_grad_mult of the gradient into the conv front end
+        scale = self.train_cfg.feature_grad_mult
+        feats = feats * scale + feats.detach() * (1 - scale)
         x, attention_mask = encoder._preprocess(feats, frame_lengths)  # (B, F, D), padding 0
         mask = span_mask(frame_lengths, x.shape[1], self.train_cfg.mask_prob,
                          self.train_cfg.mask_length).to(x.device)  # (B, F)
         x = torch.where(mask[..., None], self.mask_embedding.to(x.dtype), x)
         x = encoder.transformer(x, attention_mask=attention_mask)  # (B, F, D)
 
-        b, t = mask.nonzero(as_tuple=True)  # (N,), (N,)
+        logits = self.contrast(x, frozen, mask, frame_lengths)  # (N, 1 + K)
+        masked_loss = first_column_loss(logits)
+        loss = masked_loss + FEATURE_PENALTY * penalty
+        if self.train_cfg.unmasked_weight > 0:
+            valid = torch.arange(x.shape[1], device=x.device) < frame_lengths[:, None]
+            unmasked = self.contrast(x, frozen, valid & ~mask, frame_lengths)  # (U, 1 + K)
+            loss = loss + self.train_cfg.unmasked_weight * first_column_loss(unmasked)
+        return {"loss": loss, "masked_loss": masked_loss,
+                "masked_acc": (logits.argmax(-1) == 0).float().mean()}
+
+    def contrast(self, x: Tensor, frozen: Tensor, where: Tensor, frame_lengths: Tensor
+                 ) -> Tensor:
+        """Transformer output (B, F, D) at the frames ``where`` (B, F) is true -> (N, 1 + K)
+        logits over each frame's own conv feature (column 0) and K distractors."""
+        b, t = where.nonzero(as_tuple=True)  # (N,), (N,)
         context = self.final_proj(x[b, t])  # (N, P)
         frames = torch.cat([t[:, None], distractors(t, frame_lengths[b], DISTRACTORS)], 1)
         # gather, then project: the backward of a gather with repeated frames would add in
@@ -285,11 +308,13 @@ class ContrastiveObjective(nn.Module):
         logits = logits / TEMPERATURE  # (N, 1 + K): column 0 is the frame's own feature
         # a distractor equal to the target (e.g. digital silence) is no evidence against it
         same = (candidates[:, 1:] == candidates[:, :1]).all(-1)  # (N, K)
-        logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, -math.inf)], 1)
-        target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
-        masked_loss = F.cross_entropy(logits, target)
-        return {"loss": masked_loss + FEATURE_PENALTY * penalty, "masked_loss": masked_loss,
-                "masked_acc": (logits.argmax(-1) == 0).float().mean()}
+        return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, -math.inf)], 1)
+
+
+def first_column_loss(logits: Tensor) -> Tensor:
+    """Cross-entropy of (N, 1 + K) logits whose column 0 is the right answer."""
+    target = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits.float(), target)
 
 
 def span_mask(frame_lengths: Tensor, frames: int, prob: float, span: int) -> Tensor:
@@ -350,16 +375,18 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
     stateful = {"model": objective, "optimizer": optimizer}
     saved = resume_training_state(out_dir, TRAIN_KIND, run, stateful, "train-ssl",
                                   total_steps=train.steps)
+    # curve: the train metrics' means over each LOG_EVERY steps, with the step; window: the
+    # metrics of the steps since the last point (saved too, so a resumed point means the same)
     pos = {"step": 0, "epoch": 0, "batch_index": 0, "batch_seed": batch_seed(cfg.seed, 0),
-           "losses": []}
+           "losses": [], "curve": [], "window": []}
     if saved is not None:
         pos = {k: saved[k] for k in ("step", "epoch", "batch_index", "batch_seed")} | {
-            "losses": list(saved["losses"])}
+            "losses": list(saved["losses"]), "curve": list(saved.get("curve", [])),
+            "window": list(saved.get("window", []))}
     batches = epoch_batches(data, train, pos["batch_seed"])
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     with open_tracker(cfg, stage="train-ssl", out_dir=out_dir, family=family) as tracker:
-        window: list[dict[str, float]] = []
         started = time.perf_counter()
         progress = tqdm(total=train.steps, initial=pos["step"], desc=f"train {family}",
                         unit="step")
@@ -385,23 +412,27 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
 
             metrics = {k: float(v.detach()) for k, v in out.items()}
             pos["losses"].append(metrics["loss"])
-            window.append(metrics)
+            pos["window"].append(metrics)
             progress.update(1)
             progress.set_postfix(loss=f"{metrics['loss']:.3f}",
                                  acc=f"{metrics['masked_acc']:.2f}")
             if pos["step"] % LOG_EVERY == 0 or pos["step"] == train.steps:
-                tracker.log({**{f"train/{k}": float(np.mean([m[k] for m in window]))
-                                for k in window[0]},
+                window = pos["window"]
+                means = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+                pos["curve"].append({"step": pos["step"]} | means)
+                tracker.log({**{f"train/{k}": v for k, v in means.items()},
                              "train/lr": lr,
                              "train/sec_per_step": (time.perf_counter() - started) / len(window)},
                             step=pos["step"])
-                window, started = [], time.perf_counter()
+                pos["window"], started = [], time.perf_counter()
             if pos["step"] % train.checkpoint_every == 0 or pos["step"] == train.steps:
                 save_training_state(out_dir, TRAIN_KIND, run, stateful, **pos)
         progress.close()
 
         dev = dev_metrics(cfg, family, corpus_dir, objective, device, min_frames,
                           kmeans if family == "hubert" else None)
+        if pos["curve"]:
+            plot_curve(family, pos["curve"], dev, pos["step"], out_dir / "curve.png")
         final = out_dir / "model.pt"
         save_checkpoint(final, kind="ssl", config=cfg.to_dict(),
                         state=objective.backbone.state_dict(),
@@ -413,6 +444,20 @@ def train_ssl(cfg: Config, family: str, corpus_dir: Path, out_dir: Path) -> Path
                              **dev})
         tracker.log_artifact(final, artifact_name(cfg, final), "model")
     return final
+
+
+def plot_curve(family: str, curve: list[dict[str, float]], dev: dict[str, float], step: int,
+               path: Path) -> Path:
+    """Masked-prediction accuracy and loss against the step: train (means over LOG_EVERY
+    steps) and, at the last step, dev."""
+    from vadusa.eval.figures import training_curves  # noqa: PLC0415  (matplotlib: at the end)
+
+    panels = {}
+    for key, label in (("masked_acc", "masked accuracy"), ("masked_loss", "masked loss")):
+        panels[label] = {"train": [(int(c["step"]), c[key]) for c in curve]}
+        if f"dev/{key}" in dev:
+            panels[label]["dev"] = [(step, dev[f"dev/{key}"])]
+    return training_curves(panels, path, f"scratch {family}: masked prediction")
 
 
 def mfcc_kmeans(cfg: Config, data: Split, path: Path) -> MfccKMeans:
