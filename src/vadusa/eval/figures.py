@@ -156,6 +156,7 @@ def tree_vs_time(series: Mapping[str, Sequence[Mapping]], baselines: Mapping[str
     ax.set_ylabel("ms per decoding step (forward)")
     return _finish(fig, ax, title, path)
 
+
 def training_curves(panels: Mapping[str, Mapping[str, Sequence[tuple[int, float]]]],
                     path: str | Path, title: str) -> Path:
     """A training run's curves: one panel per quantity (its y label), one line per series of

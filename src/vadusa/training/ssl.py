@@ -20,7 +20,9 @@ wav2vec2  wav2vec 2.0's contrastive task without the quantizer (Baevski et al. 2
 Both add wav2vec 2.0's feature penalty (10 x mean squared conv feature) and scale the conv
 front end's gradient by ``feature_grad_mult`` (0.1, as the published recipes do). With
 ``unmasked_weight`` > 0 the same prediction at unmasked frames joins the loss with that weight
-(HuBERT's alpha < 1; its base recipe, and our default, uses masked frames only).
+(HuBERT's alpha; its base recipe uses masked frames only). Our hubert default is 1: with
+masked frames alone the small model learns nothing from context in the embedded budget
+(docs/tokens.md); wav2vec2's is 0 (an unmasked frame's own feature is in its input).
 
 Outputs in ``out_dir``: ``model.pt`` (kind "ssl"), ``last.pt`` (kind "ssl-train") and
 ``curve.png``, the masked-prediction accuracy and loss against the step.
