@@ -203,3 +203,10 @@ def test_a_section_given_in_part_keeps_its_fields_own_defaults() -> None:
     assert cfg.tokens.wav2vec2.scratch.unmasked_weight == 0.0  # the class default
     off = load_config(overrides=["tokens.hubert.scratch.unmasked_weight=0"])
     assert off.tokens.hubert.scratch.unmasked_weight == 0.0 and off.tokens.hubert.layer == 4
+
+
+def test_a_mapping_value_is_replaced_whole() -> None:
+    """A mapping that is a value, not a section (LibriTTS subsets -> splits), is the one
+    given, not merged with the default's."""
+    cfg = load_config(overrides=['corpus.libritts.subsets={"dev-clean": "test"}'])
+    assert cfg.corpus.libritts.subsets == {"dev-clean": "test"}

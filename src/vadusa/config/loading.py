@@ -148,20 +148,25 @@ def merge_sources(
 # --------------------------------------------------------------------------------------------
 
 
-def from_plain(cls: type, data: Mapping[str, Any]) -> Any:
+def from_plain(cls: type, data: Mapping[str, Any], default: Any = None) -> Any:
     """A dataclass ``cls`` from plain (validated) data: nested sections built, lists as tuples.
-    A section given in part keeps the rest of its field's own default, which may differ from
-    its class's (``tokens.hubert`` is an ``SSLUnitsConfig`` with layer 4, the class says 6)."""
+    A key the data leaves out takes its value from ``default`` (an instance of ``cls``) if
+    given, else from the class; a section given in part keeps the rest of its field's own
+    default, which may differ from its class's (``tokens.hubert`` is an ``SSLUnitsConfig``
+    with layer 4, the class says 6). Mappings that are values (``corpus.libritts.subsets``)
+    are replaced whole, not merged."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name not in data:
+            if default is not None:
+                kwargs[f.name] = getattr(default, f.name)
             continue
         value, hint = data[f.name], hints[f.name]
         if dataclasses.is_dataclass(hint):
-            if f.default_factory is not dataclasses.MISSING:
-                value = deep_merge(to_plain(f.default_factory()), value)
-            value = from_plain(hint, value)
+            inner = getattr(default, f.name) if default is not None else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            value = from_plain(hint, value, inner)
         elif typing.get_origin(hint) is tuple:
             value = tuple(value)
         elif typing.get_origin(hint) is dict:
