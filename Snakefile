@@ -3,6 +3,7 @@
 #
 #   snakemake --cores 2                                  # embedded default, default family
 #   snakemake reproduce_all --cores 2                    # every family, method and question
+#   snakemake reproduce_hubert --cores 2                 # one family's share of it
 #   snakemake --cores 2 --configfile config/tiny.yaml    # CI smoke run
 #   snakemake corpus --cores 2                           # just the corpus
 #   snakemake ablation --cores 2                         # the AR model per alignment variant
@@ -47,3 +48,14 @@ rule all:
 rule reproduce_all:
     input:
         reproduce_all_targets(),
+
+
+# One family's share of reproduce_all (reproduce_whisper, reproduce_hubert, ...: one target per
+# family of tokens.families): its tokens, models, races, evaluations and open questions.
+for _family in FAMILIES:
+
+    rule:
+        name:
+            f"reproduce_{_family}"
+        input:
+            family_targets(_family),

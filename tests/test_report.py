@@ -106,14 +106,15 @@ def test_front_page_shows_the_main_table_and_plots_of_the_run(tmp_path: Path,
     assert f"{len(voices)} voices ({', '.join(voices)})" in page
     assert "trained here from scratch" not in page  # a note of the table over every family
     # with it (reproduce_all): the families whose tokens come from models trained here
-    # (hubert, encodec by default) are named as recipes; whisper's and melrvq's are not
+    # (hubert by default) are named as recipes; whisper's and melrvq's are not
     files["all"] = root / "tables/all.html"
     files["all"].write_text(files["main"].read_text())
     categories[Category("Main results")][Category("all families")] = [
         types.SimpleNamespace(path=files["all"])]
     page = render(TEMPLATES / "workflow.rst", config, categories)
-    assert page.count("tokens come from a model trained here from scratch") == 2
-    assert "tokens.hubert.weights: scratch" in page and "tokens.encodec.weights" in page
+    assert page.count("tokens come from a model trained here from scratch") == 1
+    assert "tokens.hubert.weights: scratch" in page
+    assert "tokens.encodec" not in page  # not among the embedded default's families
     assert "tokens.whisper.weights" not in page and "tokens.melrvq.weights" not in page
 
 

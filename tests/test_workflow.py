@@ -64,27 +64,43 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert result.returncode == 0, result.stderr
     out = result.stdout + result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
-    # four families: each with frozen and joint heads, a sweep, its open questions; units
-    # from a trained SSL model (hubert) and from a trained codec (encodec), whose decoder is
-    # its vocoder (no k-means, no unit vocoder), and melrvq's residual k-means, decoded by
-    # HiFi-GAN (no unit vocoder) after its NAR stage
-    assert counts["train_ssl"] == "1" and counts["train_codec"] == "1"
+    # three families: each with frozen and joint heads, a sweep, its open questions; units
+    # from a trained SSL model (hubert), and melrvq's residual k-means, decoded by HiFi-GAN
+    # (no unit vocoder) after its NAR stage. No codec is trained: encodec is not among the
+    # embedded default's families (its scratch codec does not speak in the budget)
+    assert counts["train_ssl"] == "1" and "train_codec" not in counts
     assert counts["fit_kmeans"] == "3" and counts["train_vocoder"] == "2"
-    assert counts["tokenize"] == "4" and counts["train_base"] == "4"
-    assert counts["train_nar"] == "2"  # encodec's and melrvq's
+    assert counts["tokenize"] == "3" and counts["train_base"] == "3"
+    assert counts["train_nar"] == "1"  # melrvq's
     assert "--nar results/default/models/melrvq/nar/nar.pt" in out
     # measure.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones;
     # measure.shared: shared heads on the frozen base, not swept
-    assert counts["train_heads"] == "20" and counts["sweep"] == "8"
-    assert counts["open_table"] == "4" and counts["table_all"] == "1"
-    assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "8"
+    assert counts["train_heads"] == "15" and counts["sweep"] == "6"
+    assert counts["open_table"] == "3" and counts["table_all"] == "1"
+    assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "6"
     assert "results/default/tables/all.md" in out
     assert counts["wandb_report"] == "1"  # the local page comparing the methods
-    assert "results/default/tokens/encodec/codec/codec.pt" in out
-    assert "results/default/vocoder/encodec" not in out
+    assert "results/default/tokens/encodec" not in out
     # the embedded default aligns by durations: an aligner and a duration model per family
-    assert counts["align"] == "4" and counts["train_durations"] == "4"
-    assert counts["listen"] == "4"
+    assert counts["align"] == "3" and counts["train_durations"] == "3"
+    assert counts["listen"] == "3"
+
+
+def test_one_familys_share_of_reproduce_all_is_a_target(repo: Path, tmp_path: Path) -> None:
+    """`snakemake reproduce_hubert`: hubert's tokens, models, races, evaluations and open
+    questions, and nothing of another family's (the corpus and its copy synthesis, shared)."""
+    result = snakemake(repo, tmp_path, "reproduce_hubert", "-n", "--configfile",
+                       str(repo / "config/config.yaml"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
+    assert counts["train_ssl"] == counts["train_base"] == counts["open_table"] == "1"
+    assert counts["train_heads"] == "5" and counts["evaluate_open"] == "7"
+    assert counts["train_draft"] == counts["listen"] == "1" and counts["sweep"] == "2"
+    assert counts["prepare_corpus"] == counts["copy_synthesis"] == "1"
+    assert "table_all" not in counts and "wandb_report" not in counts
+    assert "results/default/models/whisper" not in out
+    assert "results/default/tokens/melrvq" not in out
 
 
 def test_ablation_plans_one_model_per_variant(repo: Path, tmp_path: Path) -> None:

@@ -135,6 +135,15 @@ def vadusa_targets(families, swept=None):
     ]
 
 
+def family_targets(family):
+    """Everything reproduce_all builds for one family (its tokens, the quality floors, AR,
+    VADUSA and its races, the classic draft model, the open questions), less the tables over
+    families: `snakemake reproduce_<family>` adds a family to a run, or times one alone
+    (docs/budget.md)."""
+    return [expand(rules.tokenize.output.stats, family=family), table_inputs([family]),
+            vadusa_targets([family]), expand(rules.open_table.output, family=family)]
+
+
 rule wandb_report:
     """The methods compared per family (speedup vs WER, accepted length vs tau, tree size vs
     time, the main table) as a local page, results/<exp>/wandb_report/index.html (target
