@@ -83,6 +83,9 @@ rule fit_kmeans:
     log:
         PLAN.log("fit_kmeans_{family}"),
     threads: 2
+    # the units, then the tokens, then the unit vocoder: the default target's critical path
+    # (the corpus QA, which nothing waits for, took the first minute of it otherwise)
+    priority: 10
     resources:
         mem_mb=8000,
         runtime=60,
@@ -114,6 +117,7 @@ rule tokenize:
     log:
         PLAN.log("tokenize_{family}"),
     threads: 2
+    priority: 10  # as fit_kmeans: on the critical path
     resources:
         mem_mb=8000,
         runtime=120,
