@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vadusa.config import HeadsConfig, load_config
+from vadusa.config import ConfigError, HeadsConfig, load_config
 from vadusa.plan import AR, OPEN_AR, READS, Plan, in_shell, mode_kind
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,6 +53,16 @@ def test_the_measured_grids_come_from_the_measure_section() -> None:
     assert tiny.vadusa_evaluations(["whisper"]) == [
         ("whisper", mode, 3) for mode in ("frozen", "joint", "hydra", "hydra-joint", "shared")]
     assert tiny.twins_of() == {"frozen": ["hydra", "shared"], "joint": ["hydra-joint"]}
+    # Hydra and shared heads: the default family's only, unless measure.hydra_shared_families
+    assert tiny.twins_of("whisper") == tiny.twins_of() and tiny.twins_of("hubert") == {}
+    assert tiny.head_modes("hubert") == ["frozen", "joint"]
+    assert tiny.swept_modes("hubert") == ["frozen"] and tiny.swept_modes() == ["frozen", "hydra"]
+    assert [m for _, m, _ in tiny.vadusa_evaluations(["whisper", "melrvq"])] == [
+        "frozen", "joint", "hydra", "hydra-joint", "shared", "frozen", "joint"]
+    every = plan_of("measure.hydra_shared_families=all", files=(REPO / "config" / "tiny.yaml",))
+    assert every.head_modes("hubert") == tiny.head_modes("whisper")
+    with pytest.raises(ConfigError, match="hydra_shared_families"):
+        plan_of("measure.hydra_shared_families=some")
     assert tiny.calibrations(["whisper", "hubert"]) == [("whisper", "frozen", 3),
                                                         ("hubert", "frozen", 3)]
     assert tiny.open_questions() == [("tau", 1, 2), ("tau", 3, 2), ("heads", 3, 1),

@@ -83,8 +83,12 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert counts["train_nar"] == "1"  # melrvq's
     assert "--nar results/default/models/melrvq/nar/nar.pt" in out
     # measure.hydra: Hydra heads frozen and joint beside MEDUSA's, a sweep of the frozen ones;
-    # measure.shared: shared heads on the frozen base, not swept
-    assert counts["train_heads"] == "15" and counts["sweep"] == "6"
+    # measure.shared: shared heads on the frozen base, not swept; both for the default family
+    # only (measure.hydra_shared_families): 5 kinds of heads for whisper, 2 for the others
+    assert counts["train_heads"] == "9" and counts["sweep"] == "4"
+    assert "results/default/models/whisper/hydra-joint/heads.pt" in out
+    assert "results/default/models/hubert/hydra" not in out
+    assert "results/default/models/melrvq/shared" not in out
     assert counts["open_table"] == "3" and counts["table_all"] == "1"
     assert counts["copy_synthesis"] == "2" and counts["resynthesize"] == "6"
     assert "results/default/tables/all.md" in out
@@ -94,7 +98,7 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     assert counts["align"] == "3" and counts["train_durations"] == "3"
     assert counts["listen"] == "3"
     # beyond the default target: every mode judged, the tree-size races (3 families)
-    assert counts["evaluate_vadusa"] == "15" and counts["bench_trees"] == "6"
+    assert counts["evaluate_vadusa"] == "9" and counts["bench_trees"] == "6"
 
 
 def test_one_familys_share_of_reproduce_all_is_a_target(repo: Path, tmp_path: Path) -> None:
@@ -106,8 +110,9 @@ def test_one_familys_share_of_reproduce_all_is_a_target(repo: Path, tmp_path: Pa
     out = result.stdout + result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
     assert counts["train_ssl"] == counts["train_base"] == counts["open_table"] == "1"
-    assert counts["train_heads"] == "5" and counts["evaluate_open"] == "7"
-    assert counts["train_draft"] == counts["listen"] == "1" and counts["sweep"] == "2"
+    # frozen and joint MEDUSA heads: Hydra and shared heads are the default family's
+    assert counts["train_heads"] == "2" and counts["evaluate_open"] == "7"
+    assert counts["train_draft"] == counts["listen"] == "1" and counts["sweep"] == "1"
     assert counts["prepare_corpus"] == counts["copy_synthesis"] == "1"
     assert "table_all" not in counts and "wandb_report" not in counts
     assert "results/default/models/whisper" not in out
@@ -395,7 +400,8 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert {c: set(s) for c, s in categories.items()} == {
         "Corpus": {"synthetic corpus"}, "Tokens": families,
         "Main results": {"whisper", "all families"}, "Open questions": families,
-        "Sweep": {f"{f}, {m} heads" for f in families for m in ("frozen", "hydra")},
+        # the Hydra heads: the default family's (measure.hydra_shared_families)
+        "Sweep": {f"{f}, frozen heads" for f in families} | {"whisper, hydra heads"},
         "Alignment": families,
         "Listen": families}
     assert set(results) < set(everything) and all(r["caption"] for r in everything.values())

@@ -350,34 +350,44 @@ class Plan:
 
     # --- what is measured -----------------------------------------------------------------
 
-    def hydra_of(self) -> dict[str, str]:
-        """MEDUSA mode -> the Hydra mode that races beside it (none without measure.hydra)."""
-        return dict(HYDRA_TWIN) if self.cfg.measure.hydra else {}
+    def has_other_heads(self, family: str | None = None) -> bool:
+        """Whether ``family`` (None: the default family) has Hydra and shared heads besides
+        MEDUSA's (measure.hydra_shared_families)."""
+        return (self.cfg.measure.hydra_shared_families == "all" or family is None
+                or family == self.cfg.tokens.default_family)
 
-    def twins_of(self) -> dict[str, list[str]]:
+    def hydra_of(self, family: str | None = None) -> dict[str, str]:
+        """MEDUSA mode -> the Hydra mode that races beside it (none without measure.hydra, or
+        for a family without other heads)."""
+        return dict(HYDRA_TWIN) if self.cfg.measure.hydra and self.has_other_heads(
+            family) else {}
+
+    def twins_of(self, family: str | None = None) -> dict[str, list[str]]:
         """MEDUSA mode -> the modes of other heads kinds that race beside it, in its tau x
         heads race and its tree race: Hydra (measure.hydra), shared (measure.shared)."""
         twins: dict[str, list[str]] = {m: [] for m in RACED_MODES}
-        for medusa, hydra in self.hydra_of().items():
+        for medusa, hydra in self.hydra_of(family).items():
             twins[medusa].append(hydra)
-        if self.cfg.measure.shared:
+        if self.cfg.measure.shared and self.has_other_heads(family):
             for medusa, shared in SHARED_TWIN.items():
                 twins[medusa].append(shared)
         return {m: t for m, t in twins.items() if t}
 
-    def head_modes(self) -> list[str]:
-        """The head modes the workflow trains, evaluates and reports."""
-        return ["frozen", "joint", *self.hydra_of().values(),
-                *(SHARED_TWIN.values() if self.cfg.measure.shared else ())]
+    def head_modes(self, family: str | None = None) -> list[str]:
+        """The head modes the workflow trains, evaluates and reports for ``family`` (None:
+        the default family)."""
+        shared = self.cfg.measure.shared and self.has_other_heads(family)
+        return ["frozen", "joint", *self.hydra_of(family).values(),
+                *(SHARED_TWIN.values() if shared else ())]
 
     @staticmethod
     def raced_modes() -> list[str]:
         """The modes with races of their own: tau x heads (beside their Hydra twins), trees."""
         return list(RACED_MODES)
 
-    def swept_modes(self) -> list[str]:
+    def swept_modes(self, family: str | None = None) -> list[str]:
         """The modes whose decoding settings are swept: the frozen heads (and Hydra's)."""
-        return ["frozen", *(["hydra"] if self.cfg.measure.hydra else [])]
+        return ["frozen", *(["hydra"] if self.hydra_of(family) else [])]
 
     def first_tau(self) -> int:
         """The first eval tau: the tree race's, the listening page's, the open questions'
@@ -386,8 +396,8 @@ class Plan:
 
     def vadusa_evaluations(self, families: Iterable[str]) -> list[tuple[str, str, int]]:
         """(family, mode, tau) of every VADUSA evaluation: each head mode at each eval tau."""
-        return [(family, mode, tau) for family in families for mode in self.head_modes()
-                for tau in self.cfg.measure.eval_taus]
+        return [(family, mode, tau) for family in families
+                for mode in self.head_modes(family) for tau in self.cfg.measure.eval_taus]
 
     def calibrations(self, families: Iterable[str]) -> list[tuple[str, str, int]]:
         """(family, mode, tau) of every calibration: the frozen heads at each eval tau."""

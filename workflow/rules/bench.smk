@@ -6,7 +6,8 @@
 def raced_heads(wildcards):
     """The heads of other kinds a MEDUSA mode's races run beside its own: its Hydra twin
     (measure.hydra) and the shared heads (measure.shared, the frozen mode's)."""
-    return [PLAN.heads(wildcards.family, twin) for twin in TWINS_OF.get(wildcards.mode, [])]
+    return [PLAN.heads(wildcards.family, twin)
+            for twin in PLAN.twins_of(wildcards.family).get(wildcards.mode, [])]
 
 
 def also_heads(wildcards, input):

@@ -1,7 +1,8 @@
 # VADUSA's draft heads per family: heads on the frozen base (mode "frozen") and base + heads
 # trained together (mode "joint", VADUSA-wt); with measure.hydra, Hydra heads in both ways too
 # (modes "hydra", "hydra-joint"); with measure.shared, shared heads on the frozen base (mode
-# "shared"). The later stages read them: trees.smk (acceptance
+# "shared"); those two for the families of measure.hydra_shared_families (PLAN.head_modes).
+# The later stages read them: trees.smk (acceptance
 # calibration), bench.smk (the speed races against KV-cached AR decoding), evaluate.smk (WER at
 # chosen tolerances), sweep.smk, tables.smk and open.smk.
 
@@ -10,11 +11,6 @@
 wildcard_constraints:
     mode="|".join(HEAD_MODES),
     tau=r"\d+",
-
-
-# which modes of other heads kinds race beside which MEDUSA one (Hydra with measure.hydra,
-# shared with measure.shared)
-TWINS_OF = PLAN.twins_of()
 
 
 rule train_heads:

@@ -139,7 +139,8 @@ def vadusa_targets(families, swept=None, beyond=True):
     other kinds of heads (without it they are trained and raced, not judged)."""
     targets = [
         expand(rules.listen.output, family=families),
-        expand(rules.sweep.output.chosen, family=families, mode=swept or PLAN.swept_modes()),
+        [expand(rules.sweep.output.chosen, family=family,
+                mode=swept or PLAN.swept_modes(family)) for family in families],
         expand(rules.bench_vadusa.output, family=families, mode=PLAN.raced_modes()),
         vadusa_evaluations(families, None if beyond else PAPER_MODES),
         [PLAN.acceptance(family, mode, tau)

@@ -85,6 +85,10 @@ class MeasureConfig:
     # through the base's head with a rank-heads.rank correction, frozen base only), raced
     # beside the frozen MEDUSA heads (tau x heads and trees) and evaluated; not swept
     shared: bool = True
+    # the families with Hydra and shared heads: "default" (tokens.default_family) or "all".
+    # They are our additions to the paper's method, compared on one family; on every family
+    # they would cost reproduce_all about 40 minutes a family on 2 cores (docs/budget.md)
+    hydra_shared_families: str = "default"
     # the paper's open questions (target ``open_questions``, every family), on frozen heads:
     # WER and speed at each tau with heads.count heads, and at each head count with the first
     # eval tau. When a count exceeds heads.count, one frozen model with max(open_heads) heads
