@@ -3,11 +3,10 @@
 # `vadusa` target (everything VADUSA builds for the default family, and its table).
 
 
-# The paper's two head modes. The default target judges these; the other kinds of heads
-# (Hydra, shared) are trained and raced beside them there, and judged in reproduce_all, with
-# the tree-size races: on this kind of machine the default target would not fit 90 minutes
-# with them (docs/budget.md).
-PAPER_MODES = ("frozen", "joint")
+# The default target judges the paper's heads, MEDUSA's frozen and joint (the modes with races
+# of their own, PLAN.raced_modes()); the other kinds of heads (Hydra, shared) are trained and
+# raced beside them there, and judged in reproduce_all, with the tree-size races: on this kind
+# of machine the default target would not fit 90 minutes with them (docs/budget.md).
 
 
 def vadusa_evaluations(families, modes=None):
@@ -30,7 +29,7 @@ def table_inputs(families, draft=True, beyond=True):
         expand(rules.evaluate_ar.output, family=families),
         expand(rules.bench_ar.output, family=families),
         expand(rules.bench_vadusa.output, family=families, mode=PLAN.raced_modes()),
-        vadusa_evaluations(families, None if beyond else PAPER_MODES),
+        vadusa_evaluations(families, None if beyond else PLAN.raced_modes()),
     ]
     if beyond:
         inputs.append(expand(rules.bench_trees.output, family=families,
@@ -142,7 +141,7 @@ def vadusa_targets(families, swept=None, beyond=True):
         [expand(rules.sweep.output.chosen, family=family,
                 mode=swept or PLAN.swept_modes(family)) for family in families],
         expand(rules.bench_vadusa.output, family=families, mode=PLAN.raced_modes()),
-        vadusa_evaluations(families, None if beyond else PAPER_MODES),
+        vadusa_evaluations(families, None if beyond else PLAN.raced_modes()),
         [PLAN.acceptance(family, mode, tau)
          for family, mode, tau in PLAN.calibrations(families)],
     ]
