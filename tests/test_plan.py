@@ -35,9 +35,10 @@ def test_paths_are_wildcard_patterns_or_files() -> None:
     assert plan.table(plan.open_table_name("encodec"), "png") == "results/x/tables/open_encodec.png"
     assert plan.corpus() == "results/x/corpus"
     assert plan.tokens("whisper") == "results/x/tokens/whisper"
-    # a Hydra mode races in its MEDUSA twin's bench, under its own name
-    assert plan.race("whisper", "hydra-joint") == ("results/x/bench/whisper/vadusa-joint.json",
+    # a Hydra mode races beside its MEDUSA twin (the twin's twins race), under its own name
+    assert plan.race("whisper", "hydra-joint") == ("results/x/bench/whisper/twins-joint.json",
                                                    "hydra-joint")
+    assert plan.bench_twins("whisper", "frozen") == "results/x/bench/whisper/twins-frozen.json"
     assert plan.race("whisper", "frozen") == ("results/x/bench/whisper/vadusa-frozen.json", "")
     # shared heads race in the frozen heads' races, tree race included
     assert plan.race("whisper", "shared", trees=True) == (

@@ -53,15 +53,16 @@ def test_dry_run_default_config_plans_the_corpus(repo: Path, tmp_path: Path) -> 
     # the frozen heads are swept; the Hydra heads' sweep is reproduce_all's (90 minutes)
     assert "results/default/sweep/whisper/frozen/" in out
     assert "results/default/sweep/whisper/hydra/" not in out
-    # the paper's heads (frozen, joint) are judged; the Hydra and shared heads are trained and
-    # raced beside them, and judged in reproduce_all with the tree-size races (90 minutes)
-    for mode in ("frozen", "joint", "hydra", "hydra-joint", "shared"):
-        assert f"results/default/models/whisper/{mode}/heads.pt" in out, mode
+    # the paper's heads (frozen, joint) are trained, raced and judged; the Hydra and shared
+    # heads, their races and the tree-size races are reproduce_all's (90 minutes)
     for mode in ("frozen", "joint"):
+        assert f"results/default/models/whisper/{mode}/heads.pt" in out, mode
         assert f"results/default/eval/whisper/vadusa-{mode}-tau3/" in out, mode
     for mode in ("hydra", "hydra-joint", "shared"):
+        assert f"results/default/models/whisper/{mode}/" not in out, mode
         assert f"results/default/eval/whisper/vadusa-{mode}-tau3/" not in out, mode
-    assert "rule bench_trees:" not in out and "rule bench_vadusa:" in out
+    assert "rule bench_vadusa:" in out
+    assert "rule bench_trees:" not in out and "rule bench_twins:" not in out
     # the unit vocoder, the critical path's longest job, goes first among the ready jobs
     assert re.search(r"rule train_vocoder:.*?priority: 10", out, re.S)
 
@@ -97,8 +98,10 @@ def test_reproduce_all_plans_every_family_method_and_question(repo: Path, tmp_pa
     # the embedded default aligns by durations: an aligner and a duration model per family
     assert counts["align"] == "3" and counts["train_durations"] == "3"
     assert counts["listen"] == "3"
-    # beyond the default target: every mode judged, the tree-size races (3 families)
+    # beyond the default target: every mode judged, the tree-size races (3 families), the
+    # MEDUSA heads raced beside their twins (whisper's frozen and joint)
     assert counts["evaluate_vadusa"] == "9" and counts["bench_trees"] == "6"
+    assert counts["bench_twins"] == "2" and "results/default/bench/whisper/twins-joint.json" in out
 
 
 def test_one_familys_share_of_reproduce_all_is_a_target(repo: Path, tmp_path: Path) -> None:
@@ -233,15 +236,19 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     assert [b["setting"] for b in bench] == ["ar-b1", *other, "ar-b8"]
     assert min(b["speedup"] for b in bench[:1 + len(other)]) <= 1.0
     assert bench[0]["tokens"] == bench[-1]["tokens"] > 0
-    # VADUSA: heads (frozen and joint), calibration, bench against AR, evaluation
-    # (and Hydra heads of the same mode raced beside them, in the same run; shared heads
-    # beside the frozen ones)
+    # VADUSA: heads (frozen and joint), calibration, bench against AR, evaluation; the
+    # MEDUSA heads' race again with the Hydra heads of the same mode beside them, in the same
+    # run (twins-<mode>.json; shared heads beside the frozen ones)
     for mode, hydra in (("frozen", "hydra"), ("joint", "hydra-joint")):
         twins = [hydra, "shared"] if mode == "frozen" else [hydra]
+        own = ["vadusa-h2-n16-t1", "vadusa-h2-n16-t3", "typical-h2-n16"]
         bench = json.loads((tmp_path / f"results/tiny/bench/whisper/vadusa-{mode}.json")
                            .read_text())
+        assert [b["setting"] for b in bench] == ["ar-b1", *other, *own]
+        bench = json.loads((tmp_path / f"results/tiny/bench/whisper/twins-{mode}.json")
+                           .read_text())
         assert [b["setting"] for b in bench] == [
-            "ar-b1", *other, "vadusa-h2-n16-t1", "vadusa-h2-n16-t3", "typical-h2-n16",
+            "ar-b1", *other, *own,
             *(s for t in twins for s in (f"{t}-h2-n16-t1", f"{t}-h2-n16-t3",
                                          f"typical-{t}-h2-n16"))]
         by = {b["setting"]: b for b in bench}

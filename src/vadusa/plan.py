@@ -16,6 +16,7 @@ the form a rule's shell command takes (``{wildcards.family}``).
 
     plan = Plan(load_config(["config/tiny.yaml"]))
     plan.bench_vadusa("whisper", "frozen")   # results/tiny/bench/whisper/vadusa-frozen.json
+    plan.bench_twins("whisper", "frozen")    # ... twins-frozen.json (with Hydra, shared)
     plan.vadusa_evaluations(["whisper"])     # [("whisper", "frozen", 3), ...]
     plan.digest("bench_vadusa")              # the rerun digest of that stage
 """
@@ -35,7 +36,7 @@ __all__ = ["Plan", "in_shell", "READS", "HEAD_MODES", "HYDRA_TWIN", "SHARED_TWIN
 # trained together (VADUSA-wt), both again with Hydra heads (measure.hydra), and shared heads
 # on the frozen base (measure.shared)
 HEAD_MODES = ("frozen", "joint", "hydra", "hydra-joint", "shared")
-# a MEDUSA mode -> its Hydra twin, which races in the MEDUSA mode's bench
+# a MEDUSA mode -> its Hydra twin, which races beside the MEDUSA mode (bench_twins)
 HYDRA_TWIN = {"frozen": "hydra", "joint": "hydra-joint"}
 # ... and its shared-heads twin (heads.kind shared), which races there too
 SHARED_TWIN = {"frozen": "shared"}
@@ -90,6 +91,8 @@ READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
                   _NOT_DRAFT + _TAU),
     "bench_vadusa": (("decoding", "measure.bench_taus", "measure.bench_heads",
                       "measure.bench_utterances"), _NOT_DRAFT + _TAU_HEADS),
+    "bench_twins": (("decoding", "measure.bench_taus", "measure.bench_heads",
+                     "measure.bench_utterances"), _NOT_DRAFT + _TAU_HEADS),
     "bench_trees": (("decoding", "measure.bench_trees", "measure.eval_taus",
                      "measure.bench_utterances"), _NOT_DRAFT + _TAU_HEADS + ("decoding.tree",)),
     "evaluate_vadusa": (("decoding", "judge"), _NOT_DRAFT + _TAU + ("decoding.method",)),
@@ -247,8 +250,13 @@ class Plan:
         return self.bench(family, "ar")
 
     def bench_vadusa(self, family: str = "{family}", mode: str = "{mode}") -> str:
-        """Every tau x heads setting of a raced mode (and its Hydra twin's) against AR."""
+        """Every tau x heads setting of a raced mode against AR."""
         return self.bench(family, f"vadusa-{mode}")
+
+    def bench_twins(self, family: str = "{family}", mode: str = "{mode}") -> str:
+        """Every tau x heads setting of a raced mode and of its twins (``twins_of``: its
+        Hydra twin, the shared heads) against AR, in one race (reproduce_all)."""
+        return self.bench(family, f"twins-{mode}")
 
     def bench_trees(self, family: str = "{family}", mode: str = "{mode}") -> str:
         return self.bench(family, f"trees-{mode}")
@@ -262,13 +270,12 @@ class Plan:
     def race(self, family: str, mode: str, trees: bool = False) -> tuple[str, str]:
         """Where a head mode's race is (with ``trees``, its tree race): the bench file, and
         the ``heads_from`` its settings carry there ("" for the race's own heads; a Hydra or
-        shared mode races in its MEDUSA twin's)."""
-        where = self.bench_trees if trees else self.bench_vadusa
+        shared mode races beside its MEDUSA twin: in the twin's twins race, or tree race)."""
         for twins in (HYDRA_TWIN, SHARED_TWIN):
             for medusa, twin in twins.items():
                 if mode == twin:
-                    return where(family, medusa), twin
-        return where(family, mode), ""
+                    return (self.bench_trees if trees else self.bench_twins)(family, medusa), twin
+        return (self.bench_trees if trees else self.bench_vadusa)(family, mode), ""
 
     def eval_dir(self, family: str = "{family}") -> str:
         return self._at("eval", family)
@@ -382,7 +389,7 @@ class Plan:
 
     @staticmethod
     def raced_modes() -> list[str]:
-        """The modes with races of their own: tau x heads (beside their Hydra twins), trees."""
+        """The modes with races of their own: tau x heads, trees (beside their twins)."""
         return list(RACED_MODES)
 
     def swept_modes(self, family: str | None = None) -> list[str]:
@@ -452,6 +459,7 @@ class Plan:
         systems += [self.open_system(s) for s in (OPEN_AR, *self.open_settings())]
         return [self.bench_ar(family),
                 *(self.bench_vadusa(family, m) for m in self.raced_modes()),
+                *(self.bench_twins(family, m) for m in self.twins_of(family)),
                 *(self.bench_trees(family, m) for m in self.raced_modes()),
                 self.bench_open(family), self.bench_draft(family),
                 *(self.eval_metrics(family, s) for s in systems),

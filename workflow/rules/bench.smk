@@ -1,5 +1,6 @@
 # The speed races of the heads against KV-cached AR decoding, each in one process: every tau x
-# heads setting (with typical acceptance) and tree sizes. AR's own race is in model.smk, the
+# heads setting (with typical acceptance), the same beside the other kinds of heads (Hydra,
+# shared: reproduce_all), and tree sizes. AR's own race is in model.smk, the
 # draft model's in draft.smk, the open questions' in open.smk.
 
 
@@ -15,20 +16,44 @@ def also_heads(wildcards, input):
 
 
 rule bench_vadusa:
-    """Every tau x heads setting (and typical acceptance) against AR in one process; a MEDUSA
-    mode's race also runs its twins' settings (named hydra-..., hydra-joint-..., shared-...)."""
+    """Every tau x heads setting (and typical acceptance) of a MEDUSA mode against AR in one
+    process (default target)."""
     input:
         model=rules.train_heads.output,
-        also=raced_heads,
     output:
         PLAN.bench_vadusa(),
     params:
         config_digest=PLAN.digest("bench_vadusa"),
         taus=" ".join(str(t) for t in CFG.measure.bench_taus),
         heads=" ".join(str(k) for k in CFG.measure.bench_heads),
-        also=also_heads,
     log:
         PLAN.log("bench_{family}_vadusa_{mode}"),
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    shell:
+        "vadusa bench --config {RESOLVED} --checkpoint {input.model} --split test "
+        "--corpus {CORPUS} --limit {CFG.measure.bench_utterances} --batch-sizes "
+        "--tau {params.taus} --heads {params.heads} --typical --out {output} > {log} 2>&1"
+
+
+rule bench_twins:
+    """bench_vadusa's race with the MEDUSA mode's twins beside it (its Hydra twin, the shared
+    heads; settings named hydra-..., hydra-joint-..., shared-...), so the kinds of heads are
+    compared in one process (reproduce_all: the default target trains and races MEDUSA's)."""
+    input:
+        model=rules.train_heads.output,
+        also=raced_heads,
+    output:
+        PLAN.bench_twins(),
+    params:
+        config_digest=PLAN.digest("bench_twins"),
+        taus=" ".join(str(t) for t in CFG.measure.bench_taus),
+        heads=" ".join(str(k) for k in CFG.measure.bench_heads),
+        also=also_heads,
+    log:
+        PLAN.log("bench_{family}_twins_{mode}"),
     threads: 2
     resources:
         mem_mb=8000,

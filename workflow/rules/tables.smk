@@ -3,10 +3,16 @@
 # `vadusa` target (everything VADUSA builds for the default family, and its table).
 
 
-# The default target judges the paper's heads, MEDUSA's frozen and joint (the modes with races
-# of their own, PLAN.raced_modes()); the other kinds of heads (Hydra, shared) are trained and
-# raced beside them there, and judged in reproduce_all, with the tree-size races: on this kind
-# of machine the default target would not fit 90 minutes with them (docs/budget.md).
+# The default target trains, races and judges the paper's heads, MEDUSA's frozen and joint (the
+# modes with races of their own, PLAN.raced_modes()); the other kinds of heads (Hydra, shared),
+# their races beside MEDUSA's (bench_twins) and the tree-size races are reproduce_all's: on
+# this kind of machine the default target would not fit 90 minutes with them (docs/budget.md).
+
+
+def twins_races(families):
+    """The races of the MEDUSA modes beside their twins (Hydra, shared) of ``families``."""
+    return [PLAN.bench_twins(family, mode) for family in families
+            for mode in PLAN.twins_of(family)]
 
 
 def vadusa_evaluations(families, modes=None):
@@ -22,7 +28,8 @@ def table_inputs(families, draft=True, beyond=True):
     evaluations), the quality floors (each family's resynthesis of the test split and of the
     five LibriVox recordings, and HiFi-GAN's copy synthesis of the test split), with ``draft``
     the classic draft model and with ``beyond`` the tree-size races and the evaluations of
-    the other kinds of heads (the table shows whatever of these exists when it is built)."""
+    the other kinds of heads and their races (the table shows whatever of these exists when
+    it is built)."""
     inputs = [
         expand(rules.resynthesize.output, family=families, source=["test", "librivox"]),
         expand(rules.copy_synthesis.output, source="test"),
@@ -32,8 +39,8 @@ def table_inputs(families, draft=True, beyond=True):
         vadusa_evaluations(families, None if beyond else PLAN.raced_modes()),
     ]
     if beyond:
-        inputs.append(expand(rules.bench_trees.output, family=families,
-                             mode=PLAN.raced_modes()))
+        inputs += [expand(rules.bench_trees.output, family=families, mode=PLAN.raced_modes()),
+                   twins_races(families)]
     if draft:
         inputs += [expand(rules.bench_draft.output, family=families),
                    expand(rules.evaluate_draft.output, family=families)]
@@ -42,9 +49,9 @@ def table_inputs(families, draft=True, beyond=True):
 
 rule table:
     """The main table of the default family (default target): the quality floors, AR, VADUSA,
-    VADUSA-wt and typical acceptance, and the races of the other kinds of heads. The classic
-    draft model's rows, the tree-size races and the other heads' WER are in tables/all.*
-    (reproduce_all); this table shows them too when they were built before it."""
+    VADUSA-wt and typical acceptance. The classic draft model's rows, the tree-size races and
+    the other kinds of heads (their races and WER) are in tables/all.* (reproduce_all); this
+    table shows them too when they were built before it."""
     input:
         table_inputs([CFG.tokens.default_family], draft=False, beyond=False),
     output:
@@ -131,11 +138,11 @@ rule listen:
 
 
 def vadusa_targets(families, swept=None, beyond=True):
-    """Everything VADUSA builds for ``families``: heads frozen and joint (MEDUSA, and Hydra with
-    measure.hydra, shared with measure.shared), their races (tau x heads), evaluations, the
-    frozen heads' calibration, the sweeps of the ``swept`` modes (default: every swept mode)
-    and the listening page; with ``beyond``, the tree-size races and the evaluations of the
-    other kinds of heads (without it they are trained and raced, not judged)."""
+    """Everything VADUSA builds for ``families``: MEDUSA heads frozen and joint, their races (tau
+    x heads) and evaluations, the frozen heads' calibration, the sweeps of the ``swept`` modes
+    (default: every swept mode) and the listening page; with ``beyond``, the other kinds of
+    heads (Hydra with measure.hydra, shared with measure.shared: their races beside MEDUSA's
+    and their evaluations) and the tree-size races."""
     targets = [
         expand(rules.listen.output, family=families),
         [expand(rules.sweep.output.chosen, family=family,
@@ -146,8 +153,8 @@ def vadusa_targets(families, swept=None, beyond=True):
          for family, mode, tau in PLAN.calibrations(families)],
     ]
     if beyond:
-        targets.append(expand(rules.bench_trees.output, family=families,
-                              mode=PLAN.raced_modes()))
+        targets += [expand(rules.bench_trees.output, family=families, mode=PLAN.raced_modes()),
+                    twins_races(families)]
     return targets
 
 
@@ -183,9 +190,9 @@ rule wandb_report:
 
 
 rule vadusa:
-    """The default target's VADUSA: the frozen MEDUSA heads are swept here; the Hydra heads'
-    sweep, the tree-size races and the WER of the Hydra and shared heads are reproduce_all's
-    (they kept the default target over 90 minutes, docs/budget.md)."""
+    """The default target's VADUSA: MEDUSA's heads, the frozen ones swept; the Hydra and shared
+    heads (their training, races, WER and the Hydra sweep) and the tree-size races are
+    reproduce_all's (they kept the default target over 90 minutes, docs/budget.md)."""
     input:
         rules.table.output,
         vadusa_targets([CFG.tokens.default_family], swept=["frozen"], beyond=False),

@@ -14,9 +14,10 @@ Where each figure comes from (the files of the experiment's plan, ``vadusa.plan`
     speed: Plan.race (bench_vadusa)       every setting and AR decode the same test utterances
                                           in one process; the speedup is against the faster AR
                                           at batch 1 (bench.py); Hydra heads' settings
-                                          (heads_from hydra, hydra-joint) race in frozen's and
-                                          joint's, shared heads' (heads_from shared) in
-                                          frozen's; the tree races likewise (bench_trees)
+                                          (heads_from hydra, hydra-joint) race beside frozen's
+                                          and joint's (bench_twins), shared heads' (heads_from
+                                          shared) beside frozen's; the tree races likewise
+                                          (bench_trees)
     AR speed: Plan.bench_ar               that baseline row
     draft model: Plan.bench_draft, and Plan.eval_metrics of the DRAFT system
     floors: Plan.resynthesis of the test split and of the LibriVox recordings: those

@@ -6,7 +6,7 @@ decoding step against tree size (the tree race); then the main table. Everything
 the pipeline's result files, where the experiment's plan (``vadusa.plan``) puts them, not from
 W&B, so the report is the same whether the runs were synced or not:
 
-    Plan.race, Plan.bench_vadusa       speed and accepted length of every setting
+    Plan.race (bench_vadusa, _twins)   speed and accepted length of every setting
     Plan.bench_trees                   the tree race: wall time, forwards, accepted length
     Plan.bench_open                    the open questions' race
     Plan.eval_metrics                  WER (via ``eval.table``, which pairs them up)
