@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchaudio
 from torchaudio.models import wav2vec2_model
 
 from conftest import write_tone_corpus
@@ -393,3 +394,40 @@ def test_unmasked_frames_join_the_loss_with_their_weight(tmp_path: Path, family:
     unmasked = whole["loss"] - plain["loss"]
     assert unmasked > 0.1  # a cross-entropy over 8 clusters or 21 candidates, untrained
     assert torch.allclose(half["loss"] - plain["loss"], unmasked / 2, rtol=1e-4)
+
+
+def test_logmel_targets_are_the_frames_spectra(tmp_path: Path) -> None:
+    """contrastive_target logmel: one target per conv frame (the same windows), each the
+    frame's log-mel minus its utterance's mean over valid frames, zero past them; fixed (no
+    gradient, no parameters) and out of the state dict; the objective trains on them."""
+    waves = torch.randn(2, 16000) * 0.1
+    lengths = torch.tensor([16000, 9600])
+    frames = ssl_training.frames_of(16000)
+    frame_lengths = torch.tensor([frames, ssl_training.frames_of(9600)])
+    filters = torchaudio.functional.melscale_fbanks(201, 0.0, 8000.0, ssl_training.MEL_BANDS,
+                                                    16000)
+    mel = ssl_training.log_mel_frames(waves, filters, frame_lengths, frames)
+    assert mel.shape == (2, frames, ssl_training.MEL_BANDS)
+    short = int(frame_lengths[1])
+    assert torch.allclose(mel[1, :short].mean(0), torch.zeros(ssl_training.MEL_BANDS),
+                          atol=1e-4)
+    assert mel[1, short:].abs().max() == 0
+    # frame i is samples 320 i .. 320 i + 400 alone: frames 0 and 5 of utterance 0 by hand
+    window = torch.hann_window(400)
+
+    def by_hand(i: int) -> torch.Tensor:  # (MEL_BANDS,)
+        power = torch.fft.rfft(waves[0, 320 * i:320 * i + 400] * window).abs().pow(2)
+        return (power @ filters).clamp_min(1e-6).log()
+
+    assert torch.allclose(mel[0, 5] - mel[0, 0], by_hand(5) - by_hand(0), atol=1e-3)
+
+    cfg = tiny_config(tmp_path, "wav2vec2", contrastive_target="logmel")
+    objective = ssl_training.build_objective("wav2vec2", cfg.tokens.wav2vec2.scratch)
+    assert objective.target_proj.in_features == ssl_training.MEL_BANDS
+    assert not any("mel_filters" in k for k in objective.state_dict())
+    out = objective(waves, lengths)
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and objective.final_proj.weight.grad.abs().sum() > 0
+    conv = ssl_training.build_objective("wav2vec2", tiny_config(tmp_path, "wav2vec2")
+                                        .tokens.wav2vec2.scratch)
+    assert conv.target_proj.in_features == cfg.tokens.wav2vec2.scratch.conv_channels

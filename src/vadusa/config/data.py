@@ -136,6 +136,9 @@ class SSLTrainConfig:
     feature_grad_mult: float = 0.1
     # weight of the same prediction at unmasked frames (HuBERT base: 0, masked frames only)
     unmasked_weight: float = 0.0
+    # wav2vec2's contrastive targets: "conv" (the stop-gradient conv features, as wav2vec 2.0
+    # without its quantizer) or "logmel" (the frames' log-mel spectra: fixed targets)
+    contrastive_target: str = "conv"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,10 @@ wav2vec2  wav2vec 2.0's contrastive task without the quantizer (Baevski et al. 2
           before masking and with the gradient stopped, among K=20 distractors drawn from other
           frames of the same utterance (InfoNCE, cosine / 0.1). The stop-gradient keeps the
           conv front end from making targets trivially easy; the distractors keep the
-          projections from collapsing.
+          projections from collapsing. With ``contrastive_target: logmel`` the candidates are
+          the frames' log-mel spectra instead (80 bands over the same 400-sample windows,
+          mean-normalised per utterance): fixed targets that do not move while the front end
+          learns, as the fixed MFCC clusters of HuBERT's first iteration.
 
 Both add wav2vec 2.0's feature penalty (10 x mean squared conv feature) and scale the conv
 front end's gradient by ``feature_grad_mult`` (0.1, as the published recipes do). With
@@ -80,6 +83,7 @@ from vadusa.training.resume import RunIdentity, resume_training_state, save_trai
 FEATURE_PENALTY = 10.0  # weight of mean(conv feature^2), as in wav2vec 2.0 and HuBERT
 TEMPERATURE = 0.1
 DISTRACTORS = 20
+MEL_BANDS = 80  # the log-mel targets of ``contrastive_target: logmel``
 LOG_EVERY = 10
 TRAIN_KIND = "ssl-train"
 DEV_UTTERANCES = 100  # dev loss on at most this many utterances, cropped like training
@@ -260,7 +264,8 @@ class HubertObjective(nn.Module):
 
 
 class ContrastiveObjective(nn.Module):
-    """wav2vec 2.0's contrastive task with continuous, stop-gradient targets."""
+    """wav2vec 2.0's contrastive task with continuous, stop-gradient targets (the conv
+    features, or with ``contrastive_target: logmel`` the frames' log-mel spectra)."""
 
     def __init__(self, train: SSLTrainConfig) -> None:
         super().__init__()
@@ -269,14 +274,22 @@ class ContrastiveObjective(nn.Module):
         proj = min(256, train.dim)
         self.mask_embedding = nn.Parameter(torch.empty(train.dim).uniform_())
         self.final_proj = nn.Linear(train.dim, proj)
-        self.target_proj = nn.Linear(train.conv_channels, proj)
+        logmel = train.contrastive_target == "logmel"
+        self.target_proj = nn.Linear(MEL_BANDS if logmel else train.conv_channels, proj)
+        # not in the state dict: a function of the config, like the STFT window
+        self.register_buffer("mel_filters", torchaudio.functional.melscale_fbanks(
+            RECEPTIVE_FIELD // 2 + 1, 0.0, SAMPLE_RATE / 2, MEL_BANDS, SAMPLE_RATE
+        ) if logmel else None, persistent=False)  # (RECEPTIVE_FIELD / 2 + 1, MEL_BANDS)
 
     def forward(self, waves: Tensor, lengths: Tensor, labels: Tensor | None = None
                 ) -> dict[str, Tensor]:
         encoder = self.backbone.encoder
         feats, frame_lengths = self.backbone.feature_extractor(waves, lengths)  # (B, F, C)
         penalty = feats.float().pow(2).mean()
-        frozen = feats.detach()  # the targets: stop-gradient conv features
+        if self.mel_filters is not None:
+            frozen = log_mel_frames(waves, self.mel_filters, frame_lengths, feats.shape[1])
+        else:
+            frozen = feats.detach()  # the targets: stop-gradient conv features
         # same forward value, feature_grad_mult of the gradient into the conv front end
         scale = self.train_cfg.feature_grad_mult
         feats = feats * scale + feats.detach() * (1 - scale)
@@ -311,6 +324,21 @@ class ContrastiveObjective(nn.Module):
         # a distractor equal to the target (e.g. digital silence) is no evidence against it
         same = (candidates[:, 1:] == candidates[:, :1]).all(-1)  # (N, K)
         return torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, -math.inf)], 1)
+
+
+def log_mel_frames(waves: Tensor, filters: Tensor, frame_lengths: Tensor, frames: int
+                   ) -> Tensor:
+    """(B, T) waves -> (B, F = ``frames``, MEL_BANDS) log-mel spectra of the conv front end's
+    frames (the same 400-sample windows every 320 samples), minus each utterance's mean over
+    its valid frames: the level of a recording says nothing about which frame is which."""
+    window = torch.hann_window(RECEPTIVE_FIELD, device=waves.device)
+    spec = torch.stft(waves.float(), RECEPTIVE_FIELD, HOP_LENGTH, window=window, center=False,
+                      return_complex=True).abs().pow(2)  # (B, RECEPTIVE_FIELD / 2 + 1, F)
+    mel = (spec.transpose(1, 2) @ filters).clamp_min(1e-6).log()  # (B, F', MEL_BANDS)
+    mel = F.pad(mel, (0, 0, 0, max(0, frames - mel.shape[1])))[:, :frames]  # (B, F, MEL_BANDS)
+    valid = (torch.arange(mel.shape[1], device=mel.device) < frame_lengths[:, None])[..., None]
+    mean = (mel * valid).sum(1, keepdim=True) / valid.sum(1, keepdim=True).clamp_min(1)
+    return (mel - mean) * valid  # (B, F, MEL_BANDS), 0 past each utterance's frames
 
 
 def first_column_loss(logits: Tensor) -> Tensor:
