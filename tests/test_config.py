@@ -10,6 +10,7 @@ import yaml
 from vadusa.config import (
     Config,
     ConfigError,
+    SSLTrainConfig,
     dump_config,
     load_config,
     load_schema,
@@ -200,7 +201,10 @@ def test_a_section_given_in_part_keeps_its_fields_own_defaults() -> None:
                                  "tokens.hubert.scratch.steps=7"])
     assert cfg.tokens.hubert.n_clusters == 16 and cfg.tokens.hubert.scratch.steps == 7
     assert cfg.tokens.hubert.layer == 4 and cfg.tokens.hubert.scratch.unmasked_weight == 1.0
-    assert cfg.tokens.wav2vec2.scratch.unmasked_weight == 0.0  # the class default
+    assert SSLTrainConfig().unmasked_weight == 0.0  # the class default is not hubert's
+    w2v = load_config(overrides=["tokens.wav2vec2.scratch.steps=7"]).tokens.wav2vec2.scratch
+    assert (w2v.steps, w2v.unmasked_weight, w2v.contrastive_target) == (7, 1.0, "logmel")
+    assert SSLTrainConfig().contrastive_target == "conv"
     off = load_config(overrides=["tokens.hubert.scratch.unmasked_weight=0"])
     assert off.tokens.hubert.scratch.unmasked_weight == 0.0 and off.tokens.hubert.layer == 4
 

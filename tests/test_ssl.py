@@ -428,6 +428,8 @@ def test_logmel_targets_are_the_frames_spectra(tmp_path: Path) -> None:
     out = objective(waves, lengths)
     out["loss"].backward()
     assert torch.isfinite(out["loss"]) and objective.final_proj.weight.grad.abs().sum() > 0
-    conv = ssl_training.build_objective("wav2vec2", tiny_config(tmp_path, "wav2vec2")
-                                        .tokens.wav2vec2.scratch)
+    assert tiny_config(tmp_path, "wav2vec2").tokens.wav2vec2.scratch.contrastive_target == "logmel"
+    conv = ssl_training.build_objective(
+        "wav2vec2", tiny_config(tmp_path, "wav2vec2", contrastive_target="conv")
+        .tokens.wav2vec2.scratch)
     assert conv.target_proj.in_features == cfg.tokens.wav2vec2.scratch.conv_channels

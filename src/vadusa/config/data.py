@@ -266,7 +266,11 @@ class TokensConfig:
     # alone learns nothing from context in the embedded budget (docs/tokens.md)
     hubert: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(
         layer=4, scratch=SSLTrainConfig(unmasked_weight=1.0)))
-    wav2vec2: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(layer=4))
+    # wav2vec2's scratch recipe contrasts against the frames' log-mel spectra (fixed targets)
+    # and scores the unmasked frames too: with the conv features as targets it stays at
+    # chance in the embedded budget (docs/tokens.md)
+    wav2vec2: SSLUnitsConfig = field(default_factory=lambda: SSLUnitsConfig(
+        layer=4, scratch=SSLTrainConfig(unmasked_weight=1.0, contrastive_target="logmel")))
     encodec: EncodecConfig = field(default_factory=EncodecConfig)
     melrvq: MelRVQConfig = field(default_factory=MelRVQConfig)
 
