@@ -284,6 +284,10 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
     assert by["ar-b1"]["precision"] == "float32"
     assert [by[name]["precision"] for name in other] == ["bfloat16"] * len(other)
     assert by["vadusa-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # lossless
+    # every VADUSA row names its tree: 4 nodes of the 3 heads, at most 3 deep
+    assert by["vadusa-h3-n4-t1"]["tree_nodes"] == 4
+    assert 1 <= by["vadusa-h3-n4-t1"]["tree_depth"] <= 3
+    assert "tree_depth" not in by["ar-b1"]
     assert by["vadusa-h3-n4-t3"]["mean_accepted"] >= by["vadusa-h3-n4-t1"]["mean_accepted"]
     assert by["vadusa-h3-n4-t1"]["forwards_per_utterance"] < by["ar-b1"][
         "forwards_per_utterance"]

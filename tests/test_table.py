@@ -28,10 +28,13 @@ from vadusa.plan import Plan
 
 def _bench_row(setting: str, method: str, tau: int, heads: int, acceptance: str,
                speedup: float, accepted: float, wall: float = 10.0) -> dict:
-    return {"setting": setting, "method": method, "batch_size": 1, "tau": tau, "heads": heads,
-            "tree": "16", "acceptance": acceptance, "speedup": speedup,
-            "mean_accepted": accepted, "real_time_factor": 0.2 / speedup,
-            "wall_seconds": wall}
+    row = {"setting": setting, "method": method, "batch_size": 1, "tau": tau, "heads": heads,
+           "tree": "16", "acceptance": acceptance, "speedup": speedup,
+           "mean_accepted": accepted, "real_time_factor": 0.2 / speedup,
+           "wall_seconds": wall}
+    if method == "vadusa":  # a 16-node tree on weak heads: never deeper than 4
+        row |= {"tree_nodes": 16, "tree_depth": min(heads, 4)}
+    return row
 
 
 def _metrics(wer: float, cer: float, sim: float | None, tau: int = 1) -> dict:
@@ -206,10 +209,14 @@ def test_open_questions_rows_pair_each_setting_with_its_speed_and_quality(tmp_pa
     assert rows[1]["speedup"] == 1.5 and "wer" not in rows[1]  # benched, not yet evaluated
     assert rows[3]["speedup"] == 1.7 and rows[3]["accepted"] == 2.4 and rows[3]["wer"] == 0.36
     assert rows[5]["speedup"] == 2.1
+    # 6 heads on a tree that reaches only 4: the table says so
+    assert [r.get("depth") for r in rows] == [None, 4, 4, 2, 4, 4]
     markdown = to_markdown(rows, OPEN_COLUMNS)
-    assert markdown.splitlines()[0].startswith("| family | varied | tau | heads |")
-    assert "| whisper | heads | 3 | 2 | 16 | 36.0 [31.0, 41.0] | 18.0 | 0.800 | 2.40 | 1.70x |" \
-        in markdown
+    assert markdown.splitlines()[0].startswith(
+        "| family | varied | tau | heads | tree | heads the tree reaches |")
+    assert ("| whisper | heads | 3 | 2 | 16 | 2 | 36.0 [31.0, 41.0] | 18.0 | 0.800 | 2.40 "
+            "| 1.70x |") in markdown
+    assert "| whisper | heads | 3 | 6 | 16 | 4 |" in markdown
     figure = open_questions(rows, tmp_path / "open.png", "whisper")
     assert figure.stat().st_size > 10_000  # two panels drawn
 

@@ -360,6 +360,7 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
         ("AR", "", ""), ("tau", "1", "2"), ("tau", "3", "2"), ("heads", "3", "1"),
         ("heads", "3", "3")]
     assert all(r["speedup"] and r["wer"] for r in rows)
+    assert all(1 <= int(r["depth"]) <= int(r["heads"]) for r in rows[1:])  # the tree's reach
     assert (tmp_path / "results/tiny/models/whisper/frozen-k3/heads.pt").is_file()
     for target in ("all", "reproduce_all"):
         again = snakemake(repo, tmp_path, target, "--configfile", tiny, "-n")

@@ -215,6 +215,11 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
         # with tau > 1 the utterances come out a little longer or shorter than AR's: the
         # ratio of token rates is the speedup per generated token
         r["rate_speedup"] = r["tokens_per_second"] / base_rate
+    for r, d in zip(results, decoders, strict=True):
+        if isinstance(d, VadusaDecoder):
+            # the tree's deepest node is the last head it drafts from: heads beyond it are
+            # loaded but never proposed (a small tree on weak heads stops short of them)
+            r["tree_nodes"], r["tree_depth"] = d.tree.size - 1, d.tree.max_depth
     if bounds:
         widths = [d.tree.size if isinstance(d, VadusaDecoder) else s.gamma + 1
                   if s.method == "draft" else 1

@@ -172,8 +172,8 @@ def family_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
     return rows
 
 
-OPEN_COLUMNS = ("family", "question", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
-                "speedup", "rtf")
+OPEN_COLUMNS = ("family", "question", "tau", "heads", "tree", "depth", "wer", "cer", "sim",
+                "accepted", "speedup", "rtf")
 
 
 def open_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
@@ -195,7 +195,8 @@ def open_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
         row = {"family": family, "question": question, "tau": tau, "heads": k}
         if (tau, k) in speed:
             r = speed[(tau, k)]
-            row |= {"tree": r["tree"], "accepted": r["mean_accepted"], "speedup": r["speedup"],
+            row |= {"tree": r["tree"], "depth": r.get("tree_depth"),
+                    "accepted": r["mean_accepted"], "speedup": r["speedup"],
                     "rtf": r["real_time_factor"]}
         row |= _quality(_read(plan.eval_metrics(
             family, plan.open_system(plan.open_setting(tau, k)))))
@@ -312,7 +313,8 @@ def format_cell(row: dict[str, Any], key: str) -> str:
 
 TEXT_COLUMNS = ("family", "method", "question", "settings")
 HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "tau",
-          "heads": "heads", "tree": "tree", "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
+          "heads": "heads", "tree": "tree", "depth": "heads the tree reaches",
+          "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
           "accepted": "accepted length", "speedup": "speedup per token",
           "wall_speedup": "wall-time speedup", "bound": "bound", "bound_fraction": "of bound",
           "rtf": "RTF", "nar_rtf": "NAR RTF",
