@@ -7,6 +7,8 @@
 #   snakemake --cores 2 --configfile config/tiny.yaml    # CI smoke run
 #   snakemake corpus --cores 2                           # just the corpus
 #   snakemake ablation --cores 2                         # the AR model per alignment variant
+#   snakemake reproduce_zero_shot --cores 2 \
+#     --configfile config/libritts.yaml config/libritts-local.yaml  # unseen speakers, prompted
 #   snakemake --report results/report.html               # the report of the default target
 from snakemake.utils import min_version
 
@@ -37,6 +39,7 @@ include: "workflow/rules/draft.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/open.smk"
 include: "workflow/rules/ablation.smk"
+include: "workflow/rules/zero_shot.smk"
 
 
 rule all:
@@ -48,6 +51,17 @@ rule all:
 rule reproduce_all:
     input:
         reproduce_all_targets(),
+
+
+# The paper's zero-shot protocol on a corpus with unseen test speakers (the LibriTTS-shaped
+# corpus of `vadusa make-corpus --layout libritts`, or LibriTTS itself): the corpus and its QA,
+# the default family's AR, VADUSA and VADUSA-wt judged on unseen and seen speakers with prompts,
+# their races per group, the zero-shot table and the listening page.
+rule reproduce_zero_shot:
+    input:
+        rules.corpus.input,
+        rules.table_zero_shot.output,
+        expand(rules.listen.output, family=CFG.tokens.default_family),
 
 
 # One family's share of reproduce_all (reproduce_whisper, reproduce_hubert, ...: one target per

@@ -214,3 +214,18 @@ def test_a_mapping_value_is_replaced_whole() -> None:
     given, not merged with the default's."""
     cfg = load_config(overrides=['corpus.libritts.subsets={"dev-clean": "test"}'])
     assert cfg.corpus.libritts.subsets == {"dev-clean": "test"}
+
+
+@pytest.mark.parametrize("name", ["libritts-local.yaml", "tiny-libritts.yaml"])
+def test_layered_libritts_configs_state_only_how_they_differ(repo: Path, name: str) -> None:
+    """The local and CI LibriTTS files go after libritts.yaml: they restate none of the values
+    it resolves to, and together they keep its zero-shot model."""
+    base = read_yaml(repo / "config" / "libritts.yaml")
+    data = read_yaml(repo / "config" / name)
+    assert _restated(data, load_config([repo / "config" / "libritts.yaml"]).to_dict()) == []
+    cfg = load_config([repo / "config" / "libritts.yaml", repo / "config" / name])
+    assert cfg.experiment == Path(name).stem and cfg.corpus.source == base["corpus"]["source"]
+    assert cfg.model.prompt and not cfg.model.speaker_embedding
+    assert cfg.vocoder.speaker_conditioning == "dvector"
+    read = {subset for subset, split in cfg.corpus.libritts.subsets.items() if split}
+    assert read <= {"train-clean-100", "dev-clean", "test-clean", "test-other"}

@@ -224,7 +224,8 @@ def test_bench_compile_races_fixed_shape_steps_that_decode_the_same_tokens(
     for mode in ("", "eager"):
         out = tmp_path / f"bench{mode}.json"
         assert main(["bench", "--checkpoint", str(trained["frozen"]), "--split", "test",
-                     "--corpus", str(trained["corpus"]), "--limit", "2", "--batch-sizes", "2",
+                     "--corpus", str(trained["corpus"]), "--tokens", str(trained["tokens"]),
+                     "--limit", "2", "--batch-sizes", "2",
                      "--tau", "1", "3", "--heads", "3", "--tree", "6", "--precision",
                      "float32", "--set", "decoding.max_tokens_per_symbol=3", "--out", str(out),
                      *(["--compile", mode] if mode else [])]) == 0
@@ -243,7 +244,8 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
                                             capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "cal"
     assert main(["calibrate", "--checkpoint", str(trained["frozen"]), "--split", "dev",
-                 "--corpus", str(trained["corpus"]), "--nodes", "4", "8", "--tau", "2",
+                 "--corpus", str(trained["corpus"]), "--tokens", str(trained["tokens"]),
+                 "--nodes", "4", "8", "--tau", "2",
                  "--out", str(out)]) == 0
     table = json.loads((out / "acceptance.json").read_text())
     assert table["tau"] == 2 and len(table["table"]) == 3
@@ -259,7 +261,8 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
     capsys.readouterr()
     bench_json = tmp_path / "bench.json"
     assert main(["bench", "--checkpoint", str(trained["frozen"]), "--split", "test",
-                 "--corpus", str(trained["corpus"]), "--batch-sizes", "--tau", "1", "3",
+                 "--corpus", str(trained["corpus"]), "--tokens", str(trained["tokens"]),
+                 "--batch-sizes", "--tau", "1", "3",
                  "--heads", "3", "--tree", "4", str(out / "tree-8.json"), "chain:3", "fastest",
                  "--typical",
                  "--precision", "float32", "--set", "decoding.max_tokens_per_symbol=3",
@@ -408,7 +411,8 @@ def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[st
 
     cal = tmp_path / "cal"
     assert main(["calibrate", "--checkpoint", str(path), "--split", "dev", "--corpus",
-                 str(trained["corpus"]), "--nodes", "6", "--tau", "1", "--out", str(cal)]) == 0
+                 str(trained["corpus"]), "--tokens", str(trained["tokens"]), "--nodes", "6",
+                 "--tau", "1", "--out", str(cal)]) == 0
     table = json.loads((cal / "acceptance.json").read_text())["table"]
     assert table[0][0] > 0  # head 1's top candidate is accepted sometimes
 

@@ -14,7 +14,7 @@ import soundfile as sf
 from vadusa.config import load_config
 from vadusa.data.audio import AudioError
 from vadusa.data.candidates import CorpusSourceError
-from vadusa.data.manifest import manifest_path, read_manifest
+from vadusa.data.manifest import Utterance, iter_manifest, manifest_path, read_manifest
 from vadusa.data.prepare import prepare_corpus
 
 
@@ -77,6 +77,109 @@ def test_libritts_missing_root_or_subset(tmp_path: Path) -> None:
     (tmp_path / "LibriTTS" / "train-clean-100").mkdir(parents=True)
     with pytest.raises(CorpusSourceError, match="dev-clean"):
         prepare_corpus(libritts_cfg(tmp_path / "LibriTTS"), tmp_path / "corpus")
+
+
+def make_clean_libritts(root: Path, layout: dict[str, dict[str, int]]) -> None:
+    """A LibriTTS tree without faults: ``layout`` is subset -> speaker -> utterances (1-2.5 s
+    tones in two chapters)."""
+    for subset, speakers in layout.items():
+        for spk, count in speakers.items():
+            for k in range(count):
+                chapter = root / subset / spk / str(100 + k % 2)
+                chapter.mkdir(parents=True, exist_ok=True)
+                stem = f"{spk}_{chapter.name}_{k:06d}_000000"
+                sf.write(chapter / f"{stem}.wav", tone(1.0 + 0.1 * (k % 16), 24000), 24000)
+                (chapter / f"{stem}.normalized.txt").write_text(f"Speaker {spk} reads {k}.")
+
+
+SUBSETS4 = ("corpus.libritts.subsets={train-clean-100: train, dev-clean: dev, "
+            "test-clean: test, test-other: test}")
+
+
+def test_libritts_missing_and_empty_transcripts_are_named_and_skipped(tmp_path: Path) -> None:
+    root = tmp_path / "LibriTTS"
+    make_clean_libritts(root, {"train-clean-100": {"19": 3, "26": 3}, "dev-clean": {"84": 2},
+                               "test-clean": {"121": 2}})
+    chapter = root / "train-clean-100" / "19" / "100"
+    (chapter / "19_100_000000_000000.normalized.txt").unlink()  # no transcript
+    (chapter / "19_100_000002_000000.normalized.txt").write_text(" \n\t")  # an empty one
+    stats = prepare_corpus(libritts_cfg(root), tmp_path / "corpus")
+    skipped = dict(line.split("\t") for line in
+                   (tmp_path / "corpus" / "skipped.tsv").read_text().splitlines())
+    assert stats["skipped"] == 2 and len(skipped) == 2
+    assert skipped[str(chapter / "19_100_000000_000000.wav")] == (
+        f"no transcript {chapter / '19_100_000000_000000.normalized.txt'}")
+    assert skipped[str(chapter / "19_100_000002_000000.wav")] == (
+        f"empty transcript {chapter / '19_100_000002_000000.normalized.txt'}")
+    train = read_manifest(manifest_path(tmp_path / "corpus", "train"))
+    assert sorted(r.id for r in train) == ["19_101_000001_000000", "26_100_000000_000000",
+                                           "26_100_000002_000000", "26_101_000001_000000"]
+
+
+def test_libritts_records_keep_their_subset(tmp_path: Path) -> None:
+    root = tmp_path / "LibriTTS"
+    make_clean_libritts(root, {"train-clean-100": {"19": 2}, "dev-clean": {"84": 2},
+                               "test-clean": {"121": 2}, "test-other": {"300": 2}})
+    prepare_corpus(libritts_cfg(root, SUBSETS4), tmp_path / "corpus")
+    subsets = {split: {r.speaker: r.subset for r in
+                       read_manifest(manifest_path(tmp_path / "corpus", split))}
+               for split in ("train", "dev", "test")}
+    assert subsets == {"train": {"19": "train-clean-100"}, "dev": {"84": "dev-clean"},
+                       "test": {"121": "test-clean", "300": "test-other"}}
+
+
+def test_a_subset_mapped_to_null_is_not_read(tmp_path: Path) -> None:
+    """config/libritts-local.yaml drops libritts.yaml's train-clean-360 this way."""
+    root = tmp_path / "LibriTTS"
+    make_clean_libritts(root, {"train-clean-100": {"19": 2}, "dev-clean": {"84": 2},
+                               "test-clean": {"121": 2}})
+    cfg = libritts_cfg(root, "corpus.libritts.subsets={train-clean-100: train, "
+                       "train-clean-360: null, dev-clean: dev, test-clean: test}")
+    assert prepare_corpus(cfg, tmp_path / "corpus")["utterances"]["train"] == 2
+
+
+def test_seen_test_moves_training_speakers_utterances(tmp_path: Path) -> None:
+    root = tmp_path / "LibriTTS"
+    make_clean_libritts(root, {"train-clean-100": {"19": 12, "26": 9, "40": 10},
+                               "dev-clean": {"84": 2}, "test-clean": {"121": 4}})
+
+    def held_out(seed: int, out: str) -> list:
+        prepare_corpus(libritts_cfg(root, "corpus.libritts.seen_test=7", f"seed={seed}"),
+                       tmp_path / out)
+        test = read_manifest(manifest_path(tmp_path / out, "test"))
+        train = read_manifest(manifest_path(tmp_path / out, "train"))
+        assert len(train) == 31 - 7 and not {r.id for r in train} & {r.id for r in test}
+        assert {r.speaker for r in test if r.subset == "test-clean"} == {"121"}
+        assert len([r for r in test if r.subset == "test-clean"]) == 4  # unseen: all still there
+        return sorted((r.speaker, r.id) for r in test if r.subset == "train-clean-100")
+
+    seen = held_out(1, "a")
+    assert len(seen) == 7
+    per_speaker = {spk: sum(s == spk for s, _ in seen) for spk in ("19", "26", "40")}
+    assert sorted(per_speaker.values()) == [2, 2, 3]  # round-robin: every speaker gives some
+    assert held_out(1, "b") == seen  # deterministic for the seed
+    assert held_out(2, "c") != seen  # and a function of it
+    dev = read_manifest(manifest_path(tmp_path / "a", "dev"))
+    assert [r.speaker for r in dev] == ["84", "84"]
+
+
+def test_seen_test_must_leave_some_training(tmp_path: Path) -> None:
+    root = tmp_path / "LibriTTS"
+    make_clean_libritts(root, {"train-clean-100": {"19": 2}, "dev-clean": {"84": 1},
+                               "test-clean": {"121": 1}})
+    with pytest.raises(CorpusSourceError, match="seen_test is 2"):
+        prepare_corpus(libritts_cfg(root, "corpus.libritts.seen_test=2"), tmp_path / "c")
+
+
+def test_a_manifest_written_before_subset_still_reads(tmp_path: Path) -> None:
+    record = {"id": "19_198_000000_000000", "speaker": "19", "text": "A line.",
+              "normalized_text": "a line.", "audio_path": "/x.wav", "sample_rate": 24000,
+              "num_samples": 24000, "duration": 1.0, "split": "train", "offset": 0.0}
+    path = tmp_path / "train.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(json.dumps(record) + "\n")
+    (old,) = iter_manifest(path)
+    assert old == Utterance(**record) and old.subset == ""
 
 
 def make_libriheavy(root: Path) -> dict[str, Path]:

@@ -31,9 +31,11 @@ from vadusa.training.launch import (
 
 SNAKEMAKE = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
 PROFILE = Path("profiles") / "slurm"
-CPU_RULES = {"prepare_corpus", "corpus_qa"}  # every other submitted rule wants a GPU
+# every other submitted rule wants a GPU
+CPU_RULES = {"prepare_corpus", "corpus_qa", "speaker_embeddings"}
 # local rules that run something
-LOCAL_COMMANDS = {"table", "table_all", "open_table", "wandb_report", "ablation_table", "listen"}
+LOCAL_COMMANDS = {"table", "table_all", "open_table", "wandb_report", "ablation_table", "listen",
+                  "table_zero_shot"}
 
 # Snakemake's own view of the rules (its API, in a process of its own: it changes directory):
 # local = `localrule: True` (or a `localrules:` line), or nothing to run (aggregate targets)

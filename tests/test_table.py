@@ -325,3 +325,61 @@ def test_job_times_come_from_snakemakes_records(tmp_path: Path) -> None:
         read_jobs(tmp_path, "results/y")
     with pytest.raises(JobTimesError, match="no Snakemake records"):
         read_jobs(tmp_path / "nowhere")
+
+
+def _group(wer: float, sim: float, accepted: float, condition: str, failed: int = 0) -> dict:
+    return {"utterances": 10, "failed": failed, "speakers": 2, "condition": condition,
+            "wer": wer, "sim": sim, "mean_accepted": accepted,
+            "ci": {"wer": {"low": wer - 0.05, "high": wer + 0.05},
+                   "sim": {"low": sim - 0.02, "high": sim + 0.02}}}
+
+
+def test_the_zero_shot_table_reads_each_speaker_group(tmp_path: Path) -> None:
+    from vadusa.eval.table import ZERO_SHOT_COLUMNS, zero_shot_rows  # noqa: PLC0415
+
+    root = tmp_path / "results" / "z"
+    plan = plan_of(root)
+    for system, offset in (("ar", 0.0), ("vadusa-frozen-tau3", 0.02), ("vadusa-joint-tau3", 0.01)):
+        accepted = 1.0 if system == "ar" else 3.5
+        groups = {"unseen": _group(0.30 + offset, 0.60, accepted, "unseen", failed=1),
+                  "subset:test-clean": _group(0.25 + offset, 0.62, accepted, "unseen"),
+                  "subset:test-other": _group(0.60 + offset, 0.40, accepted, "unseen", 1),
+                  "subset:train-clean-100": _group(0.20 + offset, 0.80, accepted, "seen"),
+                  "seen": _group(0.20 + offset, 0.80, accepted, "seen")}
+        _write(Path(plan.eval_metrics("whisper", system)), {"groups": groups})
+    for mode in ("frozen", "joint"):
+        for group, speedup in (("unseen", 1.8), ("seen", 2.1)):
+            _write(Path(plan.bench_zero_shot("whisper", mode, group)),
+                   [_bench_row("ar-b1", "ar", 1, 0, "tolerance", 1.0, 1.0),
+                    _bench_row("vadusa-hall-n16-t3", "vadusa", 3, 4, "tolerance", speedup,
+                               3.5) | {"rate_speedup": speedup + 0.1}])
+    embedded = tmp_path / "main.csv"
+    embedded.write_text("family,method,tau,wer,sim,accepted,speedup,wer_low,wer_high\n"
+                        "whisper,AR,,0.157,,1.0,1.0,0.115,0.201\n"
+                        "whisper,VADUSA,1,0.3,,3.0,2.0,0.2,0.4\n"
+                        "whisper,VADUSA,3,0.218,,3.72,2.18,0.168,0.275\n"
+                        "whisper,VADUSA,3,,,3.1,1.9,,\n"  # raced (2 heads), not evaluated
+                        "hubert,AR,,0.9,,1.0,1.0,0.8,1.0\n")
+    rows = zero_shot_rows(plan, "whisper", embedded)
+    labels = [(r["method"], r["speakers"]) for r in rows]
+    # unseen first, its two subsets, then seen (its one subset would repeat it), per system;
+    # then the embedded default's closed-set rows at the same tau
+    per_system = ["unseen", "test-clean (unseen)", "test-other (unseen)", "seen"]
+    assert labels[:12] == [(m, g) for m in ("AR", "VADUSA, tau 3", "VADUSA-wt, tau 3")
+                           for g in per_system]
+    assert [r["method"] for r in rows[12:]] == ["AR", "VADUSA, tau 3"]
+    assert all("embedded default" in r["speakers"] for r in rows[12:])
+    assert rows[12]["wer_ci"] == [0.115, 0.201] and rows[13]["wer"] == 0.218
+    unseen = rows[4]  # VADUSA on unseen speakers: its group's quality, its group's race
+    assert unseen["wer"] == pytest.approx(0.32) and unseen["failed"] == 1
+    assert unseen["sim_ci"] == [pytest.approx(0.58), pytest.approx(0.62)]
+    assert unseen["speedup"] == pytest.approx(1.9) and unseen["wall_speedup"] == 1.8
+    assert rows[7]["speedup"] == pytest.approx(2.2)  # seen: the seen race
+    assert rows[5].get("speedup") is None  # a subset has no race of its own
+    assert rows[0].get("speedup") is None  # AR is the baseline
+    markdown = to_markdown(rows, ZERO_SHOT_COLUMNS)
+    assert "| VADUSA, tau 3 | unseen | 10 | 1 | 32.0 [27.0, 37.0] | 0.600 [0.580, 0.620] |" \
+        in markdown
+    assert "sim_low" in to_csv(rows, ZERO_SHOT_COLUMNS).splitlines()[0]
+    with pytest.raises(TableError, match="reproduce_zero_shot"):
+        zero_shot_rows(plan_of(tmp_path / "results" / "empty"), "whisper", None)

@@ -28,7 +28,7 @@ from vadusa.data.mel import (
 from vadusa.tokenizers.store import write_meta, write_split
 from vadusa.vocoder import UnitVocoder, VocoderError
 from vadusa.vocoder.hifigan import CopySynthesis, HifiGan
-from vadusa.vocoder.unit2mel import Unit2Mel, mel_frames_for_units, unit_index
+from vadusa.vocoder.unit2mel import DVECTOR_DIM, Unit2Mel, mel_frames_for_units, unit_index
 
 # --------------------------------------------------------------------------------------------
 # HiFi-GAN
@@ -192,6 +192,44 @@ def test_padding_does_not_leak() -> None:
     torch.testing.assert_close(together[0, :frames], alone[0], atol=1e-5, rtol=1e-5)
 
 
+def tiny_dvector_model() -> Unit2Mel:
+    torch.manual_seed(0)
+    return Unit2Mel(vocab_size=10, n_speakers=3, frame_rate=50, dim=32, layers=2, heads=4,
+                    conv_kernel=5, speaker_dim=8, speaker_input="dvector").eval()
+
+
+def dvectors(n: int, seed: int = 0) -> torch.Tensor:
+    """(n, 256) random unit vectors, standing in for d-vectors."""
+    v = torch.randn(n, DVECTOR_DIM, generator=torch.Generator().manual_seed(seed))
+    return v / v.norm(dim=1, keepdim=True)
+
+
+def test_unit2mel_on_dvectors_shapes_padding_and_scale() -> None:
+    model = tiny_dvector_model()
+    assert model.hparams["speaker_input"] == "dvector"
+    units = torch.randint(0, 10, (2, 50))
+    voices = dvectors(2)
+    with torch.no_grad():
+        mel, mask = model(units, torch.tensor([50, 30]), voices)
+        assert mel.shape == (2, 86, N_MELS)
+        assert mask.sum(1).tolist() == [86, mel_frames_for_units(30, 50)]
+        # padding does not leak, as with the table
+        alone, _ = model(units[1:, :30], torch.tensor([30]), voices[1:])
+        frames = alone.shape[1]
+        torch.testing.assert_close(mel[1, :frames], alone[0], atol=1e-5, rtol=1e-5)
+        # only the direction of a d-vector counts; another voice sounds otherwise
+        scaled, _ = model(units, torch.tensor([50, 30]), 3.0 * voices)
+        torch.testing.assert_close(scaled, mel, atol=1e-5, rtol=1e-5)
+        other, _ = model(units, torch.tensor([50, 30]), voices.flip(0))
+        assert not torch.allclose(other[0], mel[0], atol=1e-3)
+    one = model.utterance_mel(units[0], voices[0])  # (256,) -> (N_MELS, M)
+    torch.testing.assert_close(one, mel[0].T, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"\(B, 256\) speakers"):
+        model(units, torch.tensor([50, 30]), torch.tensor([0, 1]))  # indices to a d-vector model
+    with pytest.raises(ValueError, match="speaker indices"):
+        tiny_model()(units, torch.tensor([50, 30]), voices)  # d-vectors to a table model
+
+
 # --------------------------------------------------------------------------------------------
 # Training on a tiny corpus, and decoding
 # --------------------------------------------------------------------------------------------
@@ -211,20 +249,23 @@ def unit_wave(units: np.ndarray, base: float, rate: int = 16000) -> np.ndarray:
     return (0.2 * wave / np.abs(wave).max()).astype(np.float32)
 
 
-def write_tiny_corpus(root: Path) -> tuple[Path, Path]:
+def write_tiny_corpus(root: Path, unseen: dict[str, float] | None = None) -> tuple[Path, Path]:
+    """8 train and 2 dev utterances of the two SPEAKERS; with ``unseen`` (speaker -> base
+    pitch), 2 more dev utterances of each of those voices, never heard in training."""
     rng = np.random.default_rng(0)
     corpus, tokens = root / "corpus", root / "tokens"
     tokens.mkdir(parents=True)
     write_meta(tokens, {"family": "toy", "vocab_size": VOCAB, "frame_rate": FRAME_RATE,
                         "sample_rate": 16000})
-    for split, count in (("train", 8), ("dev", 2)):
+    pitch = SPEAKERS | (unseen or {})
+    for split, voices in (("train", list(SPEAKERS) * 4),
+                          ("dev", list(SPEAKERS) + [v for v in unseen or {} for _ in range(2)])):
         records, items = [], []
-        for n in range(count):
-            speaker = list(SPEAKERS)[n % 2]
+        for n, speaker in enumerate(voices):
             # runs of 3-8 identical units, about 1-1.5 s in all
             runs = [np.full(rng.integers(3, 9), rng.integers(0, VOCAB)) for _ in range(12)]
             units = np.concatenate(runs)[: int(rng.integers(50, 75))]
-            wave = unit_wave(units, SPEAKERS[speaker])
+            wave = unit_wave(units, pitch[speaker])
             path = corpus / "wavs" / f"{split}-{n}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             write_wav(path, wave, 16000)
@@ -385,3 +426,195 @@ def test_weight_average_is_what_the_checkpoint_holds_and_it_resumes(
         cfg, "toy", trained["corpus"], trained["tokens"], tmp_path / "b"))
     for name, tensor in averaged["state"].items():
         assert torch.equal(resumed["state"][name], tensor), name
+
+
+# --------------------------------------------------------------------------------------------
+# Conditioned on d-vectors (vocoder.speaker_conditioning: dvector): a voice unseen in training
+# --------------------------------------------------------------------------------------------
+
+UNSEEN = {"spk_new": 160.0}  # a dev voice that training never hears
+
+
+@pytest.fixture(scope="module")
+def dvector_trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny corpus with an unseen dev voice, its d-vectors from the real GE2E encoder, and
+    a vocoder trained on them."""
+    from vadusa.data.dvectors import compute_dvectors  # noqa: PLC0415
+    from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
+
+    root = tmp_path_factory.mktemp("dvector")
+    corpus, tokens = write_tiny_corpus(root, unseen=UNSEEN)
+    encoder = SpeakerSimilarity()
+    for split in ("train", "dev"):
+        assert compute_dvectors(corpus, split, encoder).skipped == {}
+    cfg = load_config(overrides=[*TINY, "vocoder.speaker_conditioning=dvector",
+                                 f"results_dir={root}", "tracking.backend=files"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(vocoder_training, "SAMPLE_UTTERANCES", 3)
+        final = vocoder_training.train_vocoder(cfg, "toy", corpus, tokens, root / "out")
+    return {"root": root, "corpus": corpus, "tokens": tokens, "final": final}
+
+
+def test_dvector_training_without_dvectors_says_what_to_run(trained: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    from vadusa.data.dvectors import DvectorStoreError  # noqa: PLC0415
+
+    cfg = load_config(overrides=[*TINY, "vocoder.speaker_conditioning=dvector",
+                                 f"results_dir={tmp_path}", "tracking.backend=none"])
+    with pytest.raises(DvectorStoreError, match=r"dvectors/train\.npz does not exist.*`vadusa "
+                                                r"embed-speakers --corpus .* --split train`"):
+        vocoder_training.train_vocoder(cfg, "toy", trained["corpus"], trained["tokens"],
+                                       tmp_path / "out")
+
+
+def test_prompts_are_other_utterances_of_the_voice(dvector_trained: dict[str, Path]) -> None:
+    from vadusa.data.dvectors import read_dvectors  # noqa: PLC0415
+
+    corpus = dvector_trained["corpus"]
+    vectors = read_dvectors(corpus, "dev")
+    prompts = vocoder_training.Prompts(corpus, "dev", vectors)
+    assert sorted(prompts.ids) == ["spk_high", "spk_low", "spk_new"]
+    rng = np.random.default_rng(0)
+    new = [vocoder_training.Example(i, -1, np.zeros(1), torch.zeros(1, N_MELS), voice="spk_new")
+           for i in prompts.ids["spk_new"]]
+    for _ in range(20):  # two utterances: each is always prompted by the other
+        assert np.array_equal(prompts.draw(new[0], rng), vectors[new[1].id])
+        assert np.array_equal(prompts.draw(new[1], rng), vectors[new[0].id])
+    [alone] = prompts.ids["spk_low"]  # the only dev utterance of its voice: its own
+    example = vocoder_training.Example(alone, 0, np.zeros(1), torch.zeros(1, N_MELS),
+                                       voice="spk_low")
+    assert np.array_equal(prompts.draw(example, rng), vectors[alone])
+
+
+def test_dvector_training_covers_unseen_dev_voices(dvector_trained: dict[str, Path]) -> None:
+    out = dvector_trained["final"].parent
+    summary = json.loads((out / "tracking" / "train-vocoder" / "summary.json").read_text())
+    assert summary["dev_utterances"] == 4 and summary["dev_unseen_speaker"] == 2
+    assert summary["dev_unknown_speaker"] == 0
+    assert np.isfinite(summary["dev_loss"])
+    history = (out / "tracking" / "train-vocoder" / "history.jsonl").read_text()
+    losses = [row["train/loss"] for row in map(json.loads, history.splitlines())
+              if "train/loss" in row]
+    assert losses[-1] < 0.85 * losses[0]  # measured: 0.77 (the table's run: 0.6)
+    meta = load_checkpoint(dvector_trained["final"])["meta"]
+    assert meta["speaker_conditioning"] == "dvector"
+    assert meta["model"]["speaker_input"] == "dvector"
+    assert meta["speakers"] == sorted(SPEAKERS)
+    means = meta["speaker_dvectors"]  # each training voice's mean d-vector, unit length
+    assert means.shape == (2, DVECTOR_DIM)
+    torch.testing.assert_close(means.norm(dim=1), torch.ones(2))
+    # a sample of each dev voice, the unseen one too, rendered from its prompt
+    samples = {p.name for p in (out / "samples").iterdir()}
+    assert {"spk_new-dev-2.wav", "spk_new-dev-2.copy.wav", "mels.png"} <= samples
+
+
+def test_dvector_checkpoint_decodes_by_name_and_by_dvector(
+        dvector_trained: dict[str, Path]) -> None:
+    from vadusa.data.dvectors import read_dvectors  # noqa: PLC0415
+    from vadusa.vocoder import voice_for  # noqa: PLC0415
+
+    vocoder = UnitVocoder.load(dvector_trained["final"], family="toy")
+    assert vocoder.speaker_conditioning == "dvector" and vocoder.speakers == sorted(SPEAKERS)
+    tokens = np.array([0, 0, 1, 1, 2, 3, 4, 5] * 10)
+    by_name, rate = vocoder.decode(tokens, "spk_high")  # a training voice: its mean d-vector
+    mean = vocoder.meta["speaker_dvectors"][vocoder.speakers.index("spk_high")].numpy()
+    torch.testing.assert_close(vocoder.mel(tokens, "spk_high"), vocoder.mel(tokens, mean))
+    prompt = read_dvectors(dvector_trained["corpus"], "dev")["spk_new-dev-3"]
+    wave, _ = vocoder.decode(tokens, prompt)  # a voice it never heard, from its prompt
+    assert rate == 22050 and wave.dtype == np.float32 and wave.shape == by_name.shape
+    assert np.isfinite(wave).all() and not np.allclose(wave, by_name)
+    # voice_for hands the prompt's d-vector through, and keeps today's choice without one
+    np.testing.assert_array_equal(voice_for(vocoder, "spk_new", embedding=prompt), prompt)
+    assert voice_for(vocoder, "spk_new") == "spk_high"  # the first voice
+    assert voice_for(vocoder, "spk_low") == "spk_low"
+    with pytest.raises(VocoderError, match=r"unknown speaker 'spk_new'.*d-vector"):
+        vocoder.decode(tokens, "spk_new")
+    with pytest.raises(VocoderError, match=r"\(256,\) d-vector"):
+        vocoder.decode(tokens, prompt[:10])
+
+
+def test_table_vocoder_takes_names_and_old_checkpoints_load(trained: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    from vadusa.checkpoint import save_checkpoint  # noqa: PLC0415
+    from vadusa.vocoder import voice_for  # noqa: PLC0415
+
+    vocoder = UnitVocoder.load(trained["final"])
+    assert vocoder.speaker_conditioning == "table"
+    tokens = np.array([0, 1, 2, 3] * 20)
+    prompt = dvectors(1)[0].numpy()
+    assert voice_for(vocoder, "spk_low", embedding=prompt) == "spk_low"  # a table: the name
+    assert voice_for(vocoder, "nobody", embedding=prompt) == "spk_high"
+    with pytest.raises(VocoderError, match="table of training voices.*not a d-vector"):
+        vocoder.decode(tokens, prompt)
+    # a checkpoint written before d-vectors existed: no mode in its meta or hyperparameters
+    blob = load_checkpoint(trained["final"])
+    del blob["meta"]["speaker_conditioning"], blob["meta"]["model"]["speaker_input"]
+    save_checkpoint(tmp_path / "old.pt", kind=blob["kind"], config=blob["config"],
+                    state=blob["state"], meta=blob["meta"])
+    old = UnitVocoder.load(tmp_path / "old.pt", family="toy")
+    assert old.speaker_conditioning == "table" and old.model.speaker_input == "table"
+    torch.testing.assert_close(old.mel(tokens, "spk_low"), vocoder.mel(tokens, "spk_low"))
+
+
+def test_dvector_resume_equals_uninterrupted(dvector_trained: dict[str, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prompts are drawn per step from the seed: a resumed run ends on the same weights."""
+    cfg = load_config(overrides=[*TINY, "vocoder.speaker_conditioning=dvector",
+                                 f"results_dir={tmp_path}", "tracking.backend=none"])
+    monkeypatch.setattr(vocoder_training, "SAMPLE_UTTERANCES", 0)
+    real_save = vocoder_training.save_training_state
+
+    def crash_after_first_state(*args: object, **kwargs: object) -> None:
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt("simulated crash")
+
+    out, data = tmp_path / "out", (dvector_trained["corpus"], dvector_trained["tokens"])
+    monkeypatch.setattr(vocoder_training, "save_training_state", crash_after_first_state)
+    with pytest.raises(KeyboardInterrupt):
+        vocoder_training.train_vocoder(cfg, "toy", *data, out)
+    monkeypatch.setattr(vocoder_training, "save_training_state", real_save)
+    resumed = load_checkpoint(vocoder_training.train_vocoder(cfg, "toy", *data, out))
+    uninterrupted = load_checkpoint(dvector_trained["final"])
+    assert resumed["meta"]["steps"] == 40
+    assert resumed["meta"]["dev_loss"] == uninterrupted["meta"]["dev_loss"]
+    for name, tensor in uninterrupted["state"].items():
+        assert torch.equal(resumed["state"][name], tensor), name
+
+
+def test_another_mode_or_other_dvectors_start_over(dvector_trained: dict[str, Path],
+                                                    tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """A last.pt of the other conditioning mode, or trained on other d-vectors, is another
+    run's: moved aside, not resumed (the first step of the new run is enough to tell)."""
+    from vadusa.data.dvectors import read_dvectors, write_dvectors  # noqa: PLC0415
+
+    def first_step(*args: object) -> None:
+        raise KeyboardInterrupt("stop at the first step")
+
+    monkeypatch.setattr(vocoder_training, "train_step", first_step)
+    last = dvector_trained["final"].parent / "last.pt"
+
+    def start(corpus: Path, *overrides: str) -> str:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        out.mkdir()
+        shutil.copy(last, out / "last.pt")
+        cfg = load_config(overrides=[*TINY, *overrides, f"results_dir={tmp_path}",
+                                     "tracking.backend=none"])
+        with pytest.raises(KeyboardInterrupt):
+            vocoder_training.train_vocoder(cfg, "toy", corpus, dvector_trained["tokens"], out)
+        assert (out / "last.stale.pt").is_file()
+        return capsys.readouterr().out
+
+    said = start(dvector_trained["corpus"], "vocoder.speaker_conditioning=table")
+    assert "belongs to another run" in said
+    assert "vocoder.speaker_conditioning: 'dvector' -> 'table'" in said
+
+    corpus = tmp_path / "corpus"  # the same utterances, other training d-vectors
+    shutil.copytree(dvector_trained["corpus"], corpus)
+    vectors = read_dvectors(corpus, "train")
+    write_dvectors(corpus / "dvectors" / "train.npz", list(vectors),
+                   np.stack([-v for v in vectors.values()]))
+    said = start(corpus, "vocoder.speaker_conditioning=dvector")
+    assert "belongs to another run" in said and "dvectors" in said
+    assert "vocoder.speaker_conditioning" not in said

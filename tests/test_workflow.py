@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 from conftest import requires_voices
@@ -143,6 +144,24 @@ def test_ablation_plans_one_model_per_variant(repo: Path, tmp_path: Path) -> Non
 def test_dry_run_paper_scale_configs(repo: Path, tmp_path: Path, name: str) -> None:
     result = snakemake(repo, tmp_path, "-n", "--configfile", str(repo / "config" / name))
     assert result.returncode == 0, result.stderr
+
+
+def test_reproduce_zero_shot_plans_the_protocol_on_the_local_libritts(repo: Path,
+                                                                     tmp_path: Path) -> None:
+    """The documented command: libritts.yaml + libritts-local.yaml, nothing else changed."""
+    result = snakemake(repo, tmp_path, "reproduce_zero_shot", "-n", "--configfile",
+                       str(repo / "config/libritts.yaml"),
+                       str(repo / "config/libritts-local.yaml"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout + result.stderr
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out.split("Job stats")[-1], re.M))
+    # the vocoder renders voices from d-vectors; AR, VADUSA and VADUSA-wt judged, each mode
+    # raced on unseen and on seen speakers
+    assert counts["speaker_embeddings"] == counts["train_vocoder"] == "1"
+    assert counts["evaluate_ar"] == "1" and counts["evaluate_vadusa"] == "2"
+    assert counts["bench_zero_shot"] == "4" and counts["table_zero_shot"] == "1"
+    assert "results/libritts-local/corpus/" in out and "--speakers unseen" in out
+    assert "train_ssl" not in counts and "sweep" not in counts  # whisper only, no sweep
 
 
 def test_config_typo_fails_the_workflow_naming_the_key(repo: Path, tmp_path: Path) -> None:
@@ -418,3 +437,74 @@ def test_tiny_dag_runs_and_reruns_nothing(repo: Path, tmp_path: Path) -> None:
     main = results["results/tiny/tables/main.html"]
     assert main["mime_type"] == "text/html"
     assert "The main table of the default token family, whisper" in main["caption"]
+
+
+@requires_voices
+@pytest.mark.slow
+@pytest.mark.first
+def test_zero_shot_dag_on_a_libritts_shaped_tree(repo: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The paper's protocol end to end on a tiny LibriTTS-shaped tree (config/tiny-libritts.yaml
+    after libritts.yaml): dev and test voices never heard in training, every test utterance
+    prompted by another of its speaker, AR, VADUSA and VADUSA-wt judged and raced on unseen
+    and seen speakers, the zero-shot table; then synthesis from the recording of a voice the
+    corpus does not have."""
+    from vadusa.cli import main  # noqa: PLC0415
+    from vadusa.data.manifest import manifest_path, read_manifest  # noqa: PLC0415
+    from vadusa.eval.resynthesize import librivox_utterances  # noqa: PLC0415
+
+    configs = [str(repo / "config" / "libritts.yaml"), str(repo / "config" / "tiny-libritts.yaml")]
+    root = tmp_path / "data" / "LibriTTS-tiny"  # tiny-libritts.yaml's root, in the workdir
+    assert main(["make-corpus", "--layout", "libritts", str(root),
+                 *(a for c in configs for a in ("--config", c))]) == 0
+    result = snakemake(repo, tmp_path, "reproduce_zero_shot", "--configfile", *configs)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run = tmp_path / "results" / "tiny-libritts"
+    corpus = run / "corpus"
+    train = {r.speaker for r in read_manifest(manifest_path(corpus, "train"))}
+    dev = {r.speaker for r in read_manifest(manifest_path(corpus, "dev"))}
+    test = read_manifest(manifest_path(corpus, "test"))
+    unseen = {r.speaker for r in test} - train
+    assert len(unseen) >= 2 and dev and not dev & train  # LibriTTS's split of speakers
+    assert {r.subset for r in test if r.speaker in train} == {"train-clean-100"}  # seen_test
+    # the prompted model was validated on the dev voice it never trained on
+    base = load_checkpoint(run / "models/whisper/base/base.pt")["meta"]
+    assert base["prompt"] and not base["speaker_embedding"]
+    assert load_checkpoint(run / "vocoder/whisper/unit2mel.pt")["meta"][
+        "speaker_conditioning"] == "dvector"
+    speaker_of = {r.id: r.speaker for r in test}
+    for system in ("ar", "vadusa-frozen-tau3", "vadusa-joint-tau3"):
+        evaluation = run / "eval/whisper" / system / "test"
+        metrics = json.loads((evaluation / "metrics.json").read_text())
+        assert metrics["prompted"] and {"seen", "unseen"} <= set(metrics["groups"])
+        assert metrics["groups"]["unseen"]["speakers"] == len(unseen)
+        scored = len(metrics["per_utterance"]) + len(metrics["failed_utterances"])
+        assert scored == len(test)  # every test utterance judged or counted as failed
+        pairs = list(csv.DictReader(open(evaluation / "prompts.tsv"), delimiter="\t"))
+        assert len(pairs) == len(test)
+        for pair in pairs:  # another utterance of the same speaker, never the target itself
+            assert pair["prompt"] != pair["target"]
+            assert speaker_of[pair["prompt"]] == speaker_of[pair["target"]]
+    for mode in ("frozen", "joint"):
+        for group in ("seen", "unseen"):
+            race = json.loads((run / f"bench/whisper/zero-shot-{mode}-{group}.json").read_text())
+            assert [r["method"] for r in race] == ["ar", *(["ar"] if len(race) == 3 else []),
+                                                   "vadusa"]
+            if mode == "frozen":  # tau 3 is lossy: the race only times it
+                assert race[-1]["mean_accepted"] >= 1.0
+    table = (run / "tables/zero_shot.md").read_text()
+    for method in ("AR", "VADUSA, tau 3", "VADUSA-wt, tau 3"):
+        for group in ("unseen", "seen"):
+            row = [line for line in table.splitlines()
+                   if line.startswith(f"| {method} | {group} |")]
+            assert row and re.search(r"\| \d+\.\d \[", row[0]), (method, group, table)
+    # zero-shot synthesis from a recording of a voice absent from the corpus: a LibriVox reader
+    wav, text = librivox_utterances()[1]
+    out = tmp_path / "zero-shot.wav"
+    monkeypatch.chdir(tmp_path)  # the run's config names its files relative to the workdir
+    assert main(["synthesize", "--config", str(run / "config.yaml"),
+                 "--checkpoint", str(run / "models/whisper/frozen/heads.pt"),
+                 "--text", "He was not an ill disposed young man.", "--prompt-audio", str(wav),
+                 "--prompt-text", text, "--method", "vadusa", "--tau", "3",
+                 "--out", str(out)]) == 0
+    assert sf.info(out).frames > 0  # what a tiny model says is noise, but it is said

@@ -30,7 +30,8 @@ from typing import Any
 from vadusa.config import Config, DraftModelConfig, HeadsConfig
 
 __all__ = ["Plan", "in_shell", "READS", "HEAD_MODES", "HYDRA_TWIN", "SHARED_TWIN",
-           "RACED_MODES", "AR", "DRAFT", "OPEN_AR", "NAR_FAMILIES", "mode_kind"]
+           "RACED_MODES", "AR", "DRAFT", "OPEN_AR", "NAR_FAMILIES", "ZERO_SHOT_GROUPS",
+           "ZERO_SHOT_MODES", "mode_kind"]
 
 # The head modes (models/<family>/<mode>/heads.pt): heads on the frozen base, base and heads
 # trained together (VADUSA-wt), both again with Hydra heads (measure.hydra), and shared heads
@@ -48,6 +49,11 @@ OPEN_AR = "ar"  # the open questions' AR setting (eval/<family>/open/ar/)
 # the acoustic families, whose tokens keep every codebook: the AR model predicts codebook 1, a
 # NAR stage (models/<family>/nar/nar.pt) codebooks 2..N, as VALL-E does with EnCodec
 NAR_FAMILIES = ("encodec", "melrvq")
+# the zero-shot protocol's speaker groups (reproduce_zero_shot): test speakers never heard in
+# training, and held-out utterances of training speakers, both prompted alike
+ZERO_SHOT_GROUPS = ("unseen", "seen")
+# the modes judged in the zero-shot table beside AR: VADUSA and VADUSA-wt
+ZERO_SHOT_MODES = ("frozen", "joint")
 
 
 def mode_kind(mode: str) -> str:
@@ -72,6 +78,8 @@ _TAU_HEADS = ("decoding.tau", "decoding.heads")
 READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "prepare_corpus": (("corpus", "seed"), ()),
     "corpus_qa": (("judge", "seed"), _JUDGE_EVAL_ONLY),
+    # the speaker encoder is the Resemblyzer wheel's pretrained one: no key shapes a d-vector
+    "speaker_embeddings": ((), ()),
     "train_ssl": (("tokens.{family}.scratch", "seed"), ()),
     "train_codec": (("tokens.encodec.scratch", "seed"), ()),
     "fit_kmeans": (("tokens.{family}", "tokens.kmeans_utterances", "tokens.kmeans_max_frames",
@@ -96,6 +104,8 @@ READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bench_trees": (("decoding", "measure.bench_trees", "measure.eval_taus",
                      "measure.bench_utterances"), _NOT_DRAFT + _TAU_HEADS + ("decoding.tree",)),
     "evaluate_vadusa": (("decoding", "judge"), _NOT_DRAFT + _TAU + ("decoding.method",)),
+    "bench_zero_shot": (("decoding", "measure.eval_taus", "measure.bench_utterances"),
+                        _NOT_DRAFT + _TAU_HEADS),
     "sweep": (("decoding", "sweep", "judge"), _JUDGE_EVAL_ONLY + _NOT_DRAFT),
     "bench_open": (("decoding", "heads.count", "measure.open_taus", "measure.open_heads",
                     "measure.eval_taus", "measure.open_utterances"), _NOT_DRAFT + _TAU_HEADS),
@@ -161,6 +171,11 @@ class Plan:
 
     def manifest(self, split: str = "{split}") -> str:
         return self.corpus(f"manifests/{split}.jsonl.gz")
+
+    def dvectors(self, split: str = "{split}") -> str:
+        """A split's per-utterance GE2E d-vectors (``vadusa embed-speakers``; the unit vocoder
+        reads them with vocoder.speaker_conditioning dvector)."""
+        return self.corpus(f"dvectors/{split}.npz")
 
     def tokens(self, family: str = "{family}", name: str = "") -> str:
         """A family's token directory (token files, k-means, SSL model, codec), or a file."""
@@ -267,6 +282,12 @@ class Plan:
     def bench_draft(self, family: str = "{family}") -> str:
         return self.bench(family, "draft")
 
+    def bench_zero_shot(self, family: str = "{family}", mode: str = "{mode}",
+                        group: str = "{group}") -> str:
+        """A mode's race against AR on the test utterances of one speaker group
+        (``ZERO_SHOT_GROUPS``), prompted by the zero-shot protocol."""
+        return self.bench(family, f"zero-shot-{mode}-{group}")
+
     def race(self, family: str, mode: str, trees: bool = False) -> tuple[str, str]:
         """Where a head mode's race is (with ``trees``, its tree race): the bench file, and
         the ``heads_from`` its settings carry there ("" for the race's own heads; a Hydra or
@@ -316,6 +337,10 @@ class Plan:
         """A table ``vadusa table`` writes (``name``.md, .csv, .html; the open questions' also
         .png): ``main``, ``all``, ``open_table_name``, ``ablation_table_name``."""
         return f"{self.tables()}/{name}.{ext}"
+
+    @staticmethod
+    def zero_shot_table_name() -> str:
+        return "zero_shot"
 
     @staticmethod
     def open_table_name(family: str = "{family}") -> str:

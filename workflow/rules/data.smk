@@ -43,6 +43,26 @@ rule corpus_qa:
         "--corpus {CORPUS} --out {output.metrics} > {log} 2>&1"
 
 
+rule speaker_embeddings:
+    """A GE2E d-vector per utterance of every split (vadusa.data.dvectors): what the unit
+    vocoder is conditioned on with vocoder.speaker_conditioning dvector, the only stage that
+    asks for them (vocoder.smk)."""
+    input:
+        rules.prepare_corpus.output.manifests,
+    output:
+        expand(PLAN.dvectors(), split=SPLITS),
+    params:
+        config_digest=PLAN.digest("speaker_embeddings"),
+    log:
+        PLAN.log("speaker_embeddings"),
+    threads: PAIRED
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    shell:
+        "vadusa embed-speakers --config {RESOLVED} --corpus {CORPUS} > {log} 2>&1"
+
+
 rule corpus:
     input:
         rules.prepare_corpus.output,

@@ -29,6 +29,7 @@ rule train_nar:
     input:
         meta=rules.tokenize.output.meta,
         manifests=rules.prepare_corpus.output.manifests,
+        dvectors=speaker_dvectors,  # melrvq's mel stage is the unit vocoder's recipe
     output:
         PLAN.nar(),
     wildcard_constraints:

@@ -29,10 +29,19 @@ def nar_argument(wildcards, input):
     return f"--nar {input.nar}" if wildcards.family in NAR_FAMILIES else "--nar none"
 
 
+def speaker_dvectors(wildcards):
+    """The corpus's d-vectors, which the unit vocoder reads only when it is conditioned on them
+    (vocoder.speaker_conditioning dvector; `vadusa train-vocoder` finds them in the corpus)."""
+    if CFG.vocoder.speaker_conditioning == "dvector":
+        return list(rules.speaker_embeddings.output)
+    return []
+
+
 rule train_vocoder:
     input:
         tokens=rules.tokenize.output.tokens,
         manifests=rules.prepare_corpus.output.manifests,
+        dvectors=speaker_dvectors,
     output:
         PLAN.vocoder(),
     wildcard_constraints:

@@ -7,10 +7,11 @@ import dataclasses
 from pathlib import Path
 
 from vadusa.cli.common import (
+    PROMPT_TOKENS_HELP,
+    SPEAKER_GROUPS,
     Subcommand,
     UserFacingError,
     checkpoint_option,
-    corpus_dir,
     corpus_option,
     decoding_bundle,
     draft_models,
@@ -18,6 +19,8 @@ from vadusa.cli.common import (
     precision_option,
     setting_option,
     split_option,
+    split_requests_for,
+    tokens_option,
     use_inputs,
 )
 from vadusa.config import Config
@@ -35,6 +38,10 @@ def bench_options(parser: argparse.ArgumentParser) -> None:
     texts.add_argument("--texts", help="one `text` or `speaker<TAB>text` per line")
     split_option(texts, help="the texts and speakers of a corpus split")
     corpus_option(parser)
+    tokens_option(parser, PROMPT_TOKENS_HELP)
+    parser.add_argument("--speakers", choices=SPEAKER_GROUPS, default="all",
+                        help="--split: the utterances of all speakers (default), of those the "
+                        "model was trained on (seen), or of the others (unseen)")
     parser.add_argument("--batch-sizes", type=int, nargs="*",
                         help="batched AR settings besides the batch-1 baseline (default: "
                         "measure.ar_batch_sizes; give none to skip them)")
@@ -82,7 +89,6 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
         write_bench,
     )
     from vadusa.decoding.run import load_draft, read_texts  # noqa: PLC0415
-    from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
 
     decoding = cfg.decoding  # bench's --tau/--heads/--tree are lists of settings, not one
@@ -101,7 +107,8 @@ def cmd_bench(cfg: Config, args: argparse.Namespace) -> int:
     if args.texts:
         requests = read_texts(Path(args.texts))[: args.limit or None]
     else:
-        requests = split_requests(corpus_dir(cfg, args), args.split, args.limit)[0]
+        requests = split_requests_for(cfg, args, bundle, args.split, args.limit,
+                                      args.speakers)[0]
     batch_sizes = cfg.measure.ar_batch_sizes if args.batch_sizes is None else args.batch_sizes
     settings = ar_settings(batch_sizes, raced_precision(bundle))
     if bundle.heads is not None:

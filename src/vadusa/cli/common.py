@@ -32,6 +32,8 @@ BASE_HELP = "a trained model (base.pt)"
 HEADS_HELP = "a model with draft heads (heads.pt)"
 TOKENS_HELP = "token directory (default: the family's, tokens/<family>)"
 LIMIT_HELP = "only the first N utterances of the split (0: all)"
+PROMPT_TOKENS_HELP = ("a prompted model's token directory, where the zero-shot prompts' tokens "
+                      "come from (default: the family's, tokens/<family>)")
 BATCH_SIZE_HELP = "utterances per batch (decoding.batch_size)"
 
 
@@ -162,6 +164,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from vadusa.data.audio import AudioError  # noqa: PLC0415
     from vadusa.data.candidates import CorpusSourceError  # noqa: PLC0415
     from vadusa.data.durations import DurationStoreError  # noqa: PLC0415
+    from vadusa.data.dvectors import DvectorStoreError  # noqa: PLC0415
     from vadusa.data.manifest import ManifestError  # noqa: PLC0415
     from vadusa.data.synthetic import CorpusError  # noqa: PLC0415
     from vadusa.data.text import TextError  # noqa: PLC0415
@@ -196,7 +199,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
             SynthesisInputError, SSLError, SSLTrainError, VocoderError, VocoderTrainingError,
             TTSTrainError, EvaluationError, HeadsTrainError, TreeError, SimilarityError,
             TableError, SweepError, CodecError, CodecTrainError, ReportError, AlignTrainError,
-            DurationTrainError, DurationStoreError, ListenError, NARError, JobTimesError)
+            DurationTrainError, DurationStoreError, ListenError, NARError, JobTimesError,
+            DvectorStoreError)
 
 
 def guard(fn: Handler) -> Handler:
@@ -222,6 +226,42 @@ def tokens_dir(cfg: Config, args: argparse.Namespace, family: str | None) -> Pat
 
 def durations_dir(cfg: Config, args: argparse.Namespace, family: str) -> Path:
     return Path(args.durations or Plan(cfg).durations(family))
+
+
+#: which speakers of a split a measurement takes: all, those the model was trained on, or
+#: the others (``vadusa bench --speakers``; the zero-shot table's groups)
+SPEAKER_GROUPS = ("all", "seen", "unseen")
+
+
+def split_requests_for(cfg: Config, args: argparse.Namespace, bundle: TTSBundle, split: str,
+                       limit: int | None, speakers: str = "all"
+                       ) -> tuple[list[Any], list[str]]:
+    """A corpus split's utterances as requests for ``bundle``, and their ids: the first
+    ``limit`` (None or 0: all) of the ``speakers`` group (``SPEAKER_GROUPS``). A prompted model
+    (``model.prompt``) gets the zero-shot protocol: each request is prompted by another
+    utterance of its speaker, tokens from the family's token directory (``data/prompts.py``).
+    Evaluation, the races, the sweep and calibration all ask here."""
+    from vadusa.eval.evaluate import EvaluationError, split_requests  # noqa: PLC0415
+
+    prompted = bool(bundle.meta.get("prompt"))
+    tokens = Path(getattr(args, "tokens", None) or Plan(cfg).tokens(bundle.family))
+    if prompted and not (tokens / "meta.json").is_file():
+        raise UserFacingError(
+            f"no token directory at {tokens}: the model is prompted, so each utterance is "
+            f"prompted by another of its speaker, whose tokens come from there; give the "
+            f"{bundle.family!r} tokens of this corpus with --tokens (from `vadusa tokenize`)")
+    requests, ids = split_requests(corpus_dir(cfg, args), split,
+                                   limit if speakers == "all" else None,
+                                   tokens if prompted else None, cfg.model.prompt_max_seconds)
+    if speakers == "all":
+        return requests, ids
+    seen = speakers == "seen"
+    kept = [(r, i) for r, i in zip(requests, ids, strict=True)
+            if (r.speaker in bundle.speakers) == seen][:limit or None]
+    if not kept:
+        raise EvaluationError(f"split {split!r} has no utterances of {speakers} speakers "
+                              f"(the model's training speakers: {len(bundle.speakers)})")
+    return [r for r, _ in kept], [i for _, i in kept]
 
 
 def vocoder_path(cfg: Config, args: argparse.Namespace, family: str) -> Path:

@@ -1,11 +1,12 @@
-"""The configuration and the corpus: ``config``, ``prepare``, ``corpus-qa``."""
+"""The configuration and the corpus: ``config``, ``make-corpus``, ``prepare``, ``corpus-qa``,
+``embed-speakers``."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from vadusa.cli.common import Subcommand, corpus_dir, corpus_option, guard
+from vadusa.cli.common import SPLITS, Subcommand, corpus_dir, corpus_option, guard, split_option
 from vadusa.config import Config
 from vadusa.plan import Plan
 
@@ -23,6 +24,24 @@ def cmd_config(cfg: Config, args: argparse.Namespace) -> int:
         dump_config(cfg, args.out)
     else:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    return 0
+
+
+LAYOUTS = ("libritts",)
+
+
+def make_corpus_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layout", required=True, choices=LAYOUTS,
+                        help="libritts: LibriTTS's released layout, dev and test speakers unseen "
+                        "in training (corpus.libritts_shaped)")
+    parser.add_argument("out", metavar="OUT", help="the corpus directory to write or complete")
+
+
+@guard
+def cmd_make_corpus(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.data.libritts_shaped import format_summary, make_libritts_shaped  # noqa: PLC0415
+
+    print(format_summary(make_libritts_shaped(cfg, Path(args.out))))
     return 0
 
 
@@ -73,11 +92,38 @@ def cmd_corpus_qa(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def embed_speakers_options(parser: argparse.ArgumentParser) -> None:
+    corpus_option(parser)
+    split_option(parser, help="embed one split (default: every split)")
+
+
+@guard
+def cmd_embed_speakers(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.data.dvectors import compute_dvectors, skipped_path  # noqa: PLC0415
+    from vadusa.devices import resolve_device  # noqa: PLC0415
+    from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
+
+    corpus = corpus_dir(cfg, args)
+    encoder = SpeakerSimilarity(str(resolve_device(cfg.device)))
+    for split in [args.split] if args.split else SPLITS:
+        done = compute_dvectors(corpus, split, encoder)
+        left_out = (f"; {len(done.skipped)} utterances without one, listed with the reason in "
+                    f"{skipped_path(corpus, split)}" if done.skipped else "")
+        print(f"{split}: {done.embedded} d-vectors -> {done.path}{left_out}")
+    return 0
+
+
 SUBCOMMANDS = {
     "config": Subcommand("print the resolved configuration (defaults included)",
                          config_options, cmd_config),
+    "make-corpus": Subcommand("write a corpus made offline in a published corpus's layout "
+                              "(LibriTTS's), for `prepare` to read", make_corpus_options,
+                              cmd_make_corpus),
     "prepare": Subcommand("build the corpus: manifests, symbols, statistics",
                           prepare_options, cmd_prepare),
     "corpus-qa": Subcommand("WER of the Whisper judge on the corpus, per voice",
                             corpus_qa_options, cmd_corpus_qa),
+    "embed-speakers": Subcommand("GE2E d-vectors of every utterance of the corpus "
+                                 "(dvectors/<split>.npz)", embed_speakers_options,
+                                 cmd_embed_speakers),
 }

@@ -50,14 +50,22 @@ def cmd_decode(cfg: Config, args: argparse.Namespace) -> int:
 
 def synthesize_options(parser: argparse.ArgumentParser) -> None:
     checkpoint_option(parser)
-    parser.add_argument("--text", required=True)
+    parser.add_argument("--text", required=True,
+                        help="what to say; a text longer than the model's context is spoken "
+                        "sentence by sentence in one voice")
     parser.add_argument("--speaker", help="a training speaker (see the error for the list)")
-    parser.add_argument("--prompt-wav", help="a recording of a new voice (needs --prompt-text)")
-    parser.add_argument("--prompt-text", help="the transcript of --prompt-wav")
+    parser.add_argument("--prompt-audio", "--prompt-wav", dest="prompt_audio",
+                        help="a recording of the voice to speak with (about 3 s; any voice, "
+                        "heard in training or not; needs --prompt-text)")
+    parser.add_argument("--prompt-text", help="the transcript of --prompt-audio")
     vocoder_option(parser)
     nar_option(parser)
     decoding_options(parser)
     parser.add_argument("--out", required=True, help="output WAV file")
+
+
+#: silence between the pieces of a text spoken piece by piece (``text_pieces``)
+PIECE_PAUSE_SECONDS = 0.25
 
 
 @guard
@@ -67,44 +75,65 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.data import audio  # noqa: PLC0415
     from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.model.loading import resolve_speaker, synthesis_prefix  # noqa: PLC0415
+    from vadusa.eval.evaluate import wants_embedding  # noqa: PLC0415
+    from vadusa.model.loading import resolve_speaker, text_pieces  # noqa: PLC0415
     from vadusa.vocoder import load_vocoder, voice_for  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
     decoding = decoding_config(cfg, args)
     bundle = decoding_bundle(cfg, args.checkpoint, decoding)
-    prompt = None
-    if args.prompt_wav or args.prompt_text:
-        if not (args.prompt_wav and args.prompt_text):
-            raise UserFacingError("--prompt-wav and --prompt-text go together")
-        from vadusa.tokenizers.registry import load_tokenizer  # noqa: PLC0415
-
-        wave, rate = audio.read(args.prompt_wav)
-        prompt = (args.prompt_text, load_tokenizer(cfg, bundle.family, device)
-                  .encode(wave, rate).tolist())
-    prefix = synthesis_prefix(bundle, args.text, args.speaker, prompt,
-                              cfg.decoding.max_tokens_per_symbol)
-    speaker = resolve_speaker(bundle, args.speaker)
-    if args.speaker is None and speaker is not None:
-        print(f"no --speaker: speaking with the model's default voice, {speaker}")
-    result = decode_prefix(bundle, prefix, decoding, draft=draft_bundle(bundle, decoding))
-    if not result.tokens:
-        raise UserFacingError("the model produced no speech tokens for this text")
     vocoder_file = vocoder_path(cfg, args, bundle.family)
     vocoder = load_vocoder(vocoder_file, device=device, family=bundle.family)
+    prompt, embedding = None, None
+    if args.prompt_audio or args.prompt_text:
+        if not (args.prompt_audio and args.prompt_text):
+            raise UserFacingError("--prompt-audio and --prompt-text go together")
+        from vadusa.tokenizers.registry import load_tokenizer  # noqa: PLC0415
+
+        wave, rate = audio.read(args.prompt_audio)
+        tokens = load_tokenizer(cfg, bundle.family, device).encode(wave, rate).tolist()
+        if len(tokens) > bundle.max_seq // 2:
+            raise UserFacingError(
+                f"--prompt-audio {args.prompt_audio} lasts {len(wave) / rate:.1f} s, "
+                f"{len(tokens)} tokens: more than half the model's context "
+                f"(model.max_seq={bundle.max_seq}); give about 3 s of it")
+        prompt = (args.prompt_text, tokens)
+        if wants_embedding(vocoder):  # the vocoder renders the voice from the prompt's
+            from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
+
+            embedding = SpeakerSimilarity(str(device)).embed(wave, rate)
+    speaker = resolve_speaker(bundle, args.speaker)
+    if args.speaker is None and speaker is not None and prompt is None:
+        print(f"no --speaker: speaking with the model's default voice, {speaker}")
+    pieces = text_pieces(bundle, args.text, args.speaker, prompt,
+                         cfg.decoding.max_tokens_per_symbol, decoding.speaking_rate)
+    if len(pieces) > 1:
+        print(f"the text is longer than the model's context: {len(pieces)} pieces, "
+              "spoken one by one in the same voice")
     nar = nar_stage(cfg, args, bundle.family, vocoder_file, device)
-    voice = voice_for(vocoder, speaker)
-    codes = np.asarray(result.tokens)  # (F,) codebook 1
-    if nar is not None:  # every codebook (or, a mel stage, the mel they encode) -> audio
-        wave, rate = nar.speak(args.text, speaker, codes, vocoder, voice)
-    else:
-        wave, rate = vocoder.decode(codes, voice)
-    audio.write_wav(args.out, wave, rate)
+    voice = voice_for(vocoder, speaker, embedding)
+    draft = draft_bundle(bundle, decoding)
+    waves, n_tokens, seconds, rate = [], 0, 0.0, 0
+    for i, (piece, prefix) in enumerate(pieces):
+        result = decode_prefix(bundle, prefix, decoding, utterance=i, draft=draft)
+        if not result.tokens:
+            raise UserFacingError(f"the model produced no speech tokens for {piece!r}")
+        codes = np.asarray(result.tokens)  # (F,) codebook 1
+        if nar is not None:  # every codebook (or, a mel stage, the mel they encode) -> audio
+            wave, rate = nar.speak(piece, speaker, codes, vocoder, voice)
+        else:
+            wave, rate = vocoder.decode(codes, voice)
+        if waves:
+            waves.append(np.zeros(int(PIECE_PAUSE_SECONDS * rate), dtype=np.float32))
+        waves.append(wave)
+        n_tokens += len(result.tokens)
+        seconds += result.seconds
+    audio.write_wav(args.out, np.concatenate(waves), rate)
     filled = (f", {nar.codebooks} codebooks" + (" (their mel, regressed)"
                                                 if nar.decoding == "continuous" else "")
               if nar is not None else "")
-    print(f"{len(result.tokens)} tokens in {result.seconds:.2f} s "
-          f"({len(result.tokens) / result.seconds:.1f} tokens/s){filled} -> {args.out}")
+    print(f"{n_tokens} tokens in {seconds:.2f} s ({n_tokens / seconds:.1f} tokens/s){filled}"
+          f" -> {args.out}")
     return 0
 
 

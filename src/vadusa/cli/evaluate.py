@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vadusa.cli.common import (
+    PROMPT_TOKENS_HELP,
     Subcommand,
     UserFacingError,
     batch_size_option,
@@ -26,7 +27,9 @@ from vadusa.cli.common import (
     nar_option,
     nar_stage,
     split_option,
+    split_requests_for,
     tokenizer_models,
+    tokens_option,
     use_inputs,
     vocoder_option,
     vocoder_path,
@@ -107,8 +110,13 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
         if not args.copy:
             use_inputs(cfg, tracker, models=[vocoder_file, *tokenizer_models(cfg, args.family),
                                              *([nar.path] if nar is not None else [])])
+        encoder = None
+        if getattr(vocoder, "speaker_conditioning", "table") == "dvector":
+            from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
+
+            encoder = SpeakerSimilarity(str(device))
         metrics = rs.resynthesize(items, tokenizer, vocoder, WhisperJudge(cfg.judge), out,
-                                  args.speaker, args.codebooks, nar)
+                                  args.speaker, args.codebooks, nar, encoder)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "input_wer", "input_cer")})
     print(rs.format_resynthesis(metrics))
     return 0
@@ -138,6 +146,7 @@ def evaluate_options(parser: argparse.ArgumentParser) -> None:
     checkpoint_option(parser)
     split_option(parser, default="test")
     corpus_option(parser)
+    tokens_option(parser, PROMPT_TOKENS_HELP)
     vocoder_option(parser)
     nar_option(parser)
     decoding_options(parser)
@@ -149,8 +158,14 @@ def evaluate_options(parser: argparse.ArgumentParser) -> None:
 
 @guard
 def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
+    from vadusa.data.manifest import manifest_path, read_manifest  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.eval.evaluate import evaluate_tts, format_evaluation, split_requests  # noqa: PLC0415
+    from vadusa.eval.evaluate import (  # noqa: PLC0415
+        SplitVoices,
+        evaluate_tts,
+        format_evaluation,
+        wants_embedding,
+    )
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
     from vadusa.vocoder import load_vocoder  # noqa: PLC0415
@@ -169,14 +184,14 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
                               f"{bundle.vocab.n_units}: retrain one of them on the same tokens")
     nar = nar_stage(cfg, args, bundle.family, vocoder_file, device)
     corpus = corpus_dir(cfg, args)
-    requests, ids = split_requests(corpus, args.split, args.limit)
-    similarity = references = None
-    if cfg.judge.speaker_similarity:
-        from vadusa.eval.evaluate import reference_audio  # noqa: PLC0415
+    requests, ids = split_requests_for(cfg, args, bundle, args.split, args.limit)
+    voices = None
+    if cfg.judge.speaker_similarity or wants_embedding(vocoder):
         from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
 
-        references = reference_audio(corpus, args.split, ids)
-        similarity = SpeakerSimilarity(str(device))
+        voices = SplitVoices(corpus, args.split, ids, SpeakerSimilarity(str(device)))
+    subsets = {r.id: r.subset
+               for r in read_manifest(manifest_path(corpus, args.split))}
     out = Path(args.out)
     with open_tracker(cfg, stage="evaluate", out_dir=out, family=bundle.family,
                       setting=f"{decoding_setting(bundle, decoding)}-{args.split}",
@@ -186,7 +201,8 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
                                          *([nar.path] if nar is not None else [])],
                    trees=[decoding.tree] if decoding.method == "vadusa" else [])
         metrics = evaluate_tts(bundle, requests, ids, decoding, vocoder,
-                               WhisperJudge(cfg.judge), out, similarity, references, nar)
+                               WhisperJudge(cfg.judge), out, voices,
+                               cfg.judge.speaker_similarity, nar, subsets)
         tracker.log_summary({k: metrics[k] for k in ("wer", "cer", "tokens_per_second",
                                                      "real_time_factor", "sim")
                              if metrics[k] is not None})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vadusa.cli.common import (
     HEADS_HELP,
+    PROMPT_TOKENS_HELP,
     Subcommand,
     checkpoint_option,
     corpus_dir,
@@ -20,6 +21,7 @@ from vadusa.cli.common import (
     precision_option,
     setting_option,
     split_option,
+    split_requests_for,
     tokens_dir,
     tokens_option,
     use_inputs,
@@ -60,6 +62,7 @@ def calibrate_options(parser: argparse.ArgumentParser) -> None:
     checkpoint_option(parser, help=HEADS_HELP)
     split_option(parser, default="dev")
     corpus_option(parser)
+    tokens_option(parser, PROMPT_TOKENS_HELP)
     parser.add_argument("--limit", type=int,
                         help="utterances decoded (default: measure.calibration_utterances)")
     parser.add_argument("--nodes", type=int, nargs="+",
@@ -74,13 +77,12 @@ def calibrate_options(parser: argparse.ArgumentParser) -> None:
 @guard
 def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.decoding.calibrate import calibrate, format_table  # noqa: PLC0415
-    from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
     from vadusa.tracking import artifact_name, open_tracker  # noqa: PLC0415
 
     decoding = decoding_config(cfg, args)
     bundle = decoding_bundle(cfg, args.checkpoint, decoding)
     limit = cfg.measure.calibration_utterances if args.limit is None else args.limit
-    requests = split_requests(corpus_dir(cfg, args), args.split, limit)[0]
+    requests = split_requests_for(cfg, args, bundle, args.split, limit)[0]
     out = Path(args.out)
     table, trees = calibrate(bundle, requests, decoding,
                              args.nodes or list(cfg.measure.tree_sizes), out)

@@ -24,6 +24,10 @@ def table_options(parser: argparse.ArgumentParser) -> None:
                         help="instead, the open questions of each family (target "
                         "open_questions: tau 1..4+, heads in {2, 4, 6}): open_<family>.md, "
                         ".csv, .html, .png")
+    parser.add_argument("--zero-shot", action="store_true",
+                        help="instead, the zero-shot table of the first family (target "
+                        "reproduce_zero_shot: unseen and seen speakers, prompted): "
+                        "zero_shot.md, .csv, .html")
     parser.add_argument("--ablation", action="store_true",
                         help="instead, the alignment ablation of each family (target "
                         "ablation): ablation_<family>.md, .csv, .html")
@@ -63,6 +67,14 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
             print(_write_table(out, name, rows, ABLATION_COLUMNS,
                                f"alignment ablation: {family}"), end="")
             written.append((name, rows, ABLATION_COLUMNS))
+    elif args.zero_shot:
+        from vadusa.eval.table import ZERO_SHOT_COLUMNS, zero_shot_rows  # noqa: PLC0415
+
+        rows = zero_shot_rows(plan, families[0])
+        name = plan.zero_shot_table_name()
+        print(_write_table(out, name, rows, ZERO_SHOT_COLUMNS,
+                           f"zero-shot: {families[0]}"), end="")
+        written.append((name, rows, ZERO_SHOT_COLUMNS))
     elif args.open:
         from vadusa.eval.figures import open_questions  # noqa: PLC0415
         from vadusa.eval.table import OPEN_COLUMNS, open_rows  # noqa: PLC0415
@@ -81,7 +93,8 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
         columns = filled(rows, COLUMNS)
         print(_write_table(out, args.name, rows, columns, f"{args.name} table"), end="")
         written.append((args.name, rows, columns))
-    setting = "ablation" if args.ablation else "open" if args.open else args.name
+    setting = ("ablation" if args.ablation else "open" if args.open
+               else "zero_shot" if args.zero_shot else args.name)
     _track_tables(cfg, out, setting, families, written)
     return 0
 

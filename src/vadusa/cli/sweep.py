@@ -11,6 +11,7 @@ from typing import Any
 
 from vadusa.cli.common import (
     HEADS_HELP,
+    PROMPT_TOKENS_HELP,
     Subcommand,
     UserFacingError,
     checkpoint_option,
@@ -23,6 +24,8 @@ from vadusa.cli.common import (
     nar_stage,
     precision_option,
     split_option,
+    split_requests_for,
+    tokens_option,
     use_inputs,
     vocoder_option,
     vocoder_path,
@@ -33,6 +36,7 @@ from vadusa.config import Config
 def sweep_options(parser: argparse.ArgumentParser) -> None:
     checkpoint_option(parser, help=HEADS_HELP)
     corpus_option(parser)
+    tokens_option(parser, PROMPT_TOKENS_HELP)
     vocoder_option(parser)
     nar_option(parser)
     split_option(parser, help="split decoded in every trial (default: sweep.split)")
@@ -56,7 +60,7 @@ def sweep_options(parser: argparse.ArgumentParser) -> None:
 def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.checkpoint import file_digest  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.eval.evaluate import split_requests  # noqa: PLC0415
+    from vadusa.eval.evaluate import SplitVoices, wants_embedding  # noqa: PLC0415
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
     from vadusa.sweep.objective import DecodingObjective  # noqa: PLC0415
     from vadusa.sweep.report import write_report  # noqa: PLC0415
@@ -106,10 +110,16 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
 
     vocoder = load_vocoder(vocoder_file, device=resolve_device(cfg.device),
                            family=bundle.family)
-    requests = split_requests(corpus_dir(cfg, args), split, limit)[0]
+    requests, ids = split_requests_for(cfg, args, bundle, split, limit)
+    voices = None
+    if wants_embedding(vocoder):  # the vocoder renders each voice from its prompt
+        from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
+
+        voices = SplitVoices(corpus_dir(cfg, args), split, ids,
+                             SpeakerSimilarity(str(resolve_device(cfg.device))))
     space = search_space(sweep, len(bundle.heads), decoding.temperature, decoding.top_k)
     objective = DecodingObjective(bundle, requests, decoding, vocoder, WhisperJudge(cfg.judge),
-                                  nar)
+                                  nar, voices)
     print(f"sweep {name}: {completed(study)} of {sweep.trials} trials done; "
           f"{len(requests)} utterances per trial; space {space}", flush=True)
 

@@ -25,6 +25,7 @@ from vadusa.config.data import (
     EncodecConfig,
     LibriheavyConfig,
     LibriTTSConfig,
+    LibriTTSShapedConfig,
     SSLTrainConfig,
     SSLUnitsConfig,
     SyntheticCorpusConfig,
@@ -59,7 +60,8 @@ from vadusa.config.model import (
 __all__ = [
     "SCHEMA_PATH", "ConfigError", "load_schema", "validate", "deep_merge", "parse_override",
     "read_yaml", "merge_sources", "load_config", "dump_config", "Config",
-    "DEFAULT_VOICES", "SyntheticCorpusConfig", "LibriTTSConfig", "LibriheavyConfig",
+    "DEFAULT_VOICES", "SyntheticCorpusConfig", "LibriTTSConfig", "LibriTTSShapedConfig",
+    "LibriheavyConfig",
     "CorpusConfig", "TextConfig", "WhisperUnitsConfig", "SSLTrainConfig", "SSLUnitsConfig",
     "CodecTrainConfig", "EncodecConfig", "TokensConfig", "VocoderConfig",
     "ModelConfig", "AlignConfig", "DurationsConfig", "TrainConfig", "DecodingConfig",

@@ -46,6 +46,10 @@ class DecodingConfig:
     # 2-core default machine: a KV-cached AR step 1.1x, a 17-node tree pass 1.7x), else
     # float32 (on an H100 bfloat16 decoded slower; devices.py)
     precision: str = "auto"
+    # how a voice the duration model does not know is timed (model/loading.py, plan_durations;
+    # every voice of a zero-shot model): "prompt", the average voice at the speaking rate of
+    # its acoustic prompt; "average", the average voice as it is
+    speaking_rate: str = "prompt"
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,16 @@ class ModelConfig:
     ffn_mult: int = 4
     dropout: float = 0.1
     max_seq: int = 1024  # text + prompt + speech tokens
-    speaker_embedding: bool = True  # a learned speaker token in front of the text
-    # condition on another utterance of the speaker (text + tokens). Off: with the speaker
-    # embedding only, on 8 voices the model learns to read about 5x faster than with an
-    # acoustic prompt (dev text gain 0.17 against 0.034 after 750 steps; README, "The base
-    # model"). The prompted models (config/libritts.yaml) are the same code with prompt: true
+    # a learned speaker token in front of the text: a closed set of voices (the embedded
+    # default). The zero-shot configs (config/libritts.yaml, libriheavy.yaml) turn it off
+    speaker_embedding: bool = True
+    # condition on another utterance of the speaker (text + tokens), the acoustic prompt of
+    # zero-shot TTS: with it (and no speaker embedding) the model speaks any voice, unseen
+    # ones too, and evaluation prompts each utterance with another of its speaker
+    # (data/prompts.py). Off on the embedded default: with the speaker embedding only, on 8
+    # voices the model learns to read about 5x faster than with an acoustic prompt (dev text
+    # gain 0.17 against 0.034 after 750 steps, before durations; README, "The base model").
+    # config/libritts.yaml and libriheavy.yaml set it
     prompt: bool = False
     prompt_max_seconds: float = 3.0  # only utterances this short serve as prompts
     # how the model knows where it is in the text (model/tts.py, training/tts.py):

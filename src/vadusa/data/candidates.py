@@ -37,6 +37,7 @@ class Candidate:
     offset: float = 0.0
     duration: float | None = None  # None: the whole file
     problem: str = ""  # set by the source when it already knows the utterance is unusable
+    subset: str = ""  # the source's part (LibriTTS subset directory), kept in the record
 
 
 @dataclass
@@ -82,7 +83,7 @@ def to_records(candidates: Iterable[Candidate], cfg: CorpusConfig) -> Screening:
             id=cand.id, speaker=cand.speaker, text=cand.text,
             normalized_text=normalize(cand.text), audio_path=str(Path(cand.audio_path).resolve()),
             sample_rate=rate, num_samples=num, duration=round(duration, 4), split=cand.split,
-            offset=cand.offset))
+            offset=cand.offset, subset=cand.subset))
     if result.skipped:
         listing = "\n  ".join(f"{path}: {why}" for path, why in result.skipped[:50])
         more = "" if len(result.skipped) <= 50 else f"\n  ... and {len(result.skipped) - 50} more"

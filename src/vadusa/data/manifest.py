@@ -3,7 +3,8 @@
 Every corpus source (synthetic, LibriTTS, Libriheavy) writes the same records, one file per
 split (``<corpus>/manifests/<split>.jsonl.gz``), so no later stage knows where audio came from.
 An utterance may be a segment of a longer recording (Libriheavy): ``offset`` seconds into
-``audio_path``, ``num_samples`` long.
+``audio_path``, ``num_samples`` long. ``subset`` names the part of the source corpus it came
+from (LibriTTS's subset directory), since one split may gather several.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class Utterance:
     duration: float  # seconds, num_samples / sample_rate
     split: str
     offset: float = 0.0  # seconds into audio_path where the utterance starts
+    # the source's own part it came from (LibriTTS: train-clean-100, test-clean, test-other,
+    # ...), which tells apart the parts one split gathers; "" where the source has none.
+    # Manifests written before the field existed read with ""
+    subset: str = ""
 
     def __post_init__(self) -> None:
         problems = []

@@ -34,9 +34,12 @@ def prepare_corpus(cfg: Config, corpus_dir: str | Path) -> dict[str, Any]:
 
         screening = Screening(records=build_synthetic(cfg.corpus, cfg.seed, corpus_dir))
     elif source == "libritts":
-        from vadusa.data.libritts import libritts_candidates  # noqa: PLC0415
+        from vadusa.data.libritts import hold_out_seen, libritts_candidates  # noqa: PLC0415
 
         screening = to_records(libritts_candidates(cfg.corpus.libritts), cfg.corpus)
+        if cfg.corpus.libritts.seen_test:  # after screening: exactly that many usable ones
+            screening.records = hold_out_seen(screening.records, cfg.corpus.libritts.seen_test,
+                                              cfg.seed)
     elif source == "libriheavy":
         from vadusa.data.libriheavy import libriheavy_candidates  # noqa: PLC0415
 

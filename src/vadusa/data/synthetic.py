@@ -7,7 +7,9 @@ turn (so every speaker is in every split, in equal shares).
 
 Build: synthesize the plan in parallel chunks with a progress bar; every file is resampled,
 trimmed, loudness-normalised and written atomically, so an interrupted build resumes by
-skipping the files that exist.
+skipping the files that exist (``plan.json`` makes sure an existing file still holds what its
+id means). The LibriTTS-shaped corpus (``vadusa.data.libritts_shaped``) is built by the same
+machinery (``render``, ``forget_replanned``).
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ import json
 import logging
 import random
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from vadusa.atomic import write_text_atomic
-from vadusa.config import CorpusConfig
+from vadusa.config import CorpusConfig, SyntheticCorpusConfig
 from vadusa.data import audio
 from vadusa.data.manifest import Utterance
 from vadusa.data.text import fortune_sentences, normalize
@@ -94,65 +97,87 @@ def wav_path(corpus_dir: Path, utt: PlannedUtterance) -> Path:
 
 def build_synthetic(cfg: CorpusConfig, seed: int, corpus_dir: Path) -> list[Utterance]:
     syn = cfg.synthetic
-    voices = [get_voice(name) for name in syn.voices]
-    for voice in voices:
-        check_available(voice)
+    for name in syn.voices:
+        check_available(get_voice(name))
     sentences = fortune_sentences(syn.fortunes_dir, syn.min_words, syn.max_words)
     plan = plan_corpus(sentences, syn.voices, syn.hours, syn.dev_fraction, syn.test_fraction,
                        seed)
-    _forget_replanned(corpus_dir, plan)
-    todo = [u for u in plan if not wav_path(corpus_dir, u).is_file()]
+    forget_replanned(corpus_dir / "plan.json",
+                     {u.id: (wav_path(corpus_dir, u), [u.speaker, u.text]) for u in plan})
+    todo = [RenderJob(u.speaker, u.text, wav_path(corpus_dir, u)) for u in plan
+            if not wav_path(corpus_dir, u).is_file()]
     log.info("synthetic corpus: %d utterances planned, %d to synthesize (%d already done)",
              len(plan), len(todo), len(plan) - len(todo))
-    chunks = []
-    for voice in syn.voices:
-        mine = [u for u in todo if u.speaker == voice]
-        chunks += [mine[i:i + syn.chunk_size] for i in range(0, len(mine), syn.chunk_size)]
-    # Slow voices first, so the last chunks are short ones and the workers finish together.
-    chunks.sort(key=lambda c: get_voice(c[0].speaker).engine != "piper")
-    if chunks:
-        with ProcessPoolExecutor(syn.workers, mp_context=get_context("spawn")) as pool, \
-                tqdm(total=len(todo), desc="synthesize", unit="utt") as bar:
-            futures = [pool.submit(_synthesize_chunk, chunk, str(corpus_dir), cfg.sample_rate,
-                                   syn.trim_silence) for chunk in chunks]
-            for future in as_completed(futures):
-                bar.update(future.result())
+    render(todo, syn, cfg.sample_rate)
     return [_record(corpus_dir, u) for u in plan]
 
 
-def _forget_replanned(corpus_dir: Path, plan: list[PlannedUtterance]) -> None:
+# ---------------------------------------------------------------------------- shared machinery
+# (also the LibriTTS-shaped corpus's, vadusa.data.libritts_shaped)
+
+
+@dataclass(frozen=True)
+class RenderJob:
+    """One file to make: ``text`` read by ``voice``, finished at ``path``."""
+
+    voice: str
+    text: str
+    path: Path
+
+
+def render(jobs: Sequence[RenderJob], syn: SyntheticCorpusConfig, sample_rate: int,
+           desc: str = "synthesize") -> int:
+    """Make every job's file: chunks of one voice (``syn.chunk_size``) synthesized by
+    ``syn.workers`` processes, each file resampled to ``sample_rate``, trimmed
+    (``syn.trim_silence``), loudness-normalised and written atomically. Returns the count."""
+    chunks: list[list[RenderJob]] = []
+    for voice in sorted({j.voice for j in jobs}):
+        mine = [j for j in jobs if j.voice == voice]
+        chunks += [mine[i:i + syn.chunk_size] for i in range(0, len(mine), syn.chunk_size)]
+    # Slow voices first, so the last chunks are short ones and the workers finish together.
+    chunks.sort(key=lambda c: get_voice(c[0].voice).engine != "piper")
+    if chunks:
+        with ProcessPoolExecutor(syn.workers, mp_context=get_context("spawn")) as pool, \
+                tqdm(total=len(jobs), desc=desc, unit="utt") as bar:
+            futures = [pool.submit(_synthesize_chunk, chunk, sample_rate, syn.trim_silence)
+                       for chunk in chunks]
+            for future in as_completed(futures):
+                bar.update(future.result())
+    return len(jobs)
+
+
+def forget_replanned(record: Path, planned: Mapping[str, tuple[Path, list[Any]]]) -> None:
     """Resuming by file existence is only safe if an id still means the same sentence and
     voice. Another plan (other hours, fractions, seed or sentences) can give an existing id a
-    new text: such files are deleted and synthesized again. ``plan.json`` records the plan
-    that the files on disk follow."""
-    record = corpus_dir / "plan.json"
-    before: dict[str, list[str]] = {}
+    new text: such files are deleted and synthesized again. ``planned`` maps each id to its
+    file and what the file holds (voice, text, ...: JSON values); ``record`` (``plan.json``)
+    keeps the plan that the files on disk follow."""
+    before: dict[str, list[Any]] = {}
     if record.is_file():
         before = json.loads(record.read_text())
     stale = 0
-    for u in plan:
-        path = wav_path(corpus_dir, u)
-        if path.is_file() and before.get(u.id) != [u.speaker, u.text]:
+    for key, (path, holds) in planned.items():
+        if path.is_file() and before.get(key) != holds:
             path.unlink()
             stale += 1
     if stale:
-        log.info("synthetic corpus: %d files were made for another plan; redoing them", stale)
-    corpus_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(record, json.dumps({u.id: [u.speaker, u.text] for u in plan}))
+        log.info("%s: %d files were made for another plan; redoing them", record.parent, stale)
+    text = json.dumps({key: holds for key, (_, holds) in planned.items()})
+    if not record.is_file() or record.read_text() != text:  # a resumed run touches nothing
+        write_text_atomic(record, text)
 
 
-def _synthesize_chunk(chunk: list[PlannedUtterance], corpus_dir: str, sample_rate: int,
-                      trim: bool) -> int:
+def _synthesize_chunk(chunk: list[RenderJob], sample_rate: int, trim: bool) -> int:
     """Worker: synthesize raw files in a scratch dir, then finalize each one atomically."""
-    voice = get_voice(chunk[0].speaker)
+    voice = get_voice(chunk[0].voice)
     with tempfile.TemporaryDirectory(prefix="vadusa-synth-") as scratch:
-        jobs = [(u.text, Path(scratch) / f"{u.id}.wav") for u in chunk]
-        synthesize(voice, jobs)
-        for utt, (_, raw) in zip(chunk, jobs, strict=True):
-            wave, rate = audio.read(raw, target_rate=sample_rate)
+        raw = [(job.text, Path(scratch) / f"{i}.wav") for i, job in enumerate(chunk)]
+        synthesize(voice, raw)
+        for job, (_, raw_path) in zip(chunk, raw, strict=True):
+            wave, rate = audio.read(raw_path, target_rate=sample_rate)
             if trim:
                 wave = audio.trim_silence(wave, rate)
-            audio.write_wav(wav_path(Path(corpus_dir), utt), _loudness_normalize(wave), rate)
+            audio.write_wav(job.path, _loudness_normalize(wave), rate)
     return len(chunk)
 
 

@@ -28,11 +28,11 @@ from vadusa.atomic import write_text_atomic
 from vadusa.config import DecodingConfig
 from vadusa.decoding.acceptance import AcceptRule, accepted
 from vadusa.decoding.ar import ar_decode
-from vadusa.decoding.run import Request, sampling_of
+from vadusa.decoding.run import Request, request_prefix, sampling_of
 from vadusa.decoding.sampling import keyed_uniforms, processed_logprobs, speech_only
 from vadusa.decoding.timing import fastest_tree
 from vadusa.decoding.tree import expected_length, greedy_tree, save_tree
-from vadusa.model.loading import SynthesisInputError, TTSBundle, synthesis_prefix
+from vadusa.model.loading import SynthesisInputError, TTSBundle
 from vadusa.model.transformer import causal_mask
 
 RANKS = 10
@@ -53,8 +53,7 @@ def acceptance_table(bundle: TTSBundle, requests: list[Request], decoding: Decod
     hits = torch.zeros(n_heads, ranks)
     counts = torch.zeros(n_heads)
     for request in tqdm(requests, desc="calibrate", unit="utt"):
-        prefix = synthesis_prefix(bundle, request.text, request.speaker, None,
-                                  decoding.max_tokens_per_symbol)
+        prefix = request_prefix(bundle, request, decoding)
         out = ar_decode(model, prefix.ids.to(device), speech_offset=bundle.vocab.speech_offset,
                         eos=eos, max_new=prefix.budget, sampling=sampling, seed=decoding.seed,
                         utterance=request.index, frames=prefix.frames).tokens

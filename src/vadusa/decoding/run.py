@@ -38,6 +38,11 @@ class Request:
     index: int  # keys the randomness of this utterance
     text: str
     speaker: str | None
+    # the acoustic prompt the model continues: (its text, its speech tokens), and the id of
+    # the utterance it comes from ("" for a recording given by hand); None: the speaker's
+    # stored prompt, if the model has one (data/prompts.py has the zero-shot protocol)
+    prompt: tuple[str, tuple[int, ...]] | None = None
+    prompt_id: str = ""
 
 
 def read_texts(path: Path) -> list[Request]:
@@ -182,6 +187,13 @@ def draft_decoder(bundle: TTSBundle, cfg: DecodingConfig, draft: TTSBundle | Non
                              gamma=cfg.draft_tokens)
 
 
+def request_prefix(bundle: TTSBundle, request: Request, cfg: DecodingConfig) -> Prefix:
+    """The prefix a request decodes from: its text, for its speaker, after its prompt."""
+    prompt = None if request.prompt is None else (request.prompt[0], list(request.prompt[1]))
+    return synthesis_prefix(bundle, request.text, request.speaker, prompt,
+                            cfg.max_tokens_per_symbol, cfg.speaking_rate)
+
+
 def decode_prefix(bundle: TTSBundle, prefix: Prefix, cfg: DecodingConfig,
                   utterance: int = 0, draft: TTSBundle | None = None) -> DecodeResult:
     """One utterance with the method of ``cfg`` (what ``vadusa synthesize`` runs); ``draft``:
@@ -210,8 +222,7 @@ def decode_requests(bundle: TTSBundle, requests: list[Request], cfg: DecodingCon
     ``draft``: the draft model of ``--method draft`` when the caller already loaded it;
     ``compile``: AR and VADUSA steps compiled with fixed shapes (``decoding/static.py``;
     the draft-model decoder stays eager)."""
-    prepared = [(r, synthesis_prefix(bundle, r.text, r.speaker, None,
-                                     cfg.max_tokens_per_symbol)) for r in requests]
+    prepared = [(r, request_prefix(bundle, r, cfg)) for r in requests]
     if cfg.method in ("vadusa", "draft"):
         if cfg.batch_size != 1:
             name = "VADUSA" if cfg.method == "vadusa" else "Draft-model decoding"
@@ -247,7 +258,8 @@ def _record(bundle: TTSBundle, request: Request, result: DecodeResult, method: s
     if prefix.durations is not None:
         plan = {"plan": {"lead": prefix.durations[0], "durations": prefix.durations[1],
                          "symbols": [bundle.symbols.symbols[s] for s in prefix.text]}}
-    return plan | {"index": request.index, "text": request.text,
+    prompt = {} if request.prompt is None else {"prompt": request.prompt_id or "given"}
+    return plan | prompt | {"index": request.index, "text": request.text,
             "speaker": resolve_speaker(bundle, request.speaker),
             "method": method, "tokens": result.tokens, "stopped_at_eos": result.stopped,
             "seconds": result.seconds, "forwards": result.forwards,

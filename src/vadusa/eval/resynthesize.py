@@ -72,29 +72,37 @@ def items_from_list(path: Path) -> list[Item]:
     return items
 
 
-def write_librivox_list(out: Path, source: Path = LIBRIVOX_DIR) -> Path:
-    """The five LibriVox recordings of Debian's pocketsphinx-testdata as a `path<TAB>text`
-    list (real human speech, for evaluation only)."""
+def librivox_utterances(source: Path = LIBRIVOX_DIR) -> list[tuple[Path, str]]:
+    """The five LibriVox recordings of Debian's pocketsphinx-testdata (real human speech,
+    16 kHz, for evaluation only) as (wav, transcript) pairs; the transcripts are lower case,
+    without punctuation."""
     transcription = source / "transcription"
     if not transcription.is_file():
         raise ResynthesisError(f"{transcription} not found "
                                "(install it with `apt-get install pocketsphinx-testdata`)")
-    lines = []
+    pairs = []
     for line in transcription.read_text().splitlines():
         m = re.fullmatch(r"<s> (.*) </s> \((.*)\)", line.strip())
         if m:
-            lines.append(f"{source / (m.group(2) + '.wav')}\t{m.group(1)}\n")
-    write_text_atomic(out, "".join(lines))
+            pairs.append((source / (m.group(2) + ".wav"), m.group(1)))
+    return pairs
+
+
+def write_librivox_list(out: Path, source: Path = LIBRIVOX_DIR) -> Path:
+    """``librivox_utterances`` as a `path<TAB>text` list."""
+    write_text_atomic(out, "".join(f"{wav}\t{text}\n" for wav, text in librivox_utterances(source)))
     return out
 
 
 def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: WhisperJudge,
                  out_dir: Path, speaker: str | None = None, codebooks: int | None = None,
-                 nar: Any = None) -> dict[str, Any]:
+                 nar: Any = None, encoder: Any = None) -> dict[str, Any]:
     """Round-trip every item through tokens and the vocoder; judge input and output. An
     acoustic family decodes all its codebooks, or its first ``codebooks``; with ``nar`` (a
     ``NARStage``), codebook 1 of the recording and codebooks 2..N from the NAR stage (a
-    ``MelStage``: its mel)."""
+    ``MelStage``: its mel). With ``encoder`` (a ``SpeakerSimilarity``), a vocoder that renders
+    a voice from a speaker embedding gets the recording's own: the round trip keeps the
+    voice, heard in training or not."""
     available = getattr(tokenizer, "codebooks", 1)
     if codebooks is not None and not 1 <= codebooks <= available:
         raise ResynthesisError(f"--codebooks {codebooks}: the {tokenizer.family} tokenizer has "
@@ -113,8 +121,10 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
             if nar is not None:  # (F, N) -> (F,) -> the NAR stage's codebooks 2..N (or mel)
                 rendered = nar.render(item.text, item.speaker or None, tokens[:, 0])
             t1 = time.perf_counter()
-            # outside recordings have no speaker: a unit vocoder's first voice (a codec takes any)
-            voice = speaker or item.speaker or voice_for(vocoder, None)
+            # outside recordings, and voices a table vocoder does not know, get its first voice
+            # (a codec takes any); a d-vector vocoder the recording's own embedding
+            embedding = encoder.embed(wave, rate) if encoder is not None else None
+            voice = voice_for(vocoder, speaker or item.speaker or None, embedding)
             out_wave, out_rate = (nar.vocode(rendered, vocoder, voice) if nar is not None
                                   else vocoder.decode(tokens, voice))
             t2 = time.perf_counter()

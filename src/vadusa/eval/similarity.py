@@ -1,10 +1,12 @@
 """Speaker similarity (SIM): how much synthesized speech sounds like the reference speaker.
 
-The cosine between GE2E speaker embeddings (d-vectors) of the synthesized utterance and of the
-real recording of the same utterance, from the pretrained encoder that ships inside the
-Resemblyzer wheel (nothing is downloaded). Measured on the embedded corpus: about 0.90
-between two utterances of one voice and 0.57 between voices, so SIM says whether the model
-kept the voice, on a scale where 1 is the recording itself.
+The cosine between GE2E speaker embeddings (d-vectors) of the synthesized utterance and of a
+reference of its speaker, from the pretrained encoder that ships inside the Resemblyzer wheel
+(nothing is downloaded). Evaluation's reference is the mean d-vector of the speaker's other
+recordings (``eval.evaluate.SplitVoices``): in the zero-shot protocol the model heard only its
+prompt, and the recording of the same utterance would reward copying it. Measured on the
+embedded corpus: about 0.90 between two utterances of one voice and 0.57 between voices, so
+SIM says whether the model kept the voice, on a scale where 1 is the recording itself.
 
 Each waveform is resampled to the encoder's 16 kHz, loudness-normalised and stripped of long
 silences (Resemblyzer's own preprocessing), then embedded from overlapping 1.6 s windows.

@@ -210,13 +210,16 @@ ABLATION_COLUMNS = ("method", "settings", "wer", "cer", "ratio", "paired", "dev_
 
 def paired_difference(metrics: dict[str, Any], reference: dict[str, Any]
                       ) -> dict[str, float | int] | None:
-    """WER of ``metrics`` minus WER of ``reference`` on the utterances both judged, with its
+    """WER of ``metrics`` minus WER of ``reference`` on the utterances both scored, with its
     paired bootstrap interval (each resample draws utterances, both models' errors with them);
     None without common utterances."""
     from vadusa.eval.stats import bootstrap_ratio  # noqa: PLC0415
 
-    ours = {r["id"]: r for r in metrics.get("per_utterance", [])}
-    theirs = {r["id"]: r for r in reference.get("per_utterance", [])}
+    # a failed utterance is scored too, as all its words deleted (eval/evaluate.py)
+    ours = {r["id"]: r for r in metrics.get("per_utterance", [])
+            + metrics.get("failed_utterances", [])}
+    theirs = {r["id"]: r for r in reference.get("per_utterance", [])
+              + reference.get("failed_utterances", [])}
     common = sorted(set(ours) & set(theirs))
     if not common:
         return None
@@ -280,6 +283,89 @@ def main_table(plan: Plan, families: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+ZERO_SHOT_COLUMNS = ("method", "speakers", "utterances", "failed", "wer", "sim", "accepted",
+                     "speedup", "wall_speedup")
+#: the embedded default's main table, shown beside the zero-shot rows when that run exists
+EMBEDDED_MAIN = Path("results/default/tables/main.csv")
+
+
+def _group_label(name: str, group: dict[str, Any]) -> str:
+    """A metrics group as the zero-shot table names it: "unseen", "seen", or a corpus
+    subset with whether its speakers were heard in training."""
+    if not name.startswith("subset:"):
+        return name
+    return f"{name.removeprefix('subset:')} ({group.get('condition', 'mixed')})"
+
+
+def _subset_groups(groups: dict[str, Any], seen: bool) -> list[str]:
+    """The subset groups of seen (or unseen) speakers, when there are several: a single one
+    would repeat its condition's row."""
+    names = sorted(g for g in groups if g.startswith("subset:")
+                   and (groups[g].get("condition") == "seen") == seen)
+    return names if len(names) > 1 else []
+
+
+def zero_shot_rows(plan: Plan, family: str, embedded: Path | None = EMBEDDED_MAIN
+                   ) -> list[dict[str, Any]]:
+    """The zero-shot table of one family: AR, VADUSA and VADUSA-wt at the first eval tau, one
+    row per speaker group of their test evaluation (unseen, each subset, seen), with WER and
+    SIM (95 % intervals), the mean accepted length of the group's utterances, and the speedup
+    per token of the group's race (``Plan.bench_zero_shot``: AR and the setting on the same
+    utterances in one process; subsets have none of their own). Then, when ``embedded``
+    exists, the embedded default's closed-set rows (its own run's main table) for context."""
+    from vadusa.plan import ZERO_SHOT_GROUPS, ZERO_SHOT_MODES  # noqa: PLC0415
+
+    tau = plan.first_tau()
+    systems = [("AR", AR, None)] + [(MODES[m], plan.vadusa_system(m, tau), m)
+                                    for m in ZERO_SHOT_MODES]
+    rows = []
+    for label, system, mode in systems:
+        metrics = _read(plan.eval_metrics(family, system))
+        if metrics is None:
+            continue
+        groups = metrics.get("groups", {})
+        order = ([g for g in ("unseen",) if g in groups] + _subset_groups(groups, False)
+                 + _subset_groups(groups, True) + [g for g in ("seen",) if g in groups])
+        for name in order:
+            group = groups[name]
+            ci = group.get("ci", {})
+            row = {"method": label if mode is None else f"{label}, tau {tau}",
+                   "speakers": _group_label(name, group), "utterances": group["utterances"],
+                   "failed": group["failed"], "wer": group["wer"], "sim": group.get("sim"),
+                   "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None,
+                   "sim_ci": [ci["sim"]["low"], ci["sim"]["high"]] if "sim" in ci else None,
+                   "accepted": group.get("mean_accepted")}
+            if mode is not None and name in ZERO_SHOT_GROUPS:
+                race = _read(plan.bench_zero_shot(family, mode, name)) or []
+                ours = [r for r in race if r["method"] == "vadusa"]
+                if ours:
+                    row |= _speed(ours[0])
+            rows.append(row)
+    if not rows:
+        raise TableError(f"no zero-shot evaluations of {family} under {plan.root}: run "
+                         "`snakemake reproduce_zero_shot` first")
+    if embedded is not None and Path(embedded).is_file():
+        with Path(embedded).open() as f:
+            for r in csv.DictReader(f):
+                if r.get("family") != family or r["method"] not in ("AR", *MODES.values()):
+                    continue
+                if (r["method"] != "AR" and r.get("tau") != str(tau)) or not r.get("wer"):
+                    continue  # only the settings evaluated at this tau have a WER
+
+                def number(key: str, r: dict[str, str] = r) -> float | None:
+                    return float(r[key]) if r.get(key) not in (None, "") else None
+
+                rows.append({"method": r["method"] + (f", tau {tau}" if r["method"] != "AR"
+                                                      else ""),
+                             "speakers": f"embedded default ({embedded}; closed set)",
+                             "wer": number("wer"), "sim": number("sim"),
+                             "wer_ci": ([number("wer_low"), number("wer_high")]
+                                        if number("wer_low") is not None else None),
+                             "accepted": number("accepted"), "speedup": number("speedup"),
+                             "wall_speedup": number("wall_speedup")})
+    return rows
+
+
 def format_cell(row: dict[str, Any], key: str) -> str:
     """One cell as the tables print it (WER and CER in %, with the WER interval)."""
     value = row.get(key)
@@ -292,7 +378,11 @@ def format_cell(row: dict[str, Any], key: str) -> str:
             text += f" [{100 * low:.1f}, {100 * high:.1f}]"
         return text
     if key == "sim":
-        return f"{value:.3f}"
+        text = f"{value:.3f}"
+        if row.get("sim_ci"):
+            low, high = row["sim_ci"]
+            text += f" [{low:.3f}, {high:.3f}]"
+        return text
     if key == "accepted":
         return f"{value:.2f}"
     if key in ("speedup", "wall_speedup", "bound"):
@@ -311,7 +401,7 @@ def format_cell(row: dict[str, Any], key: str) -> str:
     return str(value)
 
 
-TEXT_COLUMNS = ("family", "method", "question", "settings")
+TEXT_COLUMNS = ("family", "method", "question", "settings", "speakers")
 HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "tau",
           "heads": "heads", "tree": "tree", "depth": "heads the tree reaches",
           "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
@@ -320,7 +410,9 @@ HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "
           "rtf": "RTF", "nar_rtf": "NAR RTF",
           "settings": "settings", "ratio": "WER / resynthesis WER", "dev_loss": "dev loss",
           "dev_acc": "dev top-1", "minutes": "training minutes",
-          "paired": "WER - configured model's, same utterances [95 % CI]"}
+          "paired": "WER - configured model's, same utterances [95 % CI]",
+          "speakers": "speakers (test, prompted)", "utterances": "utterances",
+          "failed": "failed (WER: all words deleted)"}
 
 
 def filled(rows: list[dict[str, Any]], columns: tuple[str, ...],
@@ -373,7 +465,7 @@ def to_html(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS,
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
     """The rows as CSV: raw numbers, each interval as <column>_low and <column>_high."""
-    intervals = [c for c in ("wer", "paired") if c in columns]
+    intervals = [c for c in ("wer", "paired", "sim") if c in columns]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[*columns, *(f"{c}_{end}" for c in intervals
                                                          for end in ("low", "high"))],

@@ -21,6 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+#: a prompt may speak at most this much faster (or slower) than the voice it is compared with
+MAX_RATE = 2.0
+
 
 class DurationInputError(ValueError):
     pass
@@ -93,3 +96,15 @@ class DurationModel(nn.Module):
         frames[1:] = torch.where(is_spoken[torch.tensor(text, dtype=torch.long)],
                                  frames[1:].clamp_min(1), torch.zeros_like(frames[1:]))
         return int(frames[0]), frames[1:].tolist()
+
+    def prompt_rate(self, text: list[int], frames: int, speaker: int, is_spoken: torch.Tensor
+                    ) -> float:
+        """How much faster than ``speaker``'s timing a recording of ``text`` lasting ``frames``
+        speaks: the frames the model plans for the text over the frames it took. A new voice's
+        speaking rate, read off its prompt; clamped to [1 / MAX_RATE, MAX_RATE], since a
+        prompt of a few words is a noisy measure."""
+        if not text or frames <= 0:
+            return 1.0
+        lead, durations = self.predict(text, speaker, is_spoken)
+        rate = (lead + sum(durations)) / frames
+        return float(min(MAX_RATE, max(1 / MAX_RATE, rate)))

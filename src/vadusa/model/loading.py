@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ from vadusa.model.tts import INSIDE, TTSVocab, build_sequence
 
 class SynthesisInputError(ValueError):
     """Text, speaker or prompt the model cannot take; the message says why and what to do."""
+
+
+class TextTooLongError(SynthesisInputError):
+    """A text that needs more positions than the model has (``model.max_seq``)."""
 
 
 @dataclass
@@ -56,9 +61,17 @@ class TTSBundle:
         return self.meta.get("alignment", "guided")
 
     @property
+    def zero_shot(self) -> bool:
+        """A model that knows voices only from its acoustic prompt (``model.prompt`` on,
+        ``model.speaker_embedding`` off): any speaker, seen in training or not."""
+        return bool(self.meta.get("prompt")) and not self.meta.get("speaker_embedding", True)
+
+    @property
     def default_speaker(self) -> str | None:
-        """The voice used when none is given (see the module docstring)."""
-        if not self.meta.get("speaker_embedding", True) or not self.speakers:
+        """The voice used when none is given (see the module docstring): a training speaker
+        whose embedding or stored prompt the model has, None for a model with neither."""
+        if not self.speakers or not (self.meta.get("speaker_embedding", True)
+                                     or self.meta.get("prompts")):
             return None
         return self.speakers[0]
 
@@ -160,10 +173,7 @@ class Prefix:
     text: tuple[int, ...] = ()  # the text's symbol ids (what ``durations`` times)
 
 
-def plan_durations(bundle: TTSBundle, ids: list[int], speaker: str | None
-                   ) -> tuple[int, list[int]]:
-    """The duration model's (lead, frames per symbol) for a text's symbol ids."""
-    assert bundle.durations is not None
+def _check_timed(bundle: TTSBundle, ids: list[int]) -> None:
     seen = set(bundle.meta["durations"]["seen"])
     unseen = sorted({bundle.symbols.symbols[s] for s in ids if s not in seen})
     if unseen:
@@ -171,28 +181,62 @@ def plan_durations(bundle: TTSBundle, ids: list[int], speaker: str | None
             f"the duration model never saw the symbol(s) {' '.join(unseen)} in training, so it "
             f"cannot time them; rephrase the text without the words that give them, or train "
             f"on a corpus that has them")
-    # a speaker the duration model does not know gets its "unknown speaker", the average
-    # voice it learns from training examples with the speaker dropped (training/durations.py)
-    index = (bundle.speakers.index(speaker) if speaker in bundle.speakers
-             else bundle.durations.cfg.n_speakers)
-    return bundle.durations.predict(ids, index, spoken(bundle.symbols.symbols))
+
+
+def plan_durations(bundle: TTSBundle, ids: list[int], speaker: str | None,
+                   prompt: tuple[list[int], int] | None = None, speaking_rate: str = "prompt"
+                   ) -> tuple[int, list[int]]:
+    """The duration model's (lead, frames per symbol) for a text's symbol ids.
+
+    A voice the duration model knows by its embedding (a closed-set model's training speaker)
+    is timed as that voice. Any other (an unseen speaker; every speaker of a zero-shot model,
+    so that seen and unseen ones are treated alike) gets the average voice, the "unknown
+    speaker" learnt from training examples with the speaker dropped (training/durations.py),
+    and with ``speaking_rate`` "prompt" and a ``prompt`` (its symbol ids, its token count)
+    that voice sped up or slowed down to the prompt's rate (``DurationModel.prompt_rate``)."""
+    assert bundle.durations is not None
+    _check_timed(bundle, ids)
+    is_spoken = spoken(bundle.symbols.symbols)
+    if not bundle.zero_shot and speaker in bundle.speakers:
+        return bundle.durations.predict(ids, bundle.speakers.index(speaker), is_spoken)
+    average = bundle.durations.cfg.n_speakers
+    rate = 1.0
+    if speaking_rate == "prompt" and prompt is not None and prompt[1] > 0:
+        rate = bundle.durations.prompt_rate(prompt[0], prompt[1], average, is_spoken)
+    return bundle.durations.predict(ids, average, is_spoken, rate)
 
 
 def synthesis_prefix(bundle: TTSBundle, text: str, speaker: str | None,
-                     prompt: tuple[str, list[int]] | None, per_symbol: float) -> Prefix:
+                     prompt: tuple[str, list[int]] | None, per_symbol: float,
+                     speaking_rate: str = "prompt") -> Prefix:
     """The prefix of a text (``[spk] text [bos]`` + prompt speech), the token budget to decode
-    and, with durations, the frame features the planned durations give."""
+    and, with durations, the frame features the planned durations give. ``prompt``: (its
+    text, its speech tokens), a recording of the voice to speak with; None: the speaker's
+    stored prompt, if the model has one. A zero-shot model needs one or the other."""
     ids = text_ids(bundle, text)
     speaker = resolve_speaker(bundle, speaker)
     if prompt is not None:
+        if not prompt[1]:
+            raise SynthesisInputError("the prompt has no speech tokens: give a recording of "
+                                      "at least a second of speech")
         prompt_text, prompt_speech = text_ids(bundle, prompt[0]) + [0], list(prompt[1])
     elif speaker is not None and speaker in bundle.meta.get("prompts", {}):
         # the speaker's fixed prompt from training (training always conditions on one)
         stored = bundle.meta["prompts"][speaker]
         prompt_text, prompt_speech = list(stored["text"]) + [0], list(stored["tokens"])
+    elif bundle.zero_shot:
+        known = ", ".join(bundle.meta.get("prompts", {})) or "none"
+        raise SynthesisInputError(
+            f"this model is zero-shot: it speaks in the voice of an acoustic prompt, and has "
+            f"no stored prompt for {speaker!r}; give a recording and its transcript "
+            f"(--prompt-audio WAV --prompt-text TEXT), or a training speaker (--speaker; "
+            f"stored prompts: {known})")
     else:
         prompt_text, prompt_speech = [], []
-    durations = plan_durations(bundle, ids, speaker) if bundle.durations is not None else None
+    durations = None
+    if bundle.durations is not None:
+        timing = (prompt_text[:-1], len(prompt_speech)) if prompt_speech else None
+        durations = plan_durations(bundle, ids, speaker, timing, speaking_rate)
     example = build_sequence(bundle.vocab, speaker_index(bundle, speaker), prompt_text, ids,
                              prompt_speech, None, durations=durations)
     prefix = example.input_ids
@@ -201,8 +245,35 @@ def synthesis_prefix(bundle: TTSBundle, text: str, speaker: str | None,
     else:  # the plan, and room to end a little late
         budget = durations[0] + sum(durations[1]) + INSIDE
     if len(prefix) + budget > bundle.max_seq:
-        raise SynthesisInputError(
+        raise TextTooLongError(
             f"text too long for the model: {len(ids)} symbols need up to {budget} speech tokens"
             f" after a {len(prefix)}-token prefix, beyond model.max_seq={bundle.max_seq}; "
             "split the text into sentences and synthesize them one by one")
     return Prefix(prefix, budget, example.frames, durations, tuple(ids))
+
+
+def text_pieces(bundle: TTSBundle, text: str, speaker: str | None,
+                prompt: tuple[str, list[int]] | None, per_symbol: float,
+                speaking_rate: str = "prompt") -> list[tuple[str, Prefix]]:
+    """A text as the pieces the model can take, each with its prefix: the whole text when it
+    fits the model's context (``model.max_seq``), else its sentences, a sentence still too
+    long at its commas, and a clause still too long in halves by words. Every piece has the
+    same speaker and prompt, so they are spoken in one voice and can be joined."""
+    try:
+        return [(text, synthesis_prefix(bundle, text, speaker, prompt, per_symbol,
+                                        speaking_rate))]
+    except TextTooLongError:
+        pass
+    words = text.split()
+    for boundary in (r"(?<=[.?!;:])\s+", r"(?<=,)\s+"):
+        parts = [p for p in re.split(boundary, text.strip()) if p.strip()]
+        if len(parts) > 1:
+            break
+    else:
+        if len(words) < 2:
+            raise SynthesisInputError(f"the word {text!r} alone is too long for the model")
+        half = len(words) // 2
+        parts = [" ".join(words[:half]), " ".join(words[half:])]
+    return [piece for part in parts
+            for piece in text_pieces(bundle, part, speaker, prompt, per_symbol, speaking_rate)]
+

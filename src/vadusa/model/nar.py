@@ -323,9 +323,13 @@ class MelStage(SpeakingStage):
 
     def mel(self, speaker: str | None, first: np.ndarray) -> torch.Tensor:
         """(F,) codebook-1 ids -> (N_MELS, M) log-mel; an unknown speaker gets the first voice
-        (a unit-to-mel network has no average one)."""
+        (a unit-to-mel network has no average one). A network conditioned on d-vectors
+        (``vocoder.speaker_conditioning: dvector``) reads a training speaker's mean one."""
         units = check_units(first, int(self.vectors.shape[1]), self.family)
         index = self.speakers.index(speaker) if speaker in self.speakers else 0
+        if self.model.speaker_input == "dvector":
+            voice = self.meta["unit2mel"]["speaker_dvectors"][index]  # (N, 256) -> (256,)
+            return self.model.utterance_mel(torch.as_tensor(units), voice)
         return self.model.utterance_mel(torch.as_tensor(units), index)
 
     def fill(self, text: str, speaker: str | None, first: np.ndarray) -> np.ndarray:

@@ -25,16 +25,20 @@ from vadusa.decoding.run import Request
 from vadusa.eval.wer import error_rates
 from vadusa.model.loading import TTSBundle
 from vadusa.sweep.study import SweepTrialError
+from vadusa.vocoder.base import voice_for
 
 
 class DecodingObjective:
     def __init__(self, bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
-                 vocoder: Any, judge: Any, nar: Any = None) -> None:
+                 vocoder: Any, judge: Any, nar: Any = None, voices: Any = None) -> None:
         if bundle.heads is None:
             raise SweepTrialError("the checkpoint has no draft heads; sweep a heads.pt from "
                                   "`vadusa train-heads` or `vadusa train-joint`")
         self.bundle, self.requests, self.decoding = bundle, requests, decoding
         self.vocoder, self.judge, self.nar = vocoder, judge, nar  # nar: fills codebooks 2..N
+        # the split's recordings (eval.evaluate.SplitVoices): a vocoder that renders a voice
+        # from its prompt's speaker embedding gets it, as in evaluation
+        self.voices = voices
         self.ar = ar_settings([], raced_precision(bundle))
         self._transcripts: dict[tuple[int, tuple[int, ...]], str] = {}
 
@@ -45,9 +49,12 @@ class DecodingObjective:
                 self._transcripts[key] = ""
             else:
                 codes = np.asarray(tokens)  # (F,) codebook 1
+                embedding = (self.voices.embedding(request.prompt_id)
+                             if self.voices is not None and request.prompt_id else None)
+                voice = voice_for(self.vocoder, request.speaker, embedding)
                 wave, rate = (self.nar.speak(request.text, request.speaker, codes, self.vocoder,
-                                             request.speaker) if self.nar is not None
-                              else self.vocoder.decode(codes, request.speaker))
+                                             voice) if self.nar is not None
+                              else self.vocoder.decode(codes, voice))
                 self._transcripts[key] = self.judge.transcribe(wave, rate)
         return self._transcripts[key]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,13 +51,18 @@ class DurationTrainError(ValueError):
 @dataclass(frozen=True)
 class Item:
     text: list[int]
-    speaker: int
+    speaker: int  # index of a training speaker, or the "unknown speaker" (len(speakers))
     lead: int
     durations: list[int]
+    id: str = ""
+    voice: str = ""  # the speaker's name
+    seconds: float = 0.0
 
 
-def load_items(corpus_dir: Path, durations_dir: Path, split: str, speakers: list[str]
-               ) -> list[Item]:
+def load_items(corpus_dir: Path, durations_dir: Path, split: str, speakers: list[str],
+               open_speakers: bool = False) -> list[Item]:
+    """The aligned utterances of a split whose speaker is a training speaker; with
+    ``open_speakers`` the others too, as the "unknown speaker"."""
     meta = read_duration_meta(durations_dir)
     symbols = symbol_table(meta["text_frontend"])
     table = read_durations(durations_dir, split)
@@ -64,14 +70,15 @@ def load_items(corpus_dir: Path, durations_dir: Path, split: str, speakers: list
     items = []
     for rec in read_manifest(manifest_path(corpus_dir, split)):
         found = table.get(rec.id)
-        if found is None or rec.speaker not in index:
+        if found is None or (rec.speaker not in index and not open_speakers):
             continue
         text = symbols.encode(rec.normalized_text)
         if len(text) != len(found.durations):
             raise DurationTrainError(f"{rec.id}: {len(found.durations)} durations for "
                                      f"{len(text)} symbols; the durations in {durations_dir} "
                                      f"come from another text front end, rerun `vadusa align`")
-        items.append(Item(text, index[rec.speaker], found.lead, list(found.durations)))
+        items.append(Item(text, index.get(rec.speaker, len(speakers)), found.lead,
+                          list(found.durations), rec.id, rec.speaker, rec.duration))
     return items
 
 
@@ -110,6 +117,54 @@ def dev_errors(model: DurationModel, items: list[Item], is_spoken: torch.Tensor
             "durations/dev_length_error": float(np.mean(length_errors))}
 
 
+@torch.no_grad()
+def rate_errors(model: DurationModel, items: list[Item], is_spoken: torch.Tensor,
+                max_prompt_seconds: float) -> dict[str, float]:
+    """How well a voice's total length is planned, three ways, on a split's utterances: the
+    error of each plan's total frames against the aligner's, in percent of those, averaged.
+
+    - ``average``: the average voice (the "unknown speaker") as it is;
+    - ``prompt_rate``: the average voice at the speaking rate of the utterance's zero-shot
+      prompt (another utterance of the voice, ``data/prompts.py``), what synthesis does for a
+      voice the model does not know (``decoding.speaking_rate: prompt``);
+    - ``own``: the speaker's own embedding, for training speakers only.
+
+    Keys are prefixed ``seen``/``unseen`` by whether the voice is a training speaker."""
+    from vadusa.data.prompts import choose_prompts  # noqa: PLC0415
+
+    model.eval()
+    records = [_as_record(it) for it in items]
+    pairs = choose_prompts(records, None, max_prompt_seconds)
+    by_id = {it.id: it for it in items}
+    unknown = model.cfg.n_speakers
+    errors: dict[str, list[float]] = {}
+    for it in items:
+        truth = it.lead + sum(it.durations)
+        group = "seen" if it.speaker != unknown else "unseen"
+        plans = {"average": 1.0}
+        prompt = by_id.get(pairs[it.id].prompt)
+        if prompt is not None:
+            plans["prompt_rate"] = model.prompt_rate(
+                prompt.text, prompt.lead + sum(prompt.durations), unknown, is_spoken)
+        for name, rate in plans.items():
+            lead, durations = model.predict(it.text, unknown, is_spoken, rate)
+            errors.setdefault(f"{group}/{name}", []).append(
+                abs(lead + sum(durations) - truth) / max(1, truth))
+        if group == "seen":
+            lead, durations = model.predict(it.text, it.speaker, is_spoken)
+            errors.setdefault("seen/own", []).append(abs(lead + sum(durations) - truth)
+                                                     / max(1, truth))
+    return {f"durations/dev_length_error/{k}": float(np.mean(v)) for k, v in errors.items()}
+
+
+def _as_record(item: Item) -> Any:
+    """A stand-in manifest record, all that ``choose_prompts`` reads of an utterance."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    return SimpleNamespace(id=item.id, speaker=item.voice, duration=item.seconds,
+                           normalized_text="")
+
+
 def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir: Path,
                     family: str | None = None) -> Path:
     """Train (or resume) the duration model; returns ``out_dir/durations.pt``."""
@@ -122,7 +177,8 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
                                  f"config reads {cfg.text.frontend}: rerun `vadusa align`")
     speakers = sorted({r.speaker for r in read_manifest(manifest_path(corpus_dir, "train"))})
     train = load_items(corpus_dir, durations_dir, "train", speakers)
-    dev = load_items(corpus_dir, durations_dir, "dev", speakers)
+    dev_all = load_items(corpus_dir, durations_dir, "dev", speakers, open_speakers=True)
+    dev = [it for it in dev_all if it.speaker < len(speakers)]
     if not train:
         raise DurationTrainError(f"no train durations in {durations_dir}")
     symbols = tuple(meta["symbols"])
@@ -172,6 +228,8 @@ def train_durations(cfg: Config, corpus_dir: Path, durations_dir: Path, out_dir:
                 save_training_state(out_dir, TRAIN_KIND, run, stateful, position=pos)
         progress.close()
         errors = dev_errors(model, dev, is_spoken) if dev else {}
+        # the choice of decoding.speaking_rate, measured on dev (seen and unseen voices)
+        errors |= rate_errors(model, dev_all, is_spoken, cfg.model.prompt_max_seconds)
         seen = sorted({s for it in train for s in it.text})
         save_checkpoint(out_dir / "durations.pt", kind=MODEL_KIND, config=cfg.to_dict(),
                         state=model.state_dict(),

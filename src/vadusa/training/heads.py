@@ -150,7 +150,7 @@ def train_heads(cfg: Config, base_path: Path, corpus_dir: Path, tokens_dir: Path
         train = TTSData(corpus_dir, tokens_dir, "train", bundle.symbols, bundle.speakers,
                         prompt_seconds, timing)
         dev = TTSData(corpus_dir, tokens_dir, "dev", bundle.symbols, bundle.speakers,
-                      prompt_seconds, timing)
+                      prompt_seconds, timing, open_speakers=not speaker_embedding)
     except TTSTrainError as exc:
         raise HeadsTrainError(str(exc)) from exc
 

@@ -41,20 +41,29 @@ class Utterance:
 
 class TTSData:
     """One split as training sequences: text ids, speech tokens, speakers, prompt choices,
-    and with ``durations_dir`` (``vadusa align``'s output) each utterance's durations."""
+    and with ``durations_dir`` (``vadusa align``'s output) each utterance's durations.
+
+    ``speakers`` are the training speakers, whose index is their speaker embedding. With
+    ``open_speakers`` (a model without a speaker embedding: it knows a voice from its prompt
+    alone) utterances of other speakers are kept too, with indices past the training
+    speakers': a dev split of unseen voices (LibriTTS) then measures the zero-shot model."""
 
     def __init__(self, corpus_dir: Path, tokens_dir: Path, split: str, symbols: SymbolTable,
                  speakers: list[str], prompt_max_seconds: float,
-                 durations_dir: Path | None = None) -> None:
+                 durations_dir: Path | None = None, open_speakers: bool = False) -> None:
         store = TokenSplit(tokens_dir, split)
         records = {r.id: r for r in read_manifest(manifest_path(corpus_dir, split))}
         index = {name: i for i, name in enumerate(speakers)}
+        self.n_known = len(speakers)
+        if open_speakers:
+            others = sorted({r.speaker for r in records.values()} - set(index))
+            index |= {name: len(speakers) + i for i, name in enumerate(others)}
         timing = None if durations_dir is None else read_durations(durations_dir, split)
         self.items: list[Utterance] = []
         for utt_id, tokens in store:
             rec = records.get(utt_id)
             if rec is None or rec.speaker not in index or len(tokens) == 0:
-                continue  # tokens of another corpus version, or a speaker unseen in training
+                continue  # tokens of another corpus version, or an unknown speaker
             text = symbols.encode(rec.normalized_text)
             durations = None
             if timing is not None:
@@ -69,8 +78,11 @@ class TTSData:
             self.items.append(Utterance(utt_id, index[rec.speaker], text, tokens,
                                         rec.duration, durations))
         if not self.items:
+            hint = ("" if open_speakers else "; a split of voices unseen in training needs a "
+                    "model without a speaker embedding (model.speaker_embedding: false, "
+                    "model.prompt: true)")
             raise TTSTrainError(f"no usable {split} utterances in {tokens_dir} for the "
-                                f"speakers of the training split")
+                                f"speakers of the training split{hint}")
         self.prompts: dict[int, list[int]] = {}
         for i, utt in enumerate(self.items):
             if utt.seconds <= prompt_max_seconds:
@@ -85,6 +97,8 @@ class TTSData:
         """Utterance i as a sequence; ``text_of`` puts another utterance's text in front of
         its speech (a probe of how much the model reads the text; not with durations)."""
         utt = self.items[i]
+        if use_speaker and utt.speaker >= self.n_known:
+            raise TTSTrainError(f"{utt.id}: its speaker has no embedding (unseen in training)")
         durations = None
         if utt.durations is not None and text_of is None:
             durations = (utt.durations.lead, list(utt.durations.durations))
@@ -104,6 +118,8 @@ class TTSData:
         utterance (ties broken by id, so the choice is reproducible)."""
         prompts = {}
         for speaker, indices in self.prompts.items():
+            if speaker >= self.n_known:
+                continue  # a voice unseen in training: nothing of it is stored
             best = min(indices, key=lambda i: (self.items[i].seconds, self.items[i].id))
             utt = self.items[best]
             prompts[speakers[speaker]] = {"id": utt.id, "text": list(utt.text),

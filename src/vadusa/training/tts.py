@@ -148,8 +148,9 @@ def train_base(cfg: Config, family: str, corpus_dir: Path, tokens_dir: Path,
     timing = Path(durations_dir) if with_durations else None
     train = TTSData(corpus_dir, tokens_dir, "train", symbols, speakers, m.prompt_max_seconds,
                     timing)
+    # a model without a speaker embedding is validated on every dev voice, unseen ones too
     dev = TTSData(corpus_dir, tokens_dir, "dev", symbols, speakers, m.prompt_max_seconds,
-                  timing)
+                  timing, open_speakers=not m.speaker_embedding)
     allowance = int(m.prompt_max_seconds * float(meta["frame_rate"]) + 40) if m.prompt else 0
     too_long = [u.id for u, n in zip(train.items, train.lengths(allowance), strict=True)
                 if n > m.max_seq]

@@ -12,6 +12,12 @@ of HiFi-GAN (``vadusa.vocoder.melrvq.MelRVQVocoder``), which also decodes all co
 
     vocoder = load_vocoder("results/default/vocoder/whisper/unit2mel.pt", family="whisper")
     wave, rate = vocoder.decode(tokens, speaker=voice_for(vocoder, "flite_rms"))
+
+A ``UnitVocoder`` trained with ``vocoder.speaker_conditioning: dvector`` also takes the voice as
+a (256,) GE2E d-vector (of the prompt: ``vadusa.eval.similarity.SpeakerSimilarity.embed``), so
+it renders voices it never heard; a training voice's name stands for its mean d-vector:
+
+    wave, rate = vocoder.decode(tokens, voice_for(vocoder, speaker, embedding=prompt_dvector))
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from vadusa.vocoder.base import Vocoder, VocoderError, check_units, voice_for
 from vadusa.vocoder.codec import CodecVocoder
 from vadusa.vocoder.hifigan import HifiGan
 from vadusa.vocoder.melrvq import MelRVQVocoder
-from vadusa.vocoder.unit2mel import Unit2Mel
+from vadusa.vocoder.unit2mel import DVECTOR_DIM, Unit2Mel
 
 __all__ = ["Vocoder", "UnitVocoder", "CodecVocoder", "MelRVQVocoder", "VocoderError", "HifiGan",
            "Unit2Mel", "check_units", "load_vocoder", "voice_for"]
@@ -55,6 +61,10 @@ class UnitVocoder:
         self.meta = meta
         self.speakers: list[str] = list(meta["speakers"])
         self._speaker_index = {name: i for i, name in enumerate(self.speakers)}
+        # table (a checkpoint written before d-vectors existed is one) or dvector
+        self.speaker_conditioning = str(meta.get("speaker_conditioning", "table"))
+        # dvector: each training voice's mean d-vector, (len(speakers), 256)
+        self._speaker_dvectors: torch.Tensor | None = meta.get("speaker_dvectors")
         self.hifigan = HifiGan(meta["hifigan"], self.device)
         self.sample_rate = self.hifigan.sample_rate
 
@@ -95,17 +105,43 @@ class UnitVocoder:
     def frame_rate(self) -> float:
         return float(self.meta["frame_rate"])
 
-    def mel(self, tokens: np.ndarray, speaker: str) -> torch.Tensor:
-        """(U,) unit ids -> (N_MELS, M) predicted log-mels, M frames lasting as long as U."""
+    def mel(self, tokens: np.ndarray, speaker: str | np.ndarray) -> torch.Tensor:
+        """(U,) unit ids -> (N_MELS, M) predicted log-mels, M frames lasting as long as U.
+        ``speaker``: a training voice's name, or (d-vector conditioning) a (256,) d-vector."""
         units = self._check_tokens(tokens)
-        if speaker not in self._speaker_index:
-            raise VocoderError(f"unknown speaker {speaker!r}: this vocoder knows "
-                               f"{len(self.speakers)} speakers: {', '.join(self.speakers)}")
-        return self.model.utterance_mel(torch.from_numpy(units), self._speaker_index[speaker])
+        return self.model.utterance_mel(torch.from_numpy(units), self._speaker_input(speaker))
 
-    def decode(self, tokens: np.ndarray, speaker: str) -> tuple[np.ndarray, int]:
+    def decode(self, tokens: np.ndarray, speaker: str | np.ndarray) -> tuple[np.ndarray, int]:
         """(U,) unit ids -> ((M * 256,) float32 waveform at 22.05 kHz, 22050)."""
         return self.hifigan(self.mel(tokens, speaker)), self.sample_rate
+
+    def _speaker_input(self, speaker: str | np.ndarray) -> int | torch.Tensor:
+        """What the network is conditioned on: a table index, or a (256,) d-vector (a given
+        one, or a training voice's mean)."""
+        if not isinstance(speaker, str):
+            if self.speaker_conditioning != "dvector":
+                raise VocoderError("this vocoder looks voices up in its table of training "
+                                   "voices (vocoder.speaker_conditioning: table): give one of "
+                                   f"their names ({', '.join(self.speakers)}), not a d-vector")
+            dvector = np.asarray(speaker, dtype=np.float32)
+            if dvector.shape != (DVECTOR_DIM,) or not np.isfinite(dvector).all() or not (
+                    np.abs(dvector).max() > 0):
+                raise VocoderError(f"expected a finite, non-zero ({DVECTOR_DIM},) d-vector "
+                                   f"(SpeakerSimilarity.embed), got shape {dvector.shape}")
+            return torch.from_numpy(dvector)
+        if speaker not in self._speaker_index:
+            hint = (" (or pass the voice's d-vector)" if self.speaker_conditioning == "dvector"
+                    else "")
+            raise VocoderError(f"unknown speaker {speaker!r}: this vocoder knows "
+                               f"{len(self.speakers)} speakers: {', '.join(self.speakers)}{hint}")
+        index = self._speaker_index[speaker]
+        if self.speaker_conditioning == "dvector":
+            if self._speaker_dvectors is None:
+                raise VocoderError("this d-vector vocoder's checkpoint holds no mean d-vector of "
+                                   "its training voices: pass the voice's d-vector, or retrain "
+                                   "it with `vadusa train-vocoder`")
+            return self._speaker_dvectors[index]
+        return index
 
     def _check_tokens(self, tokens: np.ndarray) -> np.ndarray:
         return check_units(tokens, self.vocab_size, self.family)

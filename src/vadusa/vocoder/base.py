@@ -1,6 +1,7 @@
 """The vocoder contract, shared by every vocoder (``vadusa.vocoder``'s ``UnitVocoder``, the
 ``encodec`` family's ``vadusa.vocoder.codec.CodecVocoder``): ``decode(tokens, speaker) ->
-(wave, sample_rate)``, with the checks of its input and the choice of its voice."""
+(wave, sample_rate)``, with the checks of its input and the choice of its voice. A vocoder whose
+``speaker_conditioning`` is ``dvector`` also takes the voice as a (256,) d-vector."""
 
 from __future__ import annotations
 
@@ -26,9 +27,15 @@ class Vocoder(Protocol):
         ...
 
 
-def voice_for(vocoder: Any, speaker: str | None) -> str:
-    """The voice to decode ``speaker``'s tokens with: ``speaker`` itself if the vocoder knows it,
-    else its first voice; a speaker-agnostic vocoder (a codec: no ``speakers``) takes any."""
+def voice_for(vocoder: Any, speaker: str | None,
+              embedding: np.ndarray | None = None) -> str | np.ndarray:
+    """The voice to decode ``speaker``'s tokens with: ``embedding`` (the prompt's (256,)
+    d-vector) when given and the vocoder is conditioned on d-vectors, so that any voice, heard
+    in training or not, is rendered as its prompt sounds; else ``speaker`` itself if the
+    vocoder knows it, else its first voice; a speaker-agnostic vocoder (a codec: no
+    ``speakers``) takes any."""
+    if embedding is not None and getattr(vocoder, "speaker_conditioning", "table") == "dvector":
+        return np.asarray(embedding, dtype=np.float32)
     speakers = list(getattr(vocoder, "speakers", None) or [])
     if not speakers:
         return speaker or ""

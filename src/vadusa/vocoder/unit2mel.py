@@ -1,6 +1,8 @@
 """Unit-to-mel: discrete speech units and a speaker -> the log-mels HiFi-GAN turns into sound.
 
     units (B, U) -> embedding + speaker          (B, U, D)
+      speaker: index (B,) -> table               (B, S) -> linear (B, D)   speaker_input table
+          or d-vector (B, 256) -> linear, GELU   (B, S) -> linear (B, D)   speaker_input dvector
                  -> conv block                   (B, U, D)   local context of each unit
                  -> transformer blocks           (B, U, D)   context: prosody, co-articulation
                  -> upsample by time             (B, M, D)   each mel frame reads its unit
@@ -18,11 +20,18 @@ frame rate (25, 50, 75 Hz...): mel frame ``i`` covers samples ``[i * 256, (i + 1
 ``m0`` reads units relative to the unit under its first frame, so a crop sees exactly the
 units the whole utterance would.
 
+The speaker is either an index into a learned table of the training voices (``table``: a
+closed set) or the GE2E d-vector of another utterance of the voice, the acoustic prompt
+(``dvector``: any voice, heard or not, ``vadusa.data.dvectors``). The d-vector is normalized
+(GE2E compares directions only) and mapped to S dims where the table would have been looked
+up: the rest of the network is the same in both modes.
+
 Batches are padded; ``mask`` (True = a real frame) keeps padding out: padded frames are zeroed
 before every convolution (so a short utterance sees the same zeros past its end as it would
 alone) and are never attended to.
 
-Shapes: B batch, U unit frames, M mel frames, D model dim, H heads, N_MELS 80.
+Shapes: B batch, U unit frames, M mel frames, D model dim, H heads, S speaker dim,
+N_MELS 80.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from vadusa.data.mel import HOP_LENGTH, N_MELS, SAMPLE_RATE
 from vadusa.tokenizers.base import N_SPECIAL
 
 MEL_RATE = SAMPLE_RATE / HOP_LENGTH  # mel frames per second, ~86.13
+SPEAKER_INPUTS = ("table", "dvector")  # = VocoderConfig.speaker_conditioning's values
+DVECTOR_DIM = 256  # GE2E d-vectors (vadusa.data.dvectors)
 
 
 def units_per_mel_frame(frame_rate: float) -> float:
@@ -136,20 +147,34 @@ class Block(nn.Module):
 
 
 class Unit2Mel(nn.Module):
+    """``speaker_input``: ``table`` (``n_speakers`` learned vectors, speakers given by index)
+    or ``dvector`` (speakers given as (B, 256) d-vectors; ``n_speakers`` is then only
+    recorded: how many voices it was trained on)."""
+
     def __init__(self, vocab_size: int, n_speakers: int, frame_rate: float, dim: int = 256,
                  layers: int = 4, heads: int = 4, conv_kernel: int = 5, speaker_dim: int = 64,
-                 unit_convs: int = 1, mel_convs: int = 2, dropout: float = 0.0) -> None:
+                 unit_convs: int = 1, mel_convs: int = 2, dropout: float = 0.0,
+                 speaker_input: str = "table") -> None:
         super().__init__()
-        # everything needed to rebuild the network, for the checkpoint's meta
+        if speaker_input not in SPEAKER_INPUTS:
+            raise ValueError(f"speaker_input {speaker_input!r} is not one of {SPEAKER_INPUTS}")
+        # everything needed to rebuild the network, for the checkpoint's meta (one written
+        # before speaker_input existed rebuilds with the default, its table)
         self.hparams: dict[str, Any] = dict(
             vocab_size=vocab_size, n_speakers=n_speakers, frame_rate=float(frame_rate), dim=dim,
             layers=layers, heads=heads, conv_kernel=conv_kernel, speaker_dim=speaker_dim,
-            unit_convs=unit_convs, mel_convs=mel_convs, dropout=dropout)
+            unit_convs=unit_convs, mel_convs=mel_convs, dropout=dropout,
+            speaker_input=speaker_input)
         self.vocab_size = vocab_size
         self.pad_id = vocab_size + 2  # bos, eos, pad follow the vocabulary (tokenizers.base)
         self.frame_rate = float(frame_rate)
+        self.speaker_input = speaker_input
         self.units = nn.Embedding(vocab_size + N_SPECIAL, dim, padding_idx=self.pad_id)
-        self.speakers = nn.Embedding(n_speakers, speaker_dim)
+        # (created in the same order in both modes: a table model's initial weights, and so its
+        # training, are those of the network before d-vectors existed)
+        self.speakers: nn.Module = (
+            nn.Embedding(n_speakers, speaker_dim) if speaker_input == "table"
+            else nn.Sequential(nn.Linear(DVECTOR_DIM, speaker_dim), nn.GELU()))
         self.speaker_proj = nn.Linear(speaker_dim, dim)
         self.unit_convs = nn.ModuleList(ConvBlock(dim, conv_kernel, dropout)
                                         for _ in range(unit_convs))
@@ -162,8 +187,9 @@ class Unit2Mel(nn.Module):
     def forward(self, units: torch.Tensor, unit_lengths: torch.Tensor, speakers: torch.Tensor,
                 mel_lengths: torch.Tensor | None = None,
                 mel_start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """units (B, U) long, unit_lengths (B,), speakers (B,) speaker indices ->
-        log-mels (B, M, N_MELS) and mask (B, M), True on real frames.
+        """units (B, U) long, unit_lengths (B,), speakers (B,) speaker indices (``table``) or
+        (B, 256) d-vectors (``dvector``) -> log-mels (B, M, N_MELS) and mask (B, M), True on
+        real frames.
 
         ``mel_lengths`` defaults to the frames that last as long as the units; a training crop
         passes its target's length and its first frame ``mel_start`` (default 0)."""
@@ -175,7 +201,7 @@ class Unit2Mel(nn.Module):
             mel_start = torch.zeros(B, dtype=torch.long, device=units.device)
         unit_mask = torch.arange(U, device=units.device)[None, :] < unit_lengths[:, None]  # (B, U)
 
-        x = self.units(units) + self.speaker_proj(self.speakers(speakers))[:, None, :]  # (B, U, D)
+        x = self.units(units) + self.speaker(speakers)[:, None, :]  # (B, U, D)
         for conv in self.unit_convs:
             x = conv(x, unit_mask)
         x = x + sinusoids(U, x.shape[2], x.device)
@@ -194,14 +220,31 @@ class Unit2Mel(nn.Module):
             x = conv(x, mask)
         return self.out(self.norm(x)), mask  # (B, M, N_MELS)
 
+    def speaker(self, speakers: torch.Tensor) -> torch.Tensor:
+        """(B,) indices or (B, 256) d-vectors -> (B, D), what every unit frame adds."""
+        if self.speaker_input == "table":
+            if speakers.dim() != 1 or speakers.is_floating_point():
+                raise ValueError(f"this network looks voices up in its table of "
+                                 f"{self.hparams['n_speakers']}: it takes (B,) speaker "
+                                 f"indices, not a tensor of shape {tuple(speakers.shape)}")
+            return self.speaker_proj(self.speakers(speakers))  # (B,) -> (B, S) -> (B, D)
+        if speakers.shape[1:] != (DVECTOR_DIM,):
+            raise ValueError(f"this network is conditioned on d-vectors: it takes "
+                             f"(B, {DVECTOR_DIM}) speakers, not shape {tuple(speakers.shape)}")
+        dvectors = F.normalize(speakers.float(), dim=1)  # (B, 256), unit length
+        return self.speaker_proj(self.speakers(dvectors))  # (B, 256) -> (B, S) -> (B, D)
+
     @torch.inference_mode()
-    def utterance_mel(self, units: torch.Tensor, speaker: int) -> torch.Tensor:
-        """One utterance: (U,) unit ids and a speaker index -> (N_MELS, M) log-mels, M frames
-        lasting as long as the units."""
+    def utterance_mel(self, units: torch.Tensor, speaker: int | torch.Tensor) -> torch.Tensor:
+        """One utterance: (U,) unit ids and a speaker, an index (``table``) or a (256,)
+        d-vector (``dvector``) -> (N_MELS, M) log-mels, M frames lasting as long as the
+        units."""
         device = self.out.weight.device
+        speakers = (torch.as_tensor(speaker, dtype=torch.float32, device=device)[None]
+                    if self.speaker_input == "dvector"  # (256,) -> (1, 256)
+                    else torch.tensor([speaker], device=device))  # (1,)
         mel, _ = self(units.to(device, torch.long)[None],  # (U,) -> (1, U)
-                      torch.tensor([len(units)], device=device),
-                      torch.tensor([speaker], device=device))  # (1, M, N_MELS)
+                      torch.tensor([len(units)], device=device), speakers)  # (1, M, N_MELS)
         return mel[0].T.float()  # (M, N_MELS) -> (N_MELS, M)
 
 
