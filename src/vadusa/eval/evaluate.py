@@ -92,7 +92,8 @@ class SplitVoices:
 
     def __init__(self, corpus_dir: Path, split: str, ids: list[str], encoder: Any) -> None:
         records = read_manifest(manifest_path(corpus_dir, split))
-        wanted = {r.speaker for r in records if r.id in set(ids)}
+        targets = set(ids)
+        wanted = {r.speaker for r in records if r.id in targets}
         self.records = {r.id: r for r in records if r.speaker in wanted}
         self.by_speaker: dict[str, list[str]] = {}
         for r in self.records.values():
