@@ -75,9 +75,8 @@ def cmd_synthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.data import audio  # noqa: PLC0415
     from vadusa.decoding.run import decode_prefix  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.eval.evaluate import wants_embedding  # noqa: PLC0415
     from vadusa.model.loading import resolve_speaker, text_pieces  # noqa: PLC0415
-    from vadusa.vocoder import load_vocoder, voice_for  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder, voice_for, wants_embedding  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
     decoding = decoding_config(cfg, args)

@@ -73,7 +73,7 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
     from vadusa.tokenizers.registry import load_tokenizer  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
-    from vadusa.vocoder import load_vocoder  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder, wants_embedding  # noqa: PLC0415
 
     if bool(args.copy) == bool(args.family):
         raise UserFacingError("give --family (units) or --copy (the input's own mel), one of "
@@ -111,7 +111,7 @@ def cmd_resynthesize(cfg: Config, args: argparse.Namespace) -> int:
             use_inputs(cfg, tracker, models=[vocoder_file, *tokenizer_models(cfg, args.family),
                                              *([nar.path] if nar is not None else [])])
         encoder = None
-        if getattr(vocoder, "speaker_conditioning", "table") == "dvector":
+        if wants_embedding(vocoder):
             from vadusa.eval.similarity import SpeakerSimilarity  # noqa: PLC0415
 
             encoder = SpeakerSimilarity(str(device))
@@ -164,11 +164,10 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
         SplitVoices,
         evaluate_tts,
         format_evaluation,
-        wants_embedding,
     )
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
     from vadusa.tracking import open_tracker  # noqa: PLC0415
-    from vadusa.vocoder import load_vocoder  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder, wants_embedding  # noqa: PLC0415
 
     device = resolve_device(cfg.device)
     decoding = decoding_config(cfg, args)

@@ -60,7 +60,7 @@ def sweep_options(parser: argparse.ArgumentParser) -> None:
 def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.checkpoint import file_digest  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
-    from vadusa.eval.evaluate import SplitVoices, wants_embedding  # noqa: PLC0415
+    from vadusa.eval.evaluate import SplitVoices  # noqa: PLC0415
     from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
     from vadusa.sweep.objective import DecodingObjective  # noqa: PLC0415
     from vadusa.sweep.report import write_report  # noqa: PLC0415
@@ -72,7 +72,7 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
         search_space,
     )
     from vadusa.tracking import artifact_name, open_tracker  # noqa: PLC0415
-    from vadusa.vocoder import load_vocoder  # noqa: PLC0415
+    from vadusa.vocoder import load_vocoder, wants_embedding  # noqa: PLC0415
 
     sweep = cfg.sweep
     if args.trials is not None:

@@ -39,7 +39,7 @@ from vadusa.eval.stats import bootstrap_mean, bootstrap_ratio, format_interval
 from vadusa.eval.wer import error_rates, utterance_errors
 from vadusa.model.loading import SynthesisInputError, TTSBundle
 from vadusa.tokenizers.store import TokenSplit
-from vadusa.vocoder import VocoderError, voice_for
+from vadusa.vocoder import VocoderError, voice_for, wants_embedding
 
 
 class EvaluationError(ValueError):
@@ -263,11 +263,6 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
     }
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     return metrics
-
-
-def wants_embedding(vocoder: Any) -> bool:
-    """Whether a vocoder renders a voice from a speaker embedding (a prompt's d-vector)."""
-    return getattr(vocoder, "speaker_conditioning", "table") == "dvector"
 
 
 def write_prompt_pairs(path: Path, requests: list[Request], ids: list[str]) -> None:

@@ -36,14 +36,14 @@ from vadusa.tokenizers.codec import FAMILY as CODEC_FAMILY
 from vadusa.tokenizers.codec import codec_from_checkpoint, load_official
 from vadusa.tokenizers.mel import FAMILY as MEL_FAMILY
 from vadusa.tokenizers.residual import ResidualKMeans, is_residual
-from vadusa.vocoder.base import Vocoder, VocoderError, check_units, voice_for
+from vadusa.vocoder.base import Vocoder, VocoderError, check_units, voice_for, wants_embedding
 from vadusa.vocoder.codec import CodecVocoder
 from vadusa.vocoder.hifigan import HifiGan
 from vadusa.vocoder.melrvq import MelRVQVocoder
 from vadusa.vocoder.unit2mel import DVECTOR_DIM, Unit2Mel
 
 __all__ = ["Vocoder", "UnitVocoder", "CodecVocoder", "MelRVQVocoder", "VocoderError", "HifiGan",
-           "Unit2Mel", "check_units", "load_vocoder", "voice_for"]
+           "Unit2Mel", "check_units", "load_vocoder", "voice_for", "wants_embedding"]
 
 CHECKPOINT_KIND = "unit2mel"
 

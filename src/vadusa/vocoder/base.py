@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-__all__ = ["Vocoder", "VocoderError", "check_units", "voice_for"]
+__all__ = ["Vocoder", "VocoderError", "check_units", "voice_for", "wants_embedding"]
 
 
 class VocoderError(ValueError):
@@ -27,6 +27,12 @@ class Vocoder(Protocol):
         ...
 
 
+def wants_embedding(vocoder: Any) -> bool:
+    """Whether a vocoder renders a voice from a speaker embedding (a prompt's d-vector,
+    ``vocoder.speaker_conditioning: dvector``) rather than from a table of training voices."""
+    return getattr(vocoder, "speaker_conditioning", "table") == "dvector"
+
+
 def voice_for(vocoder: Any, speaker: str | None,
               embedding: np.ndarray | None = None) -> str | np.ndarray:
     """The voice to decode ``speaker``'s tokens with: ``embedding`` (the prompt's (256,)
@@ -34,7 +40,7 @@ def voice_for(vocoder: Any, speaker: str | None,
     in training or not, is rendered as its prompt sounds; else ``speaker`` itself if the
     vocoder knows it, else its first voice; a speaker-agnostic vocoder (a codec: no
     ``speakers``) takes any."""
-    if embedding is not None and getattr(vocoder, "speaker_conditioning", "table") == "dvector":
+    if embedding is not None and wants_embedding(vocoder):
         return np.asarray(embedding, dtype=np.float32)
     speakers = list(getattr(vocoder, "speakers", None) or [])
     if not speakers:
