@@ -62,6 +62,13 @@ def test_prepare_then_corpus_qa(tmp_path: Path, repo: Path, tiny_overrides: list
     assert qa["overall"]["utterances"] == 8 and len(qa["voices"]) == 4
     assert 0.0 <= qa["overall"]["wer"] < 0.6
     assert {u["speaker"] for u in qa["per_utterance"]} == set(qa["voices"])
+    # both judges per voice: the judge of record (Whisper base) first, the fast one beside it
+    assert qa["judge"] == "whisper-base" and list(qa["judges"]) == ["whisper-base",
+                                                                     "whisper-tiny.en"]
+    assert qa["judges"]["whisper-base"]["overall"] == qa["overall"]
+    for figures in qa["judges"].values():
+        assert set(figures["voices"]) == set(qa["voices"])
+        assert 0.0 <= figures["overall"]["wer"] < 0.6
 
 
 def test_stages_without_their_inputs_say_what_to_run(tmp_path: Path) -> None:

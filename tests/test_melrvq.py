@@ -164,6 +164,8 @@ def test_melrvq_family_end_to_end(tmp_path: Path) -> None:
     # resynthesis decodes every codebook, or the first N
 
     class Judge:
+        name = "fixed"
+
         def transcribe(self, wave: np.ndarray, rate: int) -> str:
             return "a chirp"
 

@@ -187,3 +187,36 @@ def test_bad_settings_name_the_fix(tmp_path: Path) -> None:
         search_space(SweepConfig(heads=(2, 4)), 2, 0.7, 0)
     space = search_space(SweepConfig(), 3, 0.7, 0)
     assert space["heads"] == [1, 2, 3] and space["temperature"] == [0.7]
+
+
+def test_a_trial_counts_an_utterance_that_failed_as_all_words_deleted() -> None:
+    """The objective's quality: nothing decoded, or tokens the vocoder refuses, count as every
+    word deleted (as in evaluation), and the trial says how many failed. The decoder is not
+    needed for this bookkeeping: the objective is built around a stand-in vocoder and judge."""
+    import numpy as np  # noqa: PLC0415
+
+    from vadusa.decoding.run import Request  # noqa: PLC0415
+    from vadusa.sweep.objective import DecodingObjective  # noqa: PLC0415
+    from vadusa.vocoder import VocoderError  # noqa: PLC0415
+
+    class Vocoder:
+        def decode(self, codes: np.ndarray, voice: object) -> tuple[np.ndarray, int]:
+            if codes[0] == 9:
+                raise VocoderError("unit 9 out of range")
+            return np.zeros(160, dtype=np.float32), 16000
+
+    class Judge:
+        name = "echo"
+
+        def transcribe(self, wave: np.ndarray, rate: int) -> str:
+            return "one two"
+
+    objective = DecodingObjective.__new__(DecodingObjective)  # no model: rates() alone
+    objective.vocoder, objective.judge, objective.nar, objective.voices = (
+        Vocoder(), Judge(), None, None)
+    objective._transcripts = {}
+    objective.requests = [Request(0, "one two", None), Request(1, "three four five", None),
+                          Request(2, "six seven", None)]
+    wer, _, failed = objective.rates([[1, 2], [9, 9], []])
+    assert failed == 2 and wer == pytest.approx(5 / 7)  # 3 + 2 words deleted of 7
+    assert objective.rates([[1, 2], [1], [1]])[2] == 0

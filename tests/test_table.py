@@ -108,13 +108,56 @@ def test_markdown_and_csv(results: Path) -> None:
     lines = markdown.splitlines()
     assert lines[0].startswith("| family | method | tau | heads | tree | WER % [95 % CI]")
     assert len(lines) == 2 + len(rows)
-    assert "| whisper | AR | - | - | - | 40.0 [35.0, 45.0] | 20.0 | 0.810 | 1.00 | 1.00x |" \
-        in markdown
-    assert "| whisper | VADUSA | 3 | 4 | 16 | 38.0 [33.0, 43.0] | 19.0 | 0.800 | 3.50 | 2.00x |" \
-        in markdown
+    assert ("| whisper | AR | - | - | - | 40.0 [35.0, 45.0] | 20.0 | - | - | 0 | - | 0.810 "
+            "| 1.00 | 1.00x |") in markdown
+    assert ("| whisper | VADUSA | 3 | 4 | 16 | 38.0 [33.0, 43.0] | 19.0 | - | - | 0 | - | 0.800 "
+            "| 3.50 | 2.00x |") in markdown
     table = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert len(table) == len(rows) and float(table[0]["wer"]) == 0.40
     assert float(table[0]["wer_low"]) == pytest.approx(0.35) and table[1]["wer"] == ""
+
+
+def _judged(wer_errors: list[int], failed: int = 0, no_eos: int = 0, tau: int = 1) -> dict:
+    """An evaluation of 10-word utterances u0, u1, ... with these word errors; the last
+    ``failed`` of them failed (all 10 words deleted)."""
+    rows = [{"id": f"u{i}", "word_errors": e, "words": 10} for i, e in enumerate(wer_errors)]
+    judged, lost = rows[:len(rows) - failed], rows[len(rows) - failed:]
+    wer = sum(wer_errors) / (10 * len(rows))
+    return _metrics(wer, wer / 2, 0.8, tau=tau) | {
+        "judge": "whisper-base", "failed": failed, "no_eos": no_eos,
+        "failures": [{"id": r["id"], "stage": "decode"} for r in lost],
+        "per_utterance": judged, "failed_utterances": lost}
+
+
+def test_vadusa_rows_carry_the_paired_difference_to_ar_failures_and_the_judge(
+        results: Path) -> None:
+    """Each evaluated VADUSA row: its WER minus AR's on the same utterances with a paired
+    bootstrap interval, whether "maintains or improves WER" holds, the failures (counted as
+    deletions), the utterances without EOS, and the judge of record."""
+    _write(results / "eval/whisper/ar/test/metrics.json", _judged([1, 1, 1, 1, 1, 1]))
+    # frozen: 2 more errors on every utterance, the last one failed: significantly worse
+    _write(results / "eval/whisper/vadusa-frozen-tau3/test/metrics.json",
+           _judged([3, 3, 3, 3, 3, 10], failed=1, no_eos=2, tau=3))
+    # joint: the same errors as AR, shuffled: no difference
+    _write(results / "eval/whisper/vadusa-joint-tau3/test/metrics.json",
+           _judged([0, 2, 1, 1, 2, 0], tau=3))
+    rows = main_table(plan_of(results), ["whisper"])
+    by = {(r["method"], r["heads"], r["tau"]): r for r in rows}
+    ar, frozen, joint = by[("AR", "", "")], by[("VADUSA", 4, 3)], by[("VADUSA-wt", 4, 3)]
+    assert "vs_ar" not in ar and ar["judge"] == "whisper-base" and ar["failed"] == 0
+    assert frozen["vs_ar"] == pytest.approx((2 * 5 + 9) / 60)
+    assert frozen["vs_ar_ci"][0] > 0 and frozen["holds"] == "no (worse)"
+    assert (frozen["failed"], frozen["no_eos"], frozen["judge"]) == (1, 2, "whisper-base")
+    assert joint["vs_ar"] == pytest.approx(0.0) and joint["holds"] == "yes"
+    assert joint["vs_ar_ci"][0] < 0 < joint["vs_ar_ci"][1]
+    assert "vs_ar" not in by[("VADUSA", 4, 1)]  # raced, not evaluated
+    markdown = to_markdown(rows)
+    assert "WER - AR's, same utterances [95 % CI] | maintains WER? | failed" in markdown
+    assert f"| {100 * frozen['vs_ar']:+.1f} [" in markdown and "| no (worse) | 1 | 2 |" in markdown
+    table = list(csv.DictReader(io.StringIO(to_csv(rows))))
+    frozen_csv = next(r for r in table if r["method"] == "VADUSA" and r["tau"] == "3"
+                      and r["heads"] == "4")
+    assert float(frozen_csv["vs_ar_low"]) > 0 and frozen_csv["judge"] == "whisper-base"
 
 
 def test_the_floors_come_first_from_the_test_resynthesis(results: Path) -> None:
@@ -132,7 +175,7 @@ def test_the_floors_come_first_from_the_test_resynthesis(results: Path) -> None:
     markdown = to_markdown(rows)
     # no speed for the floors: they decode nothing
     assert "| whisper | resynthesis (tokens -> vocoder) | - | - | - | 31.0 [28.0, 34.0] | " \
-        "12.0 | - | - | - | - |" in markdown
+        "12.0 | - | - | 0 | - | - | - | - |" in markdown
 
 
 class _Cells(HTMLParser):
@@ -227,9 +270,12 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
     from vadusa.checkpoint import save_checkpoint  # noqa: PLC0415
 
     root = tmp_path / "results" / "x"
-    _write(root / "resynth/whisper/test/metrics.json",
+    # the ablation chooses defaults: judged on dev (ablation.split); test figures are ignored
+    _write(root / "resynth/whisper/dev/metrics.json",
            {"wer": 0.40, "cer": 0.2, "input_wer": 0.1, "input_cer": 0.05,
             "ci": {"wer": {"low": 0.35, "high": 0.45}}})
+    _write(root / "resynth/whisper/test/metrics.json",
+           {"wer": 0.90, "cer": 0.9, "input_wer": 0.9, "input_cer": 0.9, "ci": {}})
 
     def model(path: Path, loss: float, seconds: float) -> None:
         save_checkpoint(path, kind="tts", config={"train": {"steps": 600}},
@@ -242,15 +288,17 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
             {"id": f"u{i}", "word_errors": e, "words": 10} for i, e in enumerate(errors)]}
 
     model(root / "models/whisper/base/base.pt", 1.2, 0.8)
-    _write(root / "eval/whisper/ar/test/metrics.json", judged(0.50, [5, 5, 5, 5]))
+    _write(root / "eval/whisper/ar/dev/metrics.json", judged(0.50, [5, 5, 5, 5]))
+    _write(root / "eval/whisper/ar/test/metrics.json", judged(0.90, [9, 9, 9, 9]))
     model(root / "ablation/whisper/none/base.pt", 2.0, 1.0)
-    _write(root / "ablation/whisper/none/test/metrics.json", judged(1.0, [10, 10, 10, 10]))
+    _write(root / "ablation/whisper/none/dev/metrics.json", judged(1.0, [10, 10, 10, 10]))
     variants = ("ablation.variants={none: [model.alignment=none], "
                 "noise: [train.token_noise=0.1]}")
     rows = ablation_rows(plan_of(root, variants), "whisper", "model.alignment=duration")
     assert [r["method"] for r in rows] == [
-        "recordings (judge floor)", "resynthesis (tokens -> vocoder)",
+        "dev: recordings (judge floor)", "dev: resynthesis (tokens -> vocoder)",
         "AR, the configured model", "AR, none", "AR, noise"]
+    assert {r["split"] for r in rows} == {"dev"}
     configured, none, missing = rows[2:]
     assert configured["settings"] == "model.alignment=duration"
     assert configured["ratio"] == pytest.approx(0.50 / 0.40)
@@ -261,7 +309,7 @@ def test_the_ablation_table_reads_each_variant_beside_the_floor(tmp_path: Path) 
     assert "paired" not in configured
     assert missing.get("wer") is None  # not run yet: "-" in the table
     markdown = to_markdown(rows, ABLATION_COLUMNS)
-    assert "| AR, the configured model | model.alignment=duration | 50.0 [45.0, 55.0] |" \
+    assert "| AR, the configured model | model.alignment=duration | dev | 50.0 [45.0, 55.0] |" \
         in markdown and "1.25x" in markdown and "| 8.0 |" in markdown
     assert "+50.0 [+50.0, +50.0]" in markdown
     table = list(csv.DictReader(io.StringIO(to_csv(rows, ABLATION_COLUMNS))))

@@ -119,6 +119,8 @@ def test_copy_synthesis_resynthesizes_through_the_mel(tmp_path: Path) -> None:
     write_wav(tmp_path / "a.wav", wave16, 16000)
 
     class EchoJudge:
+        name = "echo"
+
         def transcribe(self, wave: np.ndarray, rate: int) -> str:
             return "one two" if rate == SAMPLE_RATE else "one two three"
 

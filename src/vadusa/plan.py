@@ -117,8 +117,8 @@ READS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "bench_draft": (("decoding", "measure.bench_draft_tokens", "measure.bench_utterances"),
                     _NOT_DRAFT),
     "evaluate_draft": (("decoding", "judge"), ("decoding.draft_checkpoint",)),
-    "ablation_train": (("model", "train", "text", "seed", "ablation"), ()),
-    "ablation_evaluate": (("decoding", "judge"), _NOT_DRAFT),
+    "ablation_train": (("model", "train", "text", "seed", "ablation.variants"), ()),
+    "ablation_evaluate": (("decoding", "judge", "ablation.split"), _NOT_DRAFT),
     "listen": (("measure.listen_utterances",), ()),
 }
 
@@ -360,15 +360,17 @@ class Plan:
 
     def ablation(self, family: str = "{family}", variant: str = "{variant}",
                  name: str = "") -> str:
-        """An ablation variant's directory (base.pt; its evaluation in ``test``), or a file."""
+        """An ablation variant's directory (base.pt; its evaluation in ``dev``, the
+        ``ablation.split``), or a file."""
         return self._at("ablation", family, variant, name)
 
     def ablation_model(self, family: str = "{family}", variant: str = "{variant}") -> str:
         return self.ablation(family, variant, "base.pt")
 
     def ablation_evaluation(self, family: str = "{family}", variant: str = "{variant}",
-                            split: str = "test") -> str:
-        return self.ablation(family, variant, split)
+                            split: str | None = None) -> str:
+        """A variant's evaluation, on ``ablation.split`` unless ``split`` says otherwise."""
+        return self.ablation(family, variant, split or self.cfg.ablation.split)
 
     def front_page_files(self) -> dict[str, str]:
         """The files the Snakemake report's front page names, and shows when the report holds

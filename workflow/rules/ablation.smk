@@ -1,13 +1,15 @@
 # The alignment ablation (target `ablation`, not part of the default target): the AR model of
 # the default family trained again with each variant of ablation.variants (overrides of
-# model.* and train.* keys: the same corpus, tokens, durations and steps), judged on the test
-# split like the configured model, and one table beside it and the resynthesis floor:
-# tables/ablation_<family>.{md,csv,html}. docs/alignment.md reads it.
+# model.* and train.* keys: the same corpus, tokens, durations and steps), judged on
+# ablation.split (dev by default: the ablation chooses defaults, the test split stays for the
+# tables) like the configured model, and one table beside it and the resynthesis floor of that
+# split: tables/ablation_<family>.{md,csv,html}. docs/alignment.md reads it.
 import re
 
 from vadusa.config import ConfigError, load_config
 
 ABLATION = {}
+ABLATION_SPLIT = CFG.ablation.split
 for _name, _overrides in CFG.ablation.variants.items():
     try:
         ABLATION[_name] = load_config([RESOLVED], list(_overrides))
@@ -71,17 +73,42 @@ rule ablation_evaluate:
         runtime=120,
     shell:
         "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
-        "--checkpoint {input.model} --split test --corpus {CORPUS} "
+        f"--checkpoint {{input.model}} --split {ABLATION_SPLIT} --corpus {{CORPUS}} "
         "--vocoder {input.vocoder} {params.nar} "
         f"--method ar --out {in_shell(PLAN.ablation_evaluation())} "
         "> {log} 2>&1"
 
 
+if ABLATION_SPLIT != "test":  # on test, evaluate_ar's evaluation is the reference
+
+    rule ablation_reference:
+        """The configured AR model judged on the ablation's split, beside its variants."""
+        input:
+            unpack(vocoding),
+            model=rules.train_base.output,
+        output:
+            PLAN.eval_metrics(system=AR, split=ABLATION_SPLIT),
+        params:
+            nar=nar_argument,
+            config_digest=PLAN.digest("ablation_evaluate"),
+        log:
+            PLAN.log(f"evaluate_{{family}}_ar_{ABLATION_SPLIT}"),
+        threads: PAIRED
+        resources:
+            mem_mb=8000,
+            runtime=120,
+        shell:
+            "vadusa evaluate --config {RESOLVED} --set judge.threads={threads} "
+            f"--checkpoint {{input.model}} --split {ABLATION_SPLIT} --corpus {{CORPUS}} "
+            "--vocoder {input.vocoder} {params.nar} --method ar "
+            f"--out {in_shell(PLAN.evaluation(system=AR, split=ABLATION_SPLIT))} > {{log}} 2>&1"
+
+
 rule ablation_table:
     input:
         expand(rules.ablation_evaluate.output, variant=list(ABLATION), allow_missing=True),
-        rules.evaluate_ar.output,
-        expand(rules.resynthesize.output, source="test", allow_missing=True),
+        PLAN.eval_metrics(system=AR, split=ABLATION_SPLIT),
+        expand(rules.resynthesize.output, source=ABLATION_SPLIT, allow_missing=True),
     output:
         markdown=PLAN.table(PLAN.ablation_table_name(), "md"),
         csv=PLAN.table(PLAN.ablation_table_name(), "csv"),

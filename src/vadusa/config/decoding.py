@@ -13,8 +13,8 @@ __all__ = ["DecodingConfig", "MeasureConfig", "SweepConfig", "JudgeConfig"]
 class DecodingConfig:
     """Sampling of the AR model (shared by AR and speculative decoding)."""
 
-    # 0 = greedy. AR and VADUSA sample alike; 0.7 reads better than 1.0 (AR WER 93.9 %
-    # against 103.8 % on 40 test utterances with the phoneme model)
+    # 0 = greedy. AR and VADUSA sample alike; below 1 the model reads more clearly than at
+    # its full distribution (docs/selections.md: how and on which split it was chosen)
     temperature: float = 0.7
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1 = off
@@ -42,9 +42,8 @@ class DecodingConfig:
     draft_tokens: int = 4
     draft_checkpoint: str = ""  # the draft model: a base.pt from ``vadusa train-draft``
     # weights and activations while decoding (every method alike; sampling is float64 either
-    # way). auto: bfloat16 on CPUs with AVX512-BF16 or AMX, where it was measured faster (the
-    # 2-core default machine: a KV-cached AR step 1.1x, a 17-node tree pass 1.7x), else
-    # float32 (on an H100 bfloat16 decoded slower; devices.py)
+    # way). auto: bfloat16 on CPUs with AVX512-BF16 or AMX, where it was measured faster,
+    # else float32 (on an H100 bfloat16 decoded slower; devices.py, docs/speed.md)
     precision: str = "auto"
     # how a voice the duration model does not know is timed (model/loading.py, plan_durations;
     # every voice of a zero-shot model): "prompt", the average voice at the speaking rate of
@@ -136,8 +135,12 @@ class SweepConfig:
 class JudgeConfig:
     """The Whisper ASR that scores intelligibility (WER/CER)."""
 
-    model: str = "tiny.en"  # tiny.en | base
+    # the judge of record: the multilingual Whisper base, which no model in the pipeline
+    # learns from or draws tokens from (the whisper units come from tiny.en)
+    model: str = "base"  # base | tiny.en
     model_dir: str = ""  # a local CTranslate2 Whisper directory; overrides ``model``
+    # the fast judge, for the sweep's many trials only; never the only judge of a table row
+    fast_model: str = "tiny.en"  # base | tiny.en
     compute_type: str = "int8"
     beam_size: int = 1
     threads: int = 2

@@ -27,9 +27,8 @@ class ModelConfig:
     # zero-shot TTS: with it (and no speaker embedding) the model speaks any voice, unseen
     # ones too, and evaluation prompts each utterance with another of its speaker
     # (data/prompts.py). Off on the embedded default: with the speaker embedding only, on 8
-    # voices the model learns to read about 5x faster than with an acoustic prompt (dev text
-    # gain 0.17 against 0.034 after 750 steps, before durations; README, "The base model").
-    # config/libritts.yaml and libriheavy.yaml set it
+    # voices the model learns to read several times faster than with an acoustic prompt
+    # (dev text gain; docs/selections.md). config/libritts.yaml and libriheavy.yaml set it
     prompt: bool = False
     prompt_max_seconds: float = 3.0  # only utterances this short serve as prompts
     # how the model knows where it is in the text (model/tts.py, training/tts.py):
@@ -38,8 +37,8 @@ class ModelConfig:
     #     layer (train.guide_weight, train.guide_sigma);
     #   duration: durations from the aligner (vadusa align) in training and from the duration
     #     model in synthesis give every speech position its phone as input features.
-    # duration: test WER 49.9 % against 102.9 % with guided attention and 108.1 % with none, at
-    # a resynthesis floor of 45.5 % (docs/alignment.md has the ablation)
+    # duration: the only one of the three that reads the whole text in the embedded budget
+    # (`snakemake ablation`, judged on dev; docs/selections.md, docs/alignment.md)
     alignment: str = "duration"
 
 
@@ -47,9 +46,9 @@ class ModelConfig:
 class AlignConfig:
     """The CTC phone recogniser that aligns text to a family's tokens (``vadusa align``)."""
 
-    # our choice for 2 CPU cores: 800 steps, 7 minutes on one core beside the vocoder, reach a
-    # dev phone error rate of 21 % on the embedded default's Whisper units: enough for the
-    # boundaries, which is all the durations need
+    # our choice for 2 CPU cores: 800 steps, minutes on one core beside the vocoder, reach a
+    # dev phone error rate enough for the boundaries, which is all the durations need
+    # (docs/alignment.md)
     steps: int = 800
     batch_frames: int = 6000  # token frames per batch
     lr: float = 3e-3
@@ -64,8 +63,8 @@ class AlignConfig:
 class DurationsConfig:
     """The duration model: symbols + speaker -> frames (``vadusa train-durations``)."""
 
-    # our choice: 500 steps (about 2 minutes on one core) reach the dev error of 1500 on the
-    # embedded default (1.06 frames per symbol, total length within 5 %)
+    # our choice: 500 steps (about 2 minutes on one core) reach the dev error of 1500
+    # (docs/alignment.md)
     steps: int = 500
     batch_size: int = 32
     lr: float = 2e-3
@@ -102,8 +101,8 @@ class NARConfig:
     residual_weight: float = 0.0
     # argmax: each codebook's most likely entry. expected: the sum of the codebooks' expected
     # entries (a conditional mean, like a regressed mel) re-quantized by codebooks 2..N. Our
-    # choice: expected, judged 6 to 13 WER points better than argmax on the same stages
-    # (embedded default, melrvq; docs/tokens.md)
+    # choice: expected, a mean of near-equal entries sounds better than a guess among them
+    # (docs/selections.md)
     decoding: str = "expected"
     # the frames' input also carries what codebooks 1..k-1 reconstruct (the sum of their
     # entries), beside the learned embedding of each code
@@ -119,8 +118,8 @@ class NARConfig:
     # it to HiFi-GAN as it is (``fill`` re-quantizes it for those who want codes); the other
     # ``nar`` keys are then unread for melrvq. false: melrvq's stage is trained as encodec's
     # (``target``). Codec codes have no mel: encodec's stage never reads this key. Our
-    # choice: true, the melrvq AR model's synthesis judged at 17.8 % WER on the embedded
-    # default against 50.8 % through the best classifying stage (docs/tokens.md)
+    # choice: true, regressing the mel spares the stage 7 classifications among entries that
+    # differ little (docs/selections.md)
     mel_stage: bool = True
 
 
@@ -147,9 +146,8 @@ class TrainConfig:
     guide_weight: float = 1.0
     guide_sigma: float = 0.2  # width of the diagonal, as a fraction of the text length
     # fraction of speech-token inputs replaced by random tokens (targets stay clean), so the
-    # model learns to read rather than to continue its own history (training/tts.py). A tenth:
-    # with durations, test WER 43.5 % against 49.9 % without (paired difference -6.5 points
-    # [-12.6, -0.5]; docs/alignment.md)
+    # model learns to read rather than to continue its own history (training/tts.py). A tenth
+    # (`snakemake ablation`, judged on dev; docs/selections.md)
     token_noise: float = 0.1
 
 
@@ -165,9 +163,8 @@ class HeadsConfig:
     # projecting through the base's own head (one V x C read per pass; model/draft_heads.py)
     kind: str = "medusa"
     # shared heads only: each head's low-rank correction to the base head, r (C + V) numbers
-    # instead of MEDUSA's C V (0: none, the base head alone). 64 on the default: dev top-1 of
-    # heads 1-4 0.59 / 0.50 / 0.40 / 0.31 (MEDUSA 0.60 / 0.51 / 0.42 / 0.32, rank 0 0.58 /
-    # 0.46 / 0.34 / 0.24), the fastest chain of 4 of ranks 0, 32, 64 (docs/speed.md)
+    # instead of MEDUSA's C V (0: none, the base head alone). 64: dev top-1 close to MEDUSA's
+    # heads, and the fastest chain of 4 among ranks 0, 32, 64 (docs/speed.md)
     rank: int = 64
     steps: int = 300
     batch_tokens: int = 4000
@@ -237,3 +234,6 @@ class AblationConfig:
     """Variants of the AR model trained and judged side by side (``snakemake ablation``)."""
 
     variants: dict[str, tuple[str, ...]] = field(default_factory=lambda: dict(DEFAULT_ABLATION))
+    # the split the variants (and the configured model beside them) are judged on: the
+    # ablation chooses defaults, so it judges on dev and leaves test to the tables
+    split: str = "dev"  # dev | test

@@ -36,7 +36,7 @@ from vadusa.decoding.run import Request, decode_requests, request_prefix, write_
 from vadusa.eval.judge import WhisperJudge
 from vadusa.eval.similarity import SimilarityError
 from vadusa.eval.stats import bootstrap_mean, bootstrap_ratio, format_interval
-from vadusa.eval.wer import error_rates, utterance_errors
+from vadusa.eval.wer import all_deleted, error_rates, utterance_errors
 from vadusa.model.loading import SynthesisInputError, TTSBundle
 from vadusa.tokenizers.store import TokenSplit
 from vadusa.vocoder import VocoderError, voice_for, wants_embedding
@@ -238,8 +238,10 @@ def evaluate_tts(bundle: TTSBundle, requests: list[Request], ids: list[str],
         if subsets is not None:
             row["subset"] = subsets.get(row["id"], "")
     metrics = {
-        "family": bundle.family, "method": decoding.method, "utterances": len(rows),
-        "failures": failures, "failed": len(failures),
+        "family": bundle.family, "method": decoding.method, "judge": judge.name,
+        "utterances": len(rows), "failures": failures, "failed": len(failures),
+        # judged utterances that ran to the length cap instead of stopping at EOS
+        "no_eos": sum(not r["stopped_at_eos"] for r in rows),
         **scores(rows, failed_rows),
         "batch_size": decoding.batch_size,
         "seconds": {"decode": round(sum(r["decode_seconds"] / r["batch_size"] for r in rows), 2),
@@ -275,12 +277,8 @@ def write_prompt_pairs(path: Path, requests: list[Request], ids: list[str]) -> N
 
 def failed_row(utt_id: str, text: str, speaker: str | None) -> dict[str, Any]:
     """A failed utterance as a row of the scores: every word and character deleted."""
-    try:
-        counts = utterance_errors([text], [""])[0]
-    except ValueError:  # nothing to say in the reference either: no words to lose
-        counts = {"word_errors": 0, "words": 0, "char_errors": 0, "chars": 0}
     return {"id": utt_id, "speaker": speaker, "reference": text, "hypothesis": "",
-            "failed": True, **counts}
+            "failed": True, **all_deleted(text)}
 
 
 def scores(rows: list[dict[str, Any]], failed_rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from vadusa.data import audio
 from vadusa.data.manifest import manifest_path, read_manifest
 from vadusa.eval.judge import WhisperJudge
 from vadusa.eval.stats import bootstrap_ratio, format_interval
-from vadusa.eval.wer import error_rates, utterance_errors
-from vadusa.vocoder import voice_for
+from vadusa.eval.wer import all_deleted, error_rates, utterance_errors
+from vadusa.vocoder import VocoderError, voice_for
 
 LIBRIVOX_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 
@@ -109,35 +109,42 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
                                f"{available} codebook(s)")
     used = codebooks or available
     (out_dir / "wavs").mkdir(parents=True, exist_ok=True)
-    rows, failures = [], []
+    rows, failures, failed_rows = [], [], []
     timing = {"tokenize": 0.0, "vocode": 0.0, "judge": 0.0}
     for item in tqdm(items, desc=f"resynthesize {tokenizer.family}", unit="utt"):
         try:
             wave, rate = audio.read(item.audio_path, item.offset, item.num_samples)
-            t0 = time.perf_counter()
+        except (audio.AudioError, ValueError) as exc:  # no recording: nothing to judge
+            failures.append({"id": item.id, "stage": "read", "error": str(exc)})
+            failed_rows.append(failed_item(item, None))
+            continue
+        t0 = time.perf_counter()
+        hyp_input = judge.transcribe(wave, rate)
+        t1 = time.perf_counter()
+        timing["judge"] += t1 - t0
+        try:
             # an acoustic family decodes every codebook: the floor its AR + NAR output aims at
             tokens = (tokenizer.encode_codes(wave, rate)[:, :used] if available > 1
                       else tokenizer.encode(wave, rate))
             if nar is not None:  # (F, N) -> (F,) -> the NAR stage's codebooks 2..N (or mel)
                 rendered = nar.render(item.text, item.speaker or None, tokens[:, 0])
-            t1 = time.perf_counter()
+            t2 = time.perf_counter()
             # outside recordings, and voices a table vocoder does not know, get its first voice
             # (a codec takes any); a d-vector vocoder the recording's own embedding
             embedding = encoder.embed(wave, rate) if encoder is not None else None
             voice = voice_for(vocoder, speaker or item.speaker or None, embedding)
             out_wave, out_rate = (nar.vocode(rendered, vocoder, voice) if nar is not None
                                   else vocoder.decode(tokens, voice))
-            t2 = time.perf_counter()
-            audio.write_wav(out_dir / "wavs" / f"{item.id}.wav", out_wave, out_rate)
-            hyp = judge.transcribe(out_wave, out_rate)
-            hyp_input = judge.transcribe(wave, rate)
-            t3 = time.perf_counter()
-        except (audio.AudioError, ValueError) as exc:
-            failures.append({"id": item.id, "error": str(exc)})
+        except (VocoderError, ValueError) as exc:  # the round trip failed: all words deleted
+            failures.append({"id": item.id, "stage": "resynthesize", "error": str(exc)})
+            failed_rows.append(failed_item(item, hyp_input))
             continue
-        timing["tokenize"] += t1 - t0
-        timing["vocode"] += t2 - t1
-        timing["judge"] += t3 - t2
+        t3 = time.perf_counter()
+        audio.write_wav(out_dir / "wavs" / f"{item.id}.wav", out_wave, out_rate)
+        hyp = judge.transcribe(out_wave, out_rate)
+        timing["tokenize"] += t2 - t1
+        timing["vocode"] += t3 - t2
+        timing["judge"] += time.perf_counter() - t3
         errors_input = utterance_errors([item.text], [hyp_input])[0]
         rows.append({"id": item.id, "speaker": item.speaker, "reference": item.text,
                      "hypothesis": hyp, "hypothesis_input": hyp_input,
@@ -149,31 +156,46 @@ def resynthesize(items: list[Item], tokenizer: Any, vocoder: Any, judge: Whisper
                      "tokens": len(tokens), "seconds": len(wave) / rate})
     if not rows:
         raise ResynthesisError(f"every utterance failed: {failures[:3]}")
-    refs = [r["reference"] for r in rows]
-    out_rates = error_rates(refs, [r["hypothesis"] for r in rows])
-    in_rates = error_rates(refs, [r["hypothesis_input"] for r in rows])
-    words, chars = [r["words"] for r in rows], [r["chars"] for r in rows]
-    ci = {"wer": bootstrap_ratio([r["word_errors"] for r in rows], words),
-          "cer": bootstrap_ratio([r["char_errors"] for r in rows], chars),
-          "input_wer": bootstrap_ratio([r["word_errors_input"] for r in rows], words),
-          "input_cer": bootstrap_ratio([r["char_errors_input"] for r in rows], chars)}
+    scored = rows + failed_rows  # a failure counts as all its words deleted
+    words, chars = [r["words"] for r in scored], [r["chars"] for r in scored]
+    errors = {key: [r[key] for r in scored] for key in (
+        "word_errors", "char_errors", "word_errors_input", "char_errors_input")}
+    ci = {"wer": bootstrap_ratio(errors["word_errors"], words),
+          "cer": bootstrap_ratio(errors["char_errors"], chars),
+          "input_wer": bootstrap_ratio(errors["word_errors_input"], words),
+          "input_cer": bootstrap_ratio(errors["char_errors_input"], chars)}
     metrics = {
         "family": tokenizer.family,
         "codebooks": used,  # decoded per frame (1: units, or an acoustic family's codebook 1)
         "nar": str(nar.path) if nar is not None else None,  # codebooks 2..N filled by it
+        "judge": judge.name,
         "utterances": len(rows),
-        "failures": failures,
-        "wer": out_rates.wer, "cer": out_rates.cer,
-        "input_wer": in_rates.wer, "input_cer": in_rates.cer,
-        "words": out_rates.words,
+        "failures": failures, "failed": len(failures),
+        "wer": sum(errors["word_errors"]) / max(1, sum(words)),
+        "cer": sum(errors["char_errors"]) / max(1, sum(chars)),
+        "input_wer": sum(errors["word_errors_input"]) / max(1, sum(words)),
+        "input_cer": sum(errors["char_errors_input"]) / max(1, sum(chars)),
+        "words": sum(words),
         "tokens_per_second": float(np.sum([r["tokens"] for r in rows])
                                    / np.sum([r["seconds"] for r in rows])),
         "seconds": {k: round(v, 2) for k, v in timing.items()},
         "ci": ci,
         "per_utterance": rows,
+        "failed_utterances": failed_rows,
     }
     write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     return metrics
+
+
+def failed_item(item: Item, hyp_input: str | None) -> dict[str, Any]:
+    """A failed round trip: its output counts as all words deleted; its input as judged (a
+    recording that could not be read: deleted too, nothing was heard)."""
+    deleted = all_deleted(item.text)
+    heard = (utterance_errors([item.text], [hyp_input])[0] if hyp_input is not None
+             and deleted["words"] else deleted)
+    return {"id": item.id, "speaker": item.speaker, "reference": item.text, "hypothesis": "",
+            "hypothesis_input": hyp_input or "", "failed": True, **deleted,
+            "word_errors_input": heard["word_errors"], "char_errors_input": heard["char_errors"]}
 
 
 def format_resynthesis(metrics: dict[str, Any]) -> str:

@@ -4,10 +4,13 @@ One row per token family x method: AR, VADUSA (draft heads on the frozen base) a
 (base and heads trained together), each at every tolerance tau and head count benchmarked,
 MEDUSA's typical acceptance, each heads mode's tree race (every tree size of
 ``measure.bench_trees`` at the first eval tau), and a classic draft model (speculative
-sampling, lossless) at each gamma benchmarked. Columns: WER, CER, SIM, mean accepted
-length, speedup per token (the headline: tokens/s over AR's), wall-time speedup, the physical
-bound (accepted length x the time of a bare 1-token forward over that of the pass) and the
-share of it reached, RTF.
+sampling, lossless) at each gamma benchmarked. Columns: WER and CER (by the judge of record,
+named in the last column), the paired WER difference to AR on the same utterances with its
+bootstrap interval and whether "maintains or improves WER" holds (it does unless the interval
+lies above zero), the utterances that failed (counted as all words deleted) and those that
+ran to the length cap without EOS, SIM, mean accepted length, speedup per token (the
+headline: tokens/s over AR's), wall-time speedup, the physical bound (accepted length x the
+time of a bare 1-token forward over that of the pass) and the share of it reached, RTF.
 
 Where each figure comes from (the files of the experiment's plan, ``vadusa.plan``):
 
@@ -44,8 +47,9 @@ from vadusa.plan import AR, DRAFT, HEAD_MODES, OPEN_AR, Plan
 # each head mode's name in the tables, in their order
 MODES = dict(zip(HEAD_MODES, ("VADUSA", "VADUSA-wt", "VADUSA, Hydra heads",
                               "VADUSA-wt, Hydra heads", "VADUSA, shared heads"), strict=True))
-COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "sim", "accepted",
-           "speedup", "wall_speedup", "bound", "bound_fraction", "rtf", "nar_rtf")
+COLUMNS = ("family", "method", "tau", "heads", "tree", "wer", "cer", "vs_ar", "holds",
+           "failed", "no_eos", "sim", "accepted", "speedup", "wall_speedup", "bound",
+           "bound_fraction", "rtf", "nar_rtf", "judge")
 
 
 class TableError(ValueError):
@@ -65,7 +69,27 @@ def _quality(metrics: dict[str, Any] | None) -> dict[str, Any]:
     # AR decoding's RTF: VADUSA accelerates the AR stage only
     return {"wer": metrics["wer"], "cer": metrics["cer"], "sim": metrics.get("sim"),
             "wer_ci": [ci["wer"]["low"], ci["wer"]["high"]] if "wer" in ci else None,
-            "nar_rtf": metrics.get("nar_real_time_factor")}
+            "nar_rtf": metrics.get("nar_real_time_factor"),
+            # failed utterances count in the WER as all words deleted; no_eos: judged ones
+            # that ran to the length cap
+            "failed": metrics.get("failed", len(metrics.get("failures", []))),
+            "no_eos": metrics.get("no_eos"), "judge": metrics.get("judge")}
+
+
+def _against_ar(metrics: dict[str, Any] | None, ar: dict[str, Any] | None
+                ) -> dict[str, Any]:
+    """A method's paired WER difference to AR on the same utterances, with its bootstrap
+    interval, and whether the seed's claim "maintains or improves WER" holds: it does unless
+    the whole interval lies above zero (significantly worse)."""
+    if metrics is None or ar is None:
+        return {}
+    difference = paired_difference(metrics, ar)
+    if difference is None:
+        return {}
+    verdict = ("better" if difference["high"] < 0 else
+               "no (worse)" if difference["low"] > 0 else "yes")
+    return {"vs_ar": difference["mean"], "vs_ar_ci": [difference["low"], difference["high"]],
+            "holds": verdict}
 
 
 def _speed(bench_row: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +115,8 @@ def race_rows(plan: Plan, family: str, mode: str, trees: bool = False) -> list[d
     return [r for r in own if not r.get("heads_from")]
 
 
-def floor_rows(plan: Plan, family: str, librivox: bool = True) -> list[dict[str, Any]]:
+def floor_rows(plan: Plan, family: str, librivox: bool = True, split: str = "test"
+               ) -> list[dict[str, Any]]:
     """The quality floors of one family, for context: the judge on the test recordings, on
     their copy synthesis (each recording's own mel through HiFi-GAN: the vocoder's ceiling) and
     on their resynthesis (audio -> tokens -> vocoder); then, with ``librivox``, the same round
@@ -104,10 +129,14 @@ def floor_rows(plan: Plan, family: str, librivox: bool = True) -> list[dict[str,
         ci = metrics.get("ci", {}).get(f"{key}wer")
         return blank | {"method": method, "wer": metrics[f"{key}wer"],
                         "cer": metrics[f"{key}cer"],
-                        "wer_ci": [ci["low"], ci["high"]] if ci else None}
+                        "wer_ci": [ci["low"], ci["high"]] if ci else None,
+                        "judge": metrics.get("judge"),
+                        "failed": None if key else metrics.get(
+                            "failed", len(metrics.get("failures", [])))}
 
     rows = []
-    sources = [("test", "")] + ([("librivox", "LibriVox: ")] if librivox else [])
+    sources = [(split, "" if split == "test" else f"{split}: ")] + (
+        [("librivox", "LibriVox: ")] if librivox else [])
     for source, label in sources:
         resynth = _read(plan.metrics(plan.resynthesis(family, source)))
         copy = _read(plan.metrics(plan.copy_synthesis(source)))
@@ -149,7 +178,7 @@ def family_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
             if not typical and r["heads"] == all_heads:
                 metrics = _read(plan.eval_metrics(family, plan.vadusa_system(mode, r["tau"])))
                 if metrics is not None and str(metrics["decoding"]["tree"]) == str(r["tree"]):
-                    row |= _quality(metrics)
+                    row |= _quality(metrics) | _against_ar(metrics, ar_eval)
             rows.append(row)
         # the tree race at the first eval tau, all heads: every tree size (and a chain)
         for r in race_rows(plan, family, mode, trees=True):
@@ -167,7 +196,7 @@ def family_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
                "heads": "", "tree": "", "accepted": r["mean_accepted"],
                "rtf": r["real_time_factor"]} | _speed(r)
         if draft_eval is not None and draft_eval["decoding"].get("draft_tokens") == r["gamma"]:
-            row |= _quality(draft_eval)
+            row |= _quality(draft_eval) | _against_ar(draft_eval, ar_eval)
         rows.append(row)
     return rows
 
@@ -204,8 +233,8 @@ def open_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
     return rows
 
 
-ABLATION_COLUMNS = ("method", "settings", "wer", "cer", "ratio", "paired", "dev_loss",
-                    "dev_acc", "minutes")
+ABLATION_COLUMNS = ("method", "settings", "split", "wer", "cer", "ratio", "paired",
+                    "dev_loss", "dev_acc", "minutes")
 
 
 def paired_difference(metrics: dict[str, Any], reference: dict[str, Any]
@@ -256,19 +285,23 @@ def _model_row(model: str, metrics: str, name: str, settings: str,
 def ablation_rows(plan: Plan, family: str, configured: str) -> list[dict[str, Any]]:
     """The alignment ablation of one family: the resynthesis floor, the configured model
     (``configured``: its settings the variants vary, as text), then each variant of
-    ablation.variants (``snakemake ablation``)."""
-    resynth = _read(plan.metrics(plan.resynthesis(family, "test")))
+    ablation.variants (``snakemake ablation``), all judged on ``ablation.split`` (dev by
+    default: the ablation chooses defaults; the split column says which)."""
+    split = plan.cfg.ablation.split
+    resynth = _read(plan.metrics(plan.resynthesis(family, split)))
     floor = resynth["wer"] if resynth else None
-    rows = [{"method": r["method"], "settings": "", "wer": r["wer"], "cer": r["cer"],
-             "wer_ci": r["wer_ci"]} for r in floor_rows(plan, family, librivox=False)]
-    evaluation = plan.eval_metrics(family, AR)
+    rows = [{"method": r["method"], "settings": "", "split": split, "wer": r["wer"],
+             "cer": r["cer"], "wer_ci": r["wer_ci"]}
+            for r in floor_rows(plan, family, librivox=False, split=split)]
+    evaluation = plan.eval_metrics(family, AR, split)
     rows.append(_model_row(plan.base(family), evaluation, "AR, the configured model",
-                           configured, floor))
+                           configured, floor) | {"split": split})
     reference = _read(evaluation)
     for name, overrides in plan.cfg.ablation.variants.items():
         rows.append(_model_row(plan.ablation_model(family, name),
                                plan.metrics(plan.ablation_evaluation(family, name)),
-                               f"AR, {name}", ", ".join(overrides), floor, reference))
+                               f"AR, {name}", ", ".join(overrides), floor, reference)
+                    | {"split": split})
     if all(r.get("wer") is None for r in rows):
         raise TableError(f"no evaluations under {plan.root} for {family}: run `snakemake "
                          f"ablation` first")
@@ -393,26 +426,30 @@ def format_cell(row: dict[str, Any], key: str) -> str:
         return f"{value:.3f}"
     if key == "ratio":
         return f"{value:.2f}x"
-    if key == "paired":
-        low, high = row["paired_ci"]
+    if key in ("paired", "vs_ar"):
+        low, high = row[f"{key}_ci"]
         return f"{100 * value:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
     if key == "minutes":
         return f"{value:.1f}"
     return str(value)
 
 
-TEXT_COLUMNS = ("family", "method", "question", "settings", "speakers")
+TEXT_COLUMNS = ("family", "method", "question", "settings", "split", "speakers", "holds",
+                "judge")
 HEADER = {"family": "family", "method": "method", "question": "varied", "tau": "tau",
           "heads": "heads", "tree": "tree", "depth": "heads the tree reaches",
           "wer": "WER % [95 % CI]", "cer": "CER %", "sim": "SIM",
           "accepted": "accepted length", "speedup": "speedup per token",
           "wall_speedup": "wall-time speedup", "bound": "bound", "bound_fraction": "of bound",
           "rtf": "RTF", "nar_rtf": "NAR RTF",
-          "settings": "settings", "ratio": "WER / resynthesis WER", "dev_loss": "dev loss",
+          "settings": "settings", "split": "judged on",
+          "ratio": "WER / resynthesis WER", "dev_loss": "dev loss",
           "dev_acc": "dev top-1", "minutes": "training minutes",
           "paired": "WER - configured model's, same utterances [95 % CI]",
           "speakers": "speakers (test, prompted)", "utterances": "utterances",
-          "failed": "failed (WER: all words deleted)"}
+          "failed": "failed (WER: all words deleted)",
+          "vs_ar": "WER - AR's, same utterances [95 % CI]",
+          "holds": "maintains WER?", "no_eos": "no EOS", "judge": "judge"}
 
 
 def filled(rows: list[dict[str, Any]], columns: tuple[str, ...],
@@ -465,7 +502,7 @@ def to_html(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS,
 
 def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> str:
     """The rows as CSV: raw numbers, each interval as <column>_low and <column>_high."""
-    intervals = [c for c in ("wer", "paired", "sim") if c in columns]
+    intervals = [c for c in ("wer", "paired", "vs_ar", "sim") if c in columns]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[*columns, *(f"{c}_{end}" for c in intervals
                                                          for end in ("low", "high"))],

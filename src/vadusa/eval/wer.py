@@ -81,3 +81,13 @@ def utterance_errors(references: Sequence[str], hypotheses: Sequence[str]
             for w_align, w_ref, c_align, c_ref in zip(words.alignments, words.references,
                                                       chars.alignments, chars.references,
                                                       strict=True)]
+
+
+def all_deleted(reference: str) -> dict[str, int]:
+    """The counts of an utterance that failed (nothing decoded, nothing vocoded): every word
+    and character of its reference deleted. A failure left out of the rates would flatter a
+    system that fails often."""
+    try:
+        return utterance_errors([reference], [""])[0]
+    except ValueError:  # nothing to say in the reference either: no words to lose
+        return {"word_errors": 0, "words": 0, "char_errors": 0, "chars": 0}

@@ -6,7 +6,8 @@ utterances in one process, taking turns utterance by utterance, so the speedup i
 the same run on the same machine. The objective is the speedup per token (tokens/s over AR's),
 the main table's headline; the wall-time ratio is kept beside it (``wall_speedup``). Quality:
 each utterance's tokens go through the unit vocoder to the Whisper judge, and the trial's WER
-sits next to AR's WER at the same sampling.
+sits next to AR's WER at the same sampling. An utterance that decodes to nothing or that the
+vocoder refuses counts as all its words deleted (``failed`` per trial), as in evaluation.
 
 Judging is the slow part on a CPU, so a transcript is cached by its tokens: tau = 1 settings
 (AR's tokens, in float32) and repeated settings are judged once.
@@ -25,7 +26,7 @@ from vadusa.decoding.run import Request
 from vadusa.eval.wer import error_rates
 from vadusa.model.loading import TTSBundle
 from vadusa.sweep.study import SweepTrialError
-from vadusa.vocoder.base import voice_for
+from vadusa.vocoder.base import VocoderError, voice_for
 
 
 class DecodingObjective:
@@ -40,29 +41,36 @@ class DecodingObjective:
         # from its prompt's speaker embedding gets it, as in evaluation
         self.voices = voices
         self.ar = ar_settings([], raced_precision(bundle))
-        self._transcripts: dict[tuple[int, tuple[int, ...]], str] = {}
+        # (utterance, tokens) -> transcript, or None where decoding or vocoding failed
+        self._transcripts: dict[tuple[int, tuple[int, ...]], str | None] = {}
 
-    def transcribe(self, request: Request, tokens: list[int]) -> str:
+    def transcribe(self, request: Request, tokens: list[int]) -> str | None:
+        """The judge's transcript of one utterance's tokens; None for a failure (nothing
+        decoded, or the vocoder refused the tokens): all its words count as deleted."""
         key = (request.index, tuple(tokens))
         if key not in self._transcripts:
-            if not tokens:  # nothing decoded: every word is deleted
-                self._transcripts[key] = ""
-            else:
-                codes = np.asarray(tokens)  # (F,) codebook 1
-                embedding = (self.voices.embedding(request.prompt_id)
-                             if self.voices is not None and request.prompt_id else None)
-                voice = voice_for(self.vocoder, request.speaker, embedding)
-                wave, rate = (self.nar.speak(request.text, request.speaker, codes, self.vocoder,
-                                             voice) if self.nar is not None
-                              else self.vocoder.decode(codes, voice))
-                self._transcripts[key] = self.judge.transcribe(wave, rate)
+            self._transcripts[key] = self._judge(request, tokens) if tokens else None
         return self._transcripts[key]
 
-    def rates(self, utterance_tokens: list[list[int]]) -> tuple[float, float]:
+    def _judge(self, request: Request, tokens: list[int]) -> str | None:
+        codes = np.asarray(tokens)  # (F,) codebook 1
+        embedding = (self.voices.embedding(request.prompt_id)
+                     if self.voices is not None and request.prompt_id else None)
+        voice = voice_for(self.vocoder, request.speaker, embedding)
+        try:
+            wave, rate = (self.nar.speak(request.text, request.speaker, codes, self.vocoder,
+                                         voice) if self.nar is not None
+                          else self.vocoder.decode(codes, voice))
+        except (VocoderError, ValueError):
+            return None
+        return self.judge.transcribe(wave, rate)
+
+    def rates(self, utterance_tokens: list[list[int]]) -> tuple[float, float, int]:
+        """WER and CER over the requests, failures as all words deleted, and the failures."""
         hypotheses = [self.transcribe(r, t)
                       for r, t in zip(self.requests, utterance_tokens, strict=True)]
-        rates = error_rates([r.text for r in self.requests], hypotheses)
-        return rates.wer, rates.cer
+        rates = error_rates([r.text for r in self.requests], [h or "" for h in hypotheses])
+        return rates.wer, rates.cer, sum(h is None for h in hypotheses)
 
     def __call__(self, params: dict[str, Any]) -> dict[str, float | str]:
         cfg = replace(self.decoding, temperature=float(params["temperature"]),
@@ -77,15 +85,15 @@ class DecodingObjective:
             raise SweepTrialError(f"{setting.name}: {err}") from err
         ours, same_precision = results[-1], results[0]
         baseline = next(r for r in results if r["setting"] == ours["baseline"])  # the faster AR
-        wer, cer = self.rates(ours["utterance_tokens"])
+        wer, cer, failed = self.rates(ours["utterance_tokens"])
         # AR's quality from AR in the trial's own precision: its tokens are what tau = 1
         # reproduces (float32) and they do not change from trial to trial
-        ar_wer, ar_cer = self.rates(same_precision["utterance_tokens"])
+        ar_wer, ar_cer, ar_failed = self.rates(same_precision["utterance_tokens"])
         forwards = ours["forwards_per_utterance"] * ours["utterances"]
         # the objective is the speedup per token (the main table's headline): a tolerance
         # that ends utterances earlier would otherwise look faster without being so
-        return {"speedup": ours["rate_speedup"], "wer": wer, "cer": cer,
-                "ar_wer": ar_wer, "ar_cer": ar_cer,
+        return {"speedup": ours["rate_speedup"], "wer": wer, "cer": cer, "failed": failed,
+                "ar_wer": ar_wer, "ar_cer": ar_cer, "ar_failed": ar_failed,
                 "wall_speedup": ours["speedup"], "mean_accepted": ours["mean_accepted"],
                 "tokens_per_second": ours["tokens_per_second"],
                 "ar_tokens_per_second": baseline["tokens_per_second"],

@@ -39,11 +39,12 @@ def build_extractor(cfg: Config, family: str, device: torch.device | None = None
                     ) -> FeatureExtractor:
     device = device or torch.device("cpu")
     if family == "whisper":
-        from vadusa.eval.judge import judge_model_dir  # noqa: PLC0415
+        from vadusa.eval.judge import whisper_model_dir  # noqa: PLC0415
         from vadusa.tokenizers.whisper import WhisperEncoderFeatures  # noqa: PLC0415
 
         units = cfg.tokens.whisper
-        model_dir = units.model_dir or judge_model_dir(cfg.judge)
+        # tiny.en's encoder, never the judge of record's: the judge stays independent
+        model_dir = units.model_dir or whisper_model_dir("tiny.en")
         return WhisperEncoderFeatures(model_dir, pool=units.pool, threads=cfg.judge.threads,
                                       subtract_silence=units.subtract_silence,
                                       layer=units.layer,
