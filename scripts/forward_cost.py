@@ -1,8 +1,8 @@
 """What one forward pass of a trained model costs, by tokens per pass and precision.
 
 An AR step is a pass over 1 token; a VADUSA verification pass is a pass over the tree's
-nodes. Their ratio, with the mean accepted length, bounds the speedup (README, "Decoding
-precision"). Each (precision, tokens) cell is the median over interleaved rounds, so a slow
+nodes. Their ratio, with the mean accepted length, bounds the speedup (docs/model.md,
+"Decoding precision"). Each (precision, tokens) cell is the median over interleaved rounds, so a slow
 spell of a shared machine lands on every cell alike.
 
     python scripts/forward_cost.py --checkpoint results/default/models/whisper/frozen/heads.pt

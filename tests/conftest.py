@@ -101,3 +101,42 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     first, it runs beside the rest (``scripts/test.sh`` uses ``--dist worksteal``, so the other
     worker also takes over the tests queued behind it)."""
     items.sort(key=lambda item: item.get_closest_marker("first") is None)  # stable
+
+
+@pytest.fixture(scope="session")
+def aligned_heads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A duration-aligned base model with frozen draft heads of every kind on it: the toy
+    corpus through the alignment chain by ``test_alignment.py``'s recipe (aligner, duration
+    model, base trained with durations, MEDUSA heads ``heads``), plus Hydra heads (``hydra``)
+    and shared heads of rank 4 (``shared``) on the same base, as ``test_heads.py`` trains
+    them. Made once per session for the losslessness tests of any module."""
+    from test_alignment import ALIGN  # noqa: PLC0415
+    from test_heads import HEADS  # noqa: PLC0415
+    from test_train_base import tiny_cfg, tiny_data  # noqa: PLC0415
+    from vadusa.training.aligner import train_aligner  # noqa: PLC0415
+    from vadusa.training.durations import train_durations  # noqa: PLC0415
+    from vadusa.training.heads import train_heads  # noqa: PLC0415
+    from vadusa.training.tts import train_base  # noqa: PLC0415
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only wait on each other (``one_thread``)
+    try:
+        tmp = tmp_path_factory.mktemp("aligned-heads")
+        corpus, tokens = tiny_data(tmp)
+        recipe = ("train.steps=150", "model.dropout=0.0", *HEADS, *ALIGN)
+        cfg = tiny_cfg(tmp, *recipe)
+        durations = tmp / "durations"
+        train_aligner(cfg, "toy", corpus, tokens, durations)
+        model = train_durations(cfg, corpus, durations, tmp / "dm")
+        base = train_base(cfg, "toy", corpus, tokens, tmp / "base", durations_dir=durations,
+                          duration_model=model)
+        made = {"tmp": tmp, "corpus": corpus, "tokens": tokens, "durations": durations,
+                "base": base}
+        for name, kind in (("heads", ()), ("hydra", ("heads.kind=hydra", "heads.steps=60")),
+                           ("shared", ("heads.kind=shared", "heads.rank=4",
+                                       "heads.steps=60"))):
+            made[name] = train_heads(tiny_cfg(tmp, *recipe, *kind), base, corpus, tokens,
+                                     tmp / name, durations_dir=durations)
+        return made
+    finally:
+        torch.set_num_threads(threads)

@@ -209,7 +209,8 @@ def test_vadusa_tau_one_decodes_what_ar_decodes_through_the_cli(
                  "--out", str(tmp_path / "v.jsonl")]) == 0
     ar = [json.loads(x) for x in (tmp_path / "ar.jsonl").read_text().splitlines()]
     va = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
-    assert [r["tokens"] for r in ar] == [r["tokens"] for r in va]
+    assert [r["tokens"] for r in ar] == [r["tokens"] for r in va]  # sequence for sequence
+    assert all(r["tokens"] for r in ar)  # not a trivial match of empty sequences
     assert all(r["method"] == "vadusa" for r in va)
     # drafts were accepted: fewer forwards than AR for the same tokens
     assert sum(r["forwards"] for r in va) < sum(r["forwards"] for r in ar)
@@ -234,10 +235,14 @@ def test_bench_compile_races_fixed_shape_steps_that_decode_the_same_tokens(
     assert runs[""].keys() == runs["eager"].keys()
     for name, r in runs["eager"].items():
         assert r["compile"] == "eager" and runs[""][name]["compile"] is None
-        for key in ("tokens", "mean_accepted", "accept_length_histogram"):
-            assert r[key] == runs[""][name][key], (name, key)
+        for key in ("tokens_sha256", "mean_accepted", "accept_length_histogram"):
+            assert r[key] == runs[""][name][key], (name, key)  # the same sequences
         assert r["forward_ms"] > 0 or r["batch_size"] > 1
-    assert runs["eager"]["vadusa-h3-n6-t1"]["tokens"] == runs["eager"]["ar-b1"]["tokens"]
+    compiled = runs["eager"]
+    assert compiled["ar-b1"]["tokens"] > 0
+    for name in ("ar-b2", "vadusa-h3-n6-t1"):  # batched AR and tau = 1: AR's sequences
+        assert compiled[name]["tokens_sha256"] == compiled["ar-b1"]["tokens_sha256"], name
+    assert compiled["vadusa-h3-n6-t1"]["mean_accepted"] > 1  # drafts were accepted
 
 
 def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: Path,
@@ -286,7 +291,11 @@ def test_calibrate_then_bench_with_the_tree(trained: dict[str, Path], tmp_path: 
     assert by[fastest_ar]["speedup"] == 1.0 and by["ar-b1"]["mean_accepted"] == 1.0
     assert by["ar-b1"]["precision"] == "float32"
     assert [by[name]["precision"] for name in other] == ["bfloat16"] * len(other)
-    assert by["vadusa-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # lossless
+    assert by["ar-b1"]["tokens"] > 0 and all(r["tokens_sha256"] for r in results)
+    for name in names:  # lossless: every tau = 1 tree decodes AR's sequences, drafts accepted
+        if name.endswith("-t1"):
+            assert by[name]["tokens_sha256"] == by["ar-b1"]["tokens_sha256"], name
+            assert by[name]["mean_accepted"] > 1, name
     # every VADUSA row names its tree: 4 nodes of the 3 heads, at most 3 deep
     assert by["vadusa-h3-n4-t1"]["tree_nodes"] == 4
     assert 1 <= by["vadusa-h3-n4-t1"]["tree_depth"] <= 3
@@ -386,7 +395,7 @@ def test_decode_prefix_dispatches_on_the_method(trained: dict[str, Path]) -> Non
     ar = decode_prefix(bundle, prefix, DecodingConfig())
     va = decode_prefix(bundle, prefix, replace(DecodingConfig(), method="vadusa",
                                                tree="full:2x2"))
-    assert va.tokens == ar.tokens and va.forwards < ar.forwards
+    assert va.tokens == ar.tokens and ar.tokens and va.forwards < ar.forwards
 
 
 def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[str, Path],
@@ -427,7 +436,8 @@ def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[st
                  "--out", str(tmp_path / "v.jsonl")]) == 0
     ar = [json.loads(x) for x in (tmp_path / "ar.jsonl").read_text().splitlines()]
     va = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
-    assert [r["tokens"] for r in ar] == [r["tokens"] for r in va]
+    assert [r["tokens"] for r in ar] == [r["tokens"] for r in va]  # sequence for sequence
+    assert all(r["tokens"] for r in ar)
     assert sum(r["forwards"] for r in va) < sum(r["forwards"] for r in ar)
 
     # raced beside the MEDUSA heads in one bench run, named after the heads' folder
@@ -439,7 +449,9 @@ def test_hydra_heads_train_load_calibrate_and_decode_losslessly(trained: dict[st
     by = {r["setting"]: r for r in json.loads(bench_json.read_text())}
     assert {"ar-b1", "vadusa-h3-n4-t1", "hydra-h3-n4-t1"} <= set(by)
     assert by["hydra-h3-n4-t1"]["heads_from"] == "hydra"
-    assert by["hydra-h3-n4-t1"]["tokens"] == by["ar-b1"]["tokens"]  # the same base, lossless
+    assert by["ar-b1"]["tokens"] > 0  # the same base, lossless: AR's sequences
+    assert by["hydra-h3-n4-t1"]["tokens_sha256"] == by["ar-b1"]["tokens_sha256"]
+    assert by["hydra-h3-n4-t1"]["mean_accepted"] > 1
     assert by["hydra-h3-n4-t1"]["bound"] > 0
 
 
@@ -475,7 +487,7 @@ def test_shared_heads_train_frozen_and_joint_and_decode_losslessly(trained: dict
     ar = decode_prefix(bundle, prefix, DecodingConfig())
     va = decode_prefix(bundle, prefix, replace(DecodingConfig(), method="vadusa",
                                                tree="chain:3"))
-    assert va.tokens == ar.tokens and va.forwards < ar.forwards
+    assert va.tokens == ar.tokens and ar.tokens and va.forwards < ar.forwards
     joint = train_heads(cfg, trained["base"], trained["corpus"], trained["tokens"],
                         tmp_path / "shared-joint", joint=True)
     moved = load_checkpoint(joint, kind="vadusa")["state"]["model"]["head.weight"]

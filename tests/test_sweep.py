@@ -164,8 +164,11 @@ def test_pareto_front_and_the_chosen_trial() -> None:
 def test_report_files_and_chosen_setting_is_a_config_the_decoder_reads(tmp_path: Path) -> None:
     study = open_study("s", open_storage("", tmp_path), "tpe", 0)
     run_study(study, toy, SPACE, 8)
-    summary = write_report(study, SweepConfig(), tmp_path)
+    summary = write_report(study, SweepConfig(), tmp_path, judge="whisper-tiny.en")
     assert summary["trials"]["complete"] == 8
+    # the setting says where it was chosen: on dev (sweep.split), by the fast judge
+    assert "# chosen on the dev split, judged by whisper-tiny.en\n" in (
+        tmp_path / "chosen.yaml").read_text()
     for name in ("trials.csv", "pareto.csv", "chosen.yaml", "pareto.png", "tau.png",
                  "heads.png", "tree.png"):
         assert (tmp_path / name).stat().st_size > 0, name

@@ -492,11 +492,11 @@ def test_tau_one_with_real_heads_reproduces_ar_decoding(dtype: torch.dtype, kind
 
 @pytest.mark.parametrize("kind", ["medusa", "hydra"])
 def test_compiled_fixed_shape_passes_emit_the_eager_tokens(kind: str) -> None:
-    """``decoding.compile`` (static.py): a cache of one length, masks over all of it, slots
-    written by index and one traced graph per step width. Dynamo traces the AR step and the
-    tree pass with fullgraph=True (a graph break fails the test) and runs them eagerly; the
-    tokens are those of the eager decoders, for AR and for tau 1 and 3, and utterances of
-    other lengths reuse the graphs instead of compiling new ones."""
+    """Compiled decoding (``--compile``, decoding/static.py): a cache of one length, masks
+    over all of it, slots written by index and one traced graph per step width. Dynamo
+    traces the AR step and the tree pass with fullgraph=True (a graph break fails the test)
+    and runs them eagerly; the tokens are those of the eager decoders, for AR and for tau 1
+    and 3, and utterances of other lengths reuse the graphs instead of compiling new ones."""
     from torch._dynamo.utils import counters  # noqa: PLC0415
 
     torch._dynamo.reset()
@@ -505,7 +505,7 @@ def test_compiled_fixed_shape_passes_emit_the_eager_tokens(kind: str) -> None:
              else DraftHeads(3, 32, V, model.head)).float()
     tree = tree_buffers(greedy_tree(ACC[:3], 10))
     gen = torch.Generator().manual_seed(8)
-    graphs = []
+    graphs, drafted = [], 0
     for utt in range(3):
         prefix = torch.randint(0, OFFSET, (5 + 2 * utt,), generator=gen)  # lengths differ
         kwargs = dict(speech_offset=OFFSET, eos=EOS, max_new=30 + 5 * utt,
@@ -522,6 +522,8 @@ def test_compiled_fixed_shape_passes_emit_the_eager_tokens(kind: str) -> None:
             assert compiled.accept_lengths == eager.accept_lengths
             if tau == 1:
                 assert eager.tokens == ar.tokens
+                drafted += len(compiled.tokens) - (compiled.forwards - 1)
         graphs.append(counters["stats"]["unique_graphs"])
     assert graphs[0] >= 2  # the AR step and the tree pass were traced
     assert graphs[-1] == graphs[0]  # no new graph for other prefix and output lengths
+    assert drafted > 0  # the compiled passes accepted drafts, not only bonus tokens

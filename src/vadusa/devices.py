@@ -32,7 +32,7 @@ def bf16_decodes_faster(device: torch.device) -> bool:
     """Is decoding measured faster in bfloat16 than in float32 on this kind of device?
 
     CPUs with AVX512-BF16 or AMX: yes (the default model on the 2-core default machine: an AR
-    step 1.1x, a 17-node tree pass 1.7x faster; README, "Decoding precision"). CUDA: no, not
+    step 1.1x, a 17-node tree pass 1.7x faster; docs/model.md, "Decoding precision"). CUDA: no, not
     yet: on an H100 the default model's AR decoding took 61.2 s in bfloat16 against 5.2 s in
     float32 for the same 10 utterances (cause not found), so ``auto`` keeps float32 there."""
     if device.type == "cpu":

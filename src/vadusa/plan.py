@@ -52,6 +52,9 @@ NAR_FAMILIES = ("encodec", "melrvq")
 # the zero-shot protocol's speaker groups (reproduce_zero_shot): test speakers never heard in
 # training, and held-out utterances of training speakers, both prompted alike
 ZERO_SHOT_GROUPS = ("unseen", "seen")
+# the split the tree race (bench_trees) decodes: it chooses the tree size, and choices are
+# made on dev; the test split stays for the figures the tables report
+TREE_RACE_SPLIT = "dev"
 # the modes judged in the zero-shot table beside AR: VADUSA and VADUSA-wt
 ZERO_SHOT_MODES = ("frozen", "joint")
 

@@ -67,7 +67,8 @@ rule bench_twins:
 rule bench_trees:
     """Tree size against speed: on a CPU a big tree's verification pass costs more than its
     extra accepted tokens buy; this race says which size wins on the machine it runs on, for
-    the mode's heads and their twins of other kinds (as bench_vadusa's)."""
+    the mode's heads and their twins of other kinds (as bench_vadusa's). It chooses the tree,
+    so it decodes dev utterances (TREE_RACE_SPLIT)."""
     input:
         model=rules.train_heads.output,
         also=raced_heads,
@@ -84,7 +85,8 @@ rule bench_trees:
         mem_mb=8000,
         runtime=120,
     shell:
-        "vadusa bench --config {RESOLVED} --checkpoint {input.model} {params.also} --split test "
+        "vadusa bench --config {RESOLVED} --checkpoint {input.model} {params.also} "
+        f"--split {TREE_RACE_SPLIT} "
         "--corpus {CORPUS} --limit {CFG.measure.bench_utterances} --batch-sizes "
         "--tau {CFG.measure.eval_taus[0]} "
         "--heads 0 --tree {params.trees} --out {output} > {log} 2>&1"

@@ -8,8 +8,8 @@ from snakemake.utils import validate
 try:
     from vadusa.config import Config, ConfigError, dump_config
     from vadusa.data.manifest import SPLITS
-    from vadusa.plan import (AR, DRAFT, HEAD_MODES, NAR_FAMILIES, OPEN_AR, ZERO_SHOT_GROUPS,
-                             ZERO_SHOT_MODES, Plan, in_shell, mode_kind)
+    from vadusa.plan import (AR, DRAFT, HEAD_MODES, NAR_FAMILIES, OPEN_AR, TREE_RACE_SPLIT,
+                             ZERO_SHOT_GROUPS, ZERO_SHOT_MODES, Plan, in_shell, mode_kind)
 except ImportError as exc:
     raise WorkflowError(
         f"cannot import the vadusa package ({exc}); install it first: "

@@ -1,6 +1,7 @@
 # What the runs add up to: the main table (tables/main.*, default family; tables/all.*, every
-# family), the listening page per family, the W&B page of the methods compared, and the
-# `vadusa` target (everything VADUSA builds for the default family, and its table).
+# family), the run's current-results page (tables/results.md), the listening page per family,
+# the W&B page of the methods compared, and the `vadusa` target (everything VADUSA builds for
+# the default family, and its table).
 
 
 # The default target trains, races and judges the paper's heads, MEDUSA's frozen and joint (the
@@ -51,7 +52,12 @@ rule table:
     """The main table of the default family (default target): the quality floors, AR, VADUSA,
     VADUSA-wt and typical acceptance. The classic draft model's rows, the tree-size races and
     the other kinds of heads (their races and WER) are in tables/all.* (reproduce_all); this
-    table shows them too when they were built before it."""
+    table shows them too when they were built before it. Then the run's current-results page
+    (tables/results.md: the headline computed from the table, every table in tables/ at that
+    moment, the code's commit, the date and the judge); docs/results.md is this page of the run
+    of record, written with the README's headline by `vadusa table --config RESOLVED
+    --markdown-doc docs/results.md --readme README.md` (after reproduce_all too, whose tables
+    come after this one)."""
     input:
         table_inputs([CFG.tokens.default_family], draft=False, beyond=False),
     output:
@@ -60,6 +66,7 @@ rule table:
                      CFG.tokens.default_family, "table (CSV)", "the main table"),
         html=reported(PLAN.table("main", "html"), "main_table", "Main results",
                       CFG.tokens.default_family, "table", "the main table"),
+        page=PLAN.table("results", "md"),
     log:
         PLAN.log("table"),
     localrule: True
@@ -68,8 +75,9 @@ rule table:
         mem_mb=1000,
         runtime=10,
     shell:
-        "vadusa table --config {RESOLVED} --families {CFG.tokens.default_family} "
-        f"--out {PLAN.tables()} > {{log}} 2>&1"
+        "(vadusa table --config {RESOLVED} --families {CFG.tokens.default_family} "
+        f"--out {PLAN.tables()} && "
+        "vadusa table --config {RESOLVED} --markdown-doc {output.page}) > {log} 2>&1"
 
 
 rule table_all:

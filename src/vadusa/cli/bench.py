@@ -26,10 +26,12 @@ from vadusa.cli.common import (
 from vadusa.config import Config
 from vadusa.plan import Plan
 
+# tokens_sha256: the digest of the setting's token sequences (decoding/bench.py), so that a
+# lossless setting is seen to match its baseline in the tracked table as in the JSON
 BENCH_COLUMNS = ("setting", "method", "heads_from", "batch_size", "tau", "heads", "tree",
                  "acceptance", "gamma", "precision", "speedup", "rate_speedup", "bound",
                  "bound_fraction", "mean_accepted", "tokens_per_second", "real_time_factor",
-                 "forwards_per_utterance", "wall_seconds")
+                 "forwards_per_utterance", "wall_seconds", "tokens_sha256")
 
 
 def bench_options(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +74,10 @@ def bench_options(parser: argparse.ArgumentParser) -> None:
                         "torch.compile (CUDA graphs on a GPU); both sides of every ratio alike. "
                         "'eager': traced into one graph but run eagerly (a check)")
     parser.add_argument("--limit", type=int, help="only the first N texts (0: all)")
-    parser.add_argument("--out", help="write the results as JSON (one record per setting)")
+    parser.add_argument("--out", help="write the results as JSON (one record per setting; "
+                        "tokens_sha256: sha256 of the compact JSON of its per-utterance token "
+                        "lists in request order, equal between settings that decoded the same "
+                        "sequences)")
 
 
 @guard

@@ -1,5 +1,6 @@
-"""The results: ``table`` (the main table, open questions, ablation), ``wandb-report`` and
-``job-times`` (what each job of a run took)."""
+"""The results: ``table`` (the main table, open questions, ablation, and with
+``--markdown-doc`` the current-results page), ``wandb-report`` and ``job-times`` (what each
+job of a run took)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ def table_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablation", action="store_true",
                         help="instead, the alignment ablation of each family (target "
                         "ablation): ablation_<family>.md, .csv, .html")
+    parser.add_argument("--markdown-doc", metavar="PATH",
+                        help="instead, the current-results page (e.g. docs/results.md): the "
+                        "headline and every table the run has, read from --out (default: "
+                        "the experiment's tables/), stamped with the git commit, the date, "
+                        "the experiment and the judge; without a main table, a placeholder "
+                        "naming the command that writes it")
+    parser.add_argument("--readme", metavar="PATH",
+                        help="with --markdown-doc: also rewrite the headline block of this "
+                        "file (e.g. README.md) between <!-- results:headline --> and "
+                        "<!-- /results:headline -->")
 
 
 def _write_table(out: Path, name: str, rows: list[dict[str, Any]], columns: tuple[str, ...],
@@ -51,6 +62,8 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.eval.table import COLUMNS, filled, main_table  # noqa: PLC0415
 
     plan = Plan(cfg)
+    if args.markdown_doc or args.readme:
+        return _results_page(cfg, args, plan)
     families = args.families or list(cfg.tokens.families)
     out = Path(args.out or plan.tables())
     out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +109,39 @@ def cmd_table(cfg: Config, args: argparse.Namespace) -> int:
     setting = ("ablation" if args.ablation else "open" if args.open
                else "zero_shot" if args.zero_shot else args.name)
     _track_tables(cfg, out, setting, families, written)
+    return 0
+
+
+def _results_page(cfg: Config, args: argparse.Namespace, plan: Plan) -> int:
+    """``--markdown-doc``: the current-results page from the tables already written (nothing
+    is rebuilt: the page shows the run as it is), and with ``--readme`` the README's
+    headline."""
+    from vadusa.eval.judge import judge_name  # noqa: PLC0415
+    from vadusa.eval.results_page import (  # noqa: PLC0415
+        ResultsPageError,
+        make_stamp,
+        write_results_page,
+    )
+
+    if not args.markdown_doc:
+        raise ResultsPageError("--readme needs --markdown-doc: the README's headline links to "
+                               "the page")
+    page = Path(args.markdown_doc)
+    tables = Path(args.out or plan.tables())
+    # the command that writes this page again: what the placeholder tells a reader to run
+    # (the run's resolved config is Snakemake's output, not one of its config files)
+    configs = [c for c in args.config if Path(c) != Path(plan.config_file())]
+    command = (f"snakemake --cores 2{''.join(f' --configfile {c}' for c in configs)}"
+               f"  # the run; it ends in {plan.table('results', 'md')}\n"
+               f"vadusa table --config {plan.config_file()}"
+               + (f" --out {tables.as_posix()}" if args.out else "")
+               + f" --markdown-doc {page.as_posix()}"
+               + (f" --readme {args.readme}" if args.readme else ""))
+    headline = write_results_page(
+        tables, page, make_stamp(cfg.experiment, args.config), judge_name(cfg.judge), command,
+        readme=Path(args.readme) if args.readme else None,
+        family=cfg.tokens.default_family, tau=plan.first_tau())
+    print(f"{page}: {headline}")
     return 0
 
 
@@ -171,7 +217,8 @@ def cmd_job_times(cfg: Config, args: argparse.Namespace) -> int:
 
 SUBCOMMANDS = {
     "table": Subcommand("the main table (markdown, CSV, HTML): family x method, WER, CER, SIM, "
-                        "accepted length, speedup, RTF", table_options, cmd_table),
+                        "accepted length, speedup, RTF; --markdown-doc: the current-results "
+                        "page (docs/results.md) from a run's tables", table_options, cmd_table),
     "wandb-report": Subcommand("the methods compared per token family (speedup vs WER, "
                                "accepted length vs tau, tree size vs time, the main table): a "
                                "local page, and a W&B Report when online",

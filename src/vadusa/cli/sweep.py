@@ -61,7 +61,7 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     from vadusa.checkpoint import file_digest  # noqa: PLC0415
     from vadusa.devices import resolve_device  # noqa: PLC0415
     from vadusa.eval.evaluate import SplitVoices  # noqa: PLC0415
-    from vadusa.eval.judge import WhisperJudge  # noqa: PLC0415
+    from vadusa.eval.judge import WhisperJudge, judge_name  # noqa: PLC0415
     from vadusa.sweep.objective import DecodingObjective  # noqa: PLC0415
     from vadusa.sweep.report import write_report  # noqa: PLC0415
     from vadusa.sweep.study import (  # noqa: PLC0415
@@ -108,7 +108,7 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
     name = args.study or f"{out.name}-{digest}"
     study = open_study(name, open_storage(sweep.storage, out), sweep.sampler, cfg.seed)
     if args.report_only:
-        print(json.dumps(write_report(study, sweep, out)["trials"]))
+        print(json.dumps(write_report(study, sweep, out, split)["trials"]))
         return 0
 
     vocoder = load_vocoder(vocoder_file, device=resolve_device(cfg.device),
@@ -137,10 +137,11 @@ def cmd_sweep(cfg: Config, args: argparse.Namespace) -> int:
                 tracker.log({"trial/speedup": trial.values[0], "trial/wer": trial.values[1]}
                             | {f"param/{k}": v for k, v in trial.params.items()
                                if isinstance(v, int | float)}, step=trial.number)
-            write_report(study, sweep, out)  # the outputs follow the study as it runs
+            write_report(study, sweep, out, split, judge_name(cfg.judge, cfg.judge.fast_model))
 
         ran = run_study(study, objective, space, sweep.trials, on_trial=log)
-        summary = write_report(study, sweep, out)
+        summary = write_report(study, sweep, out, split,
+                               judge_name(cfg.judge, cfg.judge.fast_model))
         chosen = summary.get("chosen", {})
         tracker.log_summary({"trials_complete": summary["trials"]["complete"],
                              "trials_this_worker": ran, "pareto_size": len(summary["pareto"]),

@@ -128,7 +128,7 @@ class TrainConfig:
     """Training of the AR model (``vadusa train-base``)."""
 
     # our choice for 2 CPU cores: 800 steps of 3000 positions, the default target's 90-minute
-    # budget (README, "The budget")
+    # budget (docs/budget.md, "The default target on the embedded default")
     steps: int = 800
     batch_tokens: int = 3000  # padded sequence positions per batch
     lr: float = 1e-3

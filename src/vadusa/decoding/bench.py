@@ -15,10 +15,16 @@ second of audio), forwards per utterance (a batch's forwards count once for the 
 the tokens each forward adds to a sequence: their mean and histogram (AR: always 1). For
 draft-model settings (``draft-g<gamma>``) forwards are the target's; the draft's small ones
 count in the wall time only.
+
+Every row also names what it decoded: ``tokens_sha256`` (``tokens_digest``), a digest of its
+per-utterance token sequences in request order. Two settings decoded the same sequences iff
+their digests agree: the check that tau = 1 VADUSA (or batched AR) is lossless, which a
+token count cannot make when a duration plan fixes every utterance's length.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -108,6 +114,15 @@ def _config(decoding: DecodingConfig, setting: Setting) -> DecodingConfig:
     return cfg
 
 
+def tokens_digest(sequences: list[list[int]]) -> str:
+    """sha256 (hex) of per-utterance token sequences, in request order. The bytes hashed are
+    the UTF-8 of their compact JSON, a list of lists of ints (``[[3,1,4],[1,5]]``: no spaces,
+    ``json.dumps(..., separators=(",", ":"))``), so the digest is reproducible outside this
+    code and keeps each sequence's boundary: [[1], [2, 3]] and [[1, 2], [3]] differ."""
+    canonical = json.dumps([[int(t) for t in s] for s in sequences], separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _summary(setting: Setting, cfg: DecodingConfig, records: list[dict[str, Any]],
              wall: float) -> dict[str, Any]:
     tokens = sum(len(r["tokens"]) for r in records)
@@ -119,7 +134,10 @@ def _summary(setting: Setting, cfg: DecodingConfig, records: list[dict[str, Any]
             "tau": cfg.tau, "heads": cfg.heads, "tree": str(cfg.tree),
             "acceptance": cfg.acceptance, "heads_from": setting.heads_from or None,
             "gamma": cfg.draft_tokens if setting.method == "draft" else None,
-            "utterances": len(records), "tokens": tokens, "wall_seconds": wall,
+            "utterances": len(records), "tokens": tokens,
+            # records are in request order (``decode_requests`` keeps it, batches included)
+            "tokens_sha256": tokens_digest([r["tokens"] for r in records]),
+            "wall_seconds": wall,
             "tokens_per_second": tokens / wall, "real_time_factor": wall / audio_seconds,
             "forwards_per_utterance": forwards / len(records),
             "mean_accepted": sum(accepted) / max(1, len(accepted)),
@@ -168,7 +186,8 @@ def bench(bundle: TTSBundle, requests: list[Request], decoding: DecodingConfig,
     """Every setting on the same requests. The settings take turns chunk by chunk (a chunk is
     as many utterances as the largest batch, one for speculative settings): a slow spell of a
     shared machine then lands on every setting alike instead of on whichever ran during it.
-    With ``keep_tokens`` each result also holds ``utterance_tokens``, in request order.
+    Each result holds ``tokens_sha256`` (``tokens_digest`` of its sequences in request order);
+    with ``keep_tokens`` also the sequences themselves, ``utterance_tokens``.
     ``draft``: the draft model of draft-model settings (default: that of
     ``decoding.draft_checkpoint``), used in each setting's precision. With ``bounds``, each
     row also gets its physical bound and the fraction of it reached (``add_bounds``).

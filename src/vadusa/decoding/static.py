@@ -1,4 +1,4 @@
-"""Fixed shapes for compiled decoding (``decoding.compile``, ``vadusa bench --compile``).
+"""Fixed shapes for compiled decoding (``vadusa bench --compile``; the decoders' ``compile``).
 
 A compiled step (``torch.compile``; on a GPU with CUDA graphs, mode ``reduce-overhead``)
 replays one captured graph only while every input keeps its shape and every buffer its
@@ -51,10 +51,11 @@ def pad_frames(table: torch.Tensor | None, rows: int) -> torch.Tensor | None:
 
 
 def step_function(model: Transformer, compile: str) -> Callable[..., torch.Tensor]:
-    """``model.hidden``, compiled as ``compile`` asks (made once per model and mode)."""
+    """``Transformer.hidden`` of ``model``, compiled as ``compile`` asks (made once per model
+    and mode)."""
     if compile not in COMPILE_MODES:
-        raise ValueError(f"decoding.compile={compile!r}: choose from {COMPILE_MODES} "
-                         "('' = eager)")
+        raise ValueError(f"compile={compile!r} (vadusa bench --compile): choose from "
+                         f"{COMPILE_MODES} ('' = eager)")
     if not compile:
         return model.hidden
     cache = _STEPS.setdefault(model, {})

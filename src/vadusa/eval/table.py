@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from vadusa.decoding.bench import baseline_row
-from vadusa.plan import AR, DRAFT, HEAD_MODES, OPEN_AR, Plan
+from vadusa.plan import AR, DRAFT, HEAD_MODES, OPEN_AR, TREE_RACE_SPLIT, Plan
 
 # each head mode's name in the tables, in their order
 MODES = dict(zip(HEAD_MODES, ("VADUSA", "VADUSA-wt", "VADUSA, Hydra heads",
@@ -184,7 +184,8 @@ def family_rows(plan: Plan, family: str) -> list[dict[str, Any]]:
         for r in race_rows(plan, family, mode, trees=True):
             if r["method"] == "vadusa":
                 rows.append({"family": family, "tree": r["tree"], "heads": r["heads"] or "all",
-                             "method": f"{label}, tree race", "tau": r["tau"],
+                             "method": f"{label}, tree race ({TREE_RACE_SPLIT})",
+                             "tau": r["tau"],
                              "accepted": r["mean_accepted"], "rtf": r["real_time_factor"]}
                             | _speed(r))
     # a classic draft model (decoding/speculative.py): raced against AR in its own bench

@@ -84,8 +84,11 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def write_report(study: optuna.Study, sweep: SweepConfig, out_dir: Path) -> dict[str, Any]:
-    """Write every output; returns a summary (counts, the chosen trial, the front)."""
+def write_report(study: optuna.Study, sweep: SweepConfig, out_dir: Path,
+                 split: str | None = None, judge: str = "") -> dict[str, Any]:
+    """Write every output; returns a summary (counts, the chosen trial, the front).
+    ``chosen.yaml`` says which split chose the setting (``split``, default ``sweep.split``)
+    and which judge scored it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     trials = study.get_trials(deepcopy=False)
     front = pareto_front(trials)
@@ -99,7 +102,9 @@ def write_report(study: optuna.Study, sweep: SweepConfig, out_dir: Path) -> dict
         best = choose(front, sweep.max_wer_increase)
         header = (f"# vadusa sweep {study.study_name}: trial {best.number}, speedup "
                   f"{best.values[0]:.2f}x, WER {100 * best.values[1]:.1f} % (AR "
-                  f"{100 * float(best.user_attrs.get('ar_wer', float('nan'))):.1f} %)\n")
+                  f"{100 * float(best.user_attrs.get('ar_wer', float('nan'))):.1f} %)\n"
+                  f"# chosen on the {split or sweep.split} split"
+                  + (f", judged by {judge}" if judge else "") + "\n")
         write_text_atomic(out_dir / "chosen.yaml",
                           header + yaml.safe_dump(chosen_config(best), sort_keys=False))
         summary["chosen"] = trial_row(best)

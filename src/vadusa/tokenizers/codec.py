@@ -132,7 +132,7 @@ def _check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Tenso
 
 
 def set_bandwidth(model: EncodecModel, bandwidth: float) -> None:
-    """How many codebooks ``model.encode`` computes: ``bandwidth`` kbps, 0 = all of them."""
+    """How many codebooks ``EncodecModel.encode`` computes: ``bandwidth`` kbps, 0 = all of them."""
     allowed = list(model.target_bandwidths)
     matches = [b for b in allowed if math.isclose(b, bandwidth)] if bandwidth else allowed[-1:]
     if not matches:
@@ -235,7 +235,7 @@ def load_codec_model(units: EncodecConfig, scratch: str | Path) -> EncodecModel:
 
 
 def frame_rate(model: EncodecModel) -> float:
-    """Frames a second, exact (the package's ``model.frame_rate`` rounds up to an int)."""
+    """Frames a second, exact (the package's ``EncodecModel.frame_rate`` rounds up to an int)."""
     return model.sample_rate / hop_length(model)
 
 
