@@ -116,11 +116,10 @@ def test_encoder_layers_and_the_final_norm(tmp_path: Path) -> None:
 def test_torch_encoder_matches_ctranslate2_on_the_real_model() -> None:
     """The torch encoder's final output is CTranslate2's ``encode`` (int8 there, float32 here)
     on the offline Whisper tiny.en."""
-    from vadusa.config import JudgeConfig
-    from vadusa.eval.judge import judge_model_dir
+    from vadusa.eval.judge import whisper_model_dir
     from vadusa.tokenizers.whisper import WhisperEncoderFeatures
 
-    model_dir = judge_model_dir(JudgeConfig())
+    model_dir = whisper_model_dir("tiny.en")  # the units' encoder (not the judge of record)
     reference = WhisperEncoderFeatures(model_dir, subtract_silence=False)
     ours = WhisperEncoderFeatures(model_dir, subtract_silence=False, layer=3)
     t = torch.arange(16000) / 16000

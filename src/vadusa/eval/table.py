@@ -428,6 +428,8 @@ def format_cell(row: dict[str, Any], key: str) -> str:
     if key == "ratio":
         return f"{value:.2f}x"
     if key in ("paired", "vs_ar"):
+        if not row.get(f"{key}_ci"):  # a row read back without its interval
+            return f"{100 * value:+.1f}"
         low, high = row[f"{key}_ci"]
         return f"{100 * value:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}]"
     if key == "minutes":

@@ -127,8 +127,11 @@ def read_table_csv(path: Path) -> list[dict[str, Any]]:
     with open(path, newline="") as f:
         rows = [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
     for row in rows:
-        low, high = row.pop("wer_low", None), row.pop("wer_high", None)
-        row["wer_ci"] = [low, high] if low is not None and high is not None else None
+        # every interval the CSV holds (WER, the paired difference to AR, SIM) as <column>_ci
+        for column in [k[:-len("_low")] for k in list(row) if k.endswith("_low")]:
+            low, high = row.pop(f"{column}_low", None), row.pop(f"{column}_high", None)
+            row[f"{column}_ci"] = ([low, high] if isinstance(low, float)
+                                   and isinstance(high, float) else None)
         for key in ("tau", "heads"):  # integers in the CSV, floats after _number
             if isinstance(row.get(key), float) and row[key].is_integer():
                 row[key] = int(row[key])
